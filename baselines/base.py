@@ -1,0 +1,77 @@
+"""The interface between an algorithm and the runner (``suite.run``).
+
+An algorithm trains in iterations, each returning one ``progress.csv`` row, evaluates a set of
+named policies on fixed evaluation seeds, and saves/restores itself so an interrupted run can be
+resumed. The runner owns files, budgets and progress display; the algorithm owns learning.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Algorithm", "Policy", "EVAL_SEED_BASE", "derived_seed"]
+
+#: Evaluation episode i of every run uses env seed ``EVAL_SEED_BASE + i``: every algo and training
+#: seed is scored on the same episodes, so comparisons are paired, and no training seed collides.
+EVAL_SEED_BASE = 1_000_000
+
+#: ``policy(observations, rng, env) -> actions`` over a batch: observations are the vector env's
+#: dict of ``(N, ...)`` arrays, actions ``(N, ...)``; ``env`` is that vector env (continuous
+#: envs' admissible sets come from ``env.core``).
+Policy = Callable[[dict[str, np.ndarray], np.random.Generator, Any], np.ndarray]
+
+
+def derived_seed(seed: int, stream: str) -> int:
+    """An independent 32-bit seed for one purpose (``"env"``, ``"policy"``, ...) of a run seed."""
+    words = [seed] + [ord(c) for c in stream]
+    return int(np.random.SeedSequence(words).generate_state(1)[0])
+
+
+class Algorithm(ABC):
+    """One algorithm on one env with one seed.
+
+    Class attributes:
+        Config: the algorithm's typed config dataclass (fields declared with ``envs.config.setting``).
+        default_steps: the default budget in env steps for ``suite.run --steps``.
+        masked: whether the agent sees the mask; masked algos are also evaluated with it removed.
+    """
+
+    Config: ClassVar[type]
+    default_steps: ClassVar[int]
+    masked: ClassVar[bool] = True
+
+    def __init__(self, env_name: str, env_config: dict[str, Any], config: Any, seed: int):
+        self.env_name = env_name
+        self.env_config = dict(env_config)
+        self.config = config
+        self.seed = seed
+
+    @abstractmethod
+    def train_iteration(self) -> dict[str, float]:
+        """Run one training iteration and return its progress row.
+
+        The row has at least ``env_steps`` and ``episodes`` (cumulative), ``episode_return_mean``,
+        ``episode_return_min``, ``episode_return_max`` (episodes finished in this iteration) and
+        ``invalid_action_rate`` (fraction of this iteration's env steps with any inadmissible
+        sub-action).
+        """
+
+    @abstractmethod
+    def eval_policies(self) -> dict[tuple[str, str], Policy]:
+        """Policies to evaluate, keyed by ``(policy, mask)`` e.g. ``("greedy", "off")``."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write everything needed to continue training into ``directory`` (which exists)."""
+
+    @abstractmethod
+    def restore(self, directory: Path) -> None:
+        """Continue from what :meth:`save` wrote."""
+
+    def close(self) -> None:
+        """Release resources (Ray, envs)."""

@@ -1,0 +1,122 @@
+"""``random_valid``: uniform over admissible actions, the lower reference of every env.
+
+Discrete envs: each sub-action uniformly among the values its mask block admits.
+Continuous envs: the env's admissible set's own ``sample`` (its documented distribution).
+
+:class:`RandomValidPolicy` is a plain callable for other code (``policy(obs) -> action`` for one
+observation or a batch); :class:`RandomValid` is the algorithm ``suite.run`` drives: its "training"
+only plays episodes, so its learning curve is the flat line learners must rise above.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+import envs
+from baselines.base import Algorithm, Policy, derived_seed
+from baselines.rollout import EpisodeTracker
+from envs.config import setting
+from envs.masking import MASK_KEY, AdmissibleSet, action_nvec, is_discrete, sample_masked
+
+__all__ = ["RandomValidPolicy", "RandomValidConfig", "RandomValid"]
+
+
+class RandomValidPolicy:
+    """Uniform over admissible actions, for one observation or a batch.
+
+    Args:
+        action_space: the env's (single) action space.
+        seed: seed of the policy's own generator (or pass ``rng`` per call).
+    """
+
+    def __init__(self, action_space: spaces.Space, seed: int | None = None):
+        self.action_space = action_space
+        self.discrete = is_discrete(action_space)
+        self.nvec = action_nvec(action_space) if self.discrete else None
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, observation: dict[str, np.ndarray], rng: np.random.Generator | None = None,
+                 admissible_set: AdmissibleSet | None = None) -> np.ndarray:
+        rng = rng if rng is not None else self.rng
+        if not self.discrete:
+            if admissible_set is None:
+                raise ValueError("a continuous env needs its admissible set: pass admissible_set=")
+            return admissible_set.sample(rng)
+        actions = sample_masked(rng, observation[MASK_KEY], self.nvec)
+        if isinstance(self.action_space, spaces.Discrete):
+            return actions[..., 0]
+        return actions
+
+
+@dataclass(frozen=True)
+class RandomValidConfig:
+    num_envs: int = setting(64, "vector env entries played at once", check=lambda v: v > 0,
+                            accepts="a positive integer")
+    steps_per_iteration: int = setting(2000, "env steps per progress row", check=lambda v: v > 0,
+                                       accepts="a positive integer")
+
+
+class RandomValid(Algorithm):
+    """Plays random admissible actions; each "iteration" is ``steps_per_iteration`` env steps."""
+
+    Config = RandomValidConfig
+    default_steps = 20_000
+    masked = True
+
+    def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int):
+        super().__init__(env_name, env_config, config, seed)
+        self.env = envs.make_vector(env_name, config.num_envs, **env_config)
+        self.policy = RandomValidPolicy(self.env.single_action_space)
+        self.rng = np.random.default_rng(derived_seed(seed, "policy"))
+        self.tracker = EpisodeTracker(config.num_envs, self.env.core.episode_metrics)
+        self.obs, _ = self.env.reset(seed=derived_seed(seed, "env"))
+        self.env_steps = 0
+        self.episodes = 0
+
+    def _act(self, obs: dict[str, np.ndarray], rng: np.random.Generator, env: envs.views.VectorEnv) -> np.ndarray:
+        admissible = None if self.policy.discrete else env.core.admissible_set()
+        return self.policy(obs, rng, admissible_set=admissible)
+
+    def train_iteration(self) -> dict[str, float]:
+        started = time.perf_counter()
+        finished: list[dict[str, Any]] = []
+        steps_before, invalid_before = self.tracker.steps, self.tracker.steps_with_invalid
+        while self.tracker.steps - steps_before < self.config.steps_per_iteration:
+            self.obs, reward, terminated, truncated, info = self.env.step(self._act(self.obs, self.rng, self.env))
+            finished += self.tracker.update(reward, terminated, truncated, info)
+        steps = self.tracker.steps - steps_before
+        self.env_steps += steps
+        self.episodes += len(finished)
+        returns = np.array([f["return"] for f in finished]) if finished else np.array([np.nan])
+        row = {"env_steps": self.env_steps, "episodes": self.episodes,
+               "episode_return_mean": float(np.mean(returns)), "episode_return_min": float(np.min(returns)),
+               "episode_return_max": float(np.max(returns)),
+               "invalid_action_rate": (self.tracker.steps_with_invalid - invalid_before) / steps,
+               "env_steps_per_second": steps / (time.perf_counter() - started)}
+        for key in self.tracker.metrics:
+            row[f"{key}_mean"] = float(np.mean([f[key] for f in finished])) if finished else float("nan")
+        return row
+
+    def eval_policies(self) -> dict[tuple[str, str], Policy]:
+        return {("stochastic", "on"): self._act}
+
+    def save(self, directory: Path) -> None:
+        state = {"env": self.env, "obs": self.obs, "rng": self.rng, "tracker": self.tracker,
+                 "env_steps": self.env_steps, "episodes": self.episodes}
+        (directory / "random_valid.pkl").write_bytes(pickle.dumps(state))
+
+    def restore(self, directory: Path) -> None:
+        state = pickle.loads((directory / "random_valid.pkl").read_bytes())
+        self.env.close()
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    def close(self) -> None:
+        self.env.close()

@@ -1,0 +1,17 @@
+"""maskbench environments: one masking interface, one batched core per env, three views.
+
+>>> import envs
+>>> env = envs.make("portfolio")                  # gymnasium.Env
+>>> par = envs.make_parallel("portfolio", n_agents=2)  # pettingzoo.ParallelEnv
+>>> vec = envs.make_vector("portfolio", 64)       # gymnasium.vector.VectorEnv
+"""
+
+from envs.config import ConfigError
+from envs.core import EnvCore, StepResult
+from envs.masking import AdmissibleSet, Constraint
+from envs.registry import EnvSpec, make, make_core, make_parallel, make_vector, names, register, spec, unregister
+
+__all__ = [
+    "AdmissibleSet", "ConfigError", "Constraint", "EnvCore", "EnvSpec", "StepResult",
+    "make", "make_core", "make_parallel", "make_vector", "names", "register", "spec", "unregister",
+]

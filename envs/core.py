@@ -1,0 +1,233 @@
+"""The batched env core: dynamics, reward and mask written once, over a leading batch axis.
+
+An env is one subclass of :class:`EnvCore`. Its state is a struct of numpy arrays shaped
+``(batch, agents, ...)`` (or ``(batch, ...)`` for what agents share), and every method works on
+the whole batch at once. The three views in :mod:`envs.views` are thin: the Gymnasium env is batch
+1 with one agent, the PettingZoo env batch 1 with its agents, the vector env batch N. There is no
+second copy of the dynamics and no per-env Python loop in the hot path.
+
+:meth:`EnvCore.step` is the one place where the masking contract is enforced for every env:
+actions are checked against the mask (or admissible set), inadmissible ones are counted, named by
+the constraint predicates, raised in strict mode, and otherwise replaced by the env's documented
+fallback before the env's own :meth:`EnvCore.transition` runs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from envs import masking
+from envs.masking import Constraint, InadmissibleActionError
+
+__all__ = ["EnvCore", "StepResult"]
+
+
+@dataclass
+class StepResult:
+    """What one batched transition returns.
+
+    Attributes:
+        reward: ``(batch, agents)`` float64.
+        terminated: ``(batch, agents)`` bool: the episode ended by the env's own rules.
+        truncated: ``(batch, agents)`` bool: the episode was cut short (time limit).
+        info: name -> ``(batch, agents)`` array. :meth:`EnvCore.step` adds ``invalid_actions``
+            (int) and ``violated`` (``(batch, agents, n_constraints)`` bool).
+    """
+
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class EnvCore(ABC):
+    """Base class of every maskbench env: one batched implementation behind three views.
+
+    Subclasses set the class attributes, build ``action_space`` and ``feature_space`` (per agent)
+    in ``__init__`` and implement the abstract methods. Discrete envs implement
+    :meth:`action_mask`; continuous envs implement :meth:`admissible_set`.
+
+    Class attributes:
+        Config: the frozen config dataclass (see :mod:`envs.config`). Fields ``n_agents`` and
+            ``strict`` are understood by the base class when present.
+        agent_prefix: agents are named ``f"{agent_prefix}_{i}"`` in the PettingZoo view.
+        version: bumped whenever dynamics, reward or mask change results.
+        episode_metrics: info keys whose value at the end of an episode is a result in its own
+            right (e.g. ``"portfolio_value"`` in dollars); runners record them per episode.
+    """
+
+    Config: ClassVar[type]
+    agent_prefix: ClassVar[str] = "agent"
+    version: ClassVar[int] = 0
+    episode_metrics: ClassVar[tuple[str, ...]] = ()
+
+    action_space: spaces.Space
+    feature_space: spaces.Box
+
+    def __init__(self, config: Any, num_envs: int = 1):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs}")
+        self.config = config
+        self.num_envs = int(num_envs)
+        self.n_agents = int(getattr(config, "n_agents", 1))
+        self.strict = bool(getattr(config, "strict", False))
+        self.state: Any = None
+
+    # ---------------------------------------------------------------- to implement per env
+
+    @property
+    @abstractmethod
+    def constraints(self) -> Sequence[Constraint]:
+        """The env's named constraints, written independently of :meth:`action_mask`."""
+
+    @abstractmethod
+    def reset_envs(self, env_ids: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        """Start a new episode in the batch entries ``env_ids``, drawing randomness from ``rngs``.
+
+        ``rngs[j]`` is the generator of entry ``env_ids[j]``; an entry's randomness comes from its
+        own generator only, so batch entry i seeded s behaves exactly as a single env seeded s.
+        Creates ``self.state`` on the first call.
+        """
+
+    @abstractmethod
+    def features(self) -> np.ndarray:
+        """``obs["observation"]`` for every entry and agent: ``(batch, agents, *feature_shape)`` float32."""
+
+    def action_mask(self) -> np.ndarray:
+        """Flat mask ``(batch, agents, mask_size)`` int8, 1 = admissible (discrete envs)."""
+        raise NotImplementedError(f"{type(self).__name__} has a discrete action space but no action_mask()")
+
+    def admissible_set(self) -> masking.AdmissibleSet:
+        """The admissible set of every entry and agent, batched ``(batch, agents)`` (continuous envs)."""
+        raise NotImplementedError(f"{type(self).__name__} has a continuous action space but no admissible_set()")
+
+    @abstractmethod
+    def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """The actions executed in place of inadmissible ones (the env's documented fallback).
+
+        ``inadmissible`` has the shape returned by :meth:`inadmissible`.
+        """
+
+    @abstractmethod
+    def transition(self, actions: np.ndarray) -> StepResult:
+        """Advance every entry by one step with admissible ``actions``; return rewards and ends."""
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Current values of :attr:`episode_metrics`, each ``(batch, agents)``."""
+        return {}
+
+    def idle_action(self) -> np.ndarray:
+        """The action of an agent that has left the episode (never counted as inadmissible)."""
+        raise NotImplementedError(f"{type(self).__name__} ends all agents together and has no idle action")
+
+    def sample_states(self, rng: np.random.Generator, num_states: int) -> Any:
+        """Optional: arbitrary (not only reachable) states for checkers, batch ``num_states``.
+
+        Return an object of the same kind as ``self.state``; a checker sets it on a core built
+        with ``num_envs=num_states`` and compares mask and predicates there.
+        """
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- provided
+
+    @property
+    def discrete(self) -> bool:
+        return masking.is_discrete(self.action_space)
+
+    @property
+    def nvec(self) -> np.ndarray:
+        return masking.action_nvec(self.action_space)
+
+    @property
+    def observation_space(self) -> spaces.Dict:
+        """Per-agent observation space: the Dict of the masking convention."""
+        return masking.masked_observation_space(self.feature_space, self.action_space)
+
+    @property
+    def agent_ids(self) -> list[str]:
+        return [f"{self.agent_prefix}_{i}" for i in range(self.n_agents)]
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The batched observation dict: arrays shaped ``(batch, agents, ...)``."""
+        obs = {masking.OBSERVATION_KEY: self.features()}
+        if self.discrete:
+            obs[masking.MASK_KEY] = self.action_mask()
+        return obs
+
+    def as_batched_actions(self, actions: Any) -> np.ndarray:
+        """Validate and reshape actions to ``(batch, agents, n_sub)`` (discrete) or ``(batch, agents, *shape)``.
+
+        Raises ``ValueError`` for actions outside the action space (wrong shape, out of range):
+        that is a caller bug, not an inadmissible action.
+        """
+        batch = (self.num_envs, self.n_agents)
+        if self.discrete:
+            nvec = self.nvec
+            arr = np.asarray(actions)
+            if not np.issubdtype(arr.dtype, np.integer):
+                if not np.issubdtype(arr.dtype, np.floating) or not np.all(arr == np.round(arr)):
+                    raise ValueError(f"actions must be integers for {self.action_space}, got {arr!r}")
+            try:
+                arr = arr.astype(np.int64).reshape(*batch, len(nvec))
+            except ValueError:
+                raise ValueError(f"expected actions of {batch[0]} env(s) x {batch[1]} agent(s) in "
+                                 f"{self.action_space}, got shape {np.shape(actions)}") from None
+            if np.any(arr < 0) or np.any(arr >= nvec):
+                raise ValueError(f"action out of the action space {self.action_space}: {arr.reshape(-1, len(nvec))[np.any((arr < 0) | (arr >= nvec), axis=-1).reshape(-1)][0].tolist()}")
+            return arr
+        shape = self.action_space.shape
+        arr = np.asarray(actions, dtype=np.float64)
+        try:
+            return arr.reshape(*batch, *shape)
+        except ValueError:
+            raise ValueError(f"expected actions of {batch[0]} env(s) x {batch[1]} agent(s) in "
+                             f"{self.action_space}, got shape {arr.shape}") from None
+
+    def inadmissible(self, actions: np.ndarray) -> np.ndarray:
+        """Which (sub-)actions are inadmissible: ``(batch, agents, n_sub)`` bool (``n_sub = 1`` for Box)."""
+        if self.discrete:
+            return ~masking.mask_admits(self.action_mask(), actions, self.nvec)
+        return ~np.asarray(self.admissible_set().contains(actions), dtype=bool)[..., None]
+
+    def step(self, actions: Any, active: np.ndarray | None = None) -> StepResult:
+        """Check actions against the mask, apply the fallback (or raise), and transition.
+
+        Args:
+            actions: anything :meth:`as_batched_actions` accepts.
+            active: optional ``(batch,)`` bool; entries that are False are about to be reset by
+                the caller, so their actions are neither counted nor raised on (their results are
+                discarded).
+        """
+        actions = self.as_batched_actions(actions)
+        inadmissible = self.inadmissible(actions)
+        if active is not None:
+            inadmissible &= np.asarray(active, dtype=bool)[:, None, None]
+        violated = np.zeros((self.num_envs, self.n_agents, len(self.constraints)), dtype=bool)
+        if inadmissible.any():
+            violated = masking.violated_constraints(self.constraints, self.state, actions)
+            if self.strict:
+                raise InadmissibleActionError(self._describe_violation(actions, inadmissible, violated))
+            actions = self.fallback(actions, inadmissible)
+        result = self.transition(actions)
+        result.info["invalid_actions"] = inadmissible.sum(axis=-1)
+        result.info["violated"] = violated & inadmissible.any(axis=-1, keepdims=True)
+        return result
+
+    def violated_names(self, violated_row: np.ndarray) -> list[str]:
+        """Names of the constraints flagged in one ``(n_constraints,)`` bool row."""
+        return [c.name for c, hit in zip(self.constraints, violated_row) if hit]
+
+    def _describe_violation(self, actions: np.ndarray, inadmissible: np.ndarray, violated: np.ndarray) -> str:
+        env_id, agent = (int(i) for i in np.argwhere(inadmissible.any(axis=-1))[0])
+        names = [f"{c.name} ({c.description})" for c, hit in zip(self.constraints, violated[env_id, agent]) if hit]
+        subs = np.flatnonzero(inadmissible[env_id, agent]).tolist()
+        where = f"env {env_id}, " if self.num_envs > 1 else ""
+        what = "; ".join(names) if names else "the action mask (no named constraint: mask and predicates disagree)"
+        return (f"inadmissible action {actions[env_id, agent].tolist()} ({where}agent {self.agent_ids[agent]}, "
+                f"sub-action(s) {subs}) violates {what}")

@@ -1,0 +1,355 @@
+"""Constrained portfolio trading, the problem of the action-masking post (``portfolio``).
+
+## Description
+
+A trader holds three assets and cash. It starts with $1,000 in cash and no holdings, and trades
+once per investment period for 20 periods. Asset prices follow the post's mean curves with
+Gaussian noise; each unit bought or sold pays a per-unit transaction cost. The goal is the largest
+total portfolio value (cash + holdings at market prices) at the end.
+
+Mean price of each asset at period t (the post's curves; at reset, t = 0, the post samples around
+its "mean initial price" ``[40, 35, 48]``, which differs from the curve of asset 1 at 0):
+
+- asset 1: ``40 + 0.4 t + 4 cos(2 pi t / 16)``
+- asset 2: ``35 + 0.1 t``
+- asset 3: ``48 + 0.3 t - 6 sin(2 pi t / 7)``
+
+Each period's price is ``max(mean + std * N(0, 1), min_price)`` with std ``[4, 2, 7]``, drawn
+independently per period and asset.
+
+## Action Space
+
+``MultiDiscrete([11, 11, 11])``, one sub-action per asset: 0..4 sell 50, 40, 30, 20, 10 units; 5
+holds; 6..10 buy 10, 20, 30, 40, 50 units. Assets are processed in order 1, 2, 3 against the cash
+left by the previous one. A buy that costs more than the cash is partially filled with the largest
+multiple of 10 units the cash pays for (possibly none); a sale whose transaction cost exceeds the
+cash is reduced the same way (the post's rules).
+
+## Constraints (the action mask)
+
+- ``C1``: no selling more units of an asset than held.
+- ``C2``: no buying asset 3 while its holdings are worth more than 1/3 of the total portfolio value.
+- ``C3``: no buying asset 2 while its holdings are worth more than 2/3 of the total portfolio value.
+- ``C4``: no buying any asset while cash is below $1.
+
+Holding (5) is always admissible, so no mask block is ever empty. The flat mask has 33 entries,
+11 per asset. An inadmissible sub-action is executed as **hold** for that asset (the others trade
+normally) and reported in ``info["invalid_actions"]`` / ``info["violated"]``; with
+``strict=True`` it raises ``ValueError`` naming the constraint.
+
+## Observation Space
+
+``Dict(observation=Box(0, inf, (8,), float32), action_mask=Box(0, 1, (33,), int8))``. The
+observation is the post's 7-entry trading state in raw units, then one extra feature:
+
+| index | entry | unit |
+| --- | --- | --- |
+| 0-2 | units held of assets 1, 2, 3 | units |
+| 3 | cash | dollars |
+| 4-6 | current prices of assets 1, 2, 3 | dollars per unit |
+| 7 | fraction of the episode left, ``(periods - t) / periods`` | 1 |
+
+## Rewards
+
+``reward="final_value"`` (default): 0 at every step but the last, which pays the final total
+portfolio value in dollars (the post's reward). For learners, ``"final_return"`` pays the final
+value divided by the starting cash (3.0 for $3,000 from $1,000), and ``"value_change"`` pays at
+every step the change in portfolio value divided by the starting cash (dense; sums to
+``final_return - 1``). Whatever the reward, ``info["portfolio_value"]`` is the portfolio value in
+dollars after the step.
+
+## Starting State
+
+``start_cash`` dollars, no holdings, prices drawn around the initial means.
+
+## Episode End
+
+Terminated after ``periods`` trades (20 by default). There is no truncation.
+
+## Arguments
+
+See :class:`PortfolioConfig`; ``n_agents`` > 1 gives independent traders (own cash, holdings and
+masks) facing the same prices.
+
+## Version History
+
+- v0: the post's environment with its bugs fixed:
+  - the buy branch deducted the *sell* transaction cost; it now deducts the buy cost;
+  - ``update_mask`` applied C4 and then overwrote the buy masks of assets 2 and 3 back to 1 with
+    the C2/C3 lines, so a trader with no cash could still "buy" them; the mask is now the
+    conjunction of all constraints;
+  - the code comments labelled C2 and C3 the wrong way round (asset 3's 1/3 rule is C2, asset
+    2's 2/3 rule is C3, as in the post's text);
+  - ``var`` was used as a standard deviation: it is now named ``price_noise_std``, and prices are
+    floored at ``min_price`` so they can never be zero or negative;
+  - the reward was paid after 19 trades of a 20-entry time vector; an episode now has exactly
+    ``periods`` trades and pays the value after the last one.
+  The episode's price noise is drawn at reset from the env's generator (one generator per batch
+  entry), so a batch entry and a single env with the same seed see the same prices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+
+from envs.config import setting
+from envs.core import EnvCore, StepResult
+from envs.masking import MASK_DTYPE, Constraint, FlatMaskMultiDiscrete
+
+__all__ = ["PortfolioConfig", "PortfolioCore", "PortfolioState"]
+
+N_ASSETS = 3
+HOLD = 5
+#: Units traded by each action value: sell 50..10, hold, buy 10..50.
+TRADE_UNITS = np.array([-50, -40, -30, -20, -10, 0, 10, 20, 30, 40, 50], dtype=np.float64)
+#: The post's mean price at reset and the parameters of its mean curves.
+INITIAL_MEAN_PRICE = np.array([40.0, 35.0, 48.0])
+#: C2 and C3: the largest share of the portfolio value an asset may have and still be bought.
+C2_ASSET, C2_SHARE = 2, 1.0 / 3.0
+C3_ASSET, C3_SHARE = 1, 2.0 / 3.0
+#: C4: the least cash that allows buying.
+C4_MIN_CASH = 1.0
+REWARDS = ("final_value", "final_return", "value_change")
+
+
+def _positive(x) -> bool:
+    return x > 0
+
+
+def _three_non_negative(xs) -> bool:
+    return len(xs) == N_ASSETS and all(x >= 0 for x in xs)
+
+
+@dataclass(frozen=True)
+class PortfolioConfig:
+    """Configuration of the portfolio env; every field can be set with ``--env-config KEY=VALUE``."""
+
+    start_cash: float = setting(1000.0, "cash at the start of an episode, dollars",
+                                check=_positive, accepts="a positive number")
+    periods: int = setting(20, "investment periods (trades) per episode",
+                           check=_positive, accepts="a positive integer")
+    buy_cost: tuple[float, ...] = setting((0.03, 0.045, 0.035), "transaction cost per unit bought, per asset, dollars",
+                                          check=_three_non_negative, accepts="3 non-negative numbers")
+    sell_cost: tuple[float, ...] = setting((0.025, 0.035, 0.03), "transaction cost per unit sold, per asset, dollars",
+                                           check=_three_non_negative, accepts="3 non-negative numbers")
+    price_noise_std: tuple[float, ...] = setting((4.0, 2.0, 7.0), "standard deviation of each price around its mean, dollars",
+                                                 check=_three_non_negative, accepts="3 non-negative numbers")
+    min_price: float = setting(0.01, "floor of every price, dollars", check=_positive, accepts="a positive number")
+    reward: str = setting("final_value", "reward: final_value (dollars), final_return (final value / start cash) "
+                          "or value_change (dense, per-step change / start cash)", choices=REWARDS)
+    n_agents: int = setting(1, "independent traders facing the same prices", check=_positive,
+                            accepts="a positive integer")
+    strict: bool = setting(False, "raise ValueError on an inadmissible action instead of holding")
+
+
+@dataclass
+class PortfolioState:
+    """Batched state. ``B`` = batch entries, ``A`` = agents."""
+
+    holdings: np.ndarray  # (B, A, 3) units held, float64 (multiples of 10)
+    cash: np.ndarray      # (B, A) dollars
+    prices: np.ndarray    # (B, 3) current prices, shared by all agents of an entry
+    t: np.ndarray         # (B,) trades made so far this episode
+
+    def copy(self) -> PortfolioState:
+        return PortfolioState(self.holdings.copy(), self.cash.copy(), self.prices.copy(), self.t.copy())
+
+
+def mean_prices(periods: int) -> np.ndarray:
+    """Mean price of each asset at t = 0..periods: ``(periods + 1, 3)``; row 0 is the reset mean."""
+    t = np.arange(periods + 1, dtype=np.float64)
+    curves = np.stack([40.0 + 0.4 * t + 4.0 * np.cos(2 * np.pi * t / 16),
+                       35.0 + 0.1 * t,
+                       48.0 + 0.3 * t - 6.0 * np.sin(2 * np.pi * t / 7)], axis=-1)
+    curves[0] = INITIAL_MEAN_PRICE
+    return curves
+
+
+def portfolio_value(state: PortfolioState) -> np.ndarray:
+    """Cash plus holdings at current prices: ``(B, A)`` dollars."""
+    return state.cash + np.einsum("bak,bk->ba", state.holdings, state.prices)
+
+
+# --- Constraint predicates: straight transcriptions of C1..C4, independent of the mask code. ---
+# Each takes the state and actions (B, A, 3) and says which sub-actions it admits.
+
+def _admits_c1(state: PortfolioState, actions: np.ndarray) -> np.ndarray:
+    units_sold = np.where(actions < HOLD, 10 * (HOLD - actions), 0)
+    return units_sold <= state.holdings
+
+
+def _buy_share_rule(asset: int, share: float):
+    def admits(state: PortfolioState, actions: np.ndarray) -> np.ndarray:
+        total = portfolio_value(state)
+        holding_value = state.holdings[..., asset] * state.prices[:, None, asset]
+        over = holding_value > total * share
+        ok = np.ones(actions.shape, dtype=bool)
+        ok[..., asset] = ~((actions[..., asset] > HOLD) & over)
+        return ok
+    return admits
+
+
+def _admits_c4(state: PortfolioState, actions: np.ndarray) -> np.ndarray:
+    return ~((actions > HOLD) & (state.cash[..., None] < C4_MIN_CASH))
+
+
+CONSTRAINTS = (
+    Constraint("C1", "no selling more units than held", _admits_c1),
+    Constraint("C2", "no buying asset 3 while it is worth more than 1/3 of the portfolio",
+               _buy_share_rule(C2_ASSET, C2_SHARE)),
+    Constraint("C3", "no buying asset 2 while it is worth more than 2/3 of the portfolio",
+               _buy_share_rule(C3_ASSET, C3_SHARE)),
+    Constraint("C4", "no buying with less than $1 cash", _admits_c4),
+)
+
+
+class PortfolioCore(EnvCore):
+    """Batched dynamics, reward and mask of the portfolio env (see the module docstring)."""
+
+    Config = PortfolioConfig
+    agent_prefix = "trader"
+    version = 0
+    episode_metrics = ("portfolio_value",)
+
+    #: Largest share of the portfolio value at which each asset may still be bought (C2, C3).
+    _buy_share_limit = np.array([np.inf, C3_SHARE, C2_SHARE])
+
+    def __init__(self, config: PortfolioConfig, num_envs: int = 1):
+        super().__init__(config, num_envs)
+        self.action_space = FlatMaskMultiDiscrete([len(TRADE_UNITS)] * N_ASSETS)
+        high = np.full(2 * N_ASSETS + 2, np.inf, dtype=np.float32)
+        high[-1] = 1.0
+        self.feature_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        self._mean = mean_prices(config.periods)                      # (T + 1, 3)
+        self._std = np.asarray(config.price_noise_std, dtype=np.float64)
+        self._buy_cost = np.asarray(config.buy_cost, dtype=np.float64)
+        self._sell_cost = np.asarray(config.sell_cost, dtype=np.float64)
+        self._noise = np.zeros((num_envs, config.periods + 1, N_ASSETS))  # each episode's standard normals
+        self._last_value = np.zeros((num_envs, self.n_agents))
+
+    @property
+    def constraints(self) -> Sequence[Constraint]:
+        return CONSTRAINTS
+
+    # ------------------------------------------------------------------ episode
+
+    def reset_envs(self, env_ids: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        if self.state is None:
+            B, A = self.num_envs, self.n_agents
+            self.state = PortfolioState(np.zeros((B, A, N_ASSETS)), np.zeros((B, A)),
+                                        np.zeros((B, N_ASSETS)), np.zeros(B, dtype=np.int64))
+        for env_id, rng in zip(env_ids, rngs):  # once per episode, not per step
+            self._noise[env_id] = rng.standard_normal((self.config.periods + 1, N_ASSETS))
+        s = self.state
+        s.holdings[env_ids] = 0.0
+        s.cash[env_ids] = self.config.start_cash
+        s.t[env_ids] = 0
+        s.prices[env_ids] = self._price_at(env_ids, s.t[env_ids])
+        self._last_value[env_ids] = self.config.start_cash
+
+    def _price_at(self, env_ids: np.ndarray | slice, t: np.ndarray) -> np.ndarray:
+        t = np.minimum(t, self.config.periods)  # an ended entry stepped before its reset stays in range
+        noise = self._noise[env_ids, t] if isinstance(env_ids, np.ndarray) else self._noise[np.arange(self.num_envs), t]
+        return np.maximum(self._mean[t] + self._std * noise, self.config.min_price)
+
+    # ------------------------------------------------------------------ views of the state
+
+    def features(self) -> np.ndarray:
+        s = self.state
+        left = (self.config.periods - s.t) / self.config.periods
+        prices = np.broadcast_to(s.prices[:, None, :], s.holdings.shape)
+        left = np.broadcast_to(left[:, None, None], (*s.cash.shape, 1))
+        return np.concatenate([s.holdings, s.cash[..., None], prices, left], axis=-1).astype(np.float32)
+
+    def action_mask(self) -> np.ndarray:
+        s = self.state
+        B, A = s.cash.shape
+        mask = np.ones((B, A, N_ASSETS, len(TRADE_UNITS)), dtype=MASK_DTYPE)
+        # C1: sell action a sells -TRADE_UNITS[a] units; admissible while that many are held.
+        mask[..., :HOLD] = s.holdings[..., None] >= -TRADE_UNITS[:HOLD]
+        # C2, C3: share of the portfolio value per asset; C4: cash. All buys of an asset share one verdict.
+        total = portfolio_value(s)
+        holding_value = s.holdings * s.prices[:, None, :]
+        can_buy = ~(holding_value > total[..., None] * self._buy_share_limit)
+        can_buy &= (s.cash >= C4_MIN_CASH)[..., None]
+        mask[..., HOLD + 1:] = can_buy[..., None]
+        return mask.reshape(B, A, N_ASSETS * len(TRADE_UNITS))
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        return {"portfolio_value": portfolio_value(self.state)}
+
+    def idle_action(self) -> np.ndarray:
+        return np.full(N_ASSETS, HOLD, dtype=np.int64)
+
+    # ------------------------------------------------------------------ dynamics
+
+    def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """Inadmissible sub-actions hold their asset."""
+        return np.where(inadmissible, HOLD, actions)
+
+    def transition(self, actions: np.ndarray) -> StepResult:
+        s = self.state
+        cash = s.cash.copy()
+        for k in range(N_ASSETS):  # assets in order, each trading against the cash the previous left
+            a = actions[..., k]
+            lots = np.abs(a - HOLD).astype(np.float64)  # lots of 10 units
+            price = s.prices[:, None, k]
+            # Sale: the per-unit cost is paid from cash, so a sale is cut to what the cash covers.
+            sell = a < HOLD
+            sell_lots = np.where(10 * lots * self._sell_cost[k] > cash,
+                                 np.floor(cash / (10 * self._sell_cost[k])) if self._sell_cost[k] > 0 else lots, lots)
+            # Purchase: price plus the *buy* cost per unit, partially filled up to the cash.
+            buy = a > HOLD
+            unit_cost = price + self._buy_cost[k]
+            buy_lots = np.where(10 * lots * unit_cost > cash, np.floor(cash / (10 * unit_cost)), lots)
+            traded = np.where(sell, -sell_lots, np.where(buy, buy_lots, 0.0))
+            s.holdings[..., k] += 10 * traded
+            cash += np.where(sell, 10 * sell_lots * (price - self._sell_cost[k]),
+                             np.where(buy, -10 * buy_lots * unit_cost, 0.0))
+        s.cash[...] = np.maximum(cash, 0.0)  # rounding of the partial fill can leave -1e-13
+        s.t += 1
+        s.prices[...] = self._price_at(slice(None), s.t)
+
+        value = portfolio_value(s)
+        done = np.broadcast_to((s.t >= self.config.periods)[:, None], value.shape).copy()
+        if self.config.reward == "final_value":
+            reward = np.where(done, value, 0.0)
+        elif self.config.reward == "final_return":
+            reward = np.where(done, value / self.config.start_cash, 0.0)
+        else:  # value_change
+            reward = (value - self._last_value) / self.config.start_cash
+        self._last_value = value
+        return StepResult(reward=reward, terminated=done, truncated=np.zeros_like(done),
+                          info={"portfolio_value": value})
+
+    # ------------------------------------------------------------------ checkers
+
+    def sample_states(self, rng: np.random.Generator, num_states: int) -> PortfolioState:
+        """Arbitrary states, weighted towards the constraints' edges.
+
+        Holdings are multiples of 10 with many at 0..60 (the C1 edges); cash mixes values around
+        $1 (C4) with large ones; one asset is often given a value share near 1/3 or 2/3 (C2, C3).
+        """
+        A = self.n_agents
+        holdings = 10.0 * rng.choice([0, 1, 2, 3, 4, 5, 6, 10, 30, 100], size=(num_states, A, N_ASSETS))
+        cash = np.where(rng.random((num_states, A)) < 0.3,
+                        rng.choice([0.0, 0.5, 0.99, 1.0, 1.01], size=(num_states, A)),
+                        rng.uniform(0, 5000, size=(num_states, A)))
+        prices = rng.uniform(self.config.min_price, 100.0, size=(num_states, N_ASSETS))
+        t = rng.integers(0, self.config.periods, size=num_states)
+        state = PortfolioState(holdings, cash, prices, t)
+        # Put some states right around the C2/C3 thresholds by choosing the price of that asset.
+        near = rng.random(num_states) < 0.4
+        asset = rng.choice([C3_ASSET, C2_ASSET], size=num_states)
+        share = np.where(asset == C2_ASSET, C2_SHARE, C3_SHARE) * rng.choice([0.999, 1.0, 1.001], size=num_states)
+        rows = np.flatnonzero(near & (holdings[:, 0, :].min(axis=-1) > 0))
+        for i in rows:  # only for checker states: a small loop over sampled rows is fine here
+            k = asset[i]
+            others = cash[i, 0] + sum(holdings[i, 0, j] * prices[i, j] for j in range(N_ASSETS) if j != k)
+            # value_k = share * (others + value_k)  =>  value_k = share * others / (1 - share)
+            prices[i, k] = max(share[i] * others / (1 - share[i]) / holdings[i, 0, k], self.config.min_price)
+        return state

@@ -1,0 +1,109 @@
+"""Env names -> specs, and the ``make`` functions of the three views.
+
+Registration is data: a name, an entry point (``"module:Class"`` of an :class:`envs.core.EnvCore`
+subclass, imported on first use, or the class itself) and a one-line description. A user's env is
+one ``register`` call away from ``envs.make``, ``suite.run`` and ``suite.check``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from envs.config import ConfigError, build_config
+from envs.core import EnvCore
+from envs.views import GymEnv, ParallelEnv, VectorEnv
+
+__all__ = ["EnvSpec", "register", "names", "spec", "make_core", "make", "make_parallel", "make_vector"]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A registered env.
+
+    Attributes:
+        name: the registry name (``suite.run --env NAME``).
+        entry_point: ``"package.module:CoreClass"`` or the :class:`EnvCore` subclass itself.
+        description: one line for listings.
+    """
+
+    name: str
+    entry_point: str | type[EnvCore]
+    description: str = ""
+
+    def load(self) -> type[EnvCore]:
+        """The core class, importing its module on first use."""
+        if isinstance(self.entry_point, str):
+            module_name, _, attr = self.entry_point.partition(":")
+            core_cls = getattr(importlib.import_module(module_name), attr)
+        else:
+            core_cls = self.entry_point
+        if not (isinstance(core_cls, type) and issubclass(core_cls, EnvCore)):
+            raise TypeError(f"env {self.name!r}: entry point {self.entry_point!r} is not an EnvCore subclass")
+        return core_cls
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register(name: str, entry_point: str | type[EnvCore], *, description: str = "",
+             overwrite: bool = False) -> EnvSpec:
+    """Register an env under ``name``; refuses to replace an existing name unless ``overwrite``."""
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"env names are letters, digits, '_' and '-'; got {name!r}")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"env {name!r} is already registered; pass overwrite=True to replace it")
+    _REGISTRY[name] = EnvSpec(name, entry_point, description)
+    return _REGISTRY[name]
+
+
+def unregister(name: str) -> None:
+    """Remove a registered env (tests and notebooks that register throwaway envs)."""
+    _REGISTRY.pop(name, None)
+
+
+def names() -> list[str]:
+    """Registered env names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def spec(name: str) -> EnvSpec:
+    """The spec of ``name``; an unknown name raises :class:`ConfigError` listing the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown env {name!r}; known envs: {', '.join(names())}") from None
+
+
+def make_core(name: str, num_envs: int = 1, **config: Any) -> EnvCore:
+    """The batched core of ``name`` with a validated config (what the views wrap)."""
+    core_cls = spec(name).load()
+    return core_cls(build_config(core_cls.Config, config, owner=f"env {name!r}"), num_envs=num_envs)
+
+
+def make(name: str, **config: Any) -> GymEnv:
+    """``name`` as a single-agent ``gymnasium.Env``."""
+    core = make_core(name, **config)
+    if core.n_agents != 1:
+        raise ConfigError(f"env {name!r}: make() is single-agent; use make_parallel() for n_agents={core.n_agents}")
+    return GymEnv(core, spec_name=name)
+
+
+def make_parallel(name: str, **config: Any) -> ParallelEnv:
+    """``name`` as a ``pettingzoo.ParallelEnv`` with ``n_agents`` agents."""
+    return ParallelEnv(make_core(name, **config), spec_name=name)
+
+
+def make_vector(name: str, num_envs: int, **config: Any) -> VectorEnv:
+    """``name`` as a natively batched ``gymnasium.vector.VectorEnv`` of ``num_envs`` entries."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ConfigError(f"env {name!r}: num_envs must be a positive integer, got {num_envs!r}")
+    core = make_core(name, num_envs=num_envs, **config)
+    if core.n_agents != 1:
+        raise ConfigError(f"env {name!r}: make_vector() is single-agent; use make_parallel() for n_agents={core.n_agents}")
+    return VectorEnv(core, spec_name=name)
+
+
+register("portfolio", "envs.portfolio:PortfolioCore",
+         description="constrained portfolio trading: 3 assets + cash, MultiDiscrete([11, 11, 11]), constraints C1-C4")

@@ -1,0 +1,236 @@
+"""The three thin views of one :class:`envs.core.EnvCore`.
+
+- :class:`GymEnv`: ``gymnasium.Env``, batch 1, one agent (``envs.make``).
+- :class:`ParallelEnv`: ``pettingzoo.ParallelEnv``, batch 1, all agents (``envs.make_parallel``).
+- :class:`VectorEnv`: ``gymnasium.vector.VectorEnv``, batch N, one agent, natively batched with
+  next-step autoreset (``envs.make_vector``), the form RLlib consumes through
+  ``gym_env_vectorize_mode="vector_entry_point"``.
+
+Seeding follows Gymnasium: ``reset(seed=s)`` seeds the env's generator with ``s``; the vector env
+seeds entry i with ``s + i``, exactly as ``SyncVectorEnv`` seeds its sub-envs, so entry i of a
+vector env and a single env seeded ``s + i`` produce the same episode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pettingzoo
+from gymnasium.utils import seeding
+from gymnasium.vector.utils import batch_space
+
+from envs.core import EnvCore
+
+__all__ = ["GymEnv", "ParallelEnv", "VectorEnv"]
+
+
+def _agent_info(core: EnvCore, info: dict[str, np.ndarray], env_id: int, agent: int) -> dict[str, Any]:
+    """Info dict of one agent in one batch entry, with Python scalars and constraint names."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if key == "violated":
+            out[key] = core.violated_names(value[env_id, agent])
+        else:
+            out[key] = value[env_id, agent].item()
+    return out
+
+
+def _reset_info(core: EnvCore) -> dict[str, np.ndarray]:
+    """The info of a fresh episode: nothing invalid yet, episode metrics at their start values."""
+    shape = (core.num_envs, core.n_agents)
+    info = {"invalid_actions": np.zeros(shape, dtype=np.int64),
+            "violated": np.zeros((*shape, len(core.constraints)), dtype=bool)}
+    info.update(core.metrics())
+    return info
+
+
+class GymEnv(gym.Env):
+    """A maskbench env as a single-agent ``gymnasium.Env`` (batch 1)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, core: EnvCore, spec_name: str | None = None):
+        if core.num_envs != 1 or core.n_agents != 1:
+            raise ValueError("the Gymnasium view is one env with one agent: use make_parallel for "
+                             "n_agents > 1 and make_vector for batches")
+        self.core = core
+        self.observation_space = core.observation_space
+        self.action_space = core.action_space
+        self.name = spec_name or type(core).__name__
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {key: value[0, 0] for key, value in self.core.observe().items()}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.core.reset_envs(np.array([0]), [self.np_random])
+        return self._observation(), _agent_info(self.core, _reset_info(self.core), 0, 0)
+
+    def step(self, action):
+        result = self.core.step(action)
+        return (self._observation(), float(result.reward[0, 0]), bool(result.terminated[0, 0]),
+                bool(result.truncated[0, 0]), _agent_info(self.core, result.info, 0, 0))
+
+    def action_masks(self) -> np.ndarray:
+        """The current flat mask (the accessor sb3-contrib's MaskablePPO looks for)."""
+        return self.core.action_mask()[0, 0].astype(bool)
+
+
+class ParallelEnv(pettingzoo.ParallelEnv):
+    """A maskbench env as a ``pettingzoo.ParallelEnv`` (batch 1, all agents act at once).
+
+    Agents leave ``agents`` when their episode ends, as PettingZoo requires.
+    """
+
+    metadata = {"render_modes": [], "is_parallelizable": True, "name": "maskbench"}
+
+    def __init__(self, core: EnvCore, spec_name: str | None = None):
+        if core.num_envs != 1:
+            raise ValueError("the PettingZoo view is one env (batch 1)")
+        self.core = core
+        self.metadata = {**self.metadata, "name": spec_name or type(core).__name__}
+        self.possible_agents = list(core.agent_ids)
+        self.agents: list[str] = []
+        self._observation_space = core.observation_space
+        self._action_space = core.action_space
+        self._np_random: np.random.Generator | None = None
+
+    def observation_space(self, agent: str):
+        return self._observation_space
+
+    def action_space(self, agent: str):
+        return self._action_space
+
+    def _observations(self, agents: list[str]) -> dict[str, dict[str, np.ndarray]]:
+        obs = self.core.observe()
+        return {a: {key: value[0, self.possible_agents.index(a)] for key, value in obs.items()} for a in agents}
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None or self._np_random is None:
+            self._np_random, _ = seeding.np_random(seed)
+        self.core.reset_envs(np.array([0]), [self._np_random])
+        self.agents = list(self.possible_agents)
+        info = _reset_info(self.core)
+        return self._observations(self.agents), {a: _agent_info(self.core, info, 0, i) for i, a in enumerate(self.agents)}
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError("step() called on an ended episode: call reset() first")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"no action for agent(s) {missing}")
+        batched = np.stack([np.asarray(actions[a]) if a in self.agents else self.core.idle_action()
+                            for a in self.possible_agents])
+        result = self.core.step(batched[None])
+        live = list(self.agents)
+        index = {a: self.possible_agents.index(a) for a in live}
+        obs = self._observations(live)
+        rewards = {a: float(result.reward[0, index[a]]) for a in live}
+        terminations = {a: bool(result.terminated[0, index[a]]) for a in live}
+        truncations = {a: bool(result.truncated[0, index[a]]) for a in live}
+        infos = {a: _agent_info(self.core, result.info, 0, index[a]) for a in live}
+        self.agents = [a for a in live if not (terminations[a] or truncations[a])]
+        return obs, rewards, terminations, truncations, infos
+
+    def action_mask(self, agent: str) -> np.ndarray:
+        return self.core.action_mask()[0, self.possible_agents.index(agent)]
+
+    def render(self):
+        return None
+
+    def close(self):
+        pass
+
+
+class VectorEnv(gym.vector.VectorEnv):
+    """A maskbench env as a natively batched ``gymnasium.vector.VectorEnv`` with next-step autoreset.
+
+    With next-step autoreset (Gymnasium's default and what RLlib expects), the step after an
+    episode ends resets that entry: it returns the first observation of the new episode, reward 0
+    and no termination, and ignores the entry's action.
+
+    Infos follow the vector convention (a dict of arrays with ``_key`` flags):
+    ``invalid_actions`` (int), ``violated`` (object array of lists of constraint names) and the
+    env's episode metrics.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+    def __init__(self, core: EnvCore, spec_name: str | None = None):
+        if core.n_agents != 1:
+            raise ValueError("the vector view is single-agent: use make_parallel for n_agents > 1")
+        self.core = core
+        self.num_envs = core.num_envs
+        self.single_observation_space = core.observation_space
+        self.single_action_space = core.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.name = spec_name or type(core).__name__
+        self._rngs: list[np.random.Generator] = []
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._no_violations = np.empty(self.num_envs, dtype=object)
+        self._no_violations[:] = [[] for _ in range(self.num_envs)]
+        self._all = np.ones(self.num_envs, dtype=bool)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {key: value[:, 0] for key, value in self.core.observe().items()}
+
+    def _vector_info(self, info: dict[str, np.ndarray]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in info.items():
+            if key == "violated":
+                names = self._no_violations.copy()
+                for env_id in np.flatnonzero(value[:, 0].any(axis=-1)):  # only entries that erred
+                    names[env_id] = self.core.violated_names(value[env_id, 0])
+                out[key] = names
+            else:
+                out[key] = value[:, 0]
+            out[f"_{key}"] = self._all
+        return out
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        if isinstance(seed, int):
+            seed = [seed + i for i in range(self.num_envs)]
+        elif seed is None:
+            seed = [None] * self.num_envs
+        if len(seed) != self.num_envs:
+            raise ValueError(f"reset() got {len(seed)} seeds for {self.num_envs} envs")
+        reset_mask = np.ones(self.num_envs, dtype=bool)
+        if options and "reset_mask" in options:
+            reset_mask = np.asarray(options["reset_mask"], dtype=bool)
+        if not self._rngs:
+            self._rngs = [seeding.np_random(s)[0] for s in seed]
+            reset_mask = np.ones(self.num_envs, dtype=bool)  # the core has no state yet
+        else:
+            for i, s in enumerate(seed):
+                if s is not None:
+                    self._rngs[i] = seeding.np_random(s)[0]
+        env_ids = np.flatnonzero(reset_mask)
+        self.core.reset_envs(env_ids, [self._rngs[i] for i in env_ids])
+        self._autoreset[env_ids] = False
+        return self._observation(), self._vector_info(_reset_info(self.core))
+
+    def step(self, actions):
+        resetting = self._autoreset.copy()
+        result = self.core.step(actions, active=None if not resetting.any() else ~resetting)
+        reward = result.reward[:, 0].copy()
+        terminated = result.terminated[:, 0].copy()
+        truncated = result.truncated[:, 0].copy()
+        info = result.info
+        if resetting.any():
+            env_ids = np.flatnonzero(resetting)
+            self.core.reset_envs(env_ids, [self._rngs[i] for i in env_ids])
+            reward[env_ids] = 0.0
+            terminated[env_ids] = False
+            truncated[env_ids] = False
+            fresh = _reset_info(self.core)
+            for key in info:
+                info[key][env_ids] = fresh[key][env_ids]
+        self._autoreset = terminated | truncated
+        return self._observation(), reward, terminated, truncated, self._vector_info(info)
+
+    def action_masks(self) -> np.ndarray:
+        """The current flat masks ``(num_envs, mask_size)`` as bool."""
+        return self.core.action_mask()[:, 0].astype(bool)

@@ -1,0 +1,408 @@
+"""``python -m suite.check --env NAME``: prove an env keeps the masking contract.
+
+Works for any registered env, built-in or the user's. It rolls out random actions (admissible or
+not) and random admissible actions on the batched core, adds the core's ``sample_states`` when it
+has them, and verifies:
+
+(a) mask soundness (nothing admitted is forbidden by a constraint, per constraint) and
+    completeness (nothing every constraint admits is masked), against the named predicates;
+(b) the mask is never empty (every sub-action keeps an admissible value);
+(c) shapes and dtypes of observations, masks and infos, and that an inadmissible action is
+    reported (``invalid_actions``, ``violated``) and, in strict mode, raised;
+(d) Gymnasium's ``check_env`` and PettingZoo's ``parallel_api_test`` / ``parallel_seed_test``;
+(e) seed determinism of the Gymnasium view;
+(f) the vector view matches single envs step for step under the same seeds, autoreset included.
+
+Prints one row per check and per constraint; exits 1 on any failure, naming the constraint and an
+example state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import envs
+from envs import masking
+from envs.config import build_config, describe_config, parse_assignments
+from envs.core import EnvCore
+from suite.cli import Parser, positive_int, non_negative_int, run_cli
+
+__all__ = ["CheckResult", "MaskAudit", "audit_mask", "run_checks", "main"]
+
+
+@dataclass
+class CheckResult:
+    check: str
+    constraint: str
+    passed: bool
+    detail: str
+
+    def row(self) -> dict[str, str]:
+        return {"check": self.check, "constraint": self.constraint,
+                "result": "PASS" if self.passed else "FAIL", "detail": self.detail}
+
+
+@dataclass
+class MaskAudit:
+    """Mask vs predicates over a batch of states: counts of disagreements and first examples.
+
+    Attributes:
+        states: states (batch entry x agent) audited.
+        unsound: constraint name -> number of (state, sub-action, value) the mask admits but the
+            constraint forbids.
+        incomplete: number of (state, sub-action, value) every constraint admits but the mask masks.
+        empty: number of (state, sub-action) blocks with no admissible value.
+        examples: check name -> one-line description of a first failing state.
+    """
+
+    states: int
+    unsound: dict[str, int]
+    incomplete: int
+    empty: int
+    examples: dict[str, str]
+
+    def merge(self, other: MaskAudit) -> MaskAudit:
+        examples = {**other.examples, **self.examples}
+        return MaskAudit(self.states + other.states,
+                         {k: self.unsound[k] + other.unsound[k] for k in self.unsound},
+                         self.incomplete + other.incomplete, self.empty + other.empty, examples)
+
+
+def _describe_entry(core: EnvCore, env_id: int, agent: int, nvec: np.ndarray, column: int | None = None) -> str:
+    features = core.features()[env_id, agent]
+    text = f"observation {np.array2string(features, precision=4, separator=', ', max_line_width=10_000)}"
+    if column is not None:
+        sub = int(np.searchsorted(np.cumsum(nvec), column, side="right"))
+        value = column - int(np.concatenate([[0], np.cumsum(nvec)])[sub])
+        text = f"sub-action {sub} value {value} at {text}"
+    return text
+
+
+def audit_mask(core: EnvCore) -> MaskAudit:
+    """Compare ``core.action_mask()`` with the mask the constraint predicates imply, on the current state."""
+    nvec = core.nvec
+    batch = (core.num_envs, core.n_agents)
+    mask = core.action_mask().astype(bool)
+    implied = masking.constraint_masks(core.constraints, core.state, nvec, batch)  # (C, B, A, M)
+    examples: dict[str, str] = {}
+    unsound = {}
+    for c, constraint in enumerate(core.constraints):
+        bad = mask & ~implied[c]
+        unsound[constraint.name] = int(bad.sum())
+        if bad.any():
+            b, a, m = np.argwhere(bad)[0]
+            examples[constraint.name] = "mask admits " + _describe_entry(core, b, a, nvec, m) + \
+                f" but {constraint.name} ({constraint.description}) forbids it"
+    incomplete = mask.__invert__() & implied.all(axis=0)
+    if incomplete.any():
+        b, a, m = np.argwhere(incomplete)[0]
+        examples["completeness"] = "mask forbids " + _describe_entry(core, b, a, nvec, m) + \
+            " though every constraint admits it"
+    blocks_admit = np.stack([part.any(axis=-1) for part in masking.split_mask(mask, nvec)], axis=-1)
+    empty = ~blocks_admit
+    if empty.any():
+        b, a, sub = np.argwhere(empty)[0]
+        examples["never empty"] = f"no admissible value for sub-action {sub} at " + _describe_entry(core, b, a, nvec)
+    return MaskAudit(int(np.prod(batch)), unsound, int(incomplete.sum()), int(empty.sum()), examples)
+
+
+def check_mask(name: str, env_config: dict[str, Any], steps: int, seed: int) -> list[CheckResult]:
+    """(a), (b) and the reporting half of (c) on rollouts and sampled states."""
+    core = envs.make_core(name, num_envs=64, **env_config)
+    if not core.discrete:
+        return [CheckResult("mask vs constraints", "-", False,
+                            "continuous action space: admissible-set checks are not implemented yet")]
+    audits: list[MaskAudit] = []
+    report_errors: list[str] = []
+    _rollout_states_checked(core, steps // 2, seed, admissible_only=False, audits=audits, report_errors=report_errors)
+    _rollout_states_checked(core, steps // 2, seed + 1, admissible_only=True, audits=audits, report_errors=report_errors)
+    sampled = "no sample_states()"
+    try:
+        probe = envs.make_core(name, num_envs=max(64, steps // 4), **env_config)
+        probe.state = probe.sample_states(np.random.default_rng(seed + 2), probe.num_envs)
+        audits.append(audit_mask(probe))
+        sampled = f"{probe.num_envs * probe.n_agents} sampled states"
+    except NotImplementedError:
+        pass
+    total = audits[0]
+    for audit in audits[1:]:
+        total = total.merge(audit)
+    where = f"{total.states:,} states ({sampled} + rollouts)"
+    out = []
+    for constraint in core.constraints:
+        n = total.unsound[constraint.name]
+        out.append(CheckResult("mask sound", constraint.name, n == 0,
+                               f"{where}: {n} admitted actions violate it" + (
+                                   f"; e.g. {total.examples[constraint.name]}" if n else "")))
+    out.append(CheckResult("mask complete", "all", total.incomplete == 0,
+                           f"{where}: {total.incomplete} admissible actions masked" + (
+                               f"; e.g. {total.examples['completeness']}" if total.incomplete else "")))
+    out.append(CheckResult("mask never empty", "all", total.empty == 0,
+                           f"{where}: {total.empty} empty sub-action blocks" + (
+                               f"; e.g. {total.examples['never empty']}" if total.empty else "")))
+    out.append(CheckResult("invalid actions reported", "all", not report_errors,
+                           "info['invalid_actions'] and info['violated'] match the mask and predicates"
+                           if not report_errors else report_errors[0]))
+    out.append(_check_strict(name, env_config, seed))
+    return out
+
+
+def _rollout_states_checked(core: EnvCore, steps: int, seed: int, *, admissible_only: bool,
+                            audits: list[MaskAudit], report_errors: list[str]) -> None:
+    """Roll out, auditing the mask in every state and the step's reporting against the pre-step state."""
+    rng = np.random.default_rng(seed)
+    core.reset_envs(np.arange(core.num_envs), [np.random.default_rng([seed, i]) for i in range(core.num_envs)])
+    for _ in range(max(1, steps // (core.num_envs * core.n_agents))):
+        audits.append(audit_mask(core))
+        if admissible_only:
+            actions = masking.sample_masked(rng, core.action_mask(), core.nvec)
+        else:
+            actions = rng.integers(0, core.nvec, size=(core.num_envs, core.n_agents, len(core.nvec)))
+        expected_invalid = (~masking.mask_admits(core.action_mask(), actions, core.nvec)).sum(axis=-1)
+        expected_violated = masking.violated_constraints(core.constraints, core.state, actions)
+        result = core.step(actions)
+        if not np.array_equal(result.info["invalid_actions"], expected_invalid):
+            b, a = np.argwhere(result.info["invalid_actions"] != expected_invalid)[0]
+            report_errors.append(f"info['invalid_actions'] is {result.info['invalid_actions'][b, a]} for action "
+                                 f"{actions[b, a].tolist()} whose mask rejects {expected_invalid[b, a]} sub-action(s)")
+        reported = result.info["violated"]
+        expected = expected_violated & (expected_invalid > 0)[..., None]
+        if not np.array_equal(reported, expected):
+            b, a = np.argwhere((reported != expected).any(axis=-1))[0]
+            report_errors.append(f"info['violated'] is {core.violated_names(reported[b, a])} for action "
+                                 f"{actions[b, a].tolist()}, predicates say {core.violated_names(expected[b, a])}")
+        done = np.flatnonzero((result.terminated | result.truncated).all(axis=-1))
+        if done.size:
+            core.reset_envs(done, [np.random.default_rng([seed, int(i), int(rng.integers(1 << 30))]) for i in done])
+
+
+def _check_strict(name: str, env_config: dict[str, Any], seed: int) -> CheckResult:
+    """In strict mode an inadmissible action raises ValueError naming a constraint."""
+    core = envs.make_core(name, num_envs=64, **{**env_config, "strict": True})
+    rng = np.random.default_rng(seed)
+    core.reset_envs(np.arange(core.num_envs), [np.random.default_rng([seed, i]) for i in range(core.num_envs)])
+    mask = core.action_mask().astype(bool)
+    masked = np.argwhere(~mask)
+    if masked.size == 0:
+        return CheckResult("strict mode raises", "all", True, "no inadmissible action in the first states: not exercised")
+    b, a, column = masked[rng.integers(len(masked))]
+    actions = masking.sample_masked(rng, core.action_mask(), core.nvec)
+    nvec = core.nvec
+    sub = int(np.searchsorted(np.cumsum(nvec), column, side="right"))
+    actions[b, a, sub] = column - int(np.concatenate([[0], np.cumsum(nvec)])[sub])
+    try:
+        core.step(actions)
+    except ValueError as error:
+        names = [c.name for c in core.constraints]
+        named = any(n in str(error) for n in names)
+        return CheckResult("strict mode raises", "all", named,
+                           f"ValueError: {error}" if named else f"ValueError names no constraint: {error}")
+    return CheckResult("strict mode raises", "all", False, f"strict=True accepted inadmissible action {actions[b, a].tolist()}")
+
+
+def check_spaces(name: str, env_config: dict[str, Any], seed: int) -> list[CheckResult]:
+    """(c): observation layout, dtypes and info types on a short rollout of every view."""
+    problems: list[str] = []
+    core = envs.make_core(name, **env_config)
+    space = core.observation_space
+    if masking.OBSERVATION_KEY not in space.spaces:
+        problems.append(f"observation space has no {masking.OBSERVATION_KEY!r} entry")
+    elif space[masking.OBSERVATION_KEY].dtype != np.float32:
+        problems.append(f"obs[{masking.OBSERVATION_KEY!r}] dtype is {space[masking.OBSERVATION_KEY].dtype}, expected float32")
+    if core.discrete:
+        expected = masking.mask_size(core.action_space)
+        mask_space = space.spaces.get(masking.MASK_KEY)
+        if mask_space is None or mask_space.shape != (expected,) or mask_space.dtype != masking.MASK_DTYPE:
+            problems.append(f"obs[{masking.MASK_KEY!r}] space is {mask_space}, expected Box(0, 1, ({expected},), int8)")
+    par = envs.make_parallel(name, **env_config)
+    obs, infos = par.reset(seed=seed)
+    for agent in par.possible_agents:
+        par.action_space(agent).seed(seed)
+    for _ in range(50):
+        for agent, agent_obs in obs.items():
+            if not par.observation_space(agent).contains(agent_obs):
+                problems.append(f"observation of {agent} is outside the observation space: {agent_obs}")
+        for agent, info in infos.items():
+            if not isinstance(info.get("invalid_actions"), int) or not isinstance(info.get("violated"), list):
+                problems.append(f"info of {agent} lacks int 'invalid_actions' / list 'violated': {info}")
+        if problems or not par.agents:
+            break
+        actions = {a: par.action_space(a).sample(mask=obs[a].get(masking.MASK_KEY)) if core.discrete
+                   else par.action_space(a).sample() for a in par.agents}
+        obs, _, _, _, infos = par.step(actions)
+    return [CheckResult("spaces and dtypes", "-", not problems, problems[0] if problems else
+                        f"Dict obs with float32 {masking.OBSERVATION_KEY!r}"
+                        + (f" and int8 {masking.MASK_KEY!r} of {masking.mask_size(core.action_space)}" if core.discrete else "")
+                        + "; int invalid_actions and list violated in info")]
+
+
+def _capture(check: str, fn: Callable[[], Any], ok: str) -> CheckResult:
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # PettingZoo prints "Passed"
+            warnings.simplefilter("ignore")
+            fn()
+    except Exception as error:  # the third-party checkers raise AssertionError and others
+        return CheckResult(check, "-", False, f"{type(error).__name__}: {error}".splitlines()[0])
+    return CheckResult(check, "-", True, ok)
+
+
+def check_api(name: str, env_config: dict[str, Any], seed: int) -> list[CheckResult]:
+    """(d): Gymnasium's and PettingZoo's own conformance checkers."""
+    from gymnasium.utils.env_checker import check_env
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+    out = []
+    n_agents = envs.make_core(name, **env_config).n_agents
+    if n_agents == 1:
+        out.append(_capture("gymnasium check_env", lambda: check_env(envs.make(name, **env_config), skip_render_check=True),
+                            "gymnasium.utils.env_checker.check_env passed"))
+    out.append(_capture("pettingzoo parallel_api_test",
+                        lambda: parallel_api_test(envs.make_parallel(name, **env_config), num_cycles=200),
+                        f"pettingzoo.test.parallel_api_test passed ({n_agents} agent(s))"))
+    out.append(_capture("pettingzoo parallel_seed_test",
+                        lambda: parallel_seed_test(lambda: envs.make_parallel(name, **env_config), num_cycles=50),
+                        "pettingzoo.test.parallel_seed_test passed"))
+    return out
+
+
+def _episode_trace(env, seed: int, actions: Sequence[Any]) -> list[tuple]:
+    obs, _ = env.reset(seed=seed)
+    trace = [(obs,)]
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        trace.append((obs, reward, terminated, truncated, info))
+        if terminated or truncated:
+            obs, _ = env.reset()
+            trace.append((obs,))
+    return trace
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
+def check_determinism(name: str, env_config: dict[str, Any], steps: int, seed: int) -> list[CheckResult]:
+    """(e) same seed, same actions -> same trajectory; (f) vector view == single views, autoreset included."""
+    out = []
+    core = envs.make_core(name, **env_config)
+    if core.n_agents != 1:
+        return [CheckResult("seed determinism", "-", True, "multi-agent: covered by parallel_seed_test")]
+    horizon = max(1, min(steps, 200))
+    probe = envs.make(name, **env_config)
+    probe.action_space.seed(seed)
+    actions = [probe.action_space.sample() for _ in range(horizon)]  # admissible or not: fallbacks count too
+    first = _episode_trace(envs.make(name, **env_config), seed, actions)
+    second = _episode_trace(envs.make(name, **env_config), seed, actions)
+    out.append(CheckResult("seed determinism", "-", _same(first, second),
+                           f"two envs seeded {seed} gave identical trajectories over {horizon} steps"
+                           if _same(first, second) else f"two envs seeded {seed} diverged under the same actions"))
+
+    n = 4
+    singles = [envs.make(name, **env_config) for _ in range(n)]
+    vector = envs.make_vector(name, n, **env_config)
+    single_obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(singles)]
+    vec_obs, _ = vector.reset(seed=seed)
+    mismatch = None
+    pending_reset = [False] * n
+    for i, env in enumerate(singles):
+        env.action_space.seed(seed + i)
+    for t in range(horizon):
+        for i in range(n):
+            if not _same({k: v[i] for k, v in vec_obs.items()}, single_obs[i]):
+                mismatch = f"entry {i} differs from a single env seeded {seed + i} at step {t}"
+                break
+        if mismatch:
+            break
+        batch_actions = []
+        for i, env in enumerate(singles):
+            mask = single_obs[i].get(masking.MASK_KEY)
+            batch_actions.append(env.action_space.sample(mask=mask) if mask is not None else env.action_space.sample())
+        vec_obs, vec_reward, vec_term, vec_trunc, _ = vector.step(np.stack(batch_actions))
+        for i, env in enumerate(singles):
+            if pending_reset[i]:
+                single_obs[i], _ = env.reset()
+                pending_reset[i] = False
+                reward, term, trunc = 0.0, False, False
+            else:
+                single_obs[i], reward, term, trunc, _ = env.step(batch_actions[i])
+                pending_reset[i] = term or trunc
+            if (vec_reward[i], vec_term[i], vec_trunc[i]) != (reward, term, trunc):
+                mismatch = f"entry {i} reward/termination differs from a single env seeded {seed + i} at step {t}"
+        if mismatch:
+            break
+    out.append(CheckResult("vector == single", "-", mismatch is None,
+                           mismatch or f"make_vector({name!r}, {n}) matched {n} single envs step for step over "
+                                       f"{horizon} steps, autoreset included"))
+    return out
+
+
+def run_checks(name: str, env_config: dict[str, Any] | None = None, *, steps: int = 20_000,
+               seed: int = 0) -> list[CheckResult]:
+    """Every check on one env; see the module docstring."""
+    env_config = dict(env_config or {})
+    results: list[CheckResult] = []
+    results += check_spaces(name, env_config, seed)
+    results += check_mask(name, env_config, steps, seed)
+    results += check_api(name, env_config, seed)
+    results += check_determinism(name, env_config, steps, seed)
+    return results
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    """Rows of equal keys as a left-aligned text table."""
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns).rstrip(),
+             "  ".join("-" * widths[c] for c in columns)]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m suite.check",
+                    description="Check that a registered env keeps the masking contract (see the module doc).",
+                    epilog=f"envs: {', '.join(envs.names())}")
+    parser.add_argument("--env", required=True, help="registered env name")
+    parser.add_argument("--steps", type=positive_int, default=20_000, help="env steps of random rollouts to check")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the rollouts")
+    parser.add_argument("--env-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="env config override, repeatable")
+    parser.add_argument("--describe", action="store_true", help="print the env's config keys and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    core_cls = envs.spec(args.env).load()
+    overrides = parse_assignments(args.env_config)
+    build_config(core_cls.Config, overrides, owner=f"env {args.env!r}")  # one-line error before any work
+    if args.describe:
+        print(format_table(describe_config(core_cls.Config)))
+        return 0
+    rows = run_checks(args.env, overrides, steps=args.steps, seed=args.seed)
+    print(format_table([r.row() for r in rows]))
+    failed = [r for r in rows if not r.passed]
+    if failed:
+        print(f"\n{len(failed)} check(s) failed on env {args.env!r}:", file=sys.stderr)
+        for r in failed:
+            print(f"- {r.check} [{r.constraint}]: {r.detail}", file=sys.stderr)
+        return 1
+    print(f"\nall {len(rows)} checks passed on env {args.env!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, "python -m suite.check"))

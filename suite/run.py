@@ -1,0 +1,258 @@
+"""``python -m suite.run``: train and evaluate one algorithm on one env with one seed.
+
+Writes ``config.json``, ``progress.csv`` and ``eval.csv`` under ``<out>/<env>/<algo>/seed<k>/``
+(see :mod:`suite.results`) and ends with a one-paragraph summary.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+import envs
+from baselines import EVAL_SEED_BASE, algo_names, load_algo
+from baselines.base import Algorithm, derived_seed
+from baselines.rollout import evaluate
+from envs.config import build_config, config_to_dict, parse_assignments
+from suite import results
+from suite.cli import Parser, UsageError, non_negative_int, positive_int, run_cli
+from suite.stats import mean_ci
+
+__all__ = ["main", "RunRequest", "execute"]
+
+#: Keys of config.json that must match for ``--resume`` to continue a run.
+_IDENTITY_KEYS = ("env", "env_config", "algo", "algo_config", "seed")
+_LIBRARIES = ("maskbench", "numpy", "gymnasium", "pettingzoo", "pandas", "scipy", "ray", "torch")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="python -m suite.run",
+        description="Train and evaluate one algorithm on one maskbench env with one seed.",
+        epilog=f"envs: {', '.join(envs.names())}. algos: {', '.join(algo_names())}. "
+               "Env config keys: python -m suite.check --env NAME --describe.",
+    )
+    parser.add_argument("--env", required=True, help="registered env name")
+    parser.add_argument("--algo", required=True, help="algorithm name")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="run seed (training env and policy)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="training budget in env steps (default: the algo's own, e.g. 20000 for random_valid)")
+    parser.add_argument("--episodes", type=positive_int, default=100,
+                        help="evaluation episodes per evaluated policy, on fixed env seeds")
+    parser.add_argument("--env-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="env config override, repeatable (e.g. --env-config start_cash=500)")
+    parser.add_argument("--algo-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="algo config override, repeatable (e.g. --algo-config num_envs=128)")
+    parser.add_argument("--out", default="results", help="results folder")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=10,
+                        help="save a checkpoint every N training iterations (and always at the end)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing run of the same env/algo/seed")
+    mode.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    return parser
+
+
+@dataclass
+class RunRequest:
+    """A validated run: what ``config.json`` records."""
+
+    env: str
+    env_config: dict[str, Any]
+    algo: str
+    algo_config: dict[str, Any]
+    seed: int
+    steps: int
+    episodes: int
+    directory: Path
+
+    @classmethod
+    def from_args(cls, args) -> RunRequest:
+        core_cls = envs.spec(args.env).load()
+        env_config = config_to_dict(build_config(core_cls.Config, parse_assignments(args.env_config),
+                                                 owner=f"env {args.env!r}"))
+        algo_cls = load_algo(args.algo)
+        algo_config = config_to_dict(build_config(
+            algo_cls.Config, parse_assignments(args.algo_config, what="--algo-config"), owner=f"algo {args.algo!r}"))
+        return cls(args.env, env_config, args.algo, algo_config, args.seed,
+                   args.steps or algo_cls.default_steps, args.episodes,
+                   results.run_dir(args.out, args.env, args.algo, args.seed))
+
+    def record(self) -> dict[str, Any]:
+        return {"env": self.env, "env_config": self.env_config, "algo": self.algo, "algo_config": self.algo_config,
+                "seed": self.seed, "steps": self.steps, "episodes": self.episodes,
+                "eval_seeds": [EVAL_SEED_BASE, EVAL_SEED_BASE + self.episodes - 1],
+                "env_version": envs.spec(self.env).load().version,
+                "command": " ".join([Path(sys.executable).name, "-m", "suite.run", *sys.argv[1:]]),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "python": platform.python_version(), "platform": platform.platform(),
+                "libraries": _library_versions(), "git_commit": _git_commit()}
+
+
+def _library_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _check_writable(directory: Path, out: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write results under --out {str(out)!r}: {error.strerror or error}") from None
+
+
+def _prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, out: Path) -> bool:
+    """Check what is already there; return True when an existing run is to be resumed."""
+    directory = request.directory
+    config_path = directory / results.CONFIG_FILE
+    if config_path.exists() and not (overwrite or resume):
+        state = "complete" if results.is_complete(directory) else "incomplete"
+        raise UsageError(f"{directory} already holds a {state} run; pass --overwrite to replace it"
+                         f"{' or --resume to continue it' if state == 'incomplete' else ''}")
+    _check_writable(directory, out)
+    if resume and config_path.exists():
+        try:
+            previous = json.loads(config_path.read_text())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"cannot --resume {directory}: its config.json is unreadable ({error})") from None
+        current = request.record()
+        differing = [k for k in _IDENTITY_KEYS if previous.get(k) != current[k]]
+        if differing:
+            raise UsageError(f"cannot --resume {directory}: it was run with a different {', '.join(differing)} "
+                             f"(pass --overwrite to start over)")
+        return (directory / results.CHECKPOINT_DIR).is_dir()
+    if overwrite:  # the user asked to replace the old run: clear what would make it look complete
+        (directory / results.EVAL_FILE).unlink(missing_ok=True)
+        (directory / results.PROGRESS_FILE).unlink(missing_ok=True)
+        shutil.rmtree(directory / results.CHECKPOINT_DIR, ignore_errors=True)
+    return False
+
+
+def _save_checkpoint(algo: Algorithm, directory: Path, iteration: int, wall_seconds: float) -> None:
+    def fill(tmp: Path) -> None:
+        algo.save(tmp)
+        results.atomic_write_json(tmp / "meta.json", {"iteration": iteration, "wall_seconds": wall_seconds})
+    results.atomic_replace_dir(directory / results.CHECKPOINT_DIR, fill)
+
+
+def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: bool) -> pd.DataFrame:
+    """Train, checkpoint and evaluate; write the files; return the evaluation frame."""
+    directory = request.directory
+    algo_cls = load_algo(request.algo)
+    algo_config = build_config(algo_cls.Config, request.algo_config, owner=f"algo {request.algo!r}")
+    env_config = request.env_config
+    if not (resume and (directory / results.CONFIG_FILE).exists()):
+        results.atomic_write_json(directory / results.CONFIG_FILE, request.record())
+    algo = algo_cls(request.env, env_config, algo_config, request.seed)
+    try:
+        rows: list[dict[str, Any]] = []
+        wall_before = 0.0
+        if resume:
+            meta = json.loads((directory / results.CHECKPOINT_DIR / "meta.json").read_text())
+            algo.restore(directory / results.CHECKPOINT_DIR)
+            wall_before = meta["wall_seconds"]
+            if meta["iteration"] > 0:
+                rows = pd.read_csv(directory / results.PROGRESS_FILE).head(meta["iteration"]).to_dict("records")
+        env_steps = int(rows[-1]["env_steps"]) if rows else 0
+        started = time.perf_counter() - wall_before
+        last_saved = len(rows)
+        with tqdm(total=request.steps, initial=min(env_steps, request.steps), unit="step", unit_scale=True,
+                  desc=f"{request.algo} on {request.env}", disable=True if quiet else None, leave=False) as bar:
+            while env_steps < request.steps:
+                row = algo.train_iteration()
+                row = {"iteration": len(rows) + 1, "wall_seconds": time.perf_counter() - started, **row}
+                rows.append(row)
+                results.atomic_write_csv(directory / results.PROGRESS_FILE, results.ordered(rows, results.PROGRESS_COLUMNS))
+                bar.update(min(int(row["env_steps"]), request.steps) - min(env_steps, request.steps))
+                bar.set_postfix(ret=f"{row['episode_return_mean']:.4g}")
+                env_steps = int(row["env_steps"])
+                if len(rows) - last_saved >= checkpoint_every or env_steps >= request.steps:
+                    _save_checkpoint(algo, directory, len(rows), row["wall_seconds"])
+                    last_saved = len(rows)
+        if not rows:  # resumed a run whose training was already done: keep its progress file
+            rows = pd.read_csv(directory / results.PROGRESS_FILE).to_dict("records")
+
+        eval_rng_seed = derived_seed(request.seed, "eval")
+        eval_rows = []
+        for (policy_name, mask), policy in algo.eval_policies().items():
+            import numpy as np
+            rng = np.random.default_rng(eval_rng_seed)
+            for record in evaluate(request.env, env_config, policy, episodes=request.episodes,
+                                   seed_base=EVAL_SEED_BASE, rng=rng):
+                eval_rows.append({"policy": policy_name, "mask": mask, **record})
+        frame = results.ordered(eval_rows, results.EVAL_COLUMNS)
+        results.atomic_write_csv(directory / results.EVAL_FILE, frame)
+    finally:
+        algo.close()
+    if not quiet:
+        print(summary(request, pd.DataFrame(rows), frame))
+    return frame
+
+
+def summary(request: RunRequest, progress: pd.DataFrame, evaluation: pd.DataFrame) -> str:
+    """The closing paragraph: evaluation return with a 95% CI, invalid-action rates, where the files are."""
+    core_cls = envs.spec(request.env).load()
+    parts = []
+    for (policy, mask), group in evaluation.groupby(["policy", "mask"], sort=False):
+        mean, low, high = mean_ci(group["return"])
+        text = f"{policy} policy, mask {mask}: mean return {mean:,.4g} (95% CI {low:,.4g} to {high:,.4g})"
+        for metric in core_cls.episode_metrics:
+            m_mean, m_low, m_high = mean_ci(group[metric])
+            text += f", final {metric.replace('_', ' ')} {m_mean:,.2f} (95% CI {m_low:,.2f} to {m_high:,.2f})"
+        text += f", invalid actions in {100 * (group['invalid_steps'] > 0).mean():.1f}% of episodes"
+        parts.append(text)
+    weights = progress["env_steps"].diff().fillna(progress["env_steps"])
+    train_invalid = float((progress["invalid_action_rate"] * weights).sum() / weights.sum())
+    files = ", ".join([results.CONFIG_FILE, results.PROGRESS_FILE, results.EVAL_FILE])
+    return (f"{request.algo} on {request.env}, seed {request.seed}, {int(progress['env_steps'].iloc[-1]):,} "
+            f"training env steps, {request.episodes} evaluation episodes: " + "; ".join(parts)
+            + f". Invalid-action rate in training: {100 * train_invalid:.2f}% of env steps. "
+            f"Files: {request.directory}/{{{files}}}.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    request = RunRequest.from_args(args)
+    resume = _prepare_directory(request, overwrite=args.overwrite, resume=args.resume, out=Path(args.out))
+    if resume and results.is_complete(request.directory):
+        print(f"{request.directory} is already complete; nothing to resume (pass --overwrite to run it again)")
+        return 0
+    try:
+        execute(request, resume=resume, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: progress so far is in {request.directory}; continue with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, "python -m suite.run"))
