@@ -9,9 +9,10 @@
 from envs.config import ConfigError
 from envs.core import EnvCore, StepResult
 from envs.masking import AdmissibleSet, Constraint
-from envs.registry import EnvSpec, make, make_core, make_parallel, make_vector, names, register, spec, unregister
+from envs.registry import (EnvSpec, config_dict, describe, make, make_core, make_parallel, make_vector, names,
+                           register, resolve_config, spec, unregister)
 
 __all__ = [
     "AdmissibleSet", "ConfigError", "Constraint", "EnvCore", "EnvSpec", "StepResult",
-    "make", "make_core", "make_parallel", "make_vector", "names", "register", "spec", "unregister",
+    "config_dict", "describe", "make", "make_core", "resolve_config", "make_parallel", "make_vector", "names", "register", "spec", "unregister",
 ]

@@ -70,8 +70,12 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is tuple:
         (inner, *_rest) = typing.get_args(tp)
-        return f"comma-separated list of {_type_name(inner)}"
+        return f"comma-separated list of {_type_name(inner)}s"
     return {int: "integer", float: "number", bool: "boolean", str: "string"}.get(tp, str(tp))
+
+
+def _article(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def _convert(value: Any, tp: Any) -> Any:
@@ -132,7 +136,7 @@ def build_config(config_cls: type, overrides: Mapping[str, Any], *, owner: str) 
             value = _convert(raw, tp)
         except (TypeError, ValueError):
             raise ConfigError(
-                f"{owner}: config key {key!r} expects a {_type_name(tp)}, got {raw!r}") from None
+                f"{owner}: config key {key!r} expects {_article(_type_name(tp))}, got {raw!r}") from None
         choices = meta.get("choices")
         if choices is not None and value not in choices:
             raise ConfigError(

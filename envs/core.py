@@ -54,8 +54,8 @@ class EnvCore(ABC):
     :meth:`action_mask`; continuous envs implement :meth:`admissible_set`.
 
     Class attributes:
-        Config: the frozen config dataclass (see :mod:`envs.config`). Fields ``n_agents`` and
-            ``strict`` are understood by the base class when present.
+        Config: the frozen config dataclass (see :mod:`envs.config`). A field ``n_agents`` is
+            understood by the base class when present (1 otherwise).
         agent_prefix: agents are named ``f"{agent_prefix}_{i}"`` in the PettingZoo view.
         version: bumped whenever dynamics, reward or mask change results.
         episode_metrics: info keys whose value at the end of an episode is a result in its own
@@ -70,13 +70,14 @@ class EnvCore(ABC):
     action_space: spaces.Space
     feature_space: spaces.Box
 
-    def __init__(self, config: Any, num_envs: int = 1):
+    def __init__(self, config: Any, num_envs: int = 1, strict: bool = False):
+        """``strict``: raise :class:`InadmissibleActionError` instead of executing the fallback."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs}")
         self.config = config
         self.num_envs = int(num_envs)
         self.n_agents = int(getattr(config, "n_agents", 1))
-        self.strict = bool(getattr(config, "strict", False))
+        self.strict = bool(strict)
         self.state: Any = None
 
     # ---------------------------------------------------------------- to implement per env

@@ -39,7 +39,7 @@ normally) and reported in ``info["invalid_actions"]`` / ``info["violated"]``; wi
 
 ## Observation Space
 
-``Dict(observation=Box(0, inf, (8,), float32), action_mask=Box(0, 1, (33,), int8))``. The
+``Dict(observation=Box(0, float32 max, (8,), float32), action_mask=Box(0, 1, (33,), int8))``. The
 observation is the post's 7-entry trading state in raw units, then one extra feature:
 
 | index | entry | unit |
@@ -69,7 +69,7 @@ Terminated after ``periods`` trades (20 by default). There is no truncation.
 ## Arguments
 
 See :class:`PortfolioConfig`; ``n_agents`` > 1 gives independent traders (own cash, holdings and
-masks) facing the same prices.
+masks) facing the same prices. Every env also accepts ``strict`` (see ``envs.registry.CommonConfig``).
 
 ## Version History
 
@@ -143,7 +143,6 @@ class PortfolioConfig:
                           "or value_change (dense, per-step change / start cash)", choices=REWARDS)
     n_agents: int = setting(1, "independent traders facing the same prices", check=_positive,
                             accepts="a positive integer")
-    strict: bool = setting(False, "raise ValueError on an inadmissible action instead of holding")
 
 
 @dataclass
@@ -215,13 +214,10 @@ class PortfolioCore(EnvCore):
     version = 0
     episode_metrics = ("portfolio_value",)
 
-    #: Largest share of the portfolio value at which each asset may still be bought (C2, C3).
-    _buy_share_limit = np.array([np.inf, C3_SHARE, C2_SHARE])
-
-    def __init__(self, config: PortfolioConfig, num_envs: int = 1):
-        super().__init__(config, num_envs)
+    def __init__(self, config: PortfolioConfig, num_envs: int = 1, strict: bool = False):
+        super().__init__(config, num_envs, strict)
         self.action_space = FlatMaskMultiDiscrete([len(TRADE_UNITS)] * N_ASSETS)
-        high = np.full(2 * N_ASSETS + 2, np.inf, dtype=np.float32)
+        high = np.full(2 * N_ASSETS + 2, np.finfo(np.float32).max, dtype=np.float32)  # unbounded in practice
         high[-1] = 1.0
         self.feature_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self._mean = mean_prices(config.periods)                      # (T + 1, 3)
@@ -274,8 +270,9 @@ class PortfolioCore(EnvCore):
         # C2, C3: share of the portfolio value per asset; C4: cash. All buys of an asset share one verdict.
         total = portfolio_value(s)
         holding_value = s.holdings * s.prices[:, None, :]
-        can_buy = ~(holding_value > total[..., None] * self._buy_share_limit)
-        can_buy &= (s.cash >= C4_MIN_CASH)[..., None]
+        can_buy = np.broadcast_to((s.cash >= C4_MIN_CASH)[..., None], holding_value.shape).copy()
+        for asset, share in ((C2_ASSET, C2_SHARE), (C3_ASSET, C3_SHARE)):
+            can_buy[..., asset] &= ~(holding_value[..., asset] > total * share)
         mask[..., HOLD + 1:] = can_buy[..., None]
         return mask.reshape(B, A, N_ASSETS * len(TRADE_UNITS))
 

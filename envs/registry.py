@@ -7,15 +7,25 @@ one ``register`` call away from ``envs.make``, ``suite.run`` and ``suite.check``
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from envs.config import ConfigError, build_config
+from envs.config import ConfigError, build_config, config_to_dict, describe_config, setting
 from envs.core import EnvCore
 from envs.views import GymEnv, ParallelEnv, VectorEnv
 
-__all__ = ["EnvSpec", "register", "names", "spec", "make_core", "make", "make_parallel", "make_vector"]
+__all__ = ["EnvSpec", "CommonConfig", "register", "unregister", "names", "spec", "resolve_config", "config_dict", "describe",
+           "make_core", "make", "make_parallel", "make_vector"]
+
+
+@dataclass(frozen=True)
+class CommonConfig:
+    """Options every env accepts, whatever its own config."""
+
+    strict: bool = setting(False, "raise ValueError naming the constraint on an inadmissible action, "
+                                  "instead of executing the env's fallback")
 
 
 @dataclass(frozen=True)
@@ -76,10 +86,40 @@ def spec(name: str) -> EnvSpec:
         raise ConfigError(f"unknown env {name!r}; known envs: {', '.join(names())}") from None
 
 
+def resolve_config(name: str, overrides: dict[str, Any]) -> tuple[Any, CommonConfig]:
+    """Validate ``overrides`` for env ``name``: its own config and the common options.
+
+    Unknown keys, wrong types and out-of-range values raise a one-line :class:`ConfigError`.
+    """
+    core_cls = spec(name).load()
+    own = [f.name for f in dataclasses.fields(core_cls.Config)]
+    common_keys = [f.name for f in dataclasses.fields(CommonConfig) if f.name not in own]
+    unknown = [k for k in overrides if k not in own and k not in common_keys]
+    if unknown:
+        raise ConfigError(f"env {name!r}: unknown config key {unknown[0]!r}; accepted keys: "
+                          f"{', '.join([*own, *common_keys])}")
+    env_config = build_config(core_cls.Config, {k: v for k, v in overrides.items() if k in own}, owner=f"env {name!r}")
+    common = build_config(CommonConfig, {k: v for k, v in overrides.items() if k in common_keys}, owner=f"env {name!r}")
+    return env_config, common
+
+
+def config_dict(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Every config key of env ``name`` (defaults included) after validating ``overrides``: JSON-ready."""
+    env_config, common = resolve_config(name, overrides)
+    return {**config_to_dict(common), **config_to_dict(env_config)}
+
+
+def describe(name: str) -> list[dict[str, str]]:
+    """One row per config key of env ``name`` (its own, then the common options)."""
+    own = describe_config(spec(name).load().Config)
+    taken = {row["key"] for row in own}
+    return own + [row for row in describe_config(CommonConfig) if row["key"] not in taken]
+
+
 def make_core(name: str, num_envs: int = 1, **config: Any) -> EnvCore:
     """The batched core of ``name`` with a validated config (what the views wrap)."""
-    core_cls = spec(name).load()
-    return core_cls(build_config(core_cls.Config, config, owner=f"env {name!r}"), num_envs=num_envs)
+    env_config, common = resolve_config(name, config)
+    return spec(name).load()(env_config, num_envs=num_envs, strict=common.strict)
 
 
 def make(name: str, **config: Any) -> GymEnv:

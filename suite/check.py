@@ -32,9 +32,9 @@ import pandas as pd
 
 import envs
 from envs import masking
-from envs.config import build_config, describe_config, parse_assignments
+from envs.config import parse_assignments
 from envs.core import EnvCore
-from suite.cli import Parser, positive_int, non_negative_int, run_cli
+from suite.cli import Parser, add_import_flag, import_user_modules, non_negative_int, positive_int, run_cli
 
 __all__ = ["CheckResult", "MaskAudit", "audit_mask", "run_checks", "main"]
 
@@ -381,16 +381,17 @@ def build_parser() -> Parser:
     parser.add_argument("--env-config", action="append", default=[], metavar="KEY=VALUE",
                         help="env config override, repeatable")
     parser.add_argument("--describe", action="store_true", help="print the env's config keys and exit")
+    add_import_flag(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    core_cls = envs.spec(args.env).load()
+    import_user_modules(args.imports)
     overrides = parse_assignments(args.env_config)
-    build_config(core_cls.Config, overrides, owner=f"env {args.env!r}")  # one-line error before any work
+    envs.resolve_config(args.env, overrides)  # one-line error before any work
     if args.describe:
-        print(format_table(describe_config(core_cls.Config)))
+        print(format_table(envs.describe(args.env)))
         return 0
     rows = run_checks(args.env, overrides, steps=args.steps, seed=args.seed)
     print(format_table([r.row() for r in rows]))

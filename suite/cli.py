@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 from envs.config import ConfigError
 
-__all__ = ["UsageError", "Parser", "run_cli", "positive_int", "non_negative_int"]
+__all__ = ["UsageError", "Parser", "run_cli", "positive_int", "non_negative_int", "add_import_flag",
+           "import_user_modules"]
 
 
 class UsageError(Exception):
@@ -44,6 +46,20 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
+
+
+def add_import_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (repeatable), e.g. a module of yours that calls envs.register")
+
+
+def import_user_modules(modules: Sequence[str]) -> None:
+    """Import the modules named by ``--import`` so their registrations take effect."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise UsageError(f"cannot --import {name!r}: {error}") from None
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequence[str] | None = None) -> int:

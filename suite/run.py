@@ -28,7 +28,7 @@ from baselines.base import Algorithm, derived_seed
 from baselines.rollout import evaluate
 from envs.config import build_config, config_to_dict, parse_assignments
 from suite import results
-from suite.cli import Parser, UsageError, non_negative_int, positive_int, run_cli
+from suite.cli import Parser, UsageError, add_import_flag, import_user_modules, non_negative_int, positive_int, run_cli
 from suite.stats import mean_ci
 
 __all__ = ["main", "RunRequest", "execute"]
@@ -63,6 +63,7 @@ def build_parser() -> Parser:
     mode.add_argument("--overwrite", action="store_true", help="replace an existing run of the same env/algo/seed")
     mode.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    add_import_flag(parser)
     return parser
 
 
@@ -81,9 +82,7 @@ class RunRequest:
 
     @classmethod
     def from_args(cls, args) -> RunRequest:
-        core_cls = envs.spec(args.env).load()
-        env_config = config_to_dict(build_config(core_cls.Config, parse_assignments(args.env_config),
-                                                 owner=f"env {args.env!r}"))
+        env_config = envs.config_dict(args.env, parse_assignments(args.env_config))
         algo_cls = load_algo(args.algo)
         algo_config = config_to_dict(build_config(
             algo_cls.Config, parse_assignments(args.algo_config, what="--algo-config"), owner=f"algo {args.algo!r}"))
@@ -241,6 +240,7 @@ def summary(request: RunRequest, progress: pd.DataFrame, evaluation: pd.DataFram
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import_user_modules(args.imports)
     request = RunRequest.from_args(args)
     resume = _prepare_directory(request, overwrite=args.overwrite, resume=args.resume, out=Path(args.out))
     if resume and results.is_complete(request.directory):

@@ -1,0 +1,83 @@
+"""The README's promises: its set-up commands are what CI runs, its register example works."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import envs
+from suite.check import run_checks
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def setup_commands() -> list[str]:
+    section = README.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_ci_runs_the_readme_setup_commands_verbatim():
+    commands = setup_commands()
+    assert len(commands) == 2
+    assert "suite.run --env portfolio --algo random_valid" in commands[0]
+    assert "pytest" in commands[1]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    for command in commands:
+        assert command in ci, f".ci/run does not run the README command: {command}"
+
+
+def register_example_source() -> str:
+    return README.split("<!-- register-example -->", 1)[1].split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+@pytest.fixture
+def shelf_module(tmp_path, monkeypatch):
+    """The README example saved as shelf.py on the path, as the README tells a user to do."""
+    (tmp_path / "shelf.py").write_text(register_example_source())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    envs.unregister("shelf")
+    yield tmp_path
+    envs.unregister("shelf")
+    sys.modules.pop("shelf", None)
+
+
+def test_register_example_passes_suite_check(shelf_module):
+    import shelf  # noqa: F401  (registers the env)
+    assert "shelf" in envs.names()
+    failed = [r for r in run_checks("shelf", steps=3000) if not r.passed]
+    assert not failed, failed
+    vec = envs.make_vector("shelf", 16, capacity=3)
+    obs, _ = vec.reset(seed=0)
+    assert obs["action_mask"].shape == (16, 5) and obs["action_mask"][:, 4].sum() == 0  # 0 + 4 > 3
+
+
+def test_register_example_runs_from_the_command_line(shelf_module, tmp_path):
+    env = {"PYTHONPATH": str(shelf_module)}
+    check = subprocess.run([sys.executable, "-m", "suite.check", "--import", "shelf", "--env", "shelf", "--steps", "2000"],
+                           cwd=ROOT, capture_output=True, text=True, env={**_base_env(), **env})
+    assert check.returncode == 0, check.stdout + check.stderr
+    run = subprocess.run([sys.executable, "-m", "suite.run", "--import", "shelf", "--env", "shelf", "--algo", "random_valid",
+                          "--steps", "3000", "--episodes", "5", "--out", str(tmp_path / "out")],
+                         cwd=ROOT, capture_output=True, text=True, env={**_base_env(), **env})
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out" / "shelf" / "random_valid" / "seed0" / "eval.csv").is_file()
+
+
+def _base_env():
+    import os
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def test_registering_a_taken_name_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        envs.register("portfolio", "envs.portfolio:PortfolioCore")
+    with pytest.raises(TypeError, match="not an EnvCore"):
+        envs.register("not_an_env", np.ndarray)
+        try:
+            envs.make("not_an_env")
+        finally:
+            envs.unregister("not_an_env")
