@@ -115,6 +115,13 @@ def audit_mask(core: EnvCore) -> MaskAudit:
     return MaskAudit(int(np.prod(batch)), unsound, int(incomplete.sum()), int(empty.sum()), examples)
 
 
+def _sample_admissible(rng: np.random.Generator, mask: np.ndarray, nvec: np.ndarray) -> np.ndarray:
+    """Random admissible actions; a block with nothing admissible (reported by the audit) samples any value."""
+    parts = masking.split_mask(mask, nvec)
+    filled = [np.where(part.any(axis=-1, keepdims=True), part, 1) for part in parts]
+    return masking.sample_masked(rng, masking.join_mask(filled), nvec)
+
+
 def check_mask(name: str, env_config: dict[str, Any], steps: int, seed: int) -> list[CheckResult]:
     """(a), (b) and the reporting half of (c) on rollouts and sampled states."""
     core = envs.make_core(name, num_envs=64, **env_config)
@@ -164,7 +171,7 @@ def _rollout_states_checked(core: EnvCore, steps: int, seed: int, *, admissible_
     for _ in range(max(1, steps // (core.num_envs * core.n_agents))):
         audits.append(audit_mask(core))
         if admissible_only:
-            actions = masking.sample_masked(rng, core.action_mask(), core.nvec)
+            actions = _sample_admissible(rng, core.action_mask(), core.nvec)
         else:
             actions = rng.integers(0, core.nvec, size=(core.num_envs, core.n_agents, len(core.nvec)))
         expected_invalid = (~masking.mask_admits(core.action_mask(), actions, core.nvec)).sum(axis=-1)
@@ -195,7 +202,7 @@ def _check_strict(name: str, env_config: dict[str, Any], seed: int) -> CheckResu
     if masked.size == 0:
         return CheckResult("strict mode raises", "all", True, "no inadmissible action in the first states: not exercised")
     b, a, column = masked[rng.integers(len(masked))]
-    actions = masking.sample_masked(rng, core.action_mask(), core.nvec)
+    actions = _sample_admissible(rng, core.action_mask(), core.nvec)
     nvec = core.nvec
     sub = int(np.searchsorted(np.cumsum(nvec), column, side="right"))
     actions[b, a, sub] = column - int(np.concatenate([[0], np.cumsum(nvec)])[sub])
@@ -354,10 +361,15 @@ def run_checks(name: str, env_config: dict[str, Any] | None = None, *, steps: in
     """Every check on one env; see the module docstring."""
     env_config = dict(env_config or {})
     results: list[CheckResult] = []
-    results += check_spaces(name, env_config, seed)
-    results += check_mask(name, env_config, steps, seed)
-    results += check_api(name, env_config, seed)
-    results += check_determinism(name, env_config, steps, seed)
+    groups = [("spaces and dtypes", lambda: check_spaces(name, env_config, seed)),
+              ("mask vs constraints", lambda: check_mask(name, env_config, steps, seed)),
+              ("api conformance", lambda: check_api(name, env_config, seed)),
+              ("determinism", lambda: check_determinism(name, env_config, steps, seed))]
+    for group, run in groups:
+        try:
+            results += run()
+        except Exception as error:  # a broken env must give a failing row, not a crashed checker
+            results.append(CheckResult(group, "-", False, f"crashed: {type(error).__name__}: {error}".splitlines()[0]))
     return results
 
 

@@ -63,9 +63,15 @@ def import_user_modules(modules: Sequence[str]) -> None:
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequence[str] | None = None) -> int:
-    """Run ``main``; bad input (``UsageError`` / ``ConfigError``) -> one line on stderr, status 2."""
+    """Run ``main`` and return its exit status.
+
+    Bad input (``UsageError`` / ``ConfigError``) becomes one line on stderr and status 2; argparse's
+    own exits (usage errors, ``--help``) return their status too, so callers in Python get a code.
+    """
     try:
         return main(argv)
     except (UsageError, ConfigError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
