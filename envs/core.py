@@ -179,8 +179,9 @@ class EnvCore(ABC):
             except ValueError:
                 raise ValueError(f"expected actions of {batch[0]} env(s) x {batch[1]} agent(s) in "
                                  f"{self.action_space}, got shape {np.shape(actions)}") from None
-            if np.any(arr < 0) or np.any(arr >= nvec):
-                raise ValueError(f"action out of the action space {self.action_space}: {arr.reshape(-1, len(nvec))[np.any((arr < 0) | (arr >= nvec), axis=-1).reshape(-1)][0].tolist()}")
+            outside = np.any((arr < 0) | (arr >= nvec), axis=-1)
+            if outside.any():
+                raise ValueError(f"action {arr[outside][0].tolist()} is out of the action space {self.action_space}")
             return arr
         shape = self.action_space.shape
         arr = np.asarray(actions, dtype=np.float64)

@@ -77,12 +77,17 @@ class MaskAudit:
                          self.incomplete + other.incomplete, self.empty + other.empty, examples)
 
 
+def _sub_action_value(nvec: np.ndarray, column: int) -> tuple[int, int]:
+    """Which sub-action and value a flat mask column stands for."""
+    sub = int(np.searchsorted(np.cumsum(nvec), column, side="right"))
+    return sub, int(column - (np.cumsum(nvec)[sub] - nvec[sub]))
+
+
 def _describe_entry(core: EnvCore, env_id: int, agent: int, nvec: np.ndarray, column: int | None = None) -> str:
     features = core.features()[env_id, agent]
     text = f"observation {np.array2string(features, precision=4, separator=', ', max_line_width=10_000)}"
     if column is not None:
-        sub = int(np.searchsorted(np.cumsum(nvec), column, side="right"))
-        value = column - int(np.concatenate([[0], np.cumsum(nvec)])[sub])
+        sub, value = _sub_action_value(nvec, column)
         text = f"sub-action {sub} value {value} at {text}"
     return text
 
@@ -102,7 +107,7 @@ def audit_mask(core: EnvCore) -> MaskAudit:
             b, a, m = np.argwhere(bad)[0]
             examples[constraint.name] = "mask admits " + _describe_entry(core, b, a, nvec, m) + \
                 f" but {constraint.name} ({constraint.description}) forbids it"
-    incomplete = mask.__invert__() & implied.all(axis=0)
+    incomplete = ~mask & implied.all(axis=0)
     if incomplete.any():
         b, a, m = np.argwhere(incomplete)[0]
         examples["completeness"] = "mask forbids " + _describe_entry(core, b, a, nvec, m) + \
@@ -203,9 +208,8 @@ def _check_strict(name: str, env_config: dict[str, Any], seed: int) -> CheckResu
         return CheckResult("strict mode raises", "all", True, "no inadmissible action in the first states: not exercised")
     b, a, column = masked[rng.integers(len(masked))]
     actions = _sample_admissible(rng, core.action_mask(), core.nvec)
-    nvec = core.nvec
-    sub = int(np.searchsorted(np.cumsum(nvec), column, side="right"))
-    actions[b, a, sub] = column - int(np.concatenate([[0], np.cumsum(nvec)])[sub])
+    sub, value = _sub_action_value(core.nvec, column)
+    actions[b, a, sub] = value
     try:
         core.step(actions)
     except ValueError as error:

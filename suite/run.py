@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -121,9 +122,14 @@ def _git_commit() -> str | None:
 
 
 def _check_writable(directory: Path, out: Path) -> None:
+    """Probe the nearest existing folder of ``directory`` without creating anything."""
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"cannot write results under --out {str(out)!r}: {probe} is not a folder")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as error:
         raise UsageError(f"cannot write results under --out {str(out)!r}: {error.strerror or error}") from None
@@ -149,11 +155,14 @@ def _prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, ou
             raise UsageError(f"cannot --resume {directory}: it was run with a different {', '.join(differing)} "
                              f"(pass --overwrite to start over)")
         return (directory / results.CHECKPOINT_DIR).is_dir()
-    if overwrite:  # the user asked to replace the old run: clear what would make it look complete
-        (directory / results.EVAL_FILE).unlink(missing_ok=True)
-        (directory / results.PROGRESS_FILE).unlink(missing_ok=True)
-        shutil.rmtree(directory / results.CHECKPOINT_DIR, ignore_errors=True)
     return False
+
+
+def _clear_previous_run(directory: Path) -> None:
+    """--overwrite: remove what would make the old run look complete or resumable."""
+    (directory / results.EVAL_FILE).unlink(missing_ok=True)
+    (directory / results.PROGRESS_FILE).unlink(missing_ok=True)
+    shutil.rmtree(directory / results.CHECKPOINT_DIR, ignore_errors=True)
 
 
 def _save_checkpoint(algo: Algorithm, directory: Path, iteration: int, wall_seconds: float) -> None:
@@ -169,10 +178,16 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
     algo_cls = load_algo(request.algo)
     algo_config = build_config(algo_cls.Config, request.algo_config, owner=f"algo {request.algo!r}")
     env_config = request.env_config
-    if not (resume and (directory / results.CONFIG_FILE).exists()):
-        results.atomic_write_json(directory / results.CONFIG_FILE, request.record())
-    algo = algo_cls(request.env, env_config, algo_config, request.seed)
+    algo = algo_cls(request.env, env_config, algo_config, request.seed)  # fails before anything is written
+    if not resume:
+        _clear_previous_run(directory)  # only --overwrite gets here with an old run in place
+    record = request.record()
+    if resume:  # keep the original record; a resumed run may only extend its budgets
+        previous = json.loads((directory / results.CONFIG_FILE).read_text())
+        record = {**previous, "steps": request.steps, "episodes": request.episodes,
+                  "eval_seeds": record["eval_seeds"], "resumed": [*previous.get("resumed", []), record["started"]]}
     try:
+        results.atomic_write_json(directory / results.CONFIG_FILE, record)
         rows: list[dict[str, Any]] = []
         wall_before = 0.0
         if resume:
@@ -203,7 +218,6 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
         eval_rng_seed = derived_seed(request.seed, "eval")
         eval_rows = []
         for (policy_name, mask), policy in algo.eval_policies().items():
-            import numpy as np
             rng = np.random.default_rng(eval_rng_seed)
             for record in evaluate(request.env, env_config, policy, episodes=request.episodes,
                                    seed_base=EVAL_SEED_BASE, rng=rng):

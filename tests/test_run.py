@@ -149,3 +149,22 @@ def test_command_line_errors_have_no_traceback_and_help_lists_defaults():
                  "--overwrite", "--resume", "--checkpoint-every", "--import"):
         assert flag in helped.stdout
     assert "(default: 100)" in helped.stdout and "(default: results)" in helped.stdout
+
+
+def test_resume_can_extend_the_budget_and_records_it(tmp_path):
+    assert run_main(*small(tmp_path)) == 0
+    directory = seed_dir(tmp_path)
+    (directory / "eval.csv").unlink()  # interrupted during evaluation
+    argv = small(tmp_path, "--resume")
+    argv[argv.index("6000")] = "10000"
+    assert run_main(*argv) == 0
+    progress = pd.read_csv(directory / "progress.csv")
+    assert progress["env_steps"].iloc[-1] >= 10_000 and progress["iteration"].tolist() == list(range(1, len(progress) + 1))
+    config = json.loads((directory / "config.json").read_text())
+    assert config["steps"] == 10_000 and len(config["resumed"]) == 1
+
+
+def test_an_algo_that_cannot_run_the_env_config_writes_nothing(tmp_path, capsys):
+    assert run_main(*small(tmp_path, "--env-config", "n_agents=2")) == 2
+    assert "single-agent" in capsys.readouterr().err
+    assert not (tmp_path / "portfolio").exists()
