@@ -247,10 +247,10 @@ class PortfolioCore(EnvCore):
         s.prices[env_ids] = self._price_at(env_ids, s.t[env_ids])
         self._last_value[env_ids] = self.config.start_cash
 
-    def _price_at(self, env_ids: np.ndarray | slice, t: np.ndarray) -> np.ndarray:
+    def _price_at(self, env_ids: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Prices of entries ``env_ids`` at periods ``t`` (their episode's noise, floored)."""
         t = np.minimum(t, self.config.periods)  # an ended entry stepped before its reset stays in range
-        noise = self._noise[env_ids, t] if isinstance(env_ids, np.ndarray) else self._noise[np.arange(self.num_envs), t]
-        return np.maximum(self._mean[t] + self._std * noise, self.config.min_price)
+        return np.maximum(self._mean[t] + self._std * self._noise[env_ids, t], self.config.min_price)
 
     # ------------------------------------------------------------------ views of the state
 
@@ -309,7 +309,7 @@ class PortfolioCore(EnvCore):
                              np.where(buy, -10 * buy_lots * unit_cost, 0.0))
         s.cash[...] = np.maximum(cash, 0.0)  # rounding of the partial fill can leave -1e-13
         s.t += 1
-        s.prices[...] = self._price_at(slice(None), s.t)
+        s.prices[...] = self._price_at(np.arange(self.num_envs), s.t)
 
         value = portfolio_value(s)
         done = np.broadcast_to((s.t >= self.config.periods)[:, None], value.shape).copy()
