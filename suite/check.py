@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 import envs
 from envs import masking
@@ -127,6 +126,11 @@ def _sample_admissible(rng: np.random.Generator, mask: np.ndarray, nvec: np.ndar
     return masking.sample_masked(rng, masking.join_mask(filled), nvec)
 
 
+def _reset_all(core: EnvCore, seed: int) -> None:
+    """Start an episode in every batch entry, entry i from its own generator seeded ``[seed, i]``."""
+    core.reset_envs(np.arange(core.num_envs), [np.random.default_rng([seed, i]) for i in range(core.num_envs)])
+
+
 def check_mask(name: str, env_config: dict[str, Any], steps: int, seed: int) -> list[CheckResult]:
     """(a), (b) and the reporting half of (c) on rollouts and sampled states."""
     core = envs.make_core(name, num_envs=64, **env_config)
@@ -172,7 +176,7 @@ def _rollout_states_checked(core: EnvCore, steps: int, seed: int, *, admissible_
                             audits: list[MaskAudit], report_errors: list[str]) -> None:
     """Roll out, auditing the mask in every state and the step's reporting against the pre-step state."""
     rng = np.random.default_rng(seed)
-    core.reset_envs(np.arange(core.num_envs), [np.random.default_rng([seed, i]) for i in range(core.num_envs)])
+    _reset_all(core, seed)
     for _ in range(max(1, steps // (core.num_envs * core.n_agents))):
         audits.append(audit_mask(core))
         if admissible_only:
@@ -201,7 +205,7 @@ def _check_strict(name: str, env_config: dict[str, Any], seed: int) -> CheckResu
     """In strict mode an inadmissible action raises ValueError naming a constraint."""
     core = envs.make_core(name, num_envs=64, **{**env_config, "strict": True})
     rng = np.random.default_rng(seed)
-    core.reset_envs(np.arange(core.num_envs), [np.random.default_rng([seed, i]) for i in range(core.num_envs)])
+    _reset_all(core, seed)
     mask = core.action_mask().astype(bool)
     masked = np.argwhere(~mask)
     if masked.size == 0:
