@@ -15,6 +15,8 @@ __all__ = ["Algorithm", "EVAL_SEED_BASE", "algo_names", "load_algo", "register_a
 
 _ALGOS: dict[str, str | type[Algorithm]] = {
     "random_valid": "baselines.random_valid:RandomValid",
+    "masked_ppo": "baselines.masked_ppo:MaskedPPO",
+    "penalty_ppo": "baselines.penalty_ppo:PenaltyPPO",
 }
 
 

@@ -8,11 +8,13 @@ resumed. The runner owns files, budgets and progress display; the algorithm owns
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from envs.config import build_config
 
 __all__ = ["Algorithm", "Policy", "EVAL_SEED_BASE", "derived_seed"]
 
@@ -44,12 +46,24 @@ class Algorithm(ABC):
     Config: ClassVar[type]
     default_steps: ClassVar[int]
     masked: ClassVar[bool] = True
+    #: Config defaults tuned per env, applied over ``Config``'s own and under the user's overrides.
+    env_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
-    def __init__(self, env_name: str, env_config: dict[str, Any], config: Any, seed: int):
+    def __init__(self, env_name: str, env_config: dict[str, Any], config: Any, seed: int, *,
+                 address: str | None = None):
+        """``address``: a Ray cluster to run on (algorithms that do not use Ray ignore it)."""
         self.env_name = env_name
         self.env_config = dict(env_config)
         self.config = config
         self.seed = seed
+
+    @classmethod
+    def make_config(cls, env_name: str, overrides: Mapping[str, Any], *, owner: str) -> Any:
+        """The validated config for ``env_name``: ``Config`` defaults < :attr:`env_defaults` < ``overrides``.
+
+        ``owner`` names the algorithm in error messages.
+        """
+        return build_config(cls.Config, {**cls.env_defaults.get(env_name, {}), **overrides}, owner=owner)
 
     @abstractmethod
     def train_iteration(self) -> dict[str, float]:

@@ -70,8 +70,9 @@ class RandomValid(Algorithm):
     default_steps = 20_000
     masked = True
 
-    def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int):
-        super().__init__(env_name, env_config, config, seed)
+    def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int, *,
+                 address: str | None = None):
+        super().__init__(env_name, env_config, config, seed)  # plays in this process: no Ray
         self.env = envs.make_vector(env_name, config.num_envs, **env_config)
         self.policy = RandomValidPolicy(self.env.single_action_space)
         self.rng = np.random.default_rng(derived_seed(seed, "policy"))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from envs.config import ConfigError
 
-__all__ = ["UsageError", "Parser", "run_cli", "positive_int", "non_negative_int", "add_import_flag",
+__all__ = ["UsageError", "Parser", "run_cli", "positive_int", "positive_float", "non_negative_int", "add_import_flag",
            "import_user_modules"]
 
 
@@ -35,6 +35,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 

@@ -27,9 +27,10 @@ import envs
 from baselines import EVAL_SEED_BASE, algo_names, load_algo
 from baselines.base import Algorithm, derived_seed
 from baselines.rollout import evaluate
-from envs.config import build_config, config_to_dict, parse_assignments
+from envs.config import build_config, config_to_dict, describe_config, parse_assignments
 from suite import results
-from suite.cli import Parser, UsageError, add_import_flag, import_user_modules, non_negative_int, positive_int, run_cli
+from suite.cli import (Parser, UsageError, add_import_flag, import_user_modules, non_negative_int, positive_float,
+                       positive_int, run_cli)
 from suite.stats import mean_ci
 
 __all__ = ["main", "RunRequest", "execute"]
@@ -56,7 +57,17 @@ def build_parser() -> Parser:
     parser.add_argument("--env-config", action="append", default=[], metavar="KEY=VALUE",
                         help="env config override, repeatable (e.g. --env-config start_cash=500)")
     parser.add_argument("--algo-config", action="append", default=[], metavar="KEY=VALUE",
-                        help="algo config override, repeatable (e.g. --algo-config num_envs=128)")
+                        help="algo config override, repeatable (e.g. --algo-config num_envs=128); "
+                             "keys: python -m suite.run --env NAME --algo NAME --describe")
+    parser.add_argument("--lr", type=positive_float, default=None,
+                        help="learning rate (same as --algo-config lr=VALUE)")
+    parser.add_argument("--num-env-runners", type=non_negative_int, default=None, metavar="K",
+                        help="RLlib EnvRunner actors sampling in parallel (same as --algo-config num_env_runners=K)")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="run RLlib algos on the Ray cluster at ADDR (HOST:PORT or 'auto') instead of a "
+                             "local Ray instance")
+    parser.add_argument("--describe", action="store_true",
+                        help="print the algo's config keys with their defaults for --env, and exit")
     parser.add_argument("--out", default="results", help="results folder")
     parser.add_argument("--checkpoint-every", type=positive_int, default=10,
                         help="save a checkpoint every N training iterations (and always at the end)")
@@ -80,26 +91,36 @@ class RunRequest:
     steps: int
     episodes: int
     directory: Path
+    address: str | None = None
 
     @classmethod
     def from_args(cls, args) -> RunRequest:
         env_config = envs.config_dict(args.env, parse_assignments(args.env_config))
         algo_cls = load_algo(args.algo)
-        algo_config = config_to_dict(build_config(
-            algo_cls.Config, parse_assignments(args.algo_config, what="--algo-config"), owner=f"algo {args.algo!r}"))
+        algo_config = config_to_dict(algo_cls.make_config(args.env, algo_overrides(args), owner=f"algo {args.algo!r}"))
         return cls(args.env, env_config, args.algo, algo_config, args.seed,
                    args.steps or algo_cls.default_steps, args.episodes,
-                   results.run_dir(args.out, args.env, args.algo, args.seed))
+                   results.run_dir(args.out, args.env, args.algo, args.seed), args.address)
 
     def record(self) -> dict[str, Any]:
         return {"env": self.env, "env_config": self.env_config, "algo": self.algo, "algo_config": self.algo_config,
                 "seed": self.seed, "steps": self.steps, "episodes": self.episodes,
                 "eval_seeds": [EVAL_SEED_BASE, EVAL_SEED_BASE + self.episodes - 1],
-                "env_version": envs.spec(self.env).load().version,
+                "env_version": envs.spec(self.env).load().version, "ray_address": self.address,
                 "command": " ".join([Path(sys.executable).name, "-m", "suite.run", *sys.argv[1:]]),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "python": platform.python_version(), "platform": platform.platform(),
                 "libraries": _library_versions(), "git_commit": _git_commit()}
+
+
+def algo_overrides(args) -> dict[str, str]:
+    """``--algo-config`` pairs plus the shortcut flags (``--lr``, ``--num-env-runners``)."""
+    overrides = parse_assignments(args.algo_config, what="--algo-config")
+    for flag, key in (("lr", "lr"), ("num_env_runners", "num_env_runners")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[key] = str(value)
+    return overrides
 
 
 def _library_versions() -> dict[str, str | None]:
@@ -178,7 +199,8 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
     algo_cls = load_algo(request.algo)
     algo_config = build_config(algo_cls.Config, request.algo_config, owner=f"algo {request.algo!r}")
     env_config = request.env_config
-    algo = algo_cls(request.env, env_config, algo_config, request.seed)  # fails before anything is written
+    algo = algo_cls(request.env, env_config, algo_config, request.seed,
+                    address=request.address)  # fails before anything is written
     if not resume:
         _clear_previous_run(directory)  # only --overwrite gets here with an old run in place
     record = request.record()
@@ -252,9 +274,28 @@ def summary(request: RunRequest, progress: pd.DataFrame, evaluation: pd.DataFram
             f"Files: {request.directory}/{{{files}}}.")
 
 
+def describe_algo(algo: str, env: str) -> str:
+    """The algo's config keys with their defaults for ``env`` (per-env defaults applied)."""
+    algo_cls = load_algo(algo)
+    config = config_to_dict(algo_cls.make_config(env, {}, owner=f"algo {algo!r}"))
+    rows = describe_config(algo_cls.Config)
+    lines = [f"{algo} on {env} (default budget {algo_cls.default_steps:,} env steps); "
+             "set with --algo-config KEY=VALUE:"]
+    width = max(len(r["key"]) for r in rows)
+    for r in rows:
+        default = config[r["key"]]
+        default = ",".join(map(str, default)) if isinstance(default, list) else default
+        accepts = f" [{r['accepts']}]" if r["accepts"] else ""
+        lines.append(f"  {r['key']:<{width}}  {default!s:<10} {r['doc']}{accepts}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import_user_modules(args.imports)
+    if args.describe:
+        print(describe_algo(args.algo, args.env))
+        return 0
     request = RunRequest.from_args(args)
     resume = _prepare_directory(request, overwrite=args.overwrite, resume=args.resume, out=Path(args.out))
     if resume and results.is_complete(request.directory):

@@ -1,0 +1,69 @@
+"""``masked_ppo``: RLlib PPO whose policy samples only admissible actions.
+
+The agent sees the suite's full Dict observation; :class:`baselines.masking_module.
+MaskedPPOTorchRLModule` sets the logits of inadmissible values to the most negative float in every
+forward pass (inference, exploration and training), so it never takes an inadmissible action and
+the PPO loss is computed on the masked distribution.
+
+Evaluation plays four policies on the fixed evaluation seeds: stochastic (sampled) and greedy
+(most likely value per sub-action), each with the mask applied and with it removed (the unmasked
+logits; the env's fallback then handles inadmissible actions and reports them), which measures
+how much of the constraint the network has learned by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from baselines.base import Policy
+from baselines.ppo import PPOSettings, RLlibPPO, logit_policy
+from baselines.rllib_env import transform_features
+from envs.config import ConfigError
+from envs.masking import MASK_KEY, OBSERVATION_KEY, is_discrete
+
+__all__ = ["MaskedPPOConfig", "MaskedPPO"]
+
+
+@dataclass(frozen=True)
+class MaskedPPOConfig(PPOSettings):
+    """Masked PPO's training config: the PPO settings (see :class:`baselines.ppo.PPOSettings`)."""
+
+
+class MaskedPPO(RLlibPPO):
+    Config = MaskedPPOConfig
+    masked = True
+
+    def _validate(self) -> None:
+        super()._validate()
+        if not is_discrete(self.action_space):
+            raise ConfigError(f"masked_ppo supports Discrete and MultiDiscrete actions; env {self.env_name!r} "
+                              f"has {self.action_space}")
+
+    def module_spec(self):
+        from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+        from baselines.masking_module import MaskedPPOTorchRLModule
+
+        return RLModuleSpec(module_class=MaskedPPOTorchRLModule, model_config={"env_name": self.env_name})
+
+    def eval_policies(self) -> dict[tuple[str, str], Policy]:
+        module = self.module()
+        kind = self.config.obs_transform
+
+        def logits_of(masked: bool):
+            @torch.no_grad()
+            def logits(observations: dict[str, np.ndarray]) -> np.ndarray:
+                features = torch.from_numpy(transform_features(observations[OBSERVATION_KEY], kind))
+                if not masked:
+                    return module.unmasked_logits(features).numpy()
+                obs = {OBSERVATION_KEY: features, MASK_KEY: torch.from_numpy(observations[MASK_KEY])}
+                return module.forward_inference({"obs": obs})["action_dist_inputs"].numpy()
+            return logits
+
+        return {(policy, "on" if masked else "off"): logit_policy(logits_of(masked), self.action_space,
+                                                                  stochastic=policy == "stochastic")
+                for masked in (True, False) for policy in ("stochastic", "greedy")}

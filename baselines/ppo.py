@@ -1,0 +1,283 @@
+"""PPO on Ray RLlib's new API stack, shared by masked PPO and penalty PPO.
+
+:class:`PPOSettings` is the typed training config (CleanRL style: every field documented);
+:class:`RLlibPPO` turns it into an RLlib ``PPOConfig`` (EnvRunners fed by the suite's natively
+batched vector envs, a local Learner), runs one RLlib iteration per ``train_iteration`` and
+reports the suite's progress row. Subclasses say what the agent sees (the module, the env
+wrappers) and which policies are evaluated.
+
+Ray: a local instance is started with as many CPUs as the machine has (at least the env runners
+asked for), or the algorithm connects to ``address`` (an existing cluster). Either way it is shut
+down again by :meth:`RLlibPPO.close` if this algorithm started or connected it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from baselines.base import Algorithm, Policy
+from baselines.rllib_env import OBS_TRANSFORMS, TrainingStats, find_wrapper, make_training_env
+from envs.config import ConfigError, setting
+
+__all__ = ["PPOSettings", "RLlibPPO", "connect_ray", "logit_policy"]
+
+_ACTIVATIONS = ("tanh", "relu", "silu")
+#: The name the training env creator is registered under in Ray's registry.
+TRAINING_ENV_ID = "maskbench-training-env"
+
+
+def _positive(value) -> bool:
+    return value > 0
+
+
+def _unit(value) -> bool:
+    return 0 <= value <= 1
+
+
+def _positive_ints(values) -> bool:
+    return len(values) > 0 and all(v > 0 for v in values)
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    """PPO hyperparameters and how sampling is laid out; ``--algo-config KEY=VALUE`` sets any field."""
+
+    # --- optimisation
+    lr: float = setting(3e-4, "Adam learning rate", check=_positive, accepts="a positive number")
+    gamma: float = setting(0.99, "discount factor", check=_unit, accepts="a number in [0, 1]")
+    gae_lambda: float = setting(0.95, "GAE lambda", check=_unit, accepts="a number in [0, 1]")
+    clip_param: float = setting(0.2, "PPO ratio clip", check=_positive, accepts="a positive number")
+    vf_clip_param: float = setting(float("inf"), "clip of the value loss (inf: none)", check=_positive,
+                                   accepts="a positive number or inf")
+    entropy_coeff: float = setting(0.01, "entropy bonus coefficient", check=lambda v: v >= 0,
+                                   accepts="a non-negative number")
+    vf_loss_coeff: float = setting(0.5, "value loss coefficient", check=lambda v: v >= 0,
+                                   accepts="a non-negative number")
+    grad_clip: float = setting(0.5, "global gradient-norm clip", check=_positive, accepts="a positive number")
+    train_batch_size: int = setting(8192, "env steps per training iteration", check=_positive,
+                                    accepts="a positive integer")
+    minibatch_size: int = setting(1024, "SGD minibatch size", check=_positive, accepts="a positive integer")
+    num_epochs: int = setting(10, "SGD passes over each training batch", check=_positive,
+                              accepts="a positive integer")
+    # --- network
+    hidden: tuple[int, ...] = setting((256, 256), "hidden layer sizes of the policy and value networks",
+                                      check=_positive_ints, accepts="positive integers")
+    activation: str = setting("tanh", "hidden layer activation", choices=_ACTIVATIONS)
+    obs_transform: str = setting("symlog", "elementwise transform of the observation features "
+                                 "(symlog: sign(x) log(1 + |x|))", choices=OBS_TRANSFORMS)
+    reward_scale: float = setting(1.0, "factor on the reward the agent learns from", check=_positive,
+                                  accepts="a positive number")
+    # --- sampling layout
+    num_env_runners: int = setting(0, "remote EnvRunner actors (0: sample in the driver process)",
+                                   check=lambda v: v >= 0, accepts="a non-negative integer")
+    num_envs_per_env_runner: int = setting(64, "vector env entries per EnvRunner", check=_positive,
+                                           accepts="a positive integer")
+
+
+def connect_ray(address: str | None, num_cpus: int) -> bool:
+    """Start or connect to Ray; return True when this call did (so it should shut it down).
+
+    ``address`` None starts a local instance with ``num_cpus``; otherwise it is checked to be
+    reachable first, so a wrong address fails in seconds with a one-line ``ConfigError``.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
+                              "log_to_driver": False, "configure_logging": True}
+    if address is None:
+        ray.init(num_cpus=num_cpus, **kwargs)
+        return True
+    if address not in ("auto", "local") and not address.startswith("ray://"):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--address expects HOST:PORT of a running Ray head (or 'auto'), got {address!r}")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as error:
+            raise ConfigError(f"cannot reach a Ray cluster at --address {address!r}: "
+                              f"{error.strerror or error}; start one with `ray start --head` or drop --address")
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError) as error:
+        raise ConfigError(f"cannot connect to a Ray cluster at --address {address!r}: "
+                          f"{str(error).splitlines()[0]}") from None
+    return True
+
+
+class RLlibPPO(Algorithm):
+    """RLlib PPO on one suite env; subclasses set :attr:`module_spec` and the env wrappers."""
+
+    Config: ClassVar[type] = PPOSettings
+    default_steps = 1_000_000
+    #: portfolio: 20-step episodes paid at the end, so no discount; rewards in dollars scaled to thousands.
+    env_defaults = {"portfolio": {"gamma": 1.0, "reward_scale": 1e-3}}
+
+    def __init__(self, env_name: str, env_config: dict[str, Any], config: PPOSettings, seed: int, *,
+                 address: str | None = None):
+        super().__init__(env_name, env_config, config, seed)
+        import envs
+
+        self.address = address
+
+        probe = envs.make_vector(env_name, 1, **env_config)  # fails early, before Ray, on a bad env
+        self.action_space = probe.single_action_space
+        self.obs_space = probe.single_observation_space
+        probe.close()
+        self._validate()
+        self._owns_ray = connect_ray(address, num_cpus=max(os.cpu_count() or 1, config.num_env_runners + 1))
+        try:
+            self.algo = self._rllib_config().build_algo()
+        except BaseException:
+            self.close()
+            raise
+        self.env_steps = 0
+        self.episodes = 0
+
+    # ------------------------------------------------------------------ building
+
+    def _validate(self) -> None:
+        c = self.config
+        if c.minibatch_size > c.train_batch_size:
+            raise ConfigError(f"algo config: minibatch_size ({c.minibatch_size}) must not exceed "
+                              f"train_batch_size ({c.train_batch_size})")
+
+    def env_context(self) -> dict[str, Any]:
+        """The RLlib env config :func:`baselines.rllib_env.make_training_env` reads."""
+        return {"env_name": self.env_name, "env_config": self.env_config,
+                "obs_transform": self.config.obs_transform, "reward_scale": self.config.reward_scale}
+
+    def model_config(self) -> dict[str, Any]:
+        return {"fcnet_hiddens": list(self.config.hidden), "fcnet_activation": self.config.activation,
+                "vf_share_layers": False}
+
+    def module_spec(self):
+        """The RLModuleSpec of the policy (None: RLlib's default PPO module)."""
+        return None
+
+    def _rllib_config(self):
+        from ray.rllib.algorithms.ppo import PPOConfig
+        from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+        from ray.tune.registry import register_env
+
+        register_env(TRAINING_ENV_ID, make_training_env)
+        c = self.config
+        spec = self.module_spec() or RLModuleSpec()
+        spec.model_config = {**self.model_config(), **(spec.model_config or {})}
+        return (
+            PPOConfig()
+            .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
+            .framework("torch")
+            .environment(env=TRAINING_ENV_ID, env_config=self.env_context())
+            .env_runners(num_env_runners=c.num_env_runners, num_envs_per_env_runner=c.num_envs_per_env_runner,
+                         gym_env_vectorize_mode="vector_entry_point", rollout_fragment_length="auto",
+                         num_cpus_per_env_runner=1)
+            .learners(num_learners=0)
+            .training(lr=c.lr, gamma=c.gamma, lambda_=c.gae_lambda, clip_param=c.clip_param,
+                      vf_clip_param=c.vf_clip_param, entropy_coeff=c.entropy_coeff, vf_loss_coeff=c.vf_loss_coeff,
+                      grad_clip=c.grad_clip, train_batch_size_per_learner=c.train_batch_size,
+                      minibatch_size=c.minibatch_size, num_epochs=c.num_epochs, use_kl_loss=False)
+            .rl_module(rl_module_spec=spec)
+            .debugging(seed=self.seed, log_level="ERROR")
+            .reporting(metrics_num_episodes_for_smoothing=1)
+        )
+
+    # ------------------------------------------------------------------ training
+
+    def _drain_stats(self) -> tuple[int, int, list[dict[str, Any]]]:
+        def drain(runner):
+            stats = find_wrapper(getattr(runner, "env", None), TrainingStats)
+            return stats.drain() if stats is not None else None
+
+        parts = [p for p in self.algo.env_runner_group.foreach_env_runner(drain, local_env_runner=True) if p]
+        episodes = [e for p in parts for e in p["episodes"]]
+        return sum(p["steps"] for p in parts), sum(p["invalid_steps"] for p in parts), episodes
+
+    def train_iteration(self) -> dict[str, float]:
+        started = time.perf_counter()
+        result = self.algo.train()
+        steps, invalid, finished = self._drain_stats()
+        self.env_steps += steps
+        self.episodes += len(finished)
+        returns = np.array([f["return"] for f in finished]) if finished else np.array([np.nan])
+        learner = result.get("learners", {}).get("default_policy", {})
+        row = {"env_steps": self.env_steps, "episodes": self.episodes,
+               "episode_return_mean": float(np.mean(returns)), "episode_return_min": float(np.min(returns)),
+               "episode_return_max": float(np.max(returns)),
+               "invalid_action_rate": invalid / steps if steps else float("nan"),
+               "entropy": float(learner.get("entropy", np.nan)),
+               "policy_loss": float(learner.get("policy_loss", np.nan)),
+               "vf_loss": float(learner.get("vf_loss", np.nan)),
+               "vf_explained_var": float(learner.get("vf_explained_var", np.nan)),
+               "env_steps_per_second": steps / (time.perf_counter() - started)}
+        metrics = finished[0].keys() - {"env_index", "return", "length", "invalid_steps", "invalid_actions"} \
+            if finished else ()
+        for key in sorted(metrics):
+            row[f"{key}_mean"] = float(np.mean([f[key] for f in finished]))
+        return row
+
+    # ------------------------------------------------------------------ evaluation
+
+    def module(self):
+        """The trained torch module (the local learner's copy), in eval mode."""
+        module = self.algo.get_module()
+        module.eval()
+        return module
+
+    def eval_policies(self) -> dict[tuple[str, str], Policy]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, directory: Path) -> None:
+        self.algo.save_to_path(str((directory / "rllib").resolve()))
+        (directory / "counters.json").write_text(json.dumps({"env_steps": self.env_steps, "episodes": self.episodes}))
+
+    def restore(self, directory: Path) -> None:
+        self.algo.restore_from_path(str((directory / "rllib").resolve()))
+        counters = json.loads((directory / "counters.json").read_text())
+        self.env_steps, self.episodes = counters["env_steps"], counters["episodes"]
+
+    def close(self) -> None:
+        algo = getattr(self, "algo", None)
+        if algo is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                algo.stop()
+            self.algo = None
+        if getattr(self, "_owns_ray", False):
+            import ray
+
+            ray.shutdown()
+            self._owns_ray = False
+
+
+def logit_policy(logits_of, action_space, *, stochastic: bool) -> Policy:
+    """An evaluation :data:`Policy` from ``logits_of(observations) -> (N, sum(nvec))`` numpy logits."""
+    from gymnasium import spaces
+
+    from baselines.masking_module import choose_actions
+    from envs.masking import action_nvec
+
+    nvec = action_nvec(action_space)
+    single = isinstance(action_space, spaces.Discrete)
+
+    def policy(observations, rng, env):
+        actions = choose_actions(logits_of(observations), nvec, rng if stochastic else None)
+        return actions[:, 0] if single else actions
+
+    return policy

@@ -1,0 +1,116 @@
+"""Masked and penalty PPO on RLlib through ``suite.run``: files, masks, Ray's lifecycle, resume,
+bad input and a short learning test.
+
+Every run here starts its own local Ray instance (``RLlibPPO`` passes ``num_cpus``) and must shut
+it down again, leaving no Ray process behind.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import ray
+
+from suite import results, run
+
+TINY = ["--algo-config", "train_batch_size=512", "--algo-config", "minibatch_size=128",
+        "--algo-config", "num_epochs=2", "--algo-config", "num_envs_per_env_runner=16",
+        "--algo-config", "hidden=16"]
+
+
+def run_main(*argv):
+    return run.run_cli(run.main, "python -m suite.run", list(argv))
+
+
+def tiny_run(out, algo, *extra, steps=1024):
+    return run_main("--env", "portfolio", "--algo", algo, "--steps", str(steps), "--episodes", "8",
+                    "--out", str(out), "--quiet", *TINY, *extra)
+
+
+def assert_ray_is_gone():
+    assert not ray.is_initialized()
+    children = psutil.Process().children(recursive=True)
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"processes left behind: {[p.name() for p in alive]}"
+
+
+def read_run(out, algo, seed=0):
+    directory = results.run_dir(out, "portfolio", algo, seed)
+    return (json.loads((directory / "config.json").read_text()), pd.read_csv(directory / "progress.csv"),
+            pd.read_csv(directory / "eval.csv"))
+
+
+def test_masked_ppo_smoke_run_never_takes_an_inadmissible_action(tmp_path):
+    assert tiny_run(tmp_path, "masked_ppo") == 0
+    assert_ray_is_gone()
+    config, progress, evaluation = read_run(tmp_path, "masked_ppo")
+    assert config["algo_config"]["gamma"] == 1.0 and config["algo_config"]["reward_scale"] == 0.001  # portfolio's
+    assert list(progress.columns[:len(results.PROGRESS_COLUMNS)]) == results.PROGRESS_COLUMNS
+    assert {"entropy", "policy_loss", "vf_loss", "env_steps_per_second", "portfolio_value_mean"} <= set(progress)
+    assert progress["env_steps"].tolist() == [512, 1024] and progress["episodes"].iloc[-1] > 0
+    assert (progress["invalid_action_rate"] == 0).all()
+    assert progress["entropy"].notna().all() and (progress["entropy"] > 0).all()
+    groups = evaluation.groupby(["policy", "mask"]).size().to_dict()
+    assert groups == {("greedy", "off"): 8, ("greedy", "on"): 8, ("stochastic", "off"): 8, ("stochastic", "on"): 8}
+    assert (evaluation.loc[evaluation["mask"] == "on", "invalid_actions"] == 0).all()
+    # An untrained network without its mask tries inadmissible sales and buys: the fallback counts them.
+    assert evaluation.loc[evaluation["mask"] == "off", "invalid_actions"].sum() > 0
+
+
+def test_penalty_ppo_smoke_run_sees_no_mask_and_is_counted(tmp_path):
+    assert tiny_run(tmp_path, "penalty_ppo", "--algo-config", "penalty=5") == 0
+    assert_ray_is_gone()
+    config, progress, evaluation = read_run(tmp_path, "penalty_ppo")
+    assert config["algo_config"]["penalty"] == 5.0
+    assert progress["invalid_action_rate"].iloc[0] > 0.5  # a fresh policy sells what it does not hold
+    assert progress["entropy"].notna().all()
+    assert set(zip(evaluation["policy"], evaluation["mask"])) == {("stochastic", "off"), ("greedy", "off")}
+    assert (evaluation["return"] == evaluation["portfolio_value"]).all()  # evaluated on the env's own reward
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    assert tiny_run(tmp_path, "masked_ppo", "--checkpoint-every", "1") == 0
+    directory = results.run_dir(tmp_path, "portfolio", "masked_ppo", 0)
+    (directory / "eval.csv").unlink()  # as if killed during evaluation
+    assert tiny_run(tmp_path, "masked_ppo", "--checkpoint-every", "1", "--resume", steps=2048) == 0
+    assert_ray_is_gone()
+    config, progress, _ = read_run(tmp_path, "masked_ppo")
+    assert progress["iteration"].tolist() == [1, 2, 3, 4]
+    assert progress["env_steps"].tolist() == [512, 1024, 1536, 2048]
+    assert progress["wall_seconds"].is_monotonic_increasing
+    assert config["steps"] == 2048 and len(config["resumed"]) == 1
+    (directory / "eval.csv").unlink()
+    assert tiny_run(tmp_path, "masked_ppo", "--resume", "--lr", "0.1", steps=2048) == 2  # another config
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--algo-config", "learning_rate=0.1"], "unknown config key 'learning_rate'; accepted keys: lr, gamma"),
+    (["--lr", "0"], "--lr: expected a positive number, got '0'"),
+    (["--algo-config", "minibatch_size=4096"], "minibatch_size (4096) must not exceed train_batch_size (512)"),
+    (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at --address '127.0.0.1:9'"),
+    (["--address", "nonsense"], "--address expects HOST:PORT"),
+    (["--num-env-runners", "-1"], "--num-env-runners: expected a non-negative integer"),
+])
+def test_bad_input_is_one_line_with_status_2_and_writes_nothing(tmp_path, capsys, extra, message):
+    assert tiny_run(tmp_path, "masked_ppo", *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+    assert_ray_is_gone()
+
+
+def test_masked_ppo_learns_to_beat_random_valid(tmp_path):
+    """About 150k env steps (under a minute here) lift the greedy policy well above random-valid."""
+    common = ["--env", "portfolio", "--episodes", "200", "--out", str(tmp_path), "--quiet", "--seed", "1"]
+    assert run_main(*common, "--algo", "random_valid") == 0
+    assert run_main(*common, "--algo", "masked_ppo", "--steps", "150000") == 0
+    assert_ray_is_gone()
+    _, progress, evaluation = read_run(tmp_path, "masked_ppo", seed=1)
+    baseline = pd.read_csv(results.run_dir(tmp_path, "portfolio", "random_valid", 1) / "eval.csv")["return"].mean()
+    greedy = evaluation.query("policy == 'greedy' and mask == 'on'")["return"].mean()
+    assert (progress["invalid_action_rate"] == 0).all()
+    assert (evaluation.loc[evaluation["mask"] == "on", "invalid_actions"] == 0).all()
+    assert greedy > 1.25 * baseline, (greedy, baseline)
+    assert progress["episode_return_mean"].iloc[-3:].mean() > progress["episode_return_mean"].iloc[:3].mean() + 200
