@@ -77,7 +77,10 @@ class Algorithm(ABC):
 
     @abstractmethod
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
-        """Policies to evaluate, keyed by ``(policy, mask)`` e.g. ``("greedy", "off")``."""
+        """Policies to evaluate, keyed by ``(policy, mask)`` e.g. ``("greedy", "off")``.
+
+        The first is the algorithm's headline policy, the one also evaluated during training.
+        """
 
     @abstractmethod
     def save(self, directory: Path) -> None:

@@ -66,4 +66,4 @@ class MaskedPPO(RLlibPPO):
 
         return {(policy, "on" if masked else "off"): logit_policy(logits_of(masked), self.action_space,
                                                                   stochastic=policy == "stochastic")
-                for masked in (True, False) for policy in ("stochastic", "greedy")}
+                for masked in (True, False) for policy in ("greedy", "stochastic")}

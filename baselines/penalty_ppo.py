@@ -2,9 +2,10 @@
 
 The agent observes only the ``"observation"`` features and uses RLlib's default PPO module. An
 inadmissible sub-action is executed as the env's documented fallback (e.g. hold in portfolio) and
-costs ``penalty`` (in the units of the env's reward, before ``reward_scale``) per inadmissible
-sub-action. Huang & Ontañón (2020) compare this "invalid action penalty" with masking; run a small
-sweep of ``--algo-config penalty=...`` to see how its size trades invalid actions against return.
+costs ``penalty`` per inadmissible sub-action, in the units of the reward the agent trains on (the
+training env's, before ``reward_scale``). Huang & Ontañón (2020) compare this "invalid action
+penalty" with masking; a small sweep of ``--algo-config penalty=...`` shows how its size trades
+invalid actions against return.
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ __all__ = ["PenaltyPPOConfig", "PenaltyPPO"]
 class PenaltyPPOConfig(PPOSettings):
     """Penalty PPO's training config: the PPO settings plus the penalty."""
 
-    penalty: float = setting(0.1, "reward subtracted per inadmissible sub-action, in the env's reward units",
+    penalty: float = setting(0.1, "reward subtracted per inadmissible sub-action, in training-reward units",
                              check=lambda v: v >= 0, accepts="a non-negative number")
 
 
 class PenaltyPPO(RLlibPPO):
     Config = PenaltyPPOConfig
     masked = False
-    #: portfolio: $10 per inadmissible sub-action, 1% of the starting cash.
-    env_defaults = {env: {**defaults, **({"penalty": 10.0} if env == "portfolio" else {})}
+    #: portfolio: 0.01 of the start cash ($10) per inadmissible sub-action, in value_change units.
+    env_defaults = {env: {**defaults, **({"penalty": 0.01} if env == "portfolio" else {})}
                     for env, defaults in RLlibPPO.env_defaults.items()}
 
     def _validate(self) -> None:
@@ -58,4 +59,4 @@ class PenaltyPPO(RLlibPPO):
             return module.forward_inference({"obs": features})["action_dist_inputs"].numpy()
 
         return {(policy, "off"): logit_policy(logits, self.action_space, stochastic=policy == "stochastic")
-                for policy in ("stochastic", "greedy")}
+                for policy in ("greedy", "stochastic")}

@@ -27,7 +27,7 @@ import numpy as np
 
 from baselines.base import Algorithm, Policy
 from baselines.rllib_env import OBS_TRANSFORMS, TrainingStats, find_wrapper, make_training_env
-from envs.config import ConfigError, setting
+from envs.config import ConfigError, parse_assignments, setting
 
 __all__ = ["PPOSettings", "RLlibPPO", "connect_ray", "logit_policy"]
 
@@ -77,11 +77,25 @@ class PPOSettings:
                                  "(symlog: sign(x) log(1 + |x|))", choices=OBS_TRANSFORMS)
     reward_scale: float = setting(1.0, "factor on the reward the agent learns from", check=_positive,
                                   accepts="a positive number")
+    train_env_config: tuple[str, ...] = setting(
+        (), "env config overrides for the training env only, KEY=VALUE,... (e.g. a denser reward); "
+        "evaluation always uses the run's env config", check=lambda items: all("=" in i for i in items),
+        accepts="comma-separated KEY=VALUE pairs")
     # --- sampling layout
     num_env_runners: int = setting(0, "remote EnvRunner actors (0: sample in the driver process)",
                                    check=lambda v: v >= 0, accepts="a non-negative integer")
     num_envs_per_env_runner: int = setting(64, "vector env entries per EnvRunner", check=_positive,
                                            accepts="a positive integer")
+
+
+class _NewStackNotice(logging.Filter):
+    """Drops RLlib's notice, on every run, that PPO runs on the new API stack: we chose it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "on the new API stack" not in record.getMessage()
+
+
+logging.getLogger("ray.rllib.algorithms.algorithm_config").addFilter(_NewStackNotice())
 
 
 def connect_ray(address: str | None, num_cpus: int) -> bool:
@@ -123,8 +137,12 @@ class RLlibPPO(Algorithm):
 
     Config: ClassVar[type] = PPOSettings
     default_steps = 1_000_000
-    #: portfolio: 20-step episodes paid at the end, so no discount; rewards in dollars scaled to thousands.
-    env_defaults = {"portfolio": {"gamma": 1.0, "reward_scale": 1e-3}}
+    #: portfolio: 20-step episodes, so no discount (gamma 1). The agent learns from the env's dense
+    #: ``value_change`` reward (the per-step change in portfolio value / start cash): with gamma 1 it is
+    #: potential-based shaping of the final value (same optimal policies, Ng et al. 1999) and it learns
+    #: faster (training mean $2,850 vs $2,690 at 490k steps from the final value scaled by 1/1000);
+    #: lr 1e-3 rather than 3e-4 reaches a training mean of $2,740 instead of $2,450 at 246k steps.
+    env_defaults = {"portfolio": {"gamma": 1.0, "lr": 1e-3, "train_env_config": ("reward=value_change",)}}
 
     def __init__(self, env_name: str, env_config: dict[str, Any], config: PPOSettings, seed: int, *,
                  address: str | None = None):
@@ -133,7 +151,9 @@ class RLlibPPO(Algorithm):
 
         self.address = address
 
-        probe = envs.make_vector(env_name, 1, **env_config)  # fails early, before Ray, on a bad env
+        self.train_env_config = envs.config_dict(
+            env_name, {**env_config, **parse_assignments(config.train_env_config, what="train_env_config")})
+        probe = envs.make_vector(env_name, 1, **self.train_env_config)  # fails early, before Ray, on a bad env
         self.action_space = probe.single_action_space
         self.obs_space = probe.single_observation_space
         probe.close()
@@ -157,7 +177,7 @@ class RLlibPPO(Algorithm):
 
     def env_context(self) -> dict[str, Any]:
         """The RLlib env config :func:`baselines.rllib_env.make_training_env` reads."""
-        return {"env_name": self.env_name, "env_config": self.env_config,
+        return {"env_name": self.env_name, "env_config": self.train_env_config,
                 "obs_transform": self.config.obs_transform, "reward_scale": self.config.reward_scale}
 
     def model_config(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 import envs
 from baselines import EVAL_SEED_BASE, algo_names, load_algo
-from baselines.base import Algorithm, derived_seed
+from baselines.base import Algorithm, Policy, derived_seed
 from baselines.rollout import evaluate
 from envs.config import build_config, config_to_dict, describe_config, parse_assignments
 from suite import results
@@ -71,6 +71,9 @@ def build_parser() -> Parser:
     parser.add_argument("--out", default="results", help="results folder")
     parser.add_argument("--checkpoint-every", type=positive_int, default=10,
                         help="save a checkpoint every N training iterations (and always at the end)")
+    parser.add_argument("--eval-every", type=non_negative_int, default=5,
+                        help="every N training iterations, evaluate the algo's headline policy on the "
+                             "evaluation seeds into progress.csv (eval_* columns; 0: only at the end)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an existing run of the same env/algo/seed")
     mode.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
@@ -193,13 +196,28 @@ def _save_checkpoint(algo: Algorithm, directory: Path, iteration: int, wall_seco
     results.atomic_replace_dir(directory / results.CHECKPOINT_DIR, fill)
 
 
-def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: bool) -> pd.DataFrame:
+def _play(request: RunRequest, policy: Policy) -> list[dict[str, Any]]:
+    """One record per evaluation episode of ``policy`` (episode i on env seed EVAL_SEED_BASE + i)."""
+    rng = np.random.default_rng(derived_seed(request.seed, "eval"))
+    return evaluate(request.env, request.env_config, policy, episodes=request.episodes,
+                    seed_base=EVAL_SEED_BASE, rng=rng)
+
+
+def _progress_evaluation(request: RunRequest, algo: Algorithm) -> dict[str, float]:
+    """``eval_*`` columns of a progress row: the headline policy's means on the evaluation seeds."""
+    policy = next(iter(algo.eval_policies().values()))
+    frame = pd.DataFrame(_play(request, policy))
+    metrics = [c for c in frame.columns if c not in ("episode", "env_seed", "length", "invalid_steps")]
+    return {f"eval_{c}_mean": float(frame[c].mean()) for c in metrics}
+
+
+def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: bool,
+            eval_every: int = 0) -> pd.DataFrame:
     """Train, checkpoint and evaluate; write the files; return the evaluation frame."""
     directory = request.directory
     algo_cls = load_algo(request.algo)
     algo_config = build_config(algo_cls.Config, request.algo_config, owner=f"algo {request.algo!r}")
-    env_config = request.env_config
-    algo = algo_cls(request.env, env_config, algo_config, request.seed,
+    algo = algo_cls(request.env, request.env_config, algo_config, request.seed,
                     address=request.address)  # fails before anything is written
     if not resume:
         _clear_previous_run(directory)  # only --overwrite gets here with an old run in place
@@ -226,6 +244,10 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
             while env_steps < request.steps:
                 row = algo.train_iteration()
                 row = {"iteration": len(rows) + 1, "wall_seconds": time.perf_counter() - started, **row}
+                if eval_every and row["iteration"] % eval_every == 0:
+                    paused = time.perf_counter()
+                    row.update(_progress_evaluation(request, algo))
+                    started += time.perf_counter() - paused  # wall_seconds counts training, not evaluation
                 rows.append(row)
                 results.atomic_write_csv(directory / results.PROGRESS_FILE, results.ordered(rows, results.PROGRESS_COLUMNS))
                 bar.update(min(int(row["env_steps"]), request.steps) - min(env_steps, request.steps))
@@ -237,13 +259,9 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
         if not rows:  # resumed a run whose training was already done: keep its progress file
             rows = pd.read_csv(directory / results.PROGRESS_FILE).to_dict("records")
 
-        eval_rng_seed = derived_seed(request.seed, "eval")
-        eval_rows = []
-        for (policy_name, mask), policy in algo.eval_policies().items():
-            rng = np.random.default_rng(eval_rng_seed)
-            for record in evaluate(request.env, env_config, policy, episodes=request.episodes,
-                                   seed_base=EVAL_SEED_BASE, rng=rng):
-                eval_rows.append({"policy": policy_name, "mask": mask, **record})
+        eval_rows = [{"policy": policy_name, "mask": mask, **record}
+                     for (policy_name, mask), policy in algo.eval_policies().items()
+                     for record in _play(request, policy)]
         frame = results.ordered(eval_rows, results.EVAL_COLUMNS)
         results.atomic_write_csv(directory / results.EVAL_FILE, frame)
     finally:
@@ -302,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{request.directory} is already complete; nothing to resume (pass --overwrite to run it again)")
         return 0
     try:
-        execute(request, resume=resume, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
+        execute(request, resume=resume, checkpoint_every=args.checkpoint_every, quiet=args.quiet,
+                eval_every=args.eval_every)
     except KeyboardInterrupt:
         print(f"\ninterrupted: progress so far is in {request.directory}; continue with --resume", file=sys.stderr)
         return 130

@@ -23,7 +23,7 @@ def setup_commands() -> list[str]:
 def test_ci_runs_the_readme_setup_commands_verbatim():
     commands = setup_commands()
     assert len(commands) == 2
-    assert "suite.run --env portfolio --algo random_valid" in commands[0]
+    assert "suite.run --env portfolio --algo masked_ppo" in commands[0]
     assert "pytest" in commands[1]
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     for command in commands:
