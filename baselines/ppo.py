@@ -135,7 +135,7 @@ def connect_ray(address: str | None, num_cpus: int) -> bool:
 
 
 class RLlibPPO(Algorithm):
-    """RLlib PPO on one suite env; subclasses set :attr:`module_spec` and the env wrappers."""
+    """RLlib PPO on one suite env; subclasses override :meth:`module_spec` and :meth:`env_context`."""
 
     Config: ClassVar[type] = PPOSettings
     default_steps = 1_000_000
@@ -151,13 +151,10 @@ class RLlibPPO(Algorithm):
         super().__init__(env_name, env_config, config, seed)
         import envs
 
-        self.address = address
-
         self.train_env_config = envs.config_dict(
             env_name, {**env_config, **parse_assignments(config.train_env_config, what="train_env_config")})
         probe = envs.make_vector(env_name, 1, **self.train_env_config)  # fails early, before Ray, on a bad env
         self.action_space = probe.single_action_space
-        self.obs_space = probe.single_observation_space
         probe.close()
         self._validate()
         self._owns_ray = connect_ray(address, num_cpus=max(os.cpu_count() or 1, config.num_env_runners + 1))
@@ -193,7 +190,6 @@ class RLlibPPO(Algorithm):
     def _rllib_config(self):
         from ray.rllib.algorithms.ppo import PPOConfig
         from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
         from ray.tune.registry import register_env
 
         register_env(TRAINING_ENV_ID, make_training_env)
