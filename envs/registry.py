@@ -147,3 +147,6 @@ def make_vector(name: str, num_envs: int, **config: Any) -> VectorEnv:
 
 register("portfolio", "envs.portfolio:PortfolioCore",
          description="constrained portfolio trading: 3 assets + cash, MultiDiscrete([11, 11, 11]), constraints C1-C4")
+register("speed_limit", "envs.speed_limit:SpeedLimitCore",
+         description="residential speed-limit car: Discrete(10) speed levels, constraints S1 limit, S2 comfort, "
+                     "S3 can-stop")

@@ -1,0 +1,51 @@
+"""``oracle``: the best action knowing the whole episode, the upper reference of an env.
+
+An env offers an oracle by implementing ``oracle_actions()`` on its core (the optimal action of
+every batch entry in its current state, ``(batch, agents, n_sub)``): ``speed_limit`` solves each
+episode exactly by dynamic programming over its layout. Like ``random_valid``, its "training" only
+plays episodes (a flat learning curve, the ceiling learners are measured against), and it is
+evaluated as one deterministic policy (``greedy``, mask on).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+import envs
+from baselines.base import Policy
+from baselines.random_valid import RandomValid, RandomValidConfig
+from envs.config import ConfigError
+
+__all__ = ["Oracle", "envs_with_oracle"]
+
+
+def envs_with_oracle() -> list[str]:
+    return [name for name in envs.names() if hasattr(envs.spec(name).load(), "oracle_actions")]
+
+
+class Oracle(RandomValid):
+    """Plays ``env.core.oracle_actions()``; each "iteration" is ``steps_per_iteration`` env steps."""
+
+    Config = RandomValidConfig
+    default_steps = 10_000
+    masked = True
+
+    def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int, *,
+                 address: str | None = None):
+        core_cls = envs.spec(env_name).load()
+        if not hasattr(core_cls, "oracle_actions"):
+            raise ConfigError(f"env {env_name!r} has no oracle; envs with one: {', '.join(envs_with_oracle())}")
+        check = getattr(core_cls, "check_oracle_config", None)
+        if check is not None:
+            check(envs.resolve_config(env_name, env_config)[0])
+        super().__init__(env_name, env_config, config, seed, address=address)
+
+    def _act(self, obs: dict[str, np.ndarray], rng: np.random.Generator, env: envs.views.VectorEnv) -> np.ndarray:
+        actions = env.core.oracle_actions()[:, 0]
+        return actions[:, 0] if isinstance(env.single_action_space, spaces.Discrete) else actions
+
+    def eval_policies(self) -> dict[tuple[str, str], Policy]:
+        return {("greedy", "on"): self._act}

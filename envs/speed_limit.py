@@ -1,0 +1,434 @@
+"""The residential speed-limit car, the action-masking post's motivating example (``speed_limit``).
+
+## Description
+
+A car drives down a road of ``road_length`` cells split into zones: residential, urban and
+arterial, each with a maximum speed level (3, 6 and 9 by default). Each step the car picks a speed
+level for the step and advances that many cells. It must respect the limit of every cell it passes
+through, change speed smoothly, and always be able to brake in time for a slower zone ahead: in a
+residential zone only the low levels are admissible, and before one the car must start braking.
+The goal is to reach the end of the road quickly without needless changes of speed.
+
+The zone layout is drawn per episode from the env's generator: zones of ``min_zone_length`` to
+``max_zone_length`` cells, each residential, urban or arterial with probabilities ``zone_mix``; or
+it is fixed by ``layout`` (one letter per cell: ``R``, ``U``, ``A``).
+
+## Action Space
+
+``Discrete(10)``: the speed level ``a`` for the next step; the car advances ``a`` cells.
+
+## Constraints (the action mask)
+
+With the car at cell ``p`` moving at level ``v`` (the level of its last step):
+
+- ``S1 limit``: ``a`` may not exceed the limit of any cell in ``p .. p + a`` (where it is and every
+  cell it passes through or lands on; cells past the end of the road have no limit).
+- ``S2 comfort``: ``v - max_brake <= a <= v + max_accel`` (2 levels up, 3 down by default).
+- ``S3 can-stop``: from the resulting state ``(p + a, a)`` there must remain a sequence of speeds
+  respecting S1 and S2 until the car stops or leaves the road. Braking as hard as S2 allows is the
+  best way to do that (a car that brakes harder is behind and slower at every later step, so every
+  cell it crosses was crossed faster by the other), so the mask uses ``a <= safe_speed[p + a]``,
+  the highest level from which full braking at cell ``p + a`` respects S1. ``safe_speed`` is
+  computed once per episode by a backward pass over the layout; the S3 predicate simulates the
+  braking forward instead, so the checker compares two independent computations.
+
+The car starts at rest at cell 0, and level 0 (stay) is admissible from rest, so every reachable
+state keeps an admissible action: S3 holds in the start state and every admissible action leads to
+a state where it holds again. An inadmissible action is executed as the **nearest admissible
+level** (the lower one on a tie) and reported in ``info["invalid_actions"]`` / ``info["violated"]``;
+with ``strict=True`` it raises ``ValueError`` naming the constraint.
+
+## Observation Space
+
+``Dict(observation=Box(0, inf, (4 + lookahead,), float32), action_mask=Box(0, 1, (10,), int8))``:
+
+| index | entry | unit |
+| --- | --- | --- |
+| 0 | speed level of the last step ``v`` | level |
+| 1 | position ``p`` | cells |
+| 2 | cells left to the end of the road | cells |
+| 3 | safe speed of the current cell (the fastest level from which braking in time is possible here) | level |
+| 4 .. 3 + lookahead | limits of cells ``p .. p + lookahead - 1`` (9 past the end) | level |
+
+## Rewards
+
+Per step: cells advanced (up to the end of the road) ``- time_cost - comfort_cost * |a - v|``. An
+episode that reaches the end earns ``road_length - time_cost * steps - comfort_cost * sum |a - v|``:
+fast is good, jerky is not, and the slowest policy never pays.
+
+## Starting State
+
+Cell 0 at rest (``v = 0``), a new layout.
+
+## Episode End
+
+Terminated when the car reaches or passes the last cell; truncated after ``max_steps`` steps.
+
+## Arguments
+
+See :class:`SpeedLimitConfig`. Every env also accepts ``strict`` (see ``envs.registry.CommonConfig``).
+
+## Version History
+
+- v0: first version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+
+from envs.config import ConfigError, setting
+from envs.core import EnvCore, StepResult
+from envs.masking import MASK_DTYPE, Constraint
+
+__all__ = ["SpeedLimitConfig", "SpeedLimitCore", "SpeedLimitState", "ZONE_LETTERS", "N_LEVELS",
+           "braking_respects_limits"]
+
+N_LEVELS = 10
+TOP = N_LEVELS - 1
+#: Zone letters of ``layout``, in the order of ``zone_mix`` and ``zone_limits``.
+ZONE_LETTERS = "RUA"
+
+
+def _positive(value) -> bool:
+    return value > 0
+
+
+@dataclass(frozen=True)
+class SpeedLimitConfig:
+    """Configuration of the speed-limit env; every field can be set with ``--env-config KEY=VALUE``."""
+
+    road_length: int = setting(100, "cells from the start to the end of the road", check=lambda v: v >= 2,
+                               accepts="an integer of at least 2")
+    zone_mix: tuple[float, ...] = setting((0.3, 0.4, 0.3), "probability of a residential, urban and arterial zone",
+                                          check=lambda v: len(v) == 3 and min(v) >= 0 and sum(v) > 0,
+                                          accepts="3 non-negative numbers, not all 0")
+    zone_limits: tuple[int, ...] = setting((3, 6, 9), "speed limit of residential, urban and arterial zones, levels",
+                                           check=lambda v: len(v) == 3 and all(1 <= x <= TOP for x in v),
+                                           accepts="3 integers in 1..9")
+    min_zone_length: int = setting(5, "shortest zone, cells", check=_positive, accepts="a positive integer")
+    max_zone_length: int = setting(20, "longest zone, cells", check=_positive, accepts="a positive integer")
+    layout: str = setting("", "fixed layout, one letter per cell (R, U, A); empty: drawn per episode",
+                          check=lambda v: set(v) <= set(ZONE_LETTERS), accepts="letters R, U and A only")
+    max_accel: int = setting(2, "most levels the speed may rise in one step", check=_positive,
+                             accepts="a positive integer")
+    max_brake: int = setting(3, "most levels the speed may drop in one step", check=_positive,
+                             accepts="a positive integer")
+    time_cost: float = setting(1.0, "reward lost per step", check=_positive, accepts="a positive number")
+    comfort_cost: float = setting(0.5, "reward lost per level of speed change", check=lambda v: v >= 0,
+                                  accepts="a non-negative number")
+    lookahead: int = setting(12, "cells ahead whose limits are observed", check=_positive,
+                             accepts="a positive integer")
+    max_steps: int = setting(200, "step limit of an episode (truncation)", check=_positive,
+                             accepts="a positive integer")
+    n_agents: int = setting(1, "cars (one for now; several cars on one lane come with the multi-agent work)",
+                            check=lambda v: v == 1, accepts="1")
+
+
+@dataclass
+class SpeedLimitState:
+    """Batched state. ``B`` = batch entries, ``A`` = agents (cars), ``L`` = road length."""
+
+    position: np.ndarray    # (B, A) cell, int64
+    speed: np.ndarray       # (B, A) level of the last step, int64
+    t: np.ndarray           # (B,) steps so far
+    limits: np.ndarray      # (B, L + pad) limit per cell, TOP past the end, int64
+    safe_speed: np.ndarray  # (B, L + pad) highest level from which full braking here respects S1
+
+    def copy(self) -> SpeedLimitState:
+        return SpeedLimitState(self.position.copy(), self.speed.copy(), self.t.copy(), self.limits.copy(),
+                               self.safe_speed.copy())
+
+
+def _window_min(limits: np.ndarray, start: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Min limit over cells ``start .. start + level`` for each level: ``(..., n_levels)``.
+
+    ``limits`` is ``(B, cells)``, ``start`` ``(B, ...)`` and ``levels`` a 1-d array of levels.
+    """
+    offsets = np.arange(levels.max() + 1)
+    cells = limits[np.arange(len(limits)).reshape(-1, *([1] * (start.ndim - 1)), 1),
+                   start[..., None] + offsets]                       # (B, ..., max_level + 1)
+    running = np.minimum.accumulate(cells, axis=-1)
+    return running[..., levels]
+
+
+def braking_respects_limits(limits: np.ndarray, position: np.ndarray, speed: np.ndarray, road_length: int,
+                            max_brake: int) -> np.ndarray:
+    """S3 by simulation: from ``(position, speed)``, does braking by ``max_brake`` per step respect S1?
+
+    Forward, state by state, independent of the per-episode ``safe_speed`` table. ``limits`` is
+    ``(B, cells)``; ``position`` and ``speed`` are ``(B, ...)``.
+    """
+    ok = np.ones(position.shape, dtype=bool)
+    pos, level = position.copy(), speed.copy()
+    rows = np.arange(len(limits)).reshape(-1, *([1] * (position.ndim - 1)))
+    for _ in range(TOP // max_brake + 1):
+        level = np.maximum(level - max_brake, 0)
+        moving = (level > 0) & (pos < road_length)
+        for k in range(TOP + 1):  # every cell of the window pos .. pos + level
+            inside = moving & (k <= level)
+            cell = np.minimum(pos + k, limits.shape[1] - 1)
+            ok &= ~inside | (limits[rows, cell] >= level)
+        pos = pos + np.where(moving, level, 0)
+    return ok
+
+
+class SpeedLimitCore(EnvCore):
+    """Batched dynamics, reward and mask of the speed-limit env (see the module docstring)."""
+
+    Config = SpeedLimitConfig
+    agent_prefix = "car"
+    version = 0
+    episode_metrics = ("position",)
+
+    def __init__(self, config: SpeedLimitConfig, num_envs: int = 1, strict: bool = False):
+        if config.layout and len(config.layout) != config.road_length:
+            raise ConfigError(f"env 'speed_limit': layout has {len(config.layout)} cells but road_length is "
+                              f"{config.road_length}; set road_length={len(config.layout)}")
+        if config.min_zone_length > config.max_zone_length:
+            raise ConfigError(f"env 'speed_limit': min_zone_length ({config.min_zone_length}) exceeds "
+                              f"max_zone_length ({config.max_zone_length})")
+        super().__init__(config, num_envs, strict)
+        self.action_space = spaces.Discrete(N_LEVELS)
+        n_features = 4 + config.lookahead
+        high = np.full(n_features, np.finfo(np.float32).max, dtype=np.float32)  # unbounded in practice
+        self.feature_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        self._pad = max(TOP, config.lookahead) + 1
+        self._levels = np.arange(N_LEVELS)
+        self._mix = np.asarray(config.zone_mix, dtype=np.float64) / sum(config.zone_mix)
+        self._zone_limits = np.asarray(config.zone_limits, dtype=np.int64)
+        # S2 as a (v, a) table: a is within the comfort bounds of v.
+        v, a = np.meshgrid(self._levels, self._levels, indexing="ij")
+        self._comfort = (a >= v - config.max_brake) & (a <= v + config.max_accel)
+        # The oracle's dynamic-programming tables, computed lazily once per episode (see oracle_actions).
+        self._episode = np.zeros(num_envs, dtype=np.int64)
+        self._oracle_episode = np.full(num_envs, -1, dtype=np.int64)
+        self._oracle_values = np.zeros((num_envs, config.road_length + self._pad, N_LEVELS))
+
+    @property
+    def constraints(self) -> Sequence[Constraint]:
+        return (
+            Constraint("S1", "no speed above the limit of any cell passed through", self._admits_s1),
+            Constraint("S2", f"no change of speed beyond +{self.config.max_accel}/-{self.config.max_brake} levels",
+                       self._admits_s2),
+            Constraint("S3", "no speed from which the car cannot brake in time for the limits ahead",
+                       self._admits_s3),
+        )
+
+    # ------------------------------------------------------------------ layout
+
+    def draw_layout(self, rng: np.random.Generator) -> np.ndarray:
+        """Zone index (0 residential, 1 urban, 2 arterial) of every cell of one episode's road."""
+        c = self.config
+        if c.layout:
+            return np.array([ZONE_LETTERS.index(ch) for ch in c.layout], dtype=np.int64)
+        zones = []
+        while sum(len(z) for z in zones) < c.road_length:  # a few zones per episode, not per step
+            length = int(rng.integers(c.min_zone_length, c.max_zone_length + 1))
+            zones.append(np.full(length, rng.choice(3, p=self._mix), dtype=np.int64))
+        return np.concatenate(zones)[:c.road_length]
+
+    def safe_speeds(self, limits: np.ndarray) -> np.ndarray:
+        """The backward pass: ``safe[p]`` = highest level from which braking at cell ``p`` respects S1.
+
+        ``limits`` is ``(n, L + pad)``. Braking from level ``v`` at ``p`` next moves at
+        ``u = max(v - max_brake, 0)`` over cells ``p .. p + u``, then brakes again from ``p + u``; a
+        stopped car (``u = 0``) is safe, and so is every cell past the end of the road.
+        """
+        L, brake = self.config.road_length, self.config.max_brake
+        n, cells = limits.shape
+        safe = np.full((n, cells), TOP, dtype=np.int64)
+        u = np.maximum(self._levels - brake, 0)                          # next level of full braking
+        rows = np.arange(n)[:, None]
+        for p in range(L - 1, -1, -1):
+            window = np.minimum.accumulate(limits[:, p:p + TOP + 1], axis=-1)[:, u]  # (n, levels)
+            ahead = safe[rows, p + u]                                    # (n, levels)
+            ok = (u == 0) | ((window >= u) & (u <= ahead))
+            # Safety is monotone in the level (slower braking is never easier), so keep the highest safe one.
+            safe[:, p] = np.where(ok, self._levels, -1).max(axis=-1)
+        return safe
+
+    # ------------------------------------------------------------------ episode
+
+    def reset_envs(self, env_ids: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        c = self.config
+        if self.state is None:
+            B, A, cells = self.num_envs, self.n_agents, c.road_length + self._pad
+            self.state = SpeedLimitState(np.zeros((B, A), dtype=np.int64), np.zeros((B, A), dtype=np.int64),
+                                         np.zeros(B, dtype=np.int64), np.full((B, cells), TOP, dtype=np.int64),
+                                         np.full((B, cells), TOP, dtype=np.int64))
+        s = self.state
+        for env_id, rng in zip(env_ids, rngs):  # once per episode, not per step
+            s.limits[env_id, :c.road_length] = self._zone_limits[self.draw_layout(rng)]
+        s.safe_speed[env_ids] = self.safe_speeds(s.limits[env_ids])
+        self._episode[env_ids] += 1
+        s.position[env_ids] = 0
+        s.speed[env_ids] = 0
+        s.t[env_ids] = 0
+
+    # ------------------------------------------------------------------ views of the state
+
+    def features(self) -> np.ndarray:
+        s, L = self.state, self.config.road_length
+        rows = np.arange(self.num_envs)[:, None, None]
+        pos = np.minimum(s.position, L)
+        ahead = s.limits[rows, pos[..., None] + np.arange(self.config.lookahead)]
+        safe_here = s.safe_speed[np.arange(self.num_envs)[:, None], pos]
+        head = np.stack([s.speed, pos, L - pos, safe_here], axis=-1)
+        return np.concatenate([head, ahead], axis=-1).astype(np.float32)
+
+    def action_mask(self) -> np.ndarray:
+        s, L = self.state, self.config.road_length
+        pos = np.minimum(s.position, L)
+        limit_ok = _window_min(s.limits, pos, self._levels) >= self._levels               # S1
+        comfort_ok = self._comfort[s.speed]                                                 # S2
+        landing = np.minimum(pos[..., None] + self._levels, s.limits.shape[1] - 1)
+        rows = np.arange(self.num_envs)[:, None, None]
+        brake_ok = (self._levels <= s.safe_speed[rows, landing]) | (landing >= L)          # S3
+        return (limit_ok & comfort_ok & brake_ok).astype(MASK_DTYPE)
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        return {"position": np.minimum(self.state.position, self.config.road_length).astype(np.float64)}
+
+    # ------------------------------------------------------------------ dynamics
+
+    def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """An inadmissible level is replaced by the nearest admissible one (the lower on a tie)."""
+        mask = self.action_mask().astype(bool)                                   # (B, A, levels)
+        distance = np.abs(self._levels - actions)                                # (B, A, levels)
+        distance = np.where(mask, distance * 2 + (self._levels > actions), np.iinfo(np.int64).max)
+        nearest = distance.argmin(axis=-1)[..., None]
+        return np.where(inadmissible, nearest, actions)
+
+    def transition(self, actions: np.ndarray) -> StepResult:
+        s, c = self.state, self.config
+        level = actions[..., 0]
+        before = np.minimum(s.position, c.road_length)
+        s.position = s.position + level
+        progress = np.minimum(s.position, c.road_length) - before
+        reward = progress - c.time_cost - c.comfort_cost * np.abs(level - s.speed)
+        s.speed = level
+        s.t += 1
+        terminated = s.position >= c.road_length
+        truncated = (s.t >= c.max_steps)[:, None] & ~terminated
+        return StepResult(reward=reward.astype(np.float64), terminated=terminated, truncated=truncated,
+                          info={"position": np.minimum(s.position, c.road_length).astype(np.float64)})
+
+    # ------------------------------------------------------------------ the exact optimum
+
+    def admissible_table(self, limits: np.ndarray, safe: np.ndarray) -> np.ndarray:
+        """The mask of every state of ``n`` roads: ``(n, road_length, levels v, levels a)`` bool.
+
+        Evaluated by :meth:`action_mask` itself on a grid of (cell, level) states, so the optimum
+        is computed over exactly the actions the env admits.
+        """
+        L, n = self.config.road_length, len(limits)
+        cell, level = np.meshgrid(np.arange(L), self._levels, indexing="ij")
+        grid = SpeedLimitState(np.broadcast_to(cell.ravel(), (n, L * N_LEVELS)).copy(),
+                               np.broadcast_to(level.ravel(), (n, L * N_LEVELS)).copy(),
+                               np.zeros(n, dtype=np.int64), limits, safe)
+        saved, saved_envs = self.state, self.num_envs
+        self.state, self.num_envs = grid, n
+        try:
+            return self.action_mask().astype(bool).reshape(n, L, N_LEVELS, N_LEVELS)
+        finally:
+            self.state, self.num_envs = saved, saved_envs
+
+    def optimal_values(self, limits: np.ndarray, safe: np.ndarray) -> np.ndarray:
+        """Exact optimal return-to-go ``V[cell, level]`` of ``n`` roads by dynamic programming.
+
+        ``V`` is ``(n, road_length + pad, levels)``, 0 past the end. Positions never decrease, so one
+        backward pass over cells is exact; at each cell the stop (level 0, which stays put) is solved
+        first, excluding the stop-again self-loop that only costs time. Exact while ``max_steps`` allows
+        every path without that self-loop, i.e. ``max_steps >= 2 * road_length``.
+        """
+        c, L = self.config, self.config.road_length
+        n, cells = limits.shape
+        admissible = self.admissible_table(limits, safe)                          # (n, L, v, a)
+        values = np.zeros((n, cells, N_LEVELS))
+        change_cost = c.comfort_cost * np.abs(self._levels[:, None] - self._levels[None, :])  # (v, a)
+        rows = np.arange(n)[:, None]
+        for p in range(L - 1, -1, -1):
+            progress = np.minimum(p + self._levels, L) - p                          # (a,)
+            ahead = values[rows, p + self._levels, self._levels]                    # (n, a): V[p + a, a]
+            gain = progress - c.time_cost - change_cost + ahead[:, None, :]         # (n, v, a)
+            moving = np.where(admissible[:, p, 0, 1:], gain[:, 0, 1:], -np.inf).max(axis=-1)
+            values[:, p, 0] = moving                                                # V[p, 0]: must move on
+            gain[:, :, 0] = -c.time_cost - change_cost[:, 0] + values[:, p, 0][:, None]  # stop, then V[p, 0]
+            values[:, p, 1:] = np.where(admissible[:, p, 1:], gain[:, 1:], -np.inf).max(axis=-1)
+        return values
+
+    def oracle_actions(self) -> np.ndarray:
+        """The optimal level of every entry now, from its episode's dynamic-programming table."""
+        s, c, L = self.state, self.config, self.config.road_length
+        stale = np.flatnonzero(self._oracle_episode != self._episode)
+        if len(stale):  # once per episode, when the oracle is first asked
+            self._oracle_values[stale] = self.optimal_values(s.limits[stale], s.safe_speed[stale])
+            self._oracle_episode[stale] = self._episode[stale]
+        pos, v = np.minimum(s.position, L), s.speed
+        rows = np.arange(self.num_envs)[:, None, None]
+        landing = np.minimum(pos[..., None] + self._levels, L + self._pad - 1)
+        progress = np.minimum(landing, L) - pos[..., None]
+        ahead = np.where(self._levels == 0, self._oracle_values[rows, pos[..., None], 0],
+                         self._oracle_values[rows, landing, self._levels])
+        gain = progress - c.time_cost - c.comfort_cost * np.abs(self._levels - v[..., None]) + ahead
+        gain = np.where(self.action_mask().astype(bool), gain, -np.inf)
+        if c.time_cost > 0:  # never stay at rest: that self-loop only costs time
+            gain = np.where((self._levels == 0) & (v[..., None] == 0), -np.inf, gain)
+        return gain.argmax(axis=-1)[..., None]
+
+    @staticmethod
+    def check_oracle_config(config: SpeedLimitConfig) -> None:
+        """The dynamic program is exact when no optimal path can be truncated."""
+        if config.max_steps < 2 * config.road_length:
+            raise ConfigError(f"the speed_limit oracle is exact only with max_steps >= 2 * road_length "
+                              f"({2 * config.road_length}); got max_steps={config.max_steps}")
+
+    def optimal_return(self) -> np.ndarray:
+        """The optimal return of every entry's current episode from its start: ``(batch, agents)``."""
+        self.oracle_actions()
+        return np.broadcast_to(self._oracle_values[:, 0, 0][:, None], (self.num_envs, self.n_agents)).copy()
+
+    # ------------------------------------------------------------------ constraint predicates
+
+    def _admits_s1(self, state: SpeedLimitState, actions: np.ndarray) -> np.ndarray:
+        level = actions[..., 0]
+        ok = np.ones(level.shape, dtype=bool)
+        rows = np.arange(len(state.limits))[:, None]
+        for k in range(TOP + 1):  # each cell pos + k the car passes through at this level
+            cell = np.minimum(state.position + k, state.limits.shape[1] - 1)
+            ok &= (k > level) | (state.limits[rows, cell] >= level)
+        return ok[..., None]
+
+    def _admits_s2(self, state: SpeedLimitState, actions: np.ndarray) -> np.ndarray:
+        change = actions[..., 0] - state.speed
+        return ((change <= self.config.max_accel) & (-change <= self.config.max_brake))[..., None]
+
+    def _admits_s3(self, state: SpeedLimitState, actions: np.ndarray) -> np.ndarray:
+        level = actions[..., 0]
+        return braking_respects_limits(state.limits, state.position + level, level, self.config.road_length,
+                                       self.config.max_brake)[..., None]
+
+    # ------------------------------------------------------------------ checkers
+
+    def sample_states(self, rng: np.random.Generator, num_states: int) -> SpeedLimitState:
+        """Arbitrary states of the env's invariant: random layouts, any cell, any level up to the cell's
+        safe speed (half of them exactly at it, the edge of S3).
+
+        Every reachable state satisfies the invariant (that is what S3 keeps); a state above the
+        safe speed is one the car can never be in, and its mask may be empty.
+        """
+        L = self.config.road_length
+        cells = L + self._pad
+        limits = np.full((num_states, cells), TOP, dtype=np.int64)
+        for i in range(num_states):  # checker states only
+            limits[i, :L] = self._zone_limits[self.draw_layout(rng)]
+        safe = self.safe_speeds(limits)
+        position = rng.integers(0, L, size=(num_states, self.n_agents))
+        top = safe[np.arange(num_states)[:, None], position]
+        speed = np.where(rng.random(position.shape) < 0.5, top, rng.integers(0, top + 1))
+        return SpeedLimitState(position, speed, rng.integers(0, self.config.max_steps, num_states), limits, safe)

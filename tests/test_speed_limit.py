@@ -1,0 +1,173 @@
+"""The speed-limit car: masks never empty over many layouts, the safe-speed table against braking
+simulated forward, the dynamic-programming optimum against brute force, fallback, config errors,
+and the env through the checker and the oracle algo."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import envs
+from baselines.random_valid import RandomValidPolicy
+from envs.config import ConfigError
+from envs.speed_limit import N_LEVELS, braking_respects_limits
+from suite import check, run
+
+CONFIGS = st.fixed_dictionaries({
+    "road_length": st.integers(10, 80),
+    "zone_limits": st.tuples(st.integers(1, 4), st.integers(3, 7), st.integers(6, 9)),
+    "min_zone_length": st.integers(1, 4),
+    "max_zone_length": st.integers(4, 15),
+    "max_accel": st.integers(1, 3),
+    "max_brake": st.integers(1, 4),
+    "lookahead": st.integers(1, 15),
+})
+
+
+@settings(max_examples=25, deadline=None)
+@given(config=CONFIGS, seed=st.integers(0, 2**31 - 1))
+def test_the_mask_is_never_empty_on_any_layout_and_the_car_can_always_brake(config, seed):
+    """Random admissible driving over 64 layouts per example: every reachable state keeps an action."""
+    vec = envs.make_vector("speed_limit", 64, max_steps=4 * config["road_length"], **config)
+    policy = RandomValidPolicy(vec.single_action_space, seed=seed)
+    obs, _ = vec.reset(seed=seed)
+    core = vec.core
+    for _ in range(2 * config["road_length"]):
+        assert obs["action_mask"].any(axis=-1).all()
+        s = core.state
+        cell = np.minimum(s.position, config["road_length"])
+        assert (s.speed <= s.safe_speed[np.arange(64)[:, None], cell]).all()  # the invariant S3 keeps
+        obs, _, _, _, info = vec.step(policy(obs))
+        assert (info["invalid_actions"] == 0).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(config=CONFIGS, seed=st.integers(0, 2**31 - 1))
+def test_safe_speed_table_matches_braking_simulated_forward(config, seed):
+    core = envs.make_core("speed_limit", 16, **config)
+    core.reset_envs(np.arange(16), [np.random.default_rng(seed + i) for i in range(16)])
+    s, L = core.state, config["road_length"]
+    cells = np.broadcast_to(np.arange(L)[:, None], (L, N_LEVELS)).reshape(1, -1).repeat(16, 0)
+    levels = np.broadcast_to(np.arange(N_LEVELS), (L, N_LEVELS)).reshape(1, -1).repeat(16, 0)
+    can_brake = braking_respects_limits(s.limits, cells, levels, L, config["max_brake"]).reshape(16, L, N_LEVELS)
+    # Monotone in the level, with the table's value as the highest safe level of each cell.
+    expected = np.where(can_brake, np.arange(N_LEVELS), -1).max(axis=-1)
+    assert np.array_equal(s.safe_speed[:, :L], expected)
+    assert np.array_equal(can_brake, np.arange(N_LEVELS) <= expected[..., None])
+
+
+def brute_force_optimum(env) -> float:
+    """Best return from the start by trying every admissible level through env steps (memoised)."""
+    core = env.core
+    memo = {}
+
+    def best(position: int, speed: int) -> float:
+        if (position, speed) in memo:
+            return memo[(position, speed)]
+        start = core.state.copy()
+        start.position[:] = position
+        start.speed[:] = speed
+        core.state = start
+        mask = core.action_mask()[0, 0]
+        value = -np.inf
+        for level in np.flatnonzero(mask):
+            if level == 0 and speed == 0:
+                continue  # staying at rest only costs time
+            core.state = start.copy()
+            result = core.step(np.array([[[level]]]))
+            ahead = 0.0 if result.terminated[0, 0] else best(int(core.state.position[0, 0]), int(level))
+            value = max(value, float(result.reward[0, 0]) + ahead)
+        memo[(position, speed)] = value
+        return value
+
+    return best(0, 0)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_dynamic_programming_optimum_equals_brute_force_on_tiny_roads(seed):
+    rng = np.random.default_rng(seed)
+    length = int(rng.integers(3, 9))
+    layout = "".join(rng.choice(list("RUA"), size=length))
+    env = envs.make("speed_limit", road_length=length, layout=layout, zone_limits=(1, 2, 4),
+                    comfort_cost=float(rng.choice([0.0, 0.5, 2.0])), max_accel=int(rng.integers(1, 3)))
+    env.reset(seed=seed)
+    core = env.core
+    optimum = core.optimal_values(core.state.limits, core.state.safe_speed)[0, 0, 0]
+    assert optimum == pytest.approx(brute_force_optimum(env))
+
+
+def test_the_oracle_plays_its_optimum_and_random_valid_is_far_below():
+    vec = envs.make_vector("speed_limit", 128)
+    obs, _ = vec.reset(seed=7)
+    optimum = vec.core.optimal_return()[:, 0]
+    played, done = np.zeros(128), np.zeros(128, dtype=bool)
+    while not done.all():
+        obs, reward, terminated, truncated, info = vec.step(vec.core.oracle_actions()[:, 0, 0])
+        assert (info["invalid_actions"][~done] == 0).all()
+        played += np.where(done, 0.0, reward)
+        done |= terminated | truncated
+    assert np.allclose(played, optimum)
+    assert 60 < optimum.mean() < 80  # default road: about 25 steps of 100 cells
+
+
+def test_an_inadmissible_level_becomes_the_nearest_admissible_one_or_raises_in_strict_mode():
+    env = envs.make("speed_limit", road_length=30, layout="R" * 30)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(8)  # from rest, 8 breaks S1 (limit 3), S2 (+2) and S3; nearest admissible: 2
+    assert info["invalid_actions"] == 1 and set(info["violated"]) == {"S1", "S2", "S3"}
+    assert env.core.state.position[0, 0] == 2 and reward == 2 - 1.0 - 0.5 * 2
+    strict = envs.make("speed_limit", road_length=30, layout="R" * 30, strict=True)
+    strict.reset(seed=0)
+    with pytest.raises(ValueError, match="S1 .*no speed above the limit"):
+        strict.step(8)
+
+
+def test_observation_shows_speed_position_and_limits_ahead():
+    env = envs.make("speed_limit", road_length=12, layout="AAAARRRRUUUU", lookahead=6)
+    obs, _ = env.reset(seed=0)
+    # Safe speed at cell 0 is 6: braking to 3 crosses cells 0-3 (limit 9), then stops; from 7 it would
+    # cross cell 4 (residential, limit 3) at level 4.
+    assert obs["observation"].tolist() == [0, 0, 12, 6, 9, 9, 9, 9, 3, 3]
+    assert obs["action_mask"].tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+    obs, *_ = env.step(2)
+    assert obs["observation"].tolist() == [2, 2, 10, 6, 9, 9, 3, 3, 3, 3]
+    assert obs["action_mask"].tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]  # 3 is the limit of cell 4 ahead
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"layout": "RUA", "road_length": 10}, "layout has 3 cells but road_length is 10; set road_length=3"),
+    ({"layout": "RUX"}, "must be letters R, U and A only"),
+    ({"min_zone_length": 9, "max_zone_length": 3}, "min_zone_length (9) exceeds max_zone_length (3)"),
+    ({"zone_limits": (0, 5, 9)}, "3 integers in 1..9"),
+    ({"n_agents": 2}, "must be 1"),
+])
+def test_bad_config_is_one_line(config, message):
+    with pytest.raises(ConfigError, match=None) as error:
+        envs.make("speed_limit", **config)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_checker_passes():
+    results = check.run_checks("speed_limit", steps=300, seed=0)
+    failed = [r for r in results if not r.passed]
+    assert not failed, failed
+
+
+def test_oracle_algo_through_suite_run(tmp_path, capsys):
+    argv = ["--env", "speed_limit", "--algo", "oracle", "--steps", "2000", "--episodes", "20", "--out", str(tmp_path),
+            "--quiet"]
+    assert run.run_cli(run.main, "python -m suite.run", argv) == 0
+    import pandas as pd
+
+    evaluation = pd.read_csv(tmp_path / "speed_limit" / "oracle" / "seed0" / "eval.csv")
+    optimum = []
+    for i in range(20):
+        env = envs.make("speed_limit")
+        env.reset(seed=1_000_000 + i)
+        optimum.append(env.core.optimal_return()[0, 0])
+    assert np.allclose(evaluation["return"], optimum) and (evaluation["invalid_actions"] == 0).all()
+    bad = ["--env", "portfolio", "--algo", "oracle", "--out", str(tmp_path / "p")]
+    assert run.run_cli(run.main, "python -m suite.run", bad) == 2
+    assert "env 'portfolio' has no oracle; envs with one: speed_limit" in capsys.readouterr().err
+    short = ["--env", "speed_limit", "--algo", "oracle", "--env-config", "max_steps=50", "--out", str(tmp_path / "s")]
+    assert run.run_cli(run.main, "python -m suite.run", short) == 2
