@@ -14,16 +14,13 @@ how much of the constraint the network has learned by itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from baselines.base import Policy
 from baselines.ppo import PPOSettings, RLlibPPO, logit_policy
-from baselines.rllib_env import transform_features
-from envs.config import ConfigError
-from envs.masking import MASK_KEY, OBSERVATION_KEY, is_discrete
+from envs.masking import MASK_KEY, OBSERVATION_KEY
 
 __all__ = ["MaskedPPOConfig", "MaskedPPO"]
 
@@ -37,12 +34,6 @@ class MaskedPPO(RLlibPPO):
     Config = MaskedPPOConfig
     masked = True
 
-    def _validate(self) -> None:
-        super()._validate()
-        if not is_discrete(self.action_space):
-            raise ConfigError(f"masked_ppo supports Discrete and MultiDiscrete actions; env {self.env_name!r} "
-                              f"has {self.action_space}")
-
     def module_spec(self):
         from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
@@ -52,12 +43,11 @@ class MaskedPPO(RLlibPPO):
 
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
         module = self.module()
-        kind = self.config.obs_transform
 
         def logits_of(masked: bool):
             @torch.no_grad()
             def logits(observations: dict[str, np.ndarray]) -> np.ndarray:
-                features = torch.from_numpy(transform_features(observations[OBSERVATION_KEY], kind))
+                features = self.features(observations)
                 if not masked:
                     return module.unmasked_logits(features).numpy()
                 obs = {OBSERVATION_KEY: features, MASK_KEY: torch.from_numpy(observations[MASK_KEY])}

@@ -18,9 +18,7 @@ import torch
 
 from baselines.base import Policy
 from baselines.ppo import PPOSettings, RLlibPPO, logit_policy
-from baselines.rllib_env import transform_features
-from envs.config import ConfigError, setting
-from envs.masking import OBSERVATION_KEY, is_discrete
+from envs.config import setting
 
 __all__ = ["PenaltyPPOConfig", "PenaltyPPO"]
 
@@ -36,27 +34,20 @@ class PenaltyPPOConfig(PPOSettings):
 class PenaltyPPO(RLlibPPO):
     Config = PenaltyPPOConfig
     masked = False
-    #: portfolio: 0.01 of the start cash ($10) per inadmissible sub-action, in value_change units.
-    env_defaults = {env: {**defaults, **({"penalty": 0.01} if env == "portfolio" else {})}
-                    for env, defaults in RLlibPPO.env_defaults.items()}
-
-    def _validate(self) -> None:
-        super()._validate()
-        if not is_discrete(self.action_space):
-            raise ConfigError(f"penalty_ppo here supports Discrete and MultiDiscrete actions; env "
-                              f"{self.env_name!r} has {self.action_space}")
+    #: portfolio: 0.01 of the start cash ($10) per inadmissible sub-action, in value_change units;
+    #: speed_limit: 1, the time cost of one step.
+    env_defaults = {"portfolio": {**RLlibPPO.env_defaults["portfolio"], "penalty": 0.01},
+                    "speed_limit": {**RLlibPPO.env_defaults["speed_limit"], "penalty": 1.0}}
 
     def env_context(self) -> dict[str, Any]:
         return {**super().env_context(), "penalty": self.config.penalty}
 
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
         module = self.module()
-        kind = self.config.obs_transform
 
         @torch.no_grad()
         def logits(observations: dict[str, np.ndarray]) -> np.ndarray:
-            features = torch.from_numpy(transform_features(observations[OBSERVATION_KEY], kind))
-            return module.forward_inference({"obs": features})["action_dist_inputs"].numpy()
+            return module.forward_inference({"obs": self.features(observations)})["action_dist_inputs"].numpy()
 
         return {(policy, "off"): logit_policy(logits, self.action_space, stochastic=policy == "stochastic")
                 for policy in ("greedy", "stochastic")}

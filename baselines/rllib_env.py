@@ -26,7 +26,7 @@ from gymnasium.vector import VectorWrapper
 
 import envs
 from baselines.rollout import EpisodeTracker
-from envs.masking import MASK_KEY, OBSERVATION_KEY
+from envs.masking import OBSERVATION_KEY
 
 __all__ = ["OBS_TRANSFORMS", "transform_features", "make_training_env", "TrainingStats", "ScaleObservation",
            "PenalizeInvalid", "ScaleReward", "find_wrapper"]

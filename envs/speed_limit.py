@@ -40,7 +40,7 @@ with ``strict=True`` it raises ``ValueError`` naming the constraint.
 
 ## Observation Space
 
-``Dict(observation=Box(0, inf, (4 + lookahead,), float32), action_mask=Box(0, 1, (10,), int8))``:
+``Dict(observation=Box(0, float32 max, (4 + lookahead,), float32), action_mask=Box(0, 1, (10,), int8))``:
 
 | index | entry | unit |
 | --- | --- | --- |
@@ -119,9 +119,10 @@ class SpeedLimitConfig:
     max_brake: int = setting(3, "most levels the speed may drop in one step", check=_positive,
                              accepts="a positive integer")
     time_cost: float = setting(1.0, "reward lost per step", check=_positive, accepts="a positive number")
-    comfort_cost: float = setting(0.5, "reward lost per level of speed change", check=lambda v: v >= 0,
+    comfort_cost: float = setting(2.0, "reward lost per level of speed change", check=lambda v: v >= 0,
                                   accepts="a non-negative number")
-    lookahead: int = setting(12, "cells ahead whose limits are observed", check=_positive,
+    lookahead: int = setting(24, "cells ahead whose limits are observed (24: over two steps at top speed)",
+                             check=_positive,
                              accepts="a positive integer")
     max_steps: int = setting(200, "step limit of an episode (truncation)", check=_positive,
                              accepts="a positive integer")
@@ -248,7 +249,7 @@ class SpeedLimitCore(EnvCore):
             window = np.minimum.accumulate(limits[:, p:p + TOP + 1], axis=-1)[:, u]  # (n, levels)
             ahead = safe[rows, p + u]                                    # (n, levels)
             ok = (u == 0) | ((window >= u) & (u <= ahead))
-            # Safety is monotone in the level (slower braking is never easier), so keep the highest safe one.
+            # A lower level is never harder to brake from (the tests check it), so keep the highest safe one.
             safe[:, p] = np.where(ok, self._levels, -1).max(axis=-1)
         return safe
 

@@ -6,7 +6,6 @@ it down again, leaving no Ray process behind.
 """
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import psutil
@@ -182,3 +181,21 @@ def test_restore_brings_back_the_trained_weights_on_learner_and_env_runner(tmp_p
     finally:
         ray.shutdown()
     assert_ray_is_gone()
+
+
+@pytest.mark.parametrize("algo", ["masked_ppo", "penalty_ppo"])
+def test_both_ppos_run_on_the_discrete_speed_limit_env(tmp_path, algo):
+    argv = ["--env", "speed_limit", "--algo", algo, "--steps", "1024", "--episodes", "8", "--out", str(tmp_path),
+            "--quiet", *TINY]
+    assert run_main(*argv) == 0
+    assert_ray_is_gone()
+    directory = results.run_dir(tmp_path, "speed_limit", algo, 0)
+    config = json.loads((directory / "config.json").read_text())
+    progress, evaluation = pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
+    assert config["algo_config"]["reward_scale"] == 0.1 and config["steps"] == 1024
+    if algo == "masked_ppo":
+        assert (progress["invalid_action_rate"] == 0).all()
+        assert (evaluation.loc[evaluation["mask"] == "on", "invalid_actions"] == 0).all()
+    else:
+        assert config["algo_config"]["penalty"] == 1.0 and progress["invalid_action_rate"].iloc[0] > 0
+    assert (evaluation["position"] > 0).all()

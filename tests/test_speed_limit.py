@@ -107,7 +107,14 @@ def test_the_oracle_plays_its_optimum_and_random_valid_is_far_below():
         played += np.where(done, 0.0, reward)
         done |= terminated | truncated
     assert np.allclose(played, optimum)
-    assert 60 < optimum.mean() < 80  # default road: about 25 steps of 100 cells
+    # Flooring it (the fastest admissible level every step) pays the comfort cost: far from optimal.
+    fastest, done = np.zeros(128), np.zeros(128, dtype=bool)
+    obs, _ = vec.reset(seed=7)
+    while not done.all():
+        obs, reward, terminated, truncated, _ = vec.step((obs["action_mask"] * np.arange(N_LEVELS)).argmax(-1))
+        fastest += np.where(done, 0.0, reward)
+        done |= terminated | truncated
+    assert (fastest <= optimum + 1e-9).all() and fastest.mean() < 0.8 * optimum.mean()
 
 
 def test_an_inadmissible_level_becomes_the_nearest_admissible_one_or_raises_in_strict_mode():
@@ -115,7 +122,8 @@ def test_an_inadmissible_level_becomes_the_nearest_admissible_one_or_raises_in_s
     env.reset(seed=0)
     _, reward, _, _, info = env.step(8)  # from rest, 8 breaks S1 (limit 3), S2 (+2) and S3; nearest admissible: 2
     assert info["invalid_actions"] == 1 and set(info["violated"]) == {"S1", "S2", "S3"}
-    assert env.core.state.position[0, 0] == 2 and reward == 2 - 1.0 - 0.5 * 2
+    comfort = env.core.config.comfort_cost
+    assert env.core.state.position[0, 0] == 2 and reward == 2 - 1.0 - comfort * 2
     strict = envs.make("speed_limit", road_length=30, layout="R" * 30, strict=True)
     strict.reset(seed=0)
     with pytest.raises(ValueError, match="S1 .*no speed above the limit"):
@@ -171,3 +179,53 @@ def test_oracle_algo_through_suite_run(tmp_path, capsys):
     assert "env 'portfolio' has no oracle; envs with one: speed_limit" in capsys.readouterr().err
     short = ["--env", "speed_limit", "--algo", "oracle", "--env-config", "max_steps=50", "--out", str(tmp_path / "s")]
     assert run.run_cli(run.main, "python -m suite.run", short) == 2
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), config=CONFIGS)
+def test_mask_is_the_conjunction_of_the_named_predicates_on_arbitrary_states(seed, config):
+    core = envs.make_core("speed_limit", 256, **config)
+    core.state = core.sample_states(np.random.default_rng(seed), 256)
+    mask = core.action_mask().astype(bool)                                       # (256, 1, levels)
+    for level in range(N_LEVELS):
+        actions = np.full((256, 1, 1), level)
+        admitted = np.ones((256, 1), dtype=bool)
+        for constraint in core.constraints:
+            admitted &= constraint.admits(core.state, actions)[..., 0]
+        assert np.array_equal(mask[..., level], admitted), (level, seed)
+    assert mask.any(axis=-1).all()
+
+
+def test_return_is_progress_minus_time_and_comfort_and_the_episode_ends_at_the_road_end():
+    env = envs.make("speed_limit", road_length=20, layout="A" * 20, time_cost=1.0, comfort_cost=0.5)
+    env.reset(seed=0)
+    total, levels, steps, terminated = 0.0, [2, 4, 6, 6, 6], 0, False
+    for level in levels:
+        _, reward, terminated, truncated, info = env.step(level)
+        total += reward
+        steps += 1
+        assert info["invalid_actions"] == 0 and not truncated
+        if terminated:
+            break
+    # 2 + 4 + 6 + 6 = 18 cells, then 6 more would pass the end: progress is capped at 20.
+    assert terminated and steps == 5 and info["position"] == 20
+    assert total == 20 - 1.0 * 5 - 0.5 * (2 + 2 + 2 + 0 + 0)
+
+
+def test_standing_still_is_truncated_at_the_step_limit():
+    env = envs.make("speed_limit", road_length=20, max_steps=7)
+    env.reset(seed=0)
+    for step in range(7):
+        _, reward, terminated, truncated, _ = env.step(0)
+        assert reward == -1.0 and not terminated and truncated == (step == 6)
+
+
+def test_layouts_follow_zone_mix_and_zone_lengths():
+    core = envs.make_core("speed_limit", 1, road_length=400, zone_mix=(1, 0, 0))
+    assert (core.draw_layout(np.random.default_rng(0)) == 0).all()
+    core = envs.make_core("speed_limit", 1, road_length=4000, min_zone_length=3, max_zone_length=6)
+    zones = core.draw_layout(np.random.default_rng(1))
+    assert np.bincount(zones, minlength=3).min() > 800  # about 30/40/30 %
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[-1, zones, -1]) != 0))  # lengths of runs of one zone type
+    assert runs[:-1].min() >= 3  # zones are 3 to 6 cells (neighbours of one type merge; the last is cut at the end)
+    assert np.mean(runs <= 6) > 0.5
