@@ -39,8 +39,7 @@ class Algorithm(ABC):
 
     Class attributes:
         Config: the algorithm's typed config dataclass (fields declared with ``envs.config.setting``).
-        default_steps: the default budget in env steps for ``suite.run --steps``
-            (``env_default_steps`` overrides it per env).
+        default_steps: the default budget in env steps for ``suite.run --steps``.
         masked: whether the agent sees the mask; masked algos are also evaluated with it removed.
     """
 
@@ -49,8 +48,6 @@ class Algorithm(ABC):
     masked: ClassVar[bool] = True
     #: Config defaults tuned per env, applied over ``Config``'s own and under the user's overrides.
     env_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
-    #: Default budgets per env, where ``default_steps`` is more (or less) than the env needs.
-    env_default_steps: ClassVar[dict[str, int]] = {}
 
     def __init__(self, env_name: str, env_config: dict[str, Any], config: Any, seed: int, *,
                  address: str | None = None):
@@ -67,11 +64,6 @@ class Algorithm(ABC):
         ``owner`` names the algorithm in error messages.
         """
         return build_config(cls.Config, {**cls.env_defaults.get(env_name, {}), **overrides}, owner=owner)
-
-    @classmethod
-    def steps_for(cls, env_name: str) -> int:
-        """The default training budget on ``env_name`` in env steps."""
-        return cls.env_default_steps.get(env_name, cls.default_steps)
 
     @abstractmethod
     def train_iteration(self) -> dict[str, float]:

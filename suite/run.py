@@ -51,7 +51,7 @@ def build_parser() -> Parser:
     parser.add_argument("--algo", required=True, help="algorithm name")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="run seed (training env and policy)")
     parser.add_argument("--steps", type=positive_int, default=None,
-                        help="training budget in env steps (default: the algo's own for the env; see --describe)")
+                        help="training budget in env steps (default: the algo's own, e.g. 20000 for random_valid)")
     parser.add_argument("--episodes", type=positive_int, default=100,
                         help="evaluation episodes per evaluated policy, on fixed env seeds")
     parser.add_argument("--env-config", action="append", default=[], metavar="KEY=VALUE",
@@ -102,7 +102,7 @@ class RunRequest:
         algo_cls = load_algo(args.algo)
         algo_config = config_to_dict(algo_cls.make_config(args.env, algo_overrides(args), owner=f"algo {args.algo!r}"))
         return cls(args.env, env_config, args.algo, algo_config, args.seed,
-                   args.steps or algo_cls.steps_for(args.env), args.episodes,
+                   args.steps or algo_cls.default_steps, args.episodes,
                    results.run_dir(args.out, args.env, args.algo, args.seed), args.address)
 
     def record(self) -> dict[str, Any]:
@@ -297,7 +297,7 @@ def describe_algo(algo: str, env: str) -> str:
     algo_cls = load_algo(algo)
     config = config_to_dict(algo_cls.make_config(env, {}, owner=f"algo {algo!r}"))
     rows = describe_config(algo_cls.Config)
-    lines = [f"{algo} on {env} (default budget {algo_cls.steps_for(env):,} env steps); "
+    lines = [f"{algo} on {env} (default budget {algo_cls.default_steps:,} env steps); "
              "set with --algo-config KEY=VALUE:"]
     width = max(len(r["key"]) for r in rows)
     for r in rows:
