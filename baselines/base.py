@@ -50,8 +50,11 @@ class Algorithm(ABC):
     env_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, env_name: str, env_config: dict[str, Any], config: Any, seed: int, *,
-                 address: str | None = None):
-        """``address``: a Ray cluster to run on (algorithms that do not use Ray ignore it)."""
+                 address: str | None = None, budget: int | None = None):
+        """``address``: a Ray cluster to run on (algorithms that do not use Ray ignore it).
+        ``budget``: the run's training budget in env steps, for schedules that end with it.
+        """
+        self.budget = budget
         self.env_name = env_name
         self.env_config = dict(env_config)
         self.config = config

@@ -71,8 +71,8 @@ class RandomValid(Algorithm):
     masked = True
 
     def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int, *,
-                 address: str | None = None):
-        super().__init__(env_name, env_config, config, seed)  # plays in this process: no Ray
+                 address: str | None = None, budget: int | None = None):
+        super().__init__(env_name, env_config, config, seed, budget=budget)  # plays in this process: no Ray
         self.env = envs.make_vector(env_name, config.num_envs, **env_config)
         self.policy = RandomValidPolicy(self.env.single_action_space)
         self.rng = np.random.default_rng(derived_seed(seed, "policy"))

@@ -218,7 +218,7 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
     algo_cls = load_algo(request.algo)
     algo_config = build_config(algo_cls.Config, request.algo_config, owner=f"algo {request.algo!r}")
     algo = algo_cls(request.env, request.env_config, algo_config, request.seed,
-                    address=request.address)  # fails before anything is written
+                    address=request.address, budget=request.steps)  # fails before anything is written
     if not resume:
         _clear_previous_run(directory)  # only --overwrite gets here with an old run in place
     record = request.record()

@@ -99,7 +99,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--algo-config", "learning_rate=0.1"], "unknown config key 'learning_rate'; accepted keys: lr, gamma"),
+    (["--algo-config", "learning_rate=0.1"], "unknown config key 'learning_rate'; accepted keys: lr, lr_schedule, gamma"),
     (["--lr", "0"], "--lr: expected a positive number, got '0'"),
     (["--algo-config", "minibatch_size=4096"], "minibatch_size (4096) must not exceed train_batch_size (512)"),
     (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at --address '127.0.0.1:9'"),
@@ -193,6 +193,8 @@ def test_both_ppos_run_on_the_discrete_speed_limit_env(tmp_path, algo):
     config = json.loads((directory / "config.json").read_text())
     progress, evaluation = pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
     assert config["algo_config"]["reward_scale"] == 0.1 and config["steps"] == 1024
+    assert config["algo_config"]["lr_schedule"] == "linear"  # decays to 0 at the run's budget
+    assert progress["lr"].is_monotonic_decreasing and progress["lr"].iloc[-1] < 0.6 * progress["lr"].iloc[0]
     if algo == "masked_ppo":
         assert (progress["invalid_action_rate"] == 0).all()
         assert (evaluation.loc[evaluation["mask"] == "on", "invalid_actions"] == 0).all()
