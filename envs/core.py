@@ -231,5 +231,7 @@ class EnvCore(ABC):
         subs = np.flatnonzero(inadmissible[env_id, agent]).tolist()
         where = f"env {env_id}, " if self.num_envs > 1 else ""
         what = "; ".join(names) if names else "the action mask (no named constraint: mask and predicates disagree)"
-        return (f"inadmissible action {actions[env_id, agent].tolist()} ({where}agent {self.agent_ids[agent]}, "
+        action = actions[env_id, agent].tolist() if self.discrete else \
+            np.array2string(actions[env_id, agent], precision=4, separator=", ", max_line_width=10_000)
+        return (f"inadmissible action {action} ({where}agent {self.agent_ids[agent]}, "
                 f"sub-action(s) {subs}) violates {what}")
