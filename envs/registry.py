@@ -150,3 +150,6 @@ register("portfolio", "envs.portfolio:PortfolioCore",
 register("speed_limit", "envs.speed_limit:SpeedLimitCore",
          description="residential speed-limit car: Discrete(10) speed levels, constraints S1 limit, S2 comfort, "
                      "S3 can-stop")
+register("sum_to_zero", "envs.sum_to_zero:SumToZeroCore",
+         description="sum-to-zero reallocation among 13 targets: Box(-1, 1, (13,)), admissible set Z1 sum-zero, "
+                     "Z2 bounds, with an exact Euclidean projection")
