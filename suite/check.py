@@ -6,7 +6,13 @@ has them, and verifies:
 
 (a) mask soundness (nothing admitted is forbidden by a constraint, per constraint) and
     completeness (nothing every constraint admits is masked), against the named predicates;
-(b) the mask is never empty (every sub-action keeps an admissible value);
+    for continuous envs, the admissible set instead: what ``sample`` and ``project`` return is
+    admitted by every constraint, ``contains`` agrees with the predicates (on random, sampled,
+    projected and near-boundary actions), and ``project`` is the Euclidean projection
+    (idempotent, and ``<y - p, s - p> <= 0`` for sampled admissible ``s``: the variational
+    inequality that characterises the nearest point of a convex set);
+(b) the mask is never empty (every sub-action keeps an admissible value; for continuous envs,
+    ``sample`` returns admissible actions in every state);
 (c) shapes and dtypes of observations, masks and infos, and that an inadmissible action is
     reported (``invalid_actions``, ``violated``) and, in strict mode, raised;
 (d) Gymnasium's ``check_env`` and PettingZoo's ``parallel_api_test`` / ``parallel_seed_test``;
@@ -35,7 +41,7 @@ from envs.config import parse_assignments
 from envs.core import EnvCore
 from suite.cli import Parser, add_import_flag, import_user_modules, non_negative_int, positive_int, run_cli
 
-__all__ = ["CheckResult", "MaskAudit", "audit_mask", "run_checks", "main"]
+__all__ = ["CheckResult", "MaskAudit", "SetAudit", "audit_mask", "audit_set", "run_checks", "main"]
 
 
 @dataclass
@@ -119,6 +125,86 @@ def audit_mask(core: EnvCore) -> MaskAudit:
     return MaskAudit(int(np.prod(batch)), unsound, int(incomplete.sum()), int(empty.sum()), examples)
 
 
+@dataclass
+class SetAudit:
+    """The admissible set of a continuous env vs its predicates over a batch of states.
+
+    Attributes:
+        states: states (batch entry x agent) audited.
+        failures: check -> number of failing cases. Checks: ``"sample <name>"`` / ``"project
+            <name>"`` (a sampled / projected action violates constraint ``name``), ``"contains"``
+            (``contains`` disagrees with the predicates), ``"nearest"`` (a projection is not the
+            nearest admissible point or not idempotent), ``"never empty"`` (``sample`` returned
+            an action ``contains`` rejects).
+        examples: check -> one-line description of a first failing case.
+    """
+
+    states: int
+    failures: dict[str, int]
+    examples: dict[str, str]
+
+    def merge(self, other: SetAudit) -> SetAudit:
+        keys = self.failures.keys() | other.failures.keys()
+        return SetAudit(self.states + other.states,
+                        {k: self.failures.get(k, 0) + other.failures.get(k, 0) for k in keys},
+                        {**other.examples, **self.examples})
+
+
+def _admitted_by_all(core: EnvCore, actions: np.ndarray) -> np.ndarray:
+    """``(n_constraints, *batch)`` bool: which constraint admits each (whole) action."""
+    return np.stack([np.asarray(c.admits(core.state, actions), dtype=bool).all(axis=-1) for c in core.constraints])
+
+
+def audit_set(core: EnvCore, rng: np.random.Generator, probes: int = 8) -> SetAudit:
+    """Check ``core.admissible_set()`` against the constraint predicates on the current state.
+
+    ``probes`` random actions per state (uniform on the action space and on twice its width), their
+    projections, ``probes`` sampled admissible actions and small perturbations of those (which
+    straddle the set's boundary) are each classified by ``contains`` and by the predicates.
+    """
+    batch = (core.num_envs, core.n_agents)
+    shape = core.action_space.shape
+    admissible = core.admissible_set()
+    low, high = core.action_space.low.astype(np.float64), core.action_space.high.astype(np.float64)
+    failures: dict[str, int] = {}
+    examples: dict[str, str] = {}
+
+    def flag(check: str, bad: np.ndarray, actions: np.ndarray, what: str) -> None:
+        failures[check] = failures.get(check, 0) + int(bad.sum())
+        if bad.any() and check not in examples:
+            b, a = np.argwhere(bad)[0][:2]
+            action = np.array2string(actions[b, a], precision=4, separator=", ", max_line_width=10_000)
+            examples[check] = f"{what} {action} at " + _describe_entry(core, b, a, np.zeros(0))
+
+    mid, half = (low + high) / 2, (high - low) / 2
+    for k in range(probes):
+        width = 1.0 if k % 2 == 0 else 2.0
+        raw = mid + width * half * rng.uniform(-1, 1, size=(*batch, *shape))
+        projected = admissible.project(raw)
+        sampled = admissible.sample(rng)
+        nudged = sampled + 10 * admissible.atol * rng.standard_normal(sampled.shape) if hasattr(admissible, "atol") \
+            else sampled + 1e-4 * rng.standard_normal(sampled.shape)
+        for actions, what in ((raw, "random action"), (projected, "projected action"), (sampled, "sampled action"),
+                              (nudged, "perturbed sampled action")):
+            by_predicates = _admitted_by_all(core, actions).all(axis=0)
+            flag("contains", np.asarray(admissible.contains(actions), dtype=bool) != by_predicates, actions,
+                 f"contains() and the predicates disagree on {what}")
+        for actions, kind in ((sampled, "sample"), (projected, "project")):
+            admitted = _admitted_by_all(core, actions)
+            for c, constraint in enumerate(core.constraints):
+                flag(f"{kind} {constraint.name}", ~admitted[c], actions,
+                     f"{kind}() returned an action that {constraint.name} ({constraint.description}) forbids:")
+        flag("never empty", ~np.asarray(admissible.contains(sampled), dtype=bool), sampled,
+             "sample() returned an action contains() rejects:")
+        # The nearest point p of a convex set to y: <y - p, s - p> <= 0 for every s in the set.
+        scale = 1e-9 * (1 + np.abs(raw).sum(axis=-1))
+        inner = ((raw - projected) * (sampled - projected)).reshape(*batch, -1).sum(axis=-1)
+        again = admissible.project(projected)
+        not_nearest = (inner > scale) | (np.abs(again - projected).reshape(*batch, -1).max(axis=-1) > 1e-9)
+        flag("nearest", not_nearest, raw, "project() is not the Euclidean projection (or not idempotent) of")
+    return SetAudit(int(np.prod(batch)), failures, examples)
+
+
 def _sample_admissible(rng: np.random.Generator, mask: np.ndarray, nvec: np.ndarray) -> np.ndarray:
     """Random admissible actions; a block with nothing admissible (reported by the audit) samples any value."""
     parts = masking.split_mask(mask, nvec)
@@ -133,26 +219,10 @@ def _reset_all(core: EnvCore, seed: int) -> None:
 
 def check_mask(name: str, env_config: dict[str, Any], steps: int, seed: int) -> list[CheckResult]:
     """(a), (b) and the reporting half of (c) on rollouts and sampled states."""
-    core = envs.make_core(name, num_envs=64, **env_config)
+    core = envs.make_core(name, num_envs=1, **env_config)
     if not core.discrete:
-        return [CheckResult("mask vs constraints", "-", False,
-                            "continuous action space: admissible-set checks are not implemented yet")]
-    audits: list[MaskAudit] = []
-    report_errors: list[str] = []
-    _rollout_states_checked(core, steps // 2, seed, admissible_only=False, audits=audits, report_errors=report_errors)
-    _rollout_states_checked(core, steps // 2, seed + 1, admissible_only=True, audits=audits, report_errors=report_errors)
-    sampled = "no sample_states()"
-    try:
-        probe = envs.make_core(name, num_envs=max(64, steps // 4), **env_config)
-        probe.state = probe.sample_states(np.random.default_rng(seed + 2), probe.num_envs)
-        audits.append(audit_mask(probe))
-        sampled = f"{probe.num_envs * probe.n_agents} sampled states"
-    except NotImplementedError:
-        pass
-    total = audits[0]
-    for audit in audits[1:]:
-        total = total.merge(audit)
-    where = f"{total.states:,} states ({sampled} + rollouts)"
+        return check_admissible_set(name, env_config, steps, seed)
+    total, where, report_errors = _audit_states(name, env_config, steps, seed, lambda core, rng: audit_mask(core))
     out = []
     for constraint in core.constraints:
         n = total.unsound[constraint.name]
@@ -165,25 +235,40 @@ def check_mask(name: str, env_config: dict[str, Any], steps: int, seed: int) -> 
     out.append(CheckResult("mask never empty", "all", total.empty == 0,
                            f"{where}: {total.empty} empty sub-action blocks" + (
                                f"; e.g. {total.examples['never empty']}" if total.empty else "")))
-    out.append(CheckResult("invalid actions reported", "all", not report_errors,
-                           "info['invalid_actions'] and info['violated'] match the mask and predicates"
-                           if not report_errors else report_errors[0]))
+    out.append(_reporting_row(report_errors))
     out.append(_check_strict(name, env_config, seed))
     return out
 
 
+def _actions_for(core: EnvCore, rng: np.random.Generator, *, admissible_only: bool) -> np.ndarray:
+    """Random actions of every entry and agent: any point of the action space, or admissible ones."""
+    batch = (core.num_envs, core.n_agents)
+    if core.discrete:
+        if admissible_only:
+            return _sample_admissible(rng, core.action_mask(), core.nvec)
+        return rng.integers(0, core.nvec, size=(*batch, len(core.nvec)))
+    if admissible_only:
+        return core.admissible_set().sample(rng)
+    return rng.uniform(core.action_space.low, core.action_space.high, size=(*batch, *core.action_space.shape))
+
+
+def _expected_invalid(core: EnvCore, actions: np.ndarray) -> np.ndarray:
+    """What ``info["invalid_actions"]`` must say, from the mask or the admissible set directly."""
+    if core.discrete:
+        return (~masking.mask_admits(core.action_mask(), actions, core.nvec)).sum(axis=-1)
+    return (~np.asarray(core.admissible_set().contains(actions), dtype=bool)).astype(np.int64)
+
+
 def _rollout_states_checked(core: EnvCore, steps: int, seed: int, *, admissible_only: bool,
-                            audits: list[MaskAudit], report_errors: list[str]) -> None:
-    """Roll out, auditing the mask in every state and the step's reporting against the pre-step state."""
+                            audit: Callable[[EnvCore, np.random.Generator], Any], audits: list,
+                            report_errors: list[str]) -> None:
+    """Roll out, auditing the mask or set in every state and the step's reporting against the pre-step state."""
     rng = np.random.default_rng(seed)
     _reset_all(core, seed)
     for _ in range(max(1, steps // (core.num_envs * core.n_agents))):
-        audits.append(audit_mask(core))
-        if admissible_only:
-            actions = _sample_admissible(rng, core.action_mask(), core.nvec)
-        else:
-            actions = rng.integers(0, core.nvec, size=(core.num_envs, core.n_agents, len(core.nvec)))
-        expected_invalid = (~masking.mask_admits(core.action_mask(), actions, core.nvec)).sum(axis=-1)
+        audits.append(audit(core, rng))
+        actions = _actions_for(core, rng, admissible_only=admissible_only)
+        expected_invalid = _expected_invalid(core, actions)
         expected_violated = masking.violated_constraints(core.constraints, core.state, actions)
         result = core.step(actions)
         if not np.array_equal(result.info["invalid_actions"], expected_invalid):
@@ -201,11 +286,66 @@ def _rollout_states_checked(core: EnvCore, steps: int, seed: int, *, admissible_
             core.reset_envs(done, [np.random.default_rng([seed, int(i), int(rng.integers(1 << 30))]) for i in done])
 
 
+def _audit_states(name: str, env_config: dict[str, Any], steps: int, seed: int,
+                  audit: Callable[[EnvCore, np.random.Generator], Any]) -> tuple[Any, str, list[str]]:
+    """Audit rollouts (random and admissible actions) and sampled states; merged audit, where, report errors."""
+    core = envs.make_core(name, num_envs=64, **env_config)
+    audits: list = []
+    report_errors: list[str] = []
+    for offset, admissible_only in ((0, False), (1, True)):
+        _rollout_states_checked(core, steps // 2, seed + offset, admissible_only=admissible_only, audit=audit,
+                                audits=audits, report_errors=report_errors)
+    sampled = "no sample_states()"
+    try:
+        probe = envs.make_core(name, num_envs=max(64, steps // 4), **env_config)
+        probe.state = probe.sample_states(np.random.default_rng(seed + 2), probe.num_envs)
+        audits.append(audit(probe, np.random.default_rng(seed + 3)))
+        sampled = f"{probe.num_envs * probe.n_agents} sampled states"
+    except NotImplementedError:
+        pass
+    total = audits[0]
+    for other in audits[1:]:
+        total = total.merge(other)
+    return total, f"{total.states:,} states ({sampled} + rollouts)", report_errors
+
+
+def _reporting_row(report_errors: list[str]) -> CheckResult:
+    return CheckResult("invalid actions reported", "all", not report_errors,
+                       "info['invalid_actions'] and info['violated'] match the mask and predicates"
+                       if not report_errors else report_errors[0])
+
+
+def check_admissible_set(name: str, env_config: dict[str, Any], steps: int, seed: int) -> list[CheckResult]:
+    """(a), (b) and the reporting half of (c) for a continuous env's admissible set."""
+    total, where, report_errors = _audit_states(name, env_config, steps, seed, audit_set)
+    core = envs.make_core(name, **env_config)
+
+    def row(check: str, constraint: str, keys: list[str], what: str) -> CheckResult:
+        n = sum(total.failures.get(k, 0) for k in keys)
+        example = next((total.examples[k] for k in keys if k in total.examples), "")
+        return CheckResult(check, constraint, n == 0, f"{where}: {n} {what}" + (f"; e.g. {example}" if n else ""))
+
+    out = [row("set sound", c.name, [f"sample {c.name}", f"project {c.name}"],
+               "sampled or projected actions violate it") for c in core.constraints]
+    out.append(row("contains == predicates", "all", ["contains"],
+                   "actions on which contains() and the constraints disagree"))
+    out.append(row("projection nearest", "all", ["nearest"], "projections not the nearest admissible point"))
+    out.append(row("set never empty", "all", ["never empty"], "states where sample() found no admissible action"))
+    out.append(_reporting_row(report_errors))
+    out.append(_check_strict(name, env_config, seed))
+    return out
+
+
 def _check_strict(name: str, env_config: dict[str, Any], seed: int) -> CheckResult:
     """In strict mode an inadmissible action raises ValueError naming a constraint."""
     core = envs.make_core(name, num_envs=64, **{**env_config, "strict": True})
     rng = np.random.default_rng(seed)
     _reset_all(core, seed)
+    if not core.discrete:
+        actions = _actions_for(core, rng, admissible_only=False)
+        if np.asarray(core.admissible_set().contains(actions)).all():
+            return CheckResult("strict mode raises", "all", True, "random actions were all admissible: not exercised")
+        return _strict_outcome(core, actions)
     mask = core.action_mask().astype(bool)
     masked = np.argwhere(~mask)
     if masked.size == 0:
@@ -214,6 +354,11 @@ def _check_strict(name: str, env_config: dict[str, Any], seed: int) -> CheckResu
     actions = _sample_admissible(rng, core.action_mask(), core.nvec)
     sub, value = _sub_action_value(core.nvec, column)
     actions[b, a, sub] = value
+    return _strict_outcome(core, actions)
+
+
+def _strict_outcome(core: EnvCore, actions: np.ndarray) -> CheckResult:
+    """Step a strict core with actions of which some are inadmissible: it must raise naming a constraint."""
     try:
         core.step(actions)
     except ValueError as error:
@@ -221,7 +366,7 @@ def _check_strict(name: str, env_config: dict[str, Any], seed: int) -> CheckResu
         named = any(n in str(error) for n in names)
         return CheckResult("strict mode raises", "all", named,
                            f"ValueError: {error}" if named else f"ValueError names no constraint: {error}")
-    return CheckResult("strict mode raises", "all", False, f"strict=True accepted inadmissible action {actions[b, a].tolist()}")
+    return CheckResult("strict mode raises", "all", False, "strict=True accepted an inadmissible action")
 
 
 def check_spaces(name: str, env_config: dict[str, Any], seed: int) -> list[CheckResult]:

@@ -5,6 +5,8 @@ import pytest
 
 import envs
 from envs.portfolio import C2_ASSET, C3_ASSET, HOLD, PortfolioCore, portfolio_value
+from envs.masking import BoundedSumSet
+from envs.sum_to_zero import SumToZeroCore
 from suite import check
 
 
@@ -112,3 +114,64 @@ def test_cli_bad_input_is_one_line_and_status_2(capsys):
     assert err.count("\n") == 1 and "unknown env 'nope'; known envs:" in err
     assert check.run_cli(check.main, "python -m suite.check", ["--env", "portfolio", "--env-config", "periods=-3"]) == 2
     assert "config key 'periods' must be a positive integer" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ continuous admissible sets
+
+
+class ClippingSet(BoundedSumSet):
+    """A common shortcut: clip to the bounds and forget the sum (not a projection onto the set)."""
+
+    def project(self, actions):
+        return np.clip(actions, self.lower, self.upper)
+
+
+class RescalingSet(BoundedSumSet):
+    """Subtract the mean, then clip: admissible only sometimes, and never the nearest point in general."""
+
+    def project(self, actions):
+        centred = actions - actions.mean(axis=-1, keepdims=True)
+        return np.clip(centred, self.lower, self.upper)
+
+
+class SlackContainsSet(BoundedSumSet):
+    """contains() with a tolerance 1000 times the env's: admits what Z1 forbids."""
+
+    def contains(self, actions, atol=None):
+        return super().contains(actions, 1000 * self.atol if atol is None else atol)
+
+
+class CornerSampleSet(BoundedSumSet):
+    """sample() that always moves half a unit from target 1 to target 0, ignoring the bounds: it
+    overdraws target 1 whenever that holds less than 0.5 (Z2)."""
+
+    def sample(self, rng, max_rounds=1000):
+        out = np.zeros(self.lower.shape)
+        out[..., 0] = 0.5
+        out[..., 1] = -0.5
+        return out
+
+
+def core_with_set(set_cls):
+    class Core(SumToZeroCore):
+        def admissible_set(self):
+            base = super().admissible_set()
+            return set_cls(base.lower, base.upper, base.total, atol=base.atol)
+    return Core
+
+
+@pytest.mark.parametrize("set_cls, expected", [
+    (ClippingSet, {("set sound", "Z1")}),
+    (RescalingSet, {("set sound", "Z1"), ("projection nearest", "all")}),
+    (SlackContainsSet, {("contains == predicates", "all")}),
+    (CornerSampleSet, {("set sound", "Z2"), ("set never empty", "all")}),
+])
+def test_a_wrong_admissible_set_fails_the_check_naming_what(registered, set_cls, expected):
+    name = registered(f"sum_to_zero_{set_cls.__name__.lower()}", core_with_set(set_cls))
+    failed = failures(name)
+    assert expected <= {(r.check, r.constraint) for r in failed}, [(r.check, r.constraint, r.detail) for r in failed]
+    assert all("e.g." in r.detail or r.check in ("invalid actions reported", "strict mode raises") for r in failed)
+
+
+def test_the_real_admissible_set_passes_every_check():
+    assert failures("sum_to_zero") == []
