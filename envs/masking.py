@@ -109,6 +109,9 @@ class AdmissibleSet(Protocol):
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """One admissible action per state, drawn from a documented distribution."""
 
+    def __getitem__(self, index) -> AdmissibleSet:
+        """The sets of some batch entries (numpy indexing of the batch axes), e.g. ``[0, 0]``."""
+
 
 # --------------------------------------------------------------------------------------------
 # Spaces and layout
@@ -339,6 +342,13 @@ class BoundedSumSet:
     def batch_shape(self) -> tuple[int, ...]:
         return self.lower.shape[:-1]
 
+    def __getitem__(self, index) -> BoundedSumSet:
+        index = index if isinstance(index, tuple) else (index,)
+        if len(index) > len(self.batch_shape):
+            raise IndexError(f"a BoundedSumSet of batch shape {self.batch_shape} takes at most "
+                             f"{len(self.batch_shape)} indices, got {len(index)}")
+        return BoundedSumSet(self.lower[index], self.upper[index], self.total[index], atol=self.atol)
+
     def contains(self, actions: np.ndarray, atol: float | None = None) -> np.ndarray:
         atol = self.atol if atol is None else atol
         a = np.asarray(actions, dtype=np.float64)
@@ -368,17 +378,18 @@ class BoundedSumSet:
             ValueError: some entry rejected ``max_rounds`` draws in a row (its upper bounds cut
                 away almost all of the simplex).
         """
-        room = (self.total - self.lower.sum(axis=-1))[..., None]
-        out = np.empty(self.lower.shape)
-        pending = np.ones(self.batch_shape, dtype=bool)
+        n = self.lower.shape[-1]
+        lower, upper = self.lower.reshape(-1, n), self.upper.reshape(-1, n)  # one row per state
+        room = (self.total.reshape(-1) - lower.sum(axis=-1))[:, None]
+        out = np.empty(lower.shape)
+        pending = np.arange(len(lower))
         for _ in range(max_rounds):
-            draws = rng.exponential(size=(int(pending.sum()), self.lower.shape[-1]))
-            candidate = self.lower[pending] + room[pending] * draws / draws.sum(axis=-1, keepdims=True)
-            accepted = (candidate <= self.upper[pending]).all(axis=-1)
-            rows = tuple(index[accepted] for index in np.nonzero(pending))
-            out[rows] = candidate[accepted]
-            pending[rows] = False
-            if not pending.any():
-                return out
-        raise ValueError(f"BoundedSumSet.sample: {int(pending.sum())} entries rejected {max_rounds} uniform draws in "
+            draws = rng.exponential(size=(len(pending), n))
+            candidate = lower[pending] + room[pending] * draws / draws.sum(axis=-1, keepdims=True)
+            accepted = (candidate <= upper[pending]).all(axis=-1)
+            out[pending[accepted]] = candidate[accepted]
+            pending = pending[~accepted]
+            if not len(pending):
+                return out.reshape(self.lower.shape)
+        raise ValueError(f"BoundedSumSet.sample: {len(pending)} entries rejected {max_rounds} uniform draws in "
                          "a row; their upper bounds leave almost none of the simplex")

@@ -77,6 +77,10 @@ class GymEnv(gym.Env):
         """The current flat mask (the accessor sb3-contrib's MaskablePPO looks for)."""
         return self.core.action_mask()[0, 0].astype(bool)
 
+    def admissible_set(self):
+        """The current state's admissible set (continuous envs): ``contains`` / ``project`` / ``sample``."""
+        return self.core.admissible_set()[0, 0]
+
 
 class ParallelEnv(pettingzoo.ParallelEnv):
     """A maskbench env as a ``pettingzoo.ParallelEnv`` (batch 1, all agents act at once).
@@ -136,6 +140,10 @@ class ParallelEnv(pettingzoo.ParallelEnv):
 
     def action_mask(self, agent: str) -> np.ndarray:
         return self.core.action_mask()[0, self.possible_agents.index(agent)]
+
+    def admissible_set(self, agent: str):
+        """``agent``'s admissible set in the current state (continuous envs)."""
+        return self.core.admissible_set()[0, self.possible_agents.index(agent)]
 
     def render(self):
         return None
@@ -234,3 +242,7 @@ class VectorEnv(gym.vector.VectorEnv):
     def action_masks(self) -> np.ndarray:
         """The current flat masks ``(num_envs, mask_size)`` as bool."""
         return self.core.action_mask()[:, 0].astype(bool)
+
+    def admissible_set(self):
+        """The admissible sets of every entry (continuous envs), batched ``(num_envs,)``."""
+        return self.core.admissible_set()[:, 0]

@@ -81,3 +81,13 @@ def test_registering_a_taken_name_is_refused():
             envs.make("not_an_env")
         finally:
             envs.unregister("not_an_env")
+
+
+def python_blocks_using(marker: str) -> list[str]:
+    return [block.split("\n```", 1)[0] for block in README.split("```python\n")[1:] if marker in block.split("\n```", 1)[0]]
+
+
+@pytest.mark.parametrize("marker", ['envs.make("portfolio")', 'envs.make("sum_to_zero")'])
+def test_the_readme_env_examples_run(marker):
+    (source,) = python_blocks_using(marker)
+    exec(compile(source, f"README example using {marker}", "exec"), {})

@@ -160,3 +160,23 @@ def test_random_valid_and_oracle_run_through_the_runner(tmp_path):
     assert (random_valid["invalid_steps"] == 0).all() and (oracle["invalid_steps"] == 0).all()
     assert oracle["return"].mean() > random_valid["return"].mean() + 20
     assert np.allclose(oracle["demand_served"], 1.0)
+
+
+def test_every_view_hands_out_its_admissible_set():
+    from baselines.random_valid import RandomValidPolicy
+
+    env = envs.make("sum_to_zero")
+    obs, _ = env.reset(seed=0)
+    admissible = env.admissible_set()
+    assert admissible.batch_shape == () and np.allclose(-admissible.lower, obs["observation"][:13], atol=1e-7)
+    action = RandomValidPolicy(env.action_space, seed=0)(obs, admissible_set=admissible)
+    assert action.shape == (13,) and admissible.contains(action)
+    assert env.step(action)[4]["invalid_actions"] == 0
+    vec = envs.make_vector("sum_to_zero", 8)
+    vec.reset(seed=0)
+    assert vec.admissible_set().batch_shape == (8,) and vec.admissible_set()[3].batch_shape == ()
+    par = envs.make_parallel("sum_to_zero")
+    par.reset(seed=0)
+    assert par.admissible_set("allocator_0").contains(np.zeros(13))
+    with pytest.raises(IndexError, match="at most 1 indices"):
+        vec.admissible_set()[0, 0]
