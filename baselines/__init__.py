@@ -17,6 +17,7 @@ _ALGOS: dict[str, str | type[Algorithm]] = {
     "random_valid": "baselines.random_valid:RandomValid",
     "masked_ppo": "baselines.masked_ppo:MaskedPPO",
     "penalty_ppo": "baselines.penalty_ppo:PenaltyPPO",
+    "normalize_ppo": "baselines.normalize_ppo:NormalizePPO",
     "oracle": "baselines.oracle:Oracle",
 }
 

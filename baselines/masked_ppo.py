@@ -9,6 +9,13 @@ Evaluation plays four policies on the fixed evaluation seeds: stochastic (sample
 (most likely value per sub-action), each with the mask applied and with it removed (the unmasked
 logits; the env's fallback then handles inadmissible actions and reports them), which measures
 how much of the constraint the network has learned by itself.
+
+Continuous envs (``Box`` actions with an admissible set): the agent is RLlib's default Gaussian PPO
+module on the features, and every action it takes is **projected** onto the state's admissible set
+on the env-facing side (``baselines.rllib_env.MapActions`` in training, the same
+``env_actions`` in evaluation), so the env only ever receives admissible actions; PPO's loss sees
+the Gaussian sample, the projection being part of the environment from the agent's point of view.
+"Mask off" evaluation sends the Gaussian's action unprojected.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import numpy as np
 import torch
 
 from baselines.base import Policy
-from baselines.ppo import PPOSettings, RLlibPPO, logit_policy
+from baselines.ppo import PPOSettings, RLlibPPO
 from envs.masking import MASK_KEY, OBSERVATION_KEY
 
 __all__ = ["MaskedPPOConfig", "MaskedPPO"]
@@ -33,8 +40,11 @@ class MaskedPPOConfig(PPOSettings):
 class MaskedPPO(RLlibPPO):
     Config = MaskedPPOConfig
     masked = True
+    action_mode = "project"
 
     def module_spec(self):
+        if not self.discrete:
+            return super().module_spec()  # the Gaussian module; the env-facing projection keeps actions admissible
         from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
         from baselines.masking_module import MaskedPPOTorchRLModule
@@ -42,6 +52,12 @@ class MaskedPPO(RLlibPPO):
         return RLModuleSpec(module_class=MaskedPPOTorchRLModule, model_config={"env_name": self.env_name})
 
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
+        if not self.discrete:
+            gaussian = self.features_dist_inputs()
+            return {(policy, "on" if masked else "off"):
+                    self.module_policy(gaussian, stochastic=policy == "stochastic", mode=None if masked else "raw")
+                    for masked in (True, False) for policy in ("greedy", "stochastic")}
+
         module = self.module()
 
         def logits_of(masked: bool):
@@ -54,6 +70,6 @@ class MaskedPPO(RLlibPPO):
                 return module.forward_inference({"obs": obs})["action_dist_inputs"].numpy()
             return logits
 
-        return {(policy, "on" if masked else "off"): logit_policy(logits_of(masked), self.action_space,
-                                                                  stochastic=policy == "stochastic")
+        return {(policy, "on" if masked else "off"): self.module_policy(logits_of(masked),
+                                                                        stochastic=policy == "stochastic")
                 for masked in (True, False) for policy in ("greedy", "stochastic")}

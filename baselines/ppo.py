@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import time
 import warnings
@@ -26,11 +27,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from baselines.base import Algorithm, Policy
-from baselines.rllib_env import OBS_TRANSFORMS, TrainingStats, find_wrapper, make_training_env, transform_features
+from baselines.rllib_env import (OBS_TRANSFORMS, TrainingStats, agent_action_space, env_actions, find_wrapper,
+                                 make_training_env, transform_features)
 from envs.config import ConfigError, parse_assignments, setting
 from envs.masking import OBSERVATION_KEY, is_discrete
 
-__all__ = ["PPOSettings", "RLlibPPO", "connect_ray", "logit_policy"]
+__all__ = ["PPOSettings", "RLlibPPO", "connect_ray", "logit_policy", "gaussian_policy"]
 
 _ACTIVATIONS = ("tanh", "relu", "silu")
 #: The name the training env creator is registered under in Ray's registry.
@@ -76,6 +78,8 @@ class PPOSettings:
     hidden: tuple[int, ...] = setting((256, 256), "hidden layer sizes of the policy and value networks",
                                       check=_positive_ints, accepts="positive integers")
     activation: str = setting("tanh", "hidden layer activation", choices=_ACTIVATIONS)
+    log_std_init: float = setting(0.0, "continuous actions: initial log standard deviation of the Gaussian policy",
+                                  check=lambda v: abs(v) <= 20, accepts="a number in [-20, 20]")
     obs_transform: str = setting("symlog", "elementwise transform of the observation features "
                                  "(symlog: sign(x) log(1 + |x|))", choices=OBS_TRANSFORMS)
     reward_scale: float = setting(1.0, "factor on the reward the agent learns from", check=_positive,
@@ -142,6 +146,10 @@ class RLlibPPO(Algorithm):
 
     Config: ClassVar[type] = PPOSettings
     default_steps = 1_000_000
+    #: How the agent's action reaches a continuous env (see ``baselines.rllib_env.ACTION_MODES``).
+    action_mode: ClassVar[str] = "raw"
+    #: Whether the algo only makes sense for continuous envs (it refuses discrete ones).
+    continuous_only: ClassVar[bool] = False
     #: portfolio: 20-step episodes, so no discount (gamma 1). The agent learns from the env's dense
     #: ``value_change`` reward (the per-step change in portfolio value / start cash): with gamma 1 it is
     #: potential-based shaping of the final value (same optimal policies, Ng et al. 1999) and it learns
@@ -150,8 +158,16 @@ class RLlibPPO(Algorithm):
     #: speed_limit: per-step rewards of a few units, scaled by 0.1 so that the value loss does not swamp
     #: the policy gradient under the global gradient clip. With a constant lr, a nearly deterministic
     #: masked policy (entropy 0.02) collapsed from 60 to 50 at 800k steps; lr decays linearly instead.
+    #: sum_to_zero: weights in [0, 1] need no transform; a Gaussian starting at standard deviation
+    #: exp(-2.5) = 0.08, the scale of one of 13 weights (at 1, masked PPO's training return was still
+    #: below random-valid's after 150k steps); no entropy bonus (CleanRL's continuous default); gamma 0.5,
+    #: since an allocation's reward comes within a few steps and demand is noisy (greedy return 31.8 vs
+    #: 26.5 with gamma 0.9 at 123k steps); lr 5e-4 decaying linearly (constant, greedy return peaked at
+    #: 42.1 at 490k steps, fell to 35.3 at 570k and was back to 40.7 at 1M; linear: 42.4 at 1M).
     env_defaults = {"portfolio": {"gamma": 1.0, "lr": 1e-3, "train_env_config": ("reward=value_change",)},
-                    "speed_limit": {"reward_scale": 0.1, "lr_schedule": "linear"}}
+                    "speed_limit": {"reward_scale": 0.1, "lr_schedule": "linear"},
+                    "sum_to_zero": {"obs_transform": "none", "log_std_init": -2.5, "entropy_coeff": 0.0,
+                                    "gamma": 0.5, "lr": 5e-4, "lr_schedule": "linear"}}
 
     def __init__(self, env_name: str, env_config: dict[str, Any], config: PPOSettings, seed: int, *,
                  address: str | None = None, budget: int | None = None):
@@ -162,6 +178,7 @@ class RLlibPPO(Algorithm):
             env_name, {**env_config, **parse_assignments(config.train_env_config, what="train_env_config")})
         probe = envs.make_vector(env_name, 1, **self.train_env_config)  # fails early, before Ray, on a bad env
         self.action_space = probe.single_action_space
+        self.core_cls = type(probe.core)
         probe.close()
         self._validate()
         self._owns_ray = connect_ray(address, num_cpus=max(os.cpu_count() or 1, config.num_env_runners + 1))
@@ -182,22 +199,43 @@ class RLlibPPO(Algorithm):
                               f"train_batch_size ({c.train_batch_size})")
         if c.lr_schedule == "linear" and not self.budget:
             raise ConfigError("algo config: lr_schedule=linear needs the run's budget (suite.run --steps)")
-        if not is_discrete(self.action_space):  # continuous envs get their projection with sum_to_zero
-            raise ConfigError(f"{type(self).__name__} supports Discrete and MultiDiscrete actions; env "
+        if self.discrete and self.continuous_only:
+            raise ConfigError(f"{self.algo_name} is for continuous envs (action mode {self.action_mode!r}); env "
                               f"{self.env_name!r} has {self.action_space}")
+        if self.action_mode == "normalize" and not hasattr(self.core_cls, "reallocation_to"):
+            raise ConfigError(f"{self.algo_name} needs an env whose actions reallocate weights that sum to 1 "
+                              f"(an env core with reallocation_to()); env {self.env_name!r} has none")
+
+    @property
+    def algo_name(self) -> str:
+        """The name users type: ``NormalizePPO`` -> ``normalize_ppo``."""
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", type(self).__name__).lower()
+
+    @property
+    def discrete(self) -> bool:
+        return is_discrete(self.action_space)
 
     def env_context(self) -> dict[str, Any]:
         """The RLlib env config :func:`baselines.rllib_env.make_training_env` reads."""
         return {"env_name": self.env_name, "env_config": self.train_env_config,
-                "obs_transform": self.config.obs_transform, "reward_scale": self.config.reward_scale}
+                "obs_transform": self.config.obs_transform, "reward_scale": self.config.reward_scale,
+                "action_mode": self.action_mode}
 
     def model_config(self) -> dict[str, Any]:
         return {"fcnet_hiddens": list(self.config.hidden), "fcnet_activation": self.config.activation,
                 "vf_share_layers": False}
 
     def module_spec(self):
-        """The RLModuleSpec of the policy (None: RLlib's default PPO module)."""
-        return None
+        """The RLModuleSpec of the policy: RLlib's default PPO module, with the initial spread of
+        ``log_std_init`` for continuous actions (:mod:`baselines.gaussian_module`)."""
+        if self.discrete:
+            return None
+        from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+        from baselines.gaussian_module import GaussianPPOTorchRLModule
+
+        return RLModuleSpec(module_class=GaussianPPOTorchRLModule,
+                            model_config={"log_std_init": self.config.log_std_init})
 
     def _rllib_config(self):
         from ray.rllib.algorithms.ppo import PPOConfig
@@ -212,7 +250,10 @@ class RLlibPPO(Algorithm):
             PPOConfig()
             .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
             .framework("torch")
-            .environment(env=TRAINING_ENV_ID, env_config=self.env_context())
+            # Box actions: the Gaussian's samples, read as [-1, 1], are mapped to the space's bounds and
+            # clipped there (RLlib's unsquash_action; evaluation does the same in gaussian_policy).
+            .environment(env=TRAINING_ENV_ID, env_config=self.env_context(), normalize_actions=True,
+                         clip_actions=False)
             .env_runners(num_env_runners=c.num_env_runners, num_envs_per_env_runner=c.num_envs_per_env_runner,
                          gym_env_vectorize_mode="vector_entry_point", rollout_fragment_length="auto",
                          num_cpus_per_env_runner=1)
@@ -278,6 +319,31 @@ class RLlibPPO(Algorithm):
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
         raise NotImplementedError
 
+    def features_dist_inputs(self):
+        """``observations -> (N, k)`` numpy distribution inputs of the trained module, fed the features alone
+        (every module but masked PPO's discrete one, which also takes the mask)."""
+        import torch
+
+        module = self.module()
+
+        @torch.no_grad()
+        def dist_inputs(observations: dict[str, np.ndarray]) -> np.ndarray:
+            return module.forward_inference({"obs": self.features(observations)})["action_dist_inputs"].numpy()
+
+        return dist_inputs
+
+    def module_policy(self, dist_inputs_of, *, stochastic: bool, mode: str | None = None) -> Policy:
+        """An evaluation policy from ``dist_inputs_of(observations)``, the module's distribution inputs.
+
+        Discrete envs: categorical logits (:func:`logit_policy`); continuous: Gaussian mean and log
+        std mapped to env actions by ``mode`` (default: the algo's own, see :func:`gaussian_policy`).
+        """
+        if self.discrete:
+            return logit_policy(dist_inputs_of, self.action_space, stochastic=stochastic)
+        mode = self.action_mode if mode is None else mode
+        return gaussian_policy(dist_inputs_of, agent_action_space(self.action_space, self.action_mode), mode,
+                               stochastic=stochastic)
+
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, directory: Path) -> None:
@@ -316,5 +382,23 @@ def logit_policy(logits_of, action_space, *, stochastic: bool) -> Policy:
     def policy(observations, rng, env):
         actions = choose_actions(logits_of(observations), nvec, rng if stochastic else None)
         return actions[:, 0] if single else actions
+
+    return policy
+
+
+def gaussian_policy(dist_inputs_of, agent_space, mode: str, *, stochastic: bool) -> Policy:
+    """An evaluation :data:`Policy` from a diagonal Gaussian: ``dist_inputs_of(observations) -> (N, 2n)``.
+
+    The inputs are the mean and log standard deviation (RLlib's ``TorchDiagGaussian`` layout).
+    ``stochastic``: a sample from ``rng``; else the mean. The result goes through RLlib's
+    ``unsquash_action`` onto ``agent_space`` (as in training), then :func:`baselines.rllib_env.
+    env_actions` with ``mode`` (``project``, ``normalize`` or ``raw``) in the env's current state.
+    """
+    from ray.rllib.utils.spaces.space_utils import unsquash_action
+
+    def policy(observations, rng, env):
+        mean, log_std = np.split(np.asarray(dist_inputs_of(observations), dtype=np.float64), 2, axis=-1)
+        actions = mean + np.exp(log_std) * rng.standard_normal(mean.shape) if stochastic else mean
+        return env_actions(env.core, unsquash_action(actions, agent_space), mode)
 
     return policy

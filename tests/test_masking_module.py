@@ -159,3 +159,70 @@ def test_training_env_counts_invalid_steps_and_penalises_them():
 def test_training_env_needs_the_vector_entry_point():
     with pytest.raises(ValueError, match="vector_entry_point"):
         make_training_env({"env_name": "portfolio", "env_config": {}, "obs_transform": "none", "reward_scale": 1.0})
+
+
+def continuous_training_env(**context):
+    return make_training_env({"env_name": "sum_to_zero", "env_config": {}, "obs_transform": "none",
+                              "reward_scale": 1.0, "num_envs": 8, **context})
+
+
+def test_projection_mode_sends_only_admissible_actions_to_the_env():
+    env = continuous_training_env(action_mode="project")
+    assert env.single_observation_space.shape == (26,) and env.single_action_space.shape == (13,)
+    env.reset(seed=0)
+    core = env.unwrapped.core
+    rng = np.random.default_rng(0)
+    for _ in range(60):  # past the end of the first episodes: autoreset included
+        before = core.state.weights.copy()
+        raw = rng.uniform(-1, 1, (8, 13))
+        expected = core.admissible_set().project(raw[:, None])
+        _, _, _, _, info = env.step(raw)
+        assert (info["invalid_actions"] == 0).all()
+        moved = core.state.weights - before
+        stepped = core.state.t > 0
+        np.testing.assert_allclose(moved[stepped], expected[stepped], atol=1e-12)  # exactly the projection
+    assert find_wrapper(env, TrainingStats).drain()["invalid_steps"] == 0
+
+
+def test_normalize_mode_acts_in_target_weights_and_is_always_admissible():
+    env = continuous_training_env(action_mode="normalize")
+    assert env.single_action_space.low.min() == 0.0 and env.single_action_space.high.max() == 1.0
+    env.reset(seed=0)
+    core = env.unwrapped.core
+    targets = np.random.default_rng(1).uniform(0, 1, (8, 13))
+    _, _, _, _, info = env.step(targets)
+    assert (info["invalid_actions"] == 0).all()
+    np.testing.assert_allclose(core.state.weights[:, 0], targets / targets.sum(axis=-1, keepdims=True), atol=1e-12)
+
+
+def test_continuous_penalty_is_proportional_to_the_distance_to_the_admissible_set():
+    plain, penalised = continuous_training_env(), continuous_training_env(penalty=3.0)
+    plain.reset(seed=0)
+    penalised.reset(seed=0)
+    core = penalised.unwrapped.core
+    actions = np.random.default_rng(2).uniform(-1, 1, (8, 13))
+    actions[0] = 0.0  # admissible: no penalty
+    distance = core.admissible_set().distance(actions[:, None])[:, 0]
+    _, reward, _, _, info = penalised.step(actions)
+    _, plain_reward, _, _, _ = plain.step(actions)
+    assert info["invalid_actions"][0] == 0 and (info["invalid_actions"][1:] == 1).all()
+    np.testing.assert_allclose(reward, plain_reward - 3.0 * distance * (info["invalid_actions"] > 0))
+    assert distance[1:].min() > 0
+
+
+def test_gaussian_module_starts_at_the_configured_spread():
+    """Same weights, log_std_init -2.5: every log-std output is the default module's minus 2.5."""
+    from baselines.gaussian_module import GaussianPPOTorchRLModule
+
+    def build(log_std_init):
+        torch.manual_seed(0)
+        return GaussianPPOTorchRLModule(observation_space=spaces.Box(0, 1, (26,), np.float32),
+                                        action_space=spaces.Box(-1, 1, (13,)), inference_only=False,
+                                        model_config={"log_std_init": log_std_init, "fcnet_hiddens": [8]})
+
+    shifted, default = build(-2.5), build(0.0)
+    obs = torch.rand(5, 26)
+    for forward in ("forward_inference", "forward_exploration", "forward_train"):
+        mean, log_std = getattr(shifted, forward)({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS].chunk(2, dim=-1)
+        mean0, log_std0 = getattr(default, forward)({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS].chunk(2, dim=-1)
+        assert torch.allclose(mean, mean0) and torch.allclose(log_std, log_std0 - 2.5)
