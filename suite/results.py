@@ -9,6 +9,11 @@ One run = (env, algo, seed), under ``<out>/<env>/<algo>/seed<k>/``:
 - ``eval.csv``: one row per evaluation episode and evaluated policy (:data:`EVAL_COLUMNS` first,
   then the env's episode metrics). Written last: a run is complete when it exists.
 - ``checkpoint/``: what ``--resume`` continues from.
+- ``error.txt``: written when the run failed with an error (the traceback); removed when it is
+  started again.
+
+:func:`load` reads a whole results folder back as tidy pandas frames, flagging unfinished,
+failed and corrupt runs instead of mixing them in (loading is separate from logging, as in bsuite).
 
 Every file is written atomically (temporary file in the same folder, then ``os.replace``), so a
 crash never leaves a half-written file and never destroys the previous version.
@@ -16,23 +21,33 @@ crash never leaves a half-written file and never destroys the previous version.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["PROGRESS_COLUMNS", "EVAL_COLUMNS", "run_dir", "atomic_write_text", "atomic_write_json",
-           "atomic_write_csv", "atomic_replace_dir", "ordered", "is_complete"]
+__all__ = ["PROGRESS_COLUMNS", "EVAL_COLUMNS", "RUN_COLUMNS", "RUN_STATUSES", "Results", "load", "run_dir",
+           "atomic_write_text", "atomic_write_json", "atomic_write_csv", "atomic_replace_dir", "ordered",
+           "is_complete"]
 
 PROGRESS_COLUMNS = ["iteration", "env_steps", "episodes", "wall_seconds", "episode_return_mean",
                     "episode_return_min", "episode_return_max", "invalid_action_rate"]
 EVAL_COLUMNS = ["episode", "env_seed", "policy", "mask", "return", "length", "invalid_steps", "invalid_actions"]
 
 CONFIG_FILE, PROGRESS_FILE, EVAL_FILE, CHECKPOINT_DIR = "config.json", "progress.csv", "eval.csv", "checkpoint"
+ERROR_FILE = "error.txt"
+#: Columns identifying a run in every frame :func:`load` returns.
+RUN_COLUMNS = ["env", "algo", "seed", "status", "config_id", "run"]
+#: ``complete``: eval.csv written; ``unfinished``: interrupted or still running (resumable);
+#: ``failed``: stopped by an error (error.txt); ``corrupt``: a file is missing, unreadable or truncated.
+RUN_STATUSES = ("complete", "unfinished", "failed", "corrupt")
 
 
 def run_dir(out: str | Path, env: str, algo: str, seed: int) -> Path:
@@ -94,3 +109,142 @@ def atomic_replace_dir(path: Path, fill) -> None:
         if not path.exists() and old.exists():
             os.replace(old, path)
         raise
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+@dataclass(frozen=True)
+class Results:
+    """A results folder as tidy frames (see :func:`load`).
+
+    Attributes:
+        runs: one row per run: :data:`RUN_COLUMNS`, ``problem`` (why it is not complete, or ""),
+            ``steps`` (budget), ``env_steps`` (done), ``iterations``, ``wall_seconds``,
+            ``episodes`` (evaluation episodes asked for), ``started``, then the run's config as
+            ``env.<key>`` and ``algo.<key>`` columns.
+        progress: every ``progress.csv`` row of every run, :data:`RUN_COLUMNS` first.
+        evals: every ``eval.csv`` row of the complete runs, :data:`RUN_COLUMNS` first.
+        problems: one line per run that is not complete or not clean, saying what is wrong.
+    """
+
+    runs: pd.DataFrame
+    progress: pd.DataFrame
+    evals: pd.DataFrame
+    problems: tuple[str, ...]
+
+    def complete(self) -> Results:
+        """Only the complete runs (what summaries should average)."""
+        keep = set(self.runs.loc[self.runs["status"] == "complete", "run"])
+        return Results(self.runs[self.runs["run"].isin(keep)], self.progress[self.progress["run"].isin(keep)],
+                       self.evals[self.evals["run"].isin(keep)], self.problems)
+
+
+def config_id(record: dict[str, Any]) -> str:
+    """A short hash of what makes runs comparable: env and algo configs, budget and evaluation episodes."""
+    identity = {k: record.get(k) for k in ("env", "env_config", "algo", "algo_config", "steps", "episodes")}
+    return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _read_csv(path: Path, required: list[str], problems: list[str]) -> pd.DataFrame | None:
+    """A results CSV, or None with a problem recorded; rows cut short (NaN in a required column) are dropped."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+        problems.append(f"{path.name} is unreadable ({type(error).__name__}: {str(error).splitlines()[0]})")
+        return None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        problems.append(f"{path.name} lacks column(s) {', '.join(missing)}")
+        return None
+    cut = frame[required].isna().any(axis=1)
+    if cut.any():
+        problems.append(f"{path.name} has {int(cut.sum())} truncated row(s)")
+        frame = frame[~cut]
+    return frame
+
+
+def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
+    """One run folder: its ``runs`` row, progress and evaluation frames."""
+    problems: list[str] = []
+    try:
+        record = json.loads((directory / CONFIG_FILE).read_text())
+        if not isinstance(record, dict) or not {"env", "algo", "seed"} <= record.keys():
+            raise ValueError("it lacks env, algo or seed")
+    except (OSError, ValueError) as error:
+        problems.append(f"{CONFIG_FILE} is unreadable ({str(error).splitlines()[0]})")
+        algo_dir = directory.parent
+        record = {"env": algo_dir.parent.name, "algo": algo_dir.name, "seed": int(directory.name[4:])}
+    progress = _read_csv(directory / PROGRESS_FILE, ["iteration", "env_steps"], problems) \
+        if (directory / PROGRESS_FILE).is_file() else None
+    evals = _read_csv(directory / EVAL_FILE, ["episode", "policy", "mask", "return"], problems) \
+        if (directory / EVAL_FILE).is_file() else None
+    if problems:
+        status = "corrupt"
+    elif (directory / ERROR_FILE).is_file():
+        lines = (directory / ERROR_FILE).read_text(errors="replace").strip().splitlines() or ["(empty error.txt)"]
+        status, problems = "failed", [f"failed: {lines[-1]}"]
+    elif evals is not None:
+        status = "complete"
+    else:
+        status = "unfinished"
+        done = int(progress["env_steps"].iloc[-1]) if progress is not None and len(progress) else 0
+        problems = [f"unfinished: {done:,} of {int(record.get('steps') or 0):,} env steps, no {EVAL_FILE}"]
+    run = {"env": record["env"], "algo": record["algo"], "seed": int(record["seed"]), "status": status,
+           "config_id": config_id(record), "run": directory.relative_to(root).as_posix(),
+           "problem": "; ".join(problems), "steps": record.get("steps"),
+           "env_steps": int(progress["env_steps"].iloc[-1]) if progress is not None and len(progress) else 0,
+           "iterations": len(progress) if progress is not None else 0,
+           "wall_seconds": float(progress["wall_seconds"].iloc[-1])
+           if progress is not None and len(progress) and "wall_seconds" in progress else float("nan"),
+           "episodes": record.get("episodes"), "started": record.get("started")}
+    for prefix in ("env", "algo"):
+        for key, value in (record.get(f"{prefix}_config") or {}).items():
+            run[f"{prefix}.{key}"] = ",".join(map(str, value)) if isinstance(value, list) else value
+    return run, progress, evals
+
+
+def _with_run_columns(frame: pd.DataFrame, run: dict[str, Any]) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({c: [run[c]] * len(frame) for c in RUN_COLUMNS}, index=frame.index), frame], axis=1)
+
+
+def load(path: str | Path = "results") -> Results:
+    """Every run under ``path`` (any depth: ``<out>/<env>/<algo>/seed<k>/``) as tidy frames.
+
+    A run is a ``seed<k>`` folder with a ``config.json``, ``progress.csv`` or ``eval.csv``.
+    Nothing is averaged here: each run carries its ``status`` (:data:`RUN_STATUSES`) and a
+    ``problem`` line, evaluations come only from complete runs, and a damaged file never stops the
+    other runs from loading. ``config_id`` tells runs of the same config apart from runs that only
+    share env and algo names. In a notebook::
+
+        from suite import results
+        res = results.load("results")
+        res.runs[["env", "algo", "seed", "status", "problem"]]
+        res.evals.groupby(["env", "algo", "policy", "mask"])["return"].mean()
+        res.progress.query("algo == 'masked_ppo'").plot(x="env_steps", y="episode_return_mean")
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist or holds no run (one line saying which).
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {str(root)!r} does not exist")
+    folders = sorted({p.parent for name in (CONFIG_FILE, PROGRESS_FILE, EVAL_FILE) for p in root.rglob(name)
+                      if re.fullmatch(r"seed\d+", p.parent.name) and CHECKPOINT_DIR not in p.parent.parts})
+    if not folders:
+        raise FileNotFoundError(f"no runs under {str(root)!r}: expected <env>/<algo>/seed<k>/ folders written by "
+                                "python -m suite.run")
+    runs, progress, evals, problems = [], [], [], []
+    for directory in folders:
+        run, run_progress, run_evals = _load_run(directory, root)
+        runs.append(run)
+        if run["problem"]:
+            problems.append(f"{run['run']}: {run['problem']}")
+        if run_progress is not None:
+            progress.append(_with_run_columns(run_progress, run))
+        if run_evals is not None and run["status"] == "complete":
+            evals.append(_with_run_columns(run_evals, run))
+    empty = pd.DataFrame(columns=RUN_COLUMNS)
+    return Results(pd.DataFrame(runs), pd.concat(progress, ignore_index=True) if progress else empty,
+                   pd.concat(evals, ignore_index=True) if evals else empty, tuple(problems))

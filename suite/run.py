@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +229,7 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
                   "eval_seeds": record["eval_seeds"], "resumed": [*previous.get("resumed", []), record["started"]]}
     try:
         results.atomic_write_json(directory / results.CONFIG_FILE, record)
+        (directory / results.ERROR_FILE).unlink(missing_ok=True)  # a failed run started again is not failed
         rows: list[dict[str, Any]] = []
         wall_before = 0.0
         if resume:
@@ -264,6 +266,10 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
                      for record in _play(request, policy)]
         frame = results.ordered(eval_rows, results.EVAL_COLUMNS)
         results.atomic_write_csv(directory / results.EVAL_FILE, frame)
+    except Exception:
+        # The run stays resumable from its last checkpoint; results.load reports it as failed.
+        results.atomic_write_text(directory / results.ERROR_FILE, traceback.format_exc())
+        raise
     finally:
         algo.close()
     if not quiet:
