@@ -1,9 +1,6 @@
 """suite.results.load: every run of a folder as tidy frames, with unfinished, failed and corrupt
 runs flagged instead of mixed in, and a damaged file never stopping the rest."""
 
-import json
-
-import pandas as pd
 import pytest
 
 from baselines.random_valid import RandomValid
@@ -11,31 +8,10 @@ from suite import results, run
 from suite.cli import run_cli
 
 
-def write_run(root, env="portfolio", algo="masked_ppo", seed=0, *, steps=200, iterations=2, evaluated=True,
-              algo_config=None):
-    """A synthetic run folder as suite.run writes it."""
-    directory = results.run_dir(root, env, algo, seed)
-    directory.mkdir(parents=True)
-    record = {"env": env, "env_config": {"periods": 20}, "algo": algo,
-              "algo_config": algo_config or {"lr": 0.001, "hidden": [16, 16]}, "seed": seed, "steps": steps,
-              "episodes": 3, "started": "2026-11-23T00:00:00"}
-    (directory / "config.json").write_text(json.dumps(record))
-    progress = pd.DataFrame({"iteration": range(1, iterations + 1), "env_steps": [100 * (i + 1) for i in range(iterations)],
-                             "episodes": range(iterations), "wall_seconds": [1.5 * (i + 1) for i in range(iterations)],
-                             "episode_return_mean": [float(seed + i) for i in range(iterations)],
-                             "episode_return_min": 0.0, "episode_return_max": 9.0, "invalid_action_rate": 0.0})
-    progress.to_csv(directory / "progress.csv", index=False)
-    if evaluated:
-        pd.DataFrame({"episode": [0, 1, 2], "env_seed": [1_000_000, 1_000_001, 1_000_002], "policy": "greedy",
-                      "mask": "on", "return": [10.0 + seed, 11.0 + seed, 12.0 + seed], "length": 20,
-                      "invalid_steps": 0, "invalid_actions": 0}).to_csv(directory / "eval.csv", index=False)
-    return directory
-
-
-def test_complete_runs_load_as_tidy_frames_with_config_columns(tmp_path):
+def test_complete_runs_load_as_tidy_frames_with_config_columns(tmp_path, make_run):
     for seed in range(3):
-        write_run(tmp_path, seed=seed)
-    write_run(tmp_path, algo="random_valid", algo_config={"num_envs": 64})
+        make_run(tmp_path, seed=seed)
+    make_run(tmp_path, algo="random_valid", algo_config={"num_envs": 64})
     loaded = results.load(tmp_path)
     assert loaded.problems == ()
     assert len(loaded.runs) == 4 and set(loaded.runs["status"]) == {"complete"}
@@ -51,16 +27,16 @@ def test_complete_runs_load_as_tidy_frames_with_config_columns(tmp_path):
     assert means[("masked_ppo", 2)] == 13.0
 
 
-def test_unfinished_failed_and_corrupt_runs_are_flagged_and_the_rest_still_loads(tmp_path):
-    write_run(tmp_path, seed=0)
-    write_run(tmp_path, seed=1, evaluated=False, steps=1000)                        # interrupted
-    (write_run(tmp_path, seed=2, evaluated=False) / "error.txt").write_text(
+def test_unfinished_failed_and_corrupt_runs_are_flagged_and_the_rest_still_loads(tmp_path, make_run):
+    make_run(tmp_path, seed=0)
+    make_run(tmp_path, seed=1, evaluated=False, steps=1000)                        # interrupted
+    (make_run(tmp_path, seed=2, evaluated=False) / "error.txt").write_text(
         "Traceback (most recent call last):\n  ...\nRuntimeError: the learner diverged\n")
-    (write_run(tmp_path, seed=3) / "progress.csv").write_bytes(b"\x00\xff\xfe garbage")  # not a CSV
-    eval_file = write_run(tmp_path, seed=4) / "eval.csv"
+    (make_run(tmp_path, seed=3) / "progress.csv").write_bytes(b"\x00\xff\xfe garbage")  # not a CSV
+    eval_file = make_run(tmp_path, seed=4) / "eval.csv"
     eval_file.write_text(eval_file.read_text()[:-15])                                  # cut mid-row
-    (write_run(tmp_path, seed=5) / "config.json").write_text("{not json")
-    (write_run(tmp_path, seed=6) / "eval.csv").write_text("")                          # empty
+    (make_run(tmp_path, seed=5) / "config.json").write_text("{not json")
+    (make_run(tmp_path, seed=6) / "eval.csv").write_text("")                          # empty
     loaded = results.load(tmp_path)
     status = dict(zip(loaded.runs["seed"], loaded.runs["status"]))
     assert status == {0: "complete", 1: "unfinished", 2: "failed", 3: "corrupt", 4: "corrupt", 5: "corrupt",
@@ -80,9 +56,9 @@ def test_unfinished_failed_and_corrupt_runs_are_flagged_and_the_rest_still_loads
     assert list(complete.runs["seed"]) == [0] and set(complete.progress["seed"]) == {0}
 
 
-def test_runs_are_found_at_any_depth_and_checkpoints_are_not_runs(tmp_path):
-    write_run(tmp_path / "penalty0.01", algo="penalty_ppo")
-    write_run(tmp_path / "penalty0.1", algo="penalty_ppo", algo_config={"penalty": 0.1})
+def test_runs_are_found_at_any_depth_and_checkpoints_are_not_runs(tmp_path, make_run):
+    make_run(tmp_path / "penalty0.01", algo="penalty_ppo")
+    make_run(tmp_path / "penalty0.1", algo="penalty_ppo", algo_config={"penalty": 0.1})
     (tmp_path / "penalty0.1" / "portfolio" / "penalty_ppo" / "seed0" / "checkpoint" / "seed9").mkdir(parents=True)
     loaded = results.load(tmp_path)
     assert sorted(loaded.runs["run"]) == ["penalty0.01/portfolio/penalty_ppo/seed0",

@@ -1,0 +1,364 @@
+"""``python -m suite.report [RESULTS]``: one comparison of every complete run, as files and a table.
+
+Writes ``summary.csv`` (one row per env, algo and config), ``report.md`` (the same as markdown
+tables, the problems found, and the plots) and ``plots/*.png`` (learning curves per env; the
+penalty-size sweep where there is one), and prints the tables.
+
+The analysis is pure functions of the frames :func:`suite.results.load` returns (bsuite's style):
+:func:`run_scores` reduces each run to its numbers, :func:`summarize` aggregates runs of one
+config over seeds, :func:`learning_curves` averages progress over seeds; loading, plotting and
+writing stay outside them. Only complete runs are scored; every other run is listed as a problem.
+
+Scores:
+
+- **return**: the mean over evaluation episodes of the algo's headline policy (the first in its
+  ``eval.csv``: greedy with the mask on for masked PPO), then mean and 95% Student-t confidence
+  interval over seeds.
+- **score**: normalised return, 0 = ``random_valid``, 100 = ``oracle`` (each the mean over its
+  seeds on the same env config); NaN where a reference was not run.
+- **threshold**: ``--threshold ENV=VALUE``, else the env's default (portfolio: $3,000, the post's
+  headline), else the return at score 80; env steps and wall seconds to the first periodic
+  evaluation (``eval_return_mean`` in ``progress.csv``) at or above it, median over the seeds
+  that reach it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from envs.config import ConfigError, parse_assignments
+from suite import results
+from suite.cli import Parser, UsageError, run_cli
+from suite.stats import mean_ci
+
+__all__ = ["DEFAULT_THRESHOLDS", "headline_evals", "run_scores", "references", "summarize", "learning_curves",
+           "markdown", "plot_learning_curves", "plot_penalty_sweep", "write_report", "main"]
+
+#: Return thresholds with a meaning of their own; other envs use the return at score 80.
+DEFAULT_THRESHOLDS = {"portfolio": 3000.0}
+THRESHOLD_SCORE = 80.0
+LOWER, UPPER = "random_valid", "oracle"
+_KEYS = ["env", "algo", "config_id"]
+
+
+# --------------------------------------------------------------------------------------------
+# Per run
+
+
+def headline_evals(evals: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation rows of each run's headline policy (the first ``(policy, mask)`` in its eval.csv)."""
+    first = evals.groupby("run", sort=False)[["policy", "mask"]].first()
+    head_policy = evals["run"].map(first["policy"])
+    head_mask = evals["run"].map(first["mask"])
+    return evals[(evals["policy"] == head_policy) & (evals["mask"] == head_mask)]
+
+
+def _weighted_invalid_rate(progress: pd.DataFrame) -> float:
+    steps = progress["env_steps"].diff().fillna(progress["env_steps"])
+    return float((progress["invalid_action_rate"] * steps).sum() / steps.sum()) if steps.sum() else math.nan
+
+
+def _first_crossing(progress: pd.DataFrame, threshold: float) -> tuple[float, float]:
+    if "eval_return_mean" not in progress or math.isnan(threshold):
+        return math.nan, math.nan
+    hit = progress[progress["eval_return_mean"] >= threshold]
+    if hit.empty:
+        return math.nan, math.nan
+    return float(hit["env_steps"].iloc[0]), float(hit["wall_seconds"].iloc[0])
+
+
+def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per complete run: its headline return and metrics, invalid-action rates, mask-off return,
+    throughput and budget used (no thresholds: see :func:`summarize`)."""
+    done = loaded.complete()
+    if done.runs.empty:
+        return pd.DataFrame(columns=[*results.RUN_COLUMNS, "return"])
+    head = headline_evals(done.evals)
+    rows = []
+    for run, group in head.groupby("run", sort=False):
+        info = done.runs.set_index("run").loc[run]
+        progress = done.progress[done.progress["run"] == run]
+        evals = done.evals[done.evals["run"] == run]
+        off = evals[(evals["policy"] == group["policy"].iloc[0]) & (evals["mask"] == "off")]
+        row = {"env": info["env"], "algo": info["algo"], "seed": int(info["seed"]), "config_id": info["config_id"],
+               "run": run, "policy": f"{group['policy'].iloc[0]}, mask {group['mask'].iloc[0]}",
+               "return": float(group["return"].mean()),
+               "eval_invalid_rate": float(group["invalid_steps"].sum() / group["length"].sum()),
+               "mask_off_return": float(off["return"].mean()) if group["mask"].iloc[0] == "on" and len(off)
+               else math.nan,
+               "train_invalid_rate": _weighted_invalid_rate(progress),
+               "env_steps_per_second": float(progress["env_steps_per_second"].median())
+               if "env_steps_per_second" in progress else math.nan,
+               "env_steps": int(info["env_steps"]), "wall_seconds": float(info["wall_seconds"])}
+        for metric in metrics:
+            if metric in group:
+                row[f"{metric}_mean"] = float(group[metric].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def references(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per env: ``lower`` (random_valid) and ``upper`` (oracle) mean returns over seeds (NaN if not run)."""
+    out = {}
+    for env, group in scores.groupby("env"):
+        out[env] = {bound: float(group.loc[group["algo"] == algo, "return"].mean()) if (group["algo"] == algo).any()
+                    else math.nan for bound, algo in (("lower", LOWER), ("upper", UPPER))}
+    return pd.DataFrame.from_dict(out, orient="index", columns=["lower", "upper"])
+
+
+def _threshold(env: str, refs: pd.DataFrame, thresholds: Mapping[str, float]) -> float:
+    if env in thresholds:
+        return float(thresholds[env])
+    if env in DEFAULT_THRESHOLDS:
+        return DEFAULT_THRESHOLDS[env]
+    lower, upper = refs.loc[env, "lower"], refs.loc[env, "upper"]
+    return float(lower + THRESHOLD_SCORE / 100 * (upper - lower))
+
+
+# --------------------------------------------------------------------------------------------
+# Over seeds
+
+
+def _config_differences(runs: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
+    """A short label per config_id of groups (env, algo) with several configs, and one problem line each."""
+    labels: dict[str, str] = {}
+    problems = []
+    config_columns = [c for c in runs.columns if c.startswith(("env.", "algo.")) or c in ("steps", "episodes")]
+    for (env, algo), group in runs.groupby(["env", "algo"]):
+        per_config = group.drop_duplicates("config_id").set_index("config_id")[config_columns]
+        if len(per_config) < 2:
+            continue
+        differing = [c for c in config_columns if per_config[c].astype(str).nunique() > 1]
+        for cid, row in per_config.iterrows():
+            labels[cid] = ", ".join(f"{c.split('.', 1)[-1]}={row[c]}" for c in differing)
+        problems.append(f"{env}/{algo}: {len(per_config)} configs differ in {', '.join(differing)}; each is "
+                        "summarised on its own row (config column), never averaged together")
+    return labels, problems
+
+
+def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = None,
+              metrics: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+    """``summary.csv``: one row per (env, algo, config) over its complete seeds, and the problems found."""
+    thresholds = dict(thresholds or {})
+    problems = list(loaded.problems)
+    scores = run_scores(loaded, metrics)
+    if scores.empty:
+        return pd.DataFrame(), problems + ["no complete run to summarise"]
+    refs = references(scores)
+    labels, config_problems = _config_differences(loaded.complete().runs)
+    problems += config_problems
+    done = loaded.complete()
+    rows = []
+    for (env, algo, cid), group in scores.groupby(_KEYS, sort=False):
+        lower, upper = refs.loc[env, "lower"], refs.loc[env, "upper"]
+        normalised = 100 * (group["return"] - lower) / (upper - lower) if upper != lower else group["return"] * math.nan
+        threshold = _threshold(env, refs, thresholds)
+        crossings = [_first_crossing(done.progress[done.progress["run"] == run], threshold) for run in group["run"]]
+        reached = [c for c in crossings if not math.isnan(c[0])]
+        mean, low, high = mean_ci(group["return"])
+        s_mean, s_low, s_high = mean_ci(normalised)
+        row = {"env": env, "algo": algo, "config": labels.get(cid, ""), "config_id": cid, "seeds": len(group),
+               "policy": group["policy"].iloc[0], "return_mean": mean, "return_ci_low": low, "return_ci_high": high,
+               "score": s_mean, "score_ci_low": s_low, "score_ci_high": s_high}
+        for column in group.columns:
+            if column.endswith("_mean") and column != "return":
+                row[column] = float(group[column].mean())
+        row.update({"train_invalid_rate": float(group["train_invalid_rate"].mean()),
+                    "eval_invalid_rate": float(group["eval_invalid_rate"].mean()),
+                    "mask_off_return": float(group["mask_off_return"].mean()),
+                    "threshold": threshold, "seeds_reaching": len(reached),
+                    "steps_to_threshold": float(np.median([c[0] for c in reached])) if reached else math.nan,
+                    "seconds_to_threshold": float(np.median([c[1] for c in reached])) if reached else math.nan,
+                    "env_steps": float(group["env_steps"].mean()), "wall_seconds": float(group["wall_seconds"].mean()),
+                    "env_steps_per_second": float(group["env_steps_per_second"].mean())})
+        rows.append(row)
+    return pd.DataFrame(rows), problems
+
+
+def learning_curves(progress: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% CI over seeds of each (env, algo, config) at every env-steps value.
+
+    The curve is the periodic evaluation of the headline policy (``eval_return_mean``) where the runs
+    have it, else the training episodes' mean return. Seeds share env-steps values when they share a
+    config (same batch size), so no interpolation is needed.
+    """
+    rows = []
+    for (env, algo, cid), group in progress.groupby(_KEYS, sort=False):
+        column = "eval_return_mean" if "eval_return_mean" in group and group["eval_return_mean"].notna().any() \
+            else "episode_return_mean"
+        for steps, at in group.dropna(subset=[column]).groupby("env_steps"):
+            mean, low, high = mean_ci(at[column])
+            rows.append({"env": env, "algo": algo, "config_id": cid, "env_steps": steps, "curve": column,
+                         "mean": mean, "ci_low": low, "ci_high": high, "seeds": len(at)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Presentation
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    """Significant digits, thousands separators for large values, "–" for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if abs(value) >= 10 ** digits:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}g}"
+
+
+def _fixed(value: float, decimals: int = 1) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:,.{decimals}f}"
+
+
+def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str] = ()) -> str:
+    """``report.md``: a table per env, then the problems and the plots."""
+    lines = ["# maskbench report", ""]
+    for env, group in summary.groupby("env", sort=False):
+        threshold = group["threshold"].iloc[0]
+        lines += [f"## {env}", "",
+                  f"Score: 0 = random_valid, 100 = oracle. Threshold for steps/seconds: return ≥ {_fmt(threshold)}.", "",
+                  "| algo | config | seeds | headline policy | return (95% CI) | score | invalid: train / eval | "
+                  "return, mask off | seeds reaching | env steps / seconds to threshold | env steps/s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for _, r in group.iterrows():
+            ci = f" ({_fmt(r['return_ci_low'])} to {_fmt(r['return_ci_high'])})" if not math.isnan(r["return_ci_low"]) else ""
+            lines.append(
+                f"| {r['algo']} | {r['config'] or '–'} | {r['seeds']} | {r['policy']} | {_fmt(r['return_mean'])}{ci} | "
+                f"{_fixed(r['score'])} | {100 * r['train_invalid_rate']:.2f}% / {100 * r['eval_invalid_rate']:.2f}% | "
+                f"{_fmt(r['mask_off_return'])} | {r['seeds_reaching']}/{r['seeds']} | "
+                f"{_fixed(r['steps_to_threshold'], 0)} / {_fixed(r['seconds_to_threshold'])} | "
+                f"{_fixed(r['env_steps_per_second'], 0)} |")
+        lines.append("")
+    if problems:
+        lines += ["## Problems", "", *[f"- {p}" for p in problems], ""]
+    if plots:
+        lines += ["## Plots", "", *[f"![{Path(p).stem}]({p})" for p in plots], ""]
+    return "\n".join(lines)
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(7, 4.5), dpi=110)
+
+
+def plot_learning_curves(curves: pd.DataFrame, env: str):
+    """Mean and 95% band over seeds against env steps, one line per algo (and config) on ``env``."""
+    fig, ax = _figure()
+    for (algo, cid), c in curves[curves["env"] == env].groupby(["algo", "config_id"], sort=False):
+        if algo in (LOWER, UPPER) or len(c) == 1:  # references do not learn: a level across the plot
+            ax.axhline(c["mean"].mean(), linestyle="--", linewidth=1, label=algo,
+                       color="grey" if algo == LOWER else "black")
+            continue
+        line, = ax.plot(c["env_steps"], c["mean"], label=algo if curves[curves["algo"] == algo]["config_id"].nunique() == 1
+                        else f"{algo} [{cid}]")
+        ax.fill_between(c["env_steps"], c["ci_low"], c["ci_high"], alpha=0.2, color=line.get_color())
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("return (headline policy on the evaluation seeds)")
+    ax.set_title(f"{env}: learning curves, mean and 95% CI over seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_penalty_sweep(summary: pd.DataFrame, env: str):
+    """penalty_ppo's return and invalid-action rate against its penalty on ``env``; None without a sweep."""
+    rows = summary[(summary["env"] == env) & (summary["algo"] == "penalty_ppo") & summary["config"].str.contains("penalty=")]
+    if len(rows) < 2:
+        return None
+    penalty = rows["config"].str.extract(r"penalty=([^,]+)")[0].astype(float)
+    order = np.argsort(penalty.to_numpy())
+    fig, ax = _figure()
+    x = penalty.to_numpy()[order]
+    ax.errorbar(x, rows["return_mean"].to_numpy()[order],
+                yerr=np.abs(rows[["return_ci_low", "return_ci_high"]].to_numpy()[order].T - rows["return_mean"].to_numpy()[order]),
+                marker="o", capsize=3, label="return (95% CI)")
+    ax.set_xscale("symlog", linthresh=max(x[x > 0].min() if (x > 0).any() else 1e-3, 1e-6))
+    ax.set_xlabel("penalty per inadmissible action")
+    ax.set_ylabel("return")
+    twin = ax.twinx()
+    twin.plot(x, 100 * rows["train_invalid_rate"].to_numpy()[order], "s--", color="tab:red", label="inadmissible, training (%)")
+    twin.set_ylabel("inadmissible actions in training (%)")
+    ax.set_title(f"{env}: penalty PPO against its penalty")
+    fig.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_report(path: str | Path, out: str | Path | None = None, thresholds: Mapping[str, float] | None = None,
+                 ) -> tuple[pd.DataFrame, list[str], str]:
+    """Load ``path``, write summary.csv, report.md and plots/ under ``out`` (default ``path``); return
+    the summary, the problems and the markdown."""
+    loaded = results.load(path)
+    metrics = [c for c in loaded.evals.columns if c not in (*results.RUN_COLUMNS, *results.EVAL_COLUMNS)]
+    summary, problems = summarize(loaded, thresholds, metrics)
+    out = Path(out if out is not None else path)
+    out.mkdir(parents=True, exist_ok=True)
+    plots: list[str] = []
+    if not summary.empty:
+        results.atomic_write_csv(out / "summary.csv", summary)
+        curves = learning_curves(loaded.complete().progress)
+        (out / "plots").mkdir(exist_ok=True)
+        import matplotlib.pyplot as plt
+
+        for env in summary["env"].unique():
+            for name, fig in ((f"learning_curves_{env}", plot_learning_curves(curves, env)),
+                              (f"penalty_sweep_{env}", plot_penalty_sweep(summary, env))):
+                if fig is None:
+                    continue
+                fig.savefig(out / "plots" / f"{name}.png")
+                plt.close(fig)
+                plots.append(f"plots/{name}.png")
+    text = markdown(summary, problems, plots) if not summary.empty else \
+        "# maskbench report\n\nNo complete run.\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
+    results.atomic_write_text(out / "report.md", text)
+    return summary, problems, text
+
+
+def _thresholds(items: Sequence[str]) -> dict[str, float]:
+    parsed = parse_assignments(items, what="--threshold")
+    try:
+        return {env: float(value) for env, value in parsed.items()}
+    except ValueError:
+        raise ConfigError(f"--threshold expects ENV=NUMBER, got {', '.join(items)}") from None
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m suite.report",
+                    description="Summarise every complete run of a results folder: summary.csv, report.md, plots.")
+    parser.add_argument("results", nargs="?", default="results", help="results folder (any depth)")
+    parser.add_argument("--out", default=None, help="where to write summary.csv, report.md and plots/ "
+                                                    "(default: the results folder)")
+    parser.add_argument("--threshold", action="append", default=[], metavar="ENV=RETURN",
+                        help="return threshold for steps/seconds to threshold, repeatable "
+                             f"(default: portfolio={DEFAULT_THRESHOLDS['portfolio']:g}, else the return at score "
+                             f"{THRESHOLD_SCORE:g})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    thresholds = _thresholds(args.threshold)
+    try:
+        summary, problems, text = write_report(args.results, args.out, thresholds)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    print(text)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    out = Path(args.out if args.out is not None else args.results)
+    print(f"wrote {out / 'summary.csv'}, {out / 'report.md'} and {out / 'plots'}/", file=sys.stderr)
+    return 0 if not summary.empty else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, "python -m suite.report"))
