@@ -68,6 +68,15 @@ class Algorithm(ABC):
         """
         return build_config(cls.Config, {**cls.env_defaults.get(env_name, {}), **overrides}, owner=owner)
 
+    @classmethod
+    def incompatibility(cls, env_name: str, env_config: Mapping[str, Any]) -> str | None:
+        """Why this algorithm cannot run on ``env_name`` with ``env_config`` (one line), or None.
+
+        Cheap (no Ray, no training): sweeps use it to leave out pairs such as ``oracle`` on an env
+        without an oracle; constructors raise it as a ``ConfigError``.
+        """
+        return None
+
     @abstractmethod
     def train_iteration(self) -> dict[str, float]:
         """Run one training iteration and return its progress row.

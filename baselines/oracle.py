@@ -33,14 +33,24 @@ class Oracle(RandomValid):
     default_steps = 10_000
     masked = True
 
-    def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int, *,
-                 address: str | None = None, budget: int | None = None):
+    @classmethod
+    def incompatibility(cls, env_name: str, env_config) -> str | None:
         core_cls = envs.spec(env_name).load()
         if not hasattr(core_cls, "oracle_actions"):
-            raise ConfigError(f"env {env_name!r} has no oracle; envs with one: {', '.join(envs_with_oracle())}")
+            return f"env {env_name!r} has no oracle; envs with one: {', '.join(envs_with_oracle())}"
         check = getattr(core_cls, "check_oracle_config", None)
         if check is not None:
-            check(envs.resolve_config(env_name, env_config)[0])
+            try:
+                check(envs.resolve_config(env_name, dict(env_config))[0])
+            except ConfigError as error:
+                return str(error)
+        return None
+
+    def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int, *,
+                 address: str | None = None, budget: int | None = None):
+        reason = self.incompatibility(env_name, env_config)
+        if reason:
+            raise ConfigError(reason)
         super().__init__(env_name, env_config, config, seed, address=address, budget=budget)
 
     def _act(self, obs: dict[str, np.ndarray], rng: np.random.Generator, env: envs.views.VectorEnv) -> np.ndarray:

@@ -178,7 +178,6 @@ class RLlibPPO(Algorithm):
             env_name, {**env_config, **parse_assignments(config.train_env_config, what="train_env_config")})
         probe = envs.make_vector(env_name, 1, **self.train_env_config)  # fails early, before Ray, on a bad env
         self.action_space = probe.single_action_space
-        self.core_cls = type(probe.core)
         probe.close()
         self._validate()
         self._owns_ray = connect_ray(address, num_cpus=max(os.cpu_count() or 1, config.num_env_runners + 1))
@@ -199,17 +198,23 @@ class RLlibPPO(Algorithm):
                               f"train_batch_size ({c.train_batch_size})")
         if c.lr_schedule == "linear" and not self.budget:
             raise ConfigError("algo config: lr_schedule=linear needs the run's budget (suite.run --steps)")
-        if self.discrete and self.continuous_only:
-            raise ConfigError(f"{self.algo_name} is for continuous envs (action mode {self.action_mode!r}); env "
-                              f"{self.env_name!r} has {self.action_space}")
-        if self.action_mode == "normalize" and not hasattr(self.core_cls, "reallocation_to"):
-            raise ConfigError(f"{self.algo_name} needs an env whose actions reallocate weights that sum to 1 "
-                              f"(an env core with reallocation_to()); env {self.env_name!r} has none")
+        reason = self.incompatibility(self.env_name, self.env_config)
+        if reason:
+            raise ConfigError(reason)
 
-    @property
-    def algo_name(self) -> str:
-        """The name users type: ``NormalizePPO`` -> ``normalize_ppo``."""
-        return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", type(self).__name__).lower()
+    @classmethod
+    def incompatibility(cls, env_name: str, env_config) -> str | None:
+        import envs
+
+        core = envs.make_core(env_name, 1, **dict(env_config))
+        name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", cls.__name__).lower()  # NormalizePPO -> normalize_ppo
+        if core.discrete and cls.continuous_only:
+            return (f"{name} is for continuous envs (action mode {cls.action_mode!r}); env {env_name!r} has "
+                    f"{core.action_space}")
+        if cls.action_mode == "normalize" and not hasattr(core, "reallocation_to"):
+            return (f"{name} needs an env whose actions reallocate weights that sum to 1 (an env core with "
+                    f"reallocation_to()); env {env_name!r} has none")
+        return None
 
     @property
     def discrete(self) -> bool:

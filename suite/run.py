@@ -29,7 +29,7 @@ from baselines import EVAL_SEED_BASE, algo_names, load_algo
 from baselines.base import Algorithm, Policy, derived_seed
 from baselines.rollout import evaluate
 from envs.config import build_config, config_to_dict, describe_config, parse_assignments
-from suite import results
+from suite import results, sweep
 from suite.cli import (Parser, UsageError, add_import_flag, import_user_modules, non_negative_int, positive_float,
                        positive_int, run_cli)
 from suite.stats import mean_ci
@@ -48,9 +48,15 @@ def build_parser() -> Parser:
         epilog=f"envs: {', '.join(envs.names())}. algos: {', '.join(algo_names())}. "
                "Env config keys: python -m suite.check --env NAME --describe.",
     )
-    parser.add_argument("--env", required=True, help="registered env name")
-    parser.add_argument("--algo", required=True, help="algorithm name")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="run seed (training env and policy)")
+    parser.add_argument("--env", required=True,
+                        help="registered env name; a comma list or 'all' makes a sweep (see --seeds)")
+    parser.add_argument("--algo", required=True, help="algorithm name; a comma list or 'all' makes a sweep")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="run seed (training env and policy); with --seeds, the first seed")
+    parser.add_argument("--seeds", type=positive_int, default=None, metavar="N",
+                        help="sweep N seeds (--seed, --seed + 1, ...) of every env and algo, as Ray Tune trials")
+    parser.add_argument("--max-concurrent", type=positive_int, default=1, metavar="K",
+                        help="sweeps: at most K trials at once (raise it on a cluster)")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="training budget in env steps (default: the algo's own, e.g. 20000 for random_valid)")
     parser.add_argument("--episodes", type=positive_int, default=100,
@@ -96,22 +102,23 @@ class RunRequest:
     episodes: int
     directory: Path
     address: str | None = None
+    command: str | None = None  # the command line that asked for the run (a sweep's, for its trials)
 
     @classmethod
-    def from_args(cls, args) -> RunRequest:
+    def from_args(cls, args, command: str | None = None) -> RunRequest:
         env_config = envs.config_dict(args.env, parse_assignments(args.env_config))
         algo_cls = load_algo(args.algo)
         algo_config = config_to_dict(algo_cls.make_config(args.env, algo_overrides(args), owner=f"algo {args.algo!r}"))
         return cls(args.env, env_config, args.algo, algo_config, args.seed,
                    args.steps or algo_cls.default_steps, args.episodes,
-                   results.run_dir(args.out, args.env, args.algo, args.seed), args.address)
+                   results.run_dir(args.out, args.env, args.algo, args.seed), args.address, command)
 
     def record(self) -> dict[str, Any]:
         return {"env": self.env, "env_config": self.env_config, "algo": self.algo, "algo_config": self.algo_config,
                 "seed": self.seed, "steps": self.steps, "episodes": self.episodes,
                 "eval_seeds": [EVAL_SEED_BASE, EVAL_SEED_BASE + self.episodes - 1],
                 "env_version": envs.spec(self.env).load().version, "ray_address": self.address,
-                "command": " ".join([Path(sys.executable).name, "-m", "suite.run", *sys.argv[1:]]),
+                "command": self.command or " ".join([Path(sys.executable).name, "-m", "suite.run", *sys.argv[1:]]),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "python": platform.python_version(), "platform": platform.platform(),
                 "libraries": _library_versions(), "git_commit": _git_commit()}
@@ -317,10 +324,17 @@ def describe_algo(algo: str, env: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import_user_modules(args.imports)
+    command = " ".join([Path(sys.executable).name, "-m", "suite.run", *(sys.argv[1:] if argv is None else argv)])
+    if sweep.is_sweep(args):
+        if args.describe:
+            raise UsageError("--describe takes one env and one algo, not a sweep")
+        plan = sweep.plan_sweep(args, lambda env, algo, seed: RunRequest.from_args(
+            sweep.replace_args(args, env=env, algo=algo, seed=seed), command))
+        return sweep.run_sweep(args, plan)
     if args.describe:
         print(describe_algo(args.algo, args.env))
         return 0
-    request = RunRequest.from_args(args)
+    request = RunRequest.from_args(args, command)
     resume = _prepare_directory(request, overwrite=args.overwrite, resume=args.resume, out=Path(args.out))
     if resume and results.is_complete(request.directory):
         print(f"{request.directory} is already complete; nothing to resume (pass --overwrite to run it again)")
