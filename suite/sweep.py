@@ -29,7 +29,7 @@ from typing import Any
 
 import envs
 from baselines import algo_names, load_algo
-from envs.config import ConfigError
+from envs.config import ConfigError, parse_assignments
 from suite import results
 from suite.cli import UsageError
 
@@ -41,16 +41,16 @@ def is_sweep(args) -> bool:
     return args.seeds is not None or "," in args.env or "," in args.algo or "all" in (args.env, args.algo)
 
 
-def expand_names(value: str, known: list[str], what: str) -> tuple[list[str], bool]:
-    """``all`` or ``a,b`` -> names (validated), and whether they came from ``all``."""
+def expand_names(value: str, known: list[str], what: str) -> list[str]:
+    """``all`` or ``a,b`` -> the names, each validated (an unknown one is a one-line ConfigError)."""
     if value == "all":
-        return list(known), True
+        return list(known)
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise ConfigError(f"unknown {what} {unknown[0] if unknown else value!r}; known {what}s: {', '.join(known)} "
                           f"(or all)")
-    return list(dict.fromkeys(names)), False
+    return list(dict.fromkeys(names))
 
 
 @dataclass
@@ -65,14 +65,14 @@ def plan_sweep(args, request_for) -> SweepPlan:
     """Expand the args into runs; ``request_for(env, algo, seed)`` builds and validates one RunRequest."""
     from suite.run import _prepare_directory
 
-    env_names, _ = expand_names(args.env, envs.names(), "env")
-    algos, _ = expand_names(args.algo, algo_names(), "algo")
+    env_names = expand_names(args.env, envs.names(), "env")
+    algos = expand_names(args.algo, algo_names(), "algo")
     first = args.seed or 0
     seeds = list(range(first, first + (args.seeds or 1)))
     runs, left_out = [], []
     for env in env_names:
+        env_config = envs.config_dict(env, parse_assignments(args.env_config))
         for algo in algos:
-            env_config = envs.config_dict(env, _env_overrides(args))
             reason = load_algo(algo).incompatibility(env, env_config)
             if reason:
                 if len(env_names) == 1 and len(algos) == 1:  # the one pair asked for
@@ -81,26 +81,16 @@ def plan_sweep(args, request_for) -> SweepPlan:
                 continue
             for seed in seeds:
                 request = request_for(env, algo, seed)
-                if results.is_complete(request.directory) and not args.overwrite:
-                    try:
-                        _prepare_directory(request, overwrite=False, resume=True, out=Path(args.out))
-                    except UsageError as error:
-                        raise UsageError(f"sweep: {error}") from None
-                    left_out.append(f"{algo} on {env}, seed {seed}: already complete")
-                    continue
-                try:
+                try:  # a folder holding another config is refused here, before any trial starts
                     resume = _prepare_directory(request, overwrite=args.overwrite, resume=not args.overwrite,
                                                 out=Path(args.out))
                 except UsageError as error:
                     raise UsageError(f"sweep: {error}") from None
+                if results.is_complete(request.directory) and not args.overwrite:
+                    left_out.append(f"{algo} on {env}, seed {seed}: already complete")
+                    continue
                 runs.append((request, resume))
     return SweepPlan(runs, left_out)
-
-
-def _env_overrides(args) -> dict[str, str]:
-    from envs.config import parse_assignments
-
-    return parse_assignments(args.env_config)
 
 
 def _trial(config: dict[str, Any], runs: list[tuple[Any, bool]], options: dict[str, Any]) -> None:
