@@ -80,11 +80,12 @@ def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataF
     if done.runs.empty:
         return pd.DataFrame(columns=[*results.RUN_COLUMNS, "return"])
     head = headline_evals(done.evals)
+    runs = done.runs.set_index("run")
+    progress_of = dict(tuple(done.progress.groupby("run", sort=False)))
+    evals_of = dict(tuple(done.evals.groupby("run", sort=False)))
     rows = []
     for run, group in head.groupby("run", sort=False):
-        info = done.runs.set_index("run").loc[run]
-        progress = done.progress[done.progress["run"] == run]
-        evals = done.evals[done.evals["run"] == run]
+        info, progress, evals = runs.loc[run], progress_of[run], evals_of[run]
         off = evals[(evals["policy"] == group["policy"].iloc[0]) & (evals["mask"] == "off")]
         row = {"env": info["env"], "algo": info["algo"], "seed": int(info["seed"]), "config_id": info["config_id"],
                "run": run, "policy": f"{group['policy'].iloc[0]}, mask {group['mask'].iloc[0]}",
@@ -153,13 +154,13 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
     refs = references(scores)
     labels, config_problems = _config_differences(loaded.complete().runs)
     problems += config_problems
-    done = loaded.complete()
+    progress_of = dict(tuple(loaded.complete().progress.groupby("run", sort=False)))
     rows = []
     for (env, algo, cid), group in scores.groupby(_KEYS, sort=False):
         lower, upper = refs.loc[env, "lower"], refs.loc[env, "upper"]
         normalised = 100 * (group["return"] - lower) / (upper - lower) if upper != lower else group["return"] * math.nan
         threshold = _threshold(env, refs, thresholds)
-        crossings = [_first_crossing(done.progress[done.progress["run"] == run], threshold) for run in group["run"]]
+        crossings = [_first_crossing(progress_of[run], threshold) for run in group["run"]]
         reached = [c for c in crossings if not math.isnan(c[0])]
         mean, low, high = mean_ci(group["return"])
         s_mean, s_low, s_high = mean_ci(normalised)
