@@ -1,8 +1,10 @@
-"""``oracle``: the best action knowing the whole episode, the upper reference of an env.
+"""``oracle``: the upper reference of an env, its exact optimum where it has one.
 
-An env offers an oracle by implementing ``oracle_actions()`` on its core (the optimal action of
+An env offers an oracle by implementing ``oracle_actions()`` on its core (the reference action of
 every batch entry in its current state, ``(batch, agents, n_sub)``): ``speed_limit`` solves each
-episode exactly by dynamic programming over its layout. Like ``random_valid``, its "training" only
+episode exactly by dynamic programming over its layout, ``sum_to_zero`` moves to the next demand
+(exact for ``movement_cost <= 0.25``), and ``portfolio``, which has no known exact optimum, plays a
+documented strong heuristic that knows the price model (not the future noise). Like ``random_valid``, its "training" only
 plays episodes (a flat learning curve, the ceiling learners are measured against), and it is
 evaluated as one deterministic policy (``greedy``, mask on).
 """
@@ -22,8 +24,13 @@ from envs.config import ConfigError
 __all__ = ["Oracle", "envs_with_oracle"]
 
 
+def _has_oracle(core_cls) -> bool:
+    """A core offers an oracle with an ``oracle_actions`` method; a subclass opts out with ``None``."""
+    return getattr(core_cls, "oracle_actions", None) is not None
+
+
 def envs_with_oracle() -> list[str]:
-    return [name for name in envs.names() if hasattr(envs.spec(name).load(), "oracle_actions")]
+    return [name for name in envs.names() if _has_oracle(envs.spec(name).load())]
 
 
 class Oracle(RandomValid):
@@ -36,7 +43,7 @@ class Oracle(RandomValid):
     @classmethod
     def incompatibility(cls, env_name: str, env_config) -> str | None:
         core_cls = envs.spec(env_name).load()
-        if not hasattr(core_cls, "oracle_actions"):
+        if not _has_oracle(core_cls):
             return f"env {env_name!r} has no oracle; envs with one: {', '.join(envs_with_oracle())}"
         check = getattr(core_cls, "check_oracle_config", None)
         if check is not None:

@@ -62,6 +62,24 @@ dollars after the step.
 
 ``start_cash`` dollars, no holdings, prices drawn around the initial means.
 
+## Reference policy (the suite's ``oracle`` for this env)
+
+The env has no known exact optimum, so its upper reference is a **strong heuristic that knows the
+price model** (:meth:`PortfolioCore.oracle_actions`; it does not see future noise). It solves the
+*relaxed* problem exactly, in value per dollar: without lot sizes, the 50-unit cap, C2/C3 or
+transaction costs, wealth is linear, so the best policy puts everything in the one position (cash
+or an asset) with the largest expected continuation value. With prices independent across periods,
+``v_t(p) = max(A[t+1], max_i B[t+1, i] / p_i)``, where ``A[t] = E[v_t(p_t)]`` and
+``B[t, i] = E[p_t,i v_t(p_t)]`` are computed backwards from ``v_T = 1`` by Monte Carlo once per
+configuration (:func:`continuation_values`, fixed seed). The real policy then follows the ranking
+under the real rules: it sells a holding (as much as one action allows) when another position is
+worth more by more than the round-trip transaction cost, and buys 50 units of the best buyable
+asset worth more than cash (and of better-than-cash assets traded after it, which only use the cash
+it leaves). With the default configuration it averages about $4,470 (against about $3,430 for a
+one-step lookahead on the mean curves); the relaxed problem's expected final value, an upper bound
+on any policy, is about $9,300 (:func:`relaxed_value_bound`): the 50-unit cap and C2 are what
+separate the two.
+
 ## Episode End
 
 Terminated after ``periods`` trades (20 by default). There is no truncation.
@@ -92,6 +110,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from gymnasium import spaces
@@ -100,7 +119,7 @@ from envs.config import setting
 from envs.core import EnvCore, StepResult
 from envs.masking import MASK_DTYPE, Constraint, FlatMaskMultiDiscrete
 
-__all__ = ["PortfolioConfig", "PortfolioCore", "PortfolioState"]
+__all__ = ["PortfolioConfig", "PortfolioCore", "PortfolioState", "continuation_values", "relaxed_value_bound"]
 
 N_ASSETS = 3
 HOLD = 5
@@ -114,6 +133,9 @@ C3_ASSET, C3_SHARE = 1, 2.0 / 3.0
 #: C4: the least cash that allows buying.
 C4_MIN_CASH = 1.0
 REWARDS = ("final_value", "final_return", "value_change")
+#: Monte Carlo draws per period for the reference policy's continuation values (0.3 s once per config).
+PLAN_SAMPLES = 1 << 17
+PLAN_SEED = 20_251_123
 
 
 def _positive(x) -> bool:
@@ -166,6 +188,51 @@ def mean_prices(periods: int) -> np.ndarray:
                        48.0 + 0.3 * t - 6.0 * np.sin(2 * np.pi * t / 7)], axis=-1)
     curves[0] = INITIAL_MEAN_PRICE
     return curves
+
+
+def _draw_prices(rng: np.random.Generator, mean: np.ndarray, std: np.ndarray, min_price: float) -> np.ndarray:
+    return np.maximum(mean + std * rng.standard_normal((PLAN_SAMPLES, N_ASSETS)), min_price)
+
+
+@lru_cache(maxsize=16)
+def _plan(periods: int, price_noise_std: tuple[float, ...], min_price: float) -> tuple[np.ndarray, np.ndarray, float]:
+    mean, std = mean_prices(periods), np.asarray(price_noise_std, dtype=np.float64)
+    rng = np.random.default_rng(PLAN_SEED)
+    cash_value, asset_value = np.ones(periods + 1), np.zeros((periods + 1, N_ASSETS))
+    for t in range(periods, -1, -1):
+        prices = _draw_prices(rng, mean[t], std, min_price)
+        if t == periods:
+            per_dollar = np.ones(PLAN_SAMPLES)  # the episode ends: wealth is what it is worth at p_T
+        else:
+            per_dollar = np.maximum(cash_value[t + 1], (asset_value[t + 1] / prices).max(axis=1))
+        if t == 0:
+            bound = float(per_dollar.mean())
+        else:
+            cash_value[t], asset_value[t] = per_dollar.mean(), (prices * per_dollar[:, None]).mean(axis=0)
+    for array in (cash_value, asset_value):
+        array.flags.writeable = False
+    return cash_value, asset_value, bound
+
+
+def continuation_values(config: PortfolioConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The relaxed problem's expected continuation values, per dollar (see "Reference policy").
+
+    Returns ``(A, B)``: ``A[t]`` (``(periods + 1,)``) is the expected final wealth of one dollar held
+    in cash from period ``t`` on, acting optimally from there; ``B[t, i] / p`` (``(periods + 1, 3)``)
+    is that of one dollar put in asset ``i`` at price ``p`` in period ``t - 1``. Entry 0 is unused.
+    Deterministic (a fixed seed) and cached per configuration.
+    """
+    cash_value, asset_value, _ = _plan(config.periods, tuple(config.price_noise_std), config.min_price)
+    return cash_value, asset_value
+
+
+def relaxed_value_bound(config: PortfolioConfig) -> float:
+    """Expected final value of the relaxed problem: an upper bound on any policy's mean, dollars.
+
+    Dropping lot sizes, the 50-unit cap, C2/C3 and transaction costs only enlarges what a trader
+    can do, so no policy of the real env can average more (up to Monte Carlo error, about 0.1%).
+    """
+    return config.start_cash * _plan(config.periods, tuple(config.price_noise_std), config.min_price)[2]
 
 
 def portfolio_value(state: PortfolioState) -> np.ndarray:
@@ -322,6 +389,34 @@ class PortfolioCore(EnvCore):
         self._last_value = value
         return StepResult(reward=reward, terminated=done, truncated=np.zeros_like(done),
                           info={"portfolio_value": value})
+
+    # ------------------------------------------------------------------ reference policy
+
+    def oracle_actions(self) -> np.ndarray:
+        """The model-aware reference policy's action for every entry: ``(batch, agents, 3)``.
+
+        A strong heuristic, not an exact optimum (see "Reference policy" in the module docstring):
+        rank cash and the assets by the relaxed problem's continuation value per dollar; sell what
+        is beaten by more than its round-trip cost; buy the best buyable asset worth more than cash.
+        Every action it returns is admissible.
+        """
+        s, c = self.state, self.config
+        cash_value, asset_value = continuation_values(c)
+        nxt = np.minimum(s.t, c.periods - 1) + 1                     # (B,) the period the trade pays in
+        worth = (asset_value[nxt] / s.prices)[:, None, :]             # (B, 1, 3) per dollar put in now
+        in_cash = cash_value[nxt][:, None]                            # (B, 1)
+        can_buy = self.action_mask().reshape(*s.holdings.shape, len(TRADE_UNITS))[..., -1].astype(bool)
+        buyable = np.where(can_buy, worth, -np.inf)                   # (B, A, 3)
+        best_buy = buyable.max(axis=-1)
+        best_other = np.maximum(best_buy, in_cash)[..., None]
+        round_trip = 1 + (self._sell_cost + self._buy_cost.max()) / s.prices[:, None, :]
+        sell = (s.holdings > 0) & (worth * round_trip < best_other)
+        # Assets trade in order 1, 2, 3 against the cash the previous left: buy the best one, and
+        # better-than-cash ones after it (they get only its leftovers), never ones before it.
+        first = np.where(np.isfinite(best_buy), buyable.argmax(axis=-1), N_ASSETS)[..., None]
+        buy = can_buy & ~sell & (worth > in_cash[..., None]) & (np.arange(N_ASSETS) >= first)
+        sell_lots = (np.minimum(s.holdings, TRADE_UNITS[-1]) // 10).astype(np.int64)
+        return np.where(sell, HOLD - sell_lots, np.where(buy, len(TRADE_UNITS) - 1, HOLD))
 
     # ------------------------------------------------------------------ checkers
 

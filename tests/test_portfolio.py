@@ -9,8 +9,9 @@ from hypothesis.extra import numpy as hnp
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import envs
-from envs.masking import InadmissibleActionError
-from envs.portfolio import HOLD, PortfolioState, mean_prices, portfolio_value
+from envs.masking import InadmissibleActionError, sample_masked
+from envs.portfolio import (HOLD, PortfolioState, continuation_values, mean_prices, portfolio_value,
+                           relaxed_value_bound)
 from suite.check import audit_mask, run_checks
 
 SELL_50, SELL_10, BUY_10, BUY_50 = 0, 4, 6, 10
@@ -279,3 +280,71 @@ def test_mask_never_empty_on_long_rollouts():
         assert mask.any(axis=-1).all()
         core.step(rng.integers(0, 11, (512, 1, 3)))
     assert portfolio_value(core.state).min() >= 0
+
+
+# ------------------------------------------------------------------ the model-aware reference policy
+
+def play(core, policy, episodes_seed=1_000_000):
+    """Final portfolio values ``(batch, agents)`` of one episode per entry under ``policy(core)``."""
+    core.reset_envs(np.arange(core.num_envs), [np.random.default_rng(episodes_seed + i) for i in range(core.num_envs)])
+    for _ in range(core.config.periods):
+        result = core.step(policy(core))
+    assert result.terminated.all()
+    return portfolio_value(core.state)
+
+
+def one_step_lookahead(core):
+    """A weaker model-aware policy: buy 50 of what the mean curve says rises next period, sell the rest."""
+    s = core.state
+    rising = mean_prices(core.config.periods)[s.t + 1] > s.prices                          # (B, 3)
+    mask = core.action_mask().reshape(*s.holdings.shape, 11).astype(bool)
+    sell = ~rising[:, None, :] & (s.holdings > 0)
+    sell_lots = (np.minimum(s.holdings, 50) // 10).astype(np.int64)
+    return np.where(sell, HOLD - sell_lots, np.where(rising[:, None, :] & mask[..., BUY_50], BUY_50, HOLD))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), periods=st.integers(1, 30), n_agents=st.integers(1, 3),
+       start_cash=st.sampled_from([0.5, 50.0, 1000.0, 1e5]), noise=st.sampled_from([0.0, 1.0, 4.0]))
+def test_reference_policy_only_takes_admissible_actions(seed, periods, n_agents, start_cash, noise):
+    core = envs.make_core("portfolio", 16, periods=periods, n_agents=n_agents, start_cash=start_cash,
+                          price_noise_std=(noise, 2.0, 7.0), strict=True)  # strict: any inadmissible action raises
+    values = play(core, lambda c: c.oracle_actions(), episodes_seed=seed)
+    assert (values >= 0).all()
+
+
+def test_reference_policy_beats_simpler_policies_and_stays_under_the_relaxed_bound():
+    core = envs.make_core("portfolio", 1000)
+    reference = play(core, lambda c: c.oracle_actions()).mean()
+    lookahead = play(core, one_step_lookahead).mean()
+    rng = np.random.default_rng(0)
+    random_valid = play(core, lambda c: sample_masked(rng, c.action_mask(), [11, 11, 11])).mean()
+    bound = relaxed_value_bound(core.config)
+    assert random_valid < lookahead < reference < bound
+    assert reference > 1.2 * lookahead  # about $4,470 against $3,430: a strong reference, not a token one
+    assert 9000 < bound < 9700
+
+
+def test_relaxed_bound_without_noise_is_the_product_of_the_best_growth_per_period():
+    """Noise-free prices are the mean curves: the relaxed optimum rides the best-rising asset each period."""
+    config = envs.resolve_config("portfolio", {"price_noise_std": (0.0, 0.0, 0.0)})[0]
+    means = mean_prices(config.periods)
+    growth = np.maximum(1.0, (means[1:] / means[:-1]).max(axis=1))
+    assert relaxed_value_bound(config) == pytest.approx(config.start_cash * growth.prod(), rel=1e-9)
+    cash_value, asset_value = continuation_values(config)
+    assert cash_value[-1] == 1.0 and np.allclose(asset_value[-1], means[-1])
+    assert continuation_values(config)[0] is cash_value  # cached per configuration
+
+
+def test_oracle_algo_plays_the_reference_on_portfolio(tmp_path):
+    from suite import run
+    from suite.cli import run_cli
+
+    argv = ["--env", "portfolio", "--algo", "oracle", "--steps", "400", "--episodes", "50", "--out", str(tmp_path), "--quiet"]
+    assert run_cli(run.main, "python -m suite.run", argv) == 0
+    import pandas as pd
+
+    evaluation = pd.read_csv(tmp_path / "portfolio" / "oracle" / "seed0" / "eval.csv")
+    core = envs.make_core("portfolio", 50)
+    expected = play(core, lambda c: c.oracle_actions())[:, 0]
+    assert np.allclose(evaluation["return"], expected) and (evaluation["invalid_actions"] == 0).all()

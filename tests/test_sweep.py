@@ -23,23 +23,49 @@ def assert_ray_is_gone():
     assert not alive, f"processes left behind: {[p.name() for p in alive]}"
 
 
-def test_a_sweep_runs_the_grid_leaves_out_what_cannot_run_and_skips_what_is_done(tmp_path, capsys):
-    argv = ["--env", "all", "--algo", "random_valid,oracle", "--seeds", "2", "--out", str(tmp_path), *SMALL]
+NO_ORACLE_ENV = textwrap.dedent('''
+    import envs
+    from envs.portfolio import PortfolioCore
+
+    class NoOracleCore(PortfolioCore):
+        oracle_actions = None  # opts out of the oracle
+
+    envs.register("portfolio_no_oracle", NoOracleCore, overwrite=True)
+''')
+
+
+@pytest.fixture
+def no_oracle_env(tmp_path, monkeypatch):
+    """``--import no_oracle_env`` registers ``portfolio_no_oracle``, an env without an oracle."""
+    (tmp_path / "no_oracle_env.py").write_text(NO_ORACLE_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # Ray's workers import it too
+    yield ["--import", "no_oracle_env"]
+    import envs
+
+    if "portfolio_no_oracle" in envs.names():
+        envs.unregister("portfolio_no_oracle")
+
+
+def test_a_sweep_runs_the_grid_leaves_out_what_cannot_run_and_skips_what_is_done(tmp_path, capsys, no_oracle_env):
+    out_dir = tmp_path / "out"
+    argv = ["--env", "all", "--algo", "random_valid,oracle", "--seeds", "2", "--out", str(out_dir),
+            *no_oracle_env, *SMALL]
     assert sweep(*argv) == 0
     assert_ray_is_gone()
     err = capsys.readouterr().err
-    assert "left out: oracle on portfolio: env 'portfolio' has no oracle" in err
-    loaded = results.load(tmp_path)
-    assert len(loaded.runs) == 10 and set(loaded.runs["status"]) == {"complete"}  # 3 envs x 2 seeds + 2 x 2 oracles
+    assert "left out: oracle on portfolio_no_oracle: env 'portfolio_no_oracle' has no oracle" in err
+    loaded = results.load(out_dir)
+    assert len(loaded.runs) == 14 and set(loaded.runs["status"]) == {"complete"}  # 4 envs x 2 seeds + 3 x 2 oracles
     assert set(loaded.runs["seed"]) == {0, 1}
     import json
 
-    commands = {json.loads((tmp_path / r / "config.json").read_text())["command"] for r in loaded.runs["run"]}
+    commands = {json.loads((out_dir / r / "config.json").read_text())["command"] for r in loaded.runs["run"]}
     assert len(commands) == 1 and "--seeds 2" in commands.pop()  # each trial records the sweep's command
     assert sweep(*argv) == 0  # again: nothing left to do
     out = capsys.readouterr().out
     assert "nothing to run: every run of the sweep is complete or left out" in out
-    assert not (tmp_path / ".tune").exists()
+    assert not (out_dir / ".tune").exists()
 
 
 def test_a_failed_trial_is_reported_and_the_others_finish(tmp_path, monkeypatch, capsys):
@@ -71,7 +97,8 @@ def test_a_failed_trial_is_reported_and_the_others_finish(tmp_path, monkeypatch,
 @pytest.mark.parametrize("argv, message", [
     (["--env", "portfolio,nope", "--algo", "random_valid"], "unknown env 'nope'; known envs: portfolio"),
     (["--env", "all", "--algo", "random_valid,bogus"], "unknown algo 'bogus'; known algos:"),
-    (["--env", "portfolio", "--algo", "oracle", "--seeds", "2"], "env 'portfolio' has no oracle"),
+    (["--env", "speed_limit", "--algo", "oracle", "--seeds", "2", "--env-config", "max_steps=50"],
+     "the speed_limit oracle is exact only with max_steps >= 2 * road_length"),
     (["--env", "all", "--algo", "all", "--describe"], "--describe takes one env and one algo, not a sweep"),
     (["--env", "all", "--algo", "random_valid", "--seeds", "0"], "--seeds: expected a positive integer"),
 ])
