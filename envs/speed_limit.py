@@ -201,6 +201,7 @@ class SpeedLimitCore(EnvCore):
         self._pad = max(TOP, config.lookahead) + 1
         self._levels = np.arange(N_LEVELS)
         self._mix = np.asarray(config.zone_mix, dtype=np.float64) / sum(config.zone_mix)
+        self._mix_cdf = self._mix.cumsum() / self._mix.cumsum()[-1]  # as Generator.choice computes it
         self._zone_limits = np.asarray(config.zone_limits, dtype=np.int64)
         # S2 as a (v, a) table: a is within the comfort bounds of v.
         v, a = np.meshgrid(self._levels, self._levels, indexing="ij")
@@ -227,11 +228,15 @@ class SpeedLimitCore(EnvCore):
         c = self.config
         if c.layout:
             return np.array([ZONE_LETTERS.index(ch) for ch in c.layout], dtype=np.int64)
-        zones = []
-        while sum(len(z) for z in zones) < c.road_length:  # a few zones per episode, not per step
-            length = int(rng.integers(c.min_zone_length, c.max_zone_length + 1))
-            zones.append(np.full(length, rng.choice(3, p=self._mix), dtype=np.int64))
-        return np.concatenate(zones)[:c.road_length]
+        # A few zones per episode. Per zone: its length, then its kind, drawn as ``rng.choice(3,
+        # p=zone_mix)`` draws it (one uniform against the cumulative mix) without that call's
+        # overhead, which dominated stepping a batch with autoreset (the draws are unchanged).
+        lengths, kinds, cells = [], [], 0
+        while cells < c.road_length:
+            lengths.append(int(rng.integers(c.min_zone_length, c.max_zone_length + 1)))
+            kinds.append(self._mix_cdf.searchsorted(rng.random(), side="right"))
+            cells += lengths[-1]
+        return np.repeat(np.array(kinds, dtype=np.int64), lengths)[:c.road_length]
 
     def safe_speeds(self, limits: np.ndarray) -> np.ndarray:
         """The backward pass: ``safe[p]`` = highest level from which braking at cell ``p`` respects S1.
@@ -244,11 +249,11 @@ class SpeedLimitCore(EnvCore):
         n, cells = limits.shape
         safe = np.full((n, cells), TOP, dtype=np.int64)
         u = np.maximum(self._levels - brake, 0)                          # next level of full braking
-        rows = np.arange(n)[:, None]
-        for p in range(L - 1, -1, -1):
-            window = np.minimum.accumulate(limits[:, p:p + TOP + 1], axis=-1)[:, u]  # (n, levels)
-            ahead = safe[rows, p + u]                                    # (n, levels)
-            ok = (u == 0) | ((window >= u) & (u <= ahead))
+        # The lowest limit over cells p .. p + u of every cell p and level, all at once: (n, L, levels).
+        windows = np.lib.stride_tricks.sliding_window_view(limits[:, :L + TOP], TOP + 1, axis=1)
+        passable = np.minimum.accumulate(windows, axis=-1)[..., u] >= u
+        for p in range(L - 1, -1, -1):  # sequential: safe[p] depends on safe[p + u]
+            ok = (u == 0) | (passable[:, p] & (u <= safe[:, p + u]))
             # A lower level is never harder to brake from (the tests check it), so keep the highest safe one.
             safe[:, p] = np.where(ok, self._levels, -1).max(axis=-1)
         return safe
