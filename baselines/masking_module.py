@@ -1,4 +1,4 @@
-"""The masking RLModule of masked PPO, and the masked-logit helpers it shares with evaluation.
+"""The masking RLModule of masked PPO (RLlib); the masked logits are :mod:`baselines.masked_logits`.
 
 :class:`MaskedPPOTorchRLModule` is RLlib's default PPO module (encoder, policy head, value head,
 built by ``PPOCatalog`` from ``model_config``) fed only the ``"observation"`` entry of the suite's
@@ -10,57 +10,24 @@ were sampled from.
 Masked logits are set to the most negative float (not ``-inf``): their probability is exactly 0,
 while entropy (``p log p``) and KL terms stay finite. ``Discrete`` and ``MultiDiscrete`` spaces
 share one path: the flat mask has one block per sub-action, in the order RLlib's
-multi-categorical distribution splits its logits.
+multi-categorical distribution splits its logits. The same :func:`apply_mask` serves the
+single-process torch backend (:mod:`baselines.torch_ppo`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
 
-from envs.masking import MASK_KEY, OBSERVATION_KEY, EmptyMaskError, action_nvec
+from baselines.masked_logits import MASKED_LOGIT, apply_mask, choose_actions
+from envs.masking import MASK_KEY, OBSERVATION_KEY, action_nvec
 
-__all__ = ["MaskedPPOTorchRLModule", "apply_mask", "choose_actions"]
-
-#: Logit of a masked value: probability exactly 0, entropy and KL terms finite.
-MASKED_LOGIT = torch.finfo(torch.float32).min
-
-
-def apply_mask(logits: torch.Tensor, mask: torch.Tensor, nvec: Sequence[int], env_name: str) -> torch.Tensor:
-    """``logits`` with masked-out values at :data:`MASKED_LOGIT`.
-
-    Raises :class:`envs.masking.EmptyMaskError` naming ``env_name`` when a row admits no value of
-    some sub-action: sampling there would silently pick an inadmissible action.
-    """
-    admitted = mask.bool()
-    blocks = torch.split(admitted, list(nvec), dim=-1)
-    for k, block in enumerate(blocks):
-        empty = ~block.any(dim=-1)
-        if bool(empty.any()):
-            count = int(empty.sum())
-            raise EmptyMaskError(f"env {env_name!r} produced {count} observation(s) whose action mask admits no "
-                                 f"value of sub-action {k}; every env must keep at least one action admissible")
-    return torch.where(admitted, logits, torch.full_like(logits, MASKED_LOGIT))
-
-
-def choose_actions(logits: np.ndarray, nvec: Sequence[int], rng: np.random.Generator | None) -> np.ndarray:
-    """One value per sub-action from flat ``(N, sum(nvec))`` logits: ``(N, len(nvec))``.
-
-    ``rng`` given: a sample of each block's categorical (Gumbel-max, so the draw depends only on
-    ``rng``); ``rng=None``: the most likely value of each block (greedy).
-    """
-    if rng is not None:
-        logits = logits - np.log(-np.log(rng.uniform(np.finfo(np.float64).tiny, 1.0, size=logits.shape)))
-    bounds = np.cumsum([0, *nvec])
-    return np.stack([logits[:, lo:hi].argmax(axis=-1) for lo, hi in zip(bounds[:-1], bounds[1:])], axis=-1)
-
+__all__ = ["MaskedPPOTorchRLModule", "MASKED_LOGIT", "apply_mask", "choose_actions"]
 
 class MaskedPPOTorchRLModule(DefaultPPOTorchRLModule):
     """PPO's default torch module with the suite's action mask applied to its logits.

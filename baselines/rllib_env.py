@@ -35,7 +35,7 @@ import envs
 from baselines.rollout import EpisodeTracker
 from envs.masking import OBSERVATION_KEY
 
-__all__ = ["OBS_TRANSFORMS", "ACTION_MODES", "transform_features", "agent_action_space", "env_actions",
+__all__ = ["OBS_TRANSFORMS", "ACTION_MODES", "transform_features", "transformed_box", "agent_action_space", "env_actions",
            "make_training_env", "TrainingStats", "ScaleObservation", "PenalizeInvalid", "FeaturesOnly", "MapActions",
            "ScaleReward", "find_wrapper"]
 
@@ -83,28 +83,19 @@ class TrainingStats(VectorWrapper):
         super().__init__(env)
         self._metrics = tuple(getattr(env.unwrapped, "core").episode_metrics)
         self._tracker = EpisodeTracker(self.num_envs, self._metrics)
-        self._finished: list[dict[str, Any]] = []
-        self._drained_steps = 0
-        self._drained_invalid = 0
 
     def reset(self, **kwargs):
         self._tracker = EpisodeTracker(self.num_envs, self._metrics)  # episodes in flight are abandoned
-        self._drained_steps = self._drained_invalid = 0
         return super().reset(**kwargs)
 
     def step(self, actions):
         obs, reward, terminated, truncated, info = super().step(actions)
-        self._finished += self._tracker.update(reward, terminated, truncated, info)
+        self._tracker.update(reward, terminated, truncated, info)
         return obs, reward, terminated, truncated, info
 
     def drain(self) -> dict[str, Any]:
         """Steps, steps with an inadmissible sub-action and finished episodes since the last drain."""
-        out = {"steps": self._tracker.steps - self._drained_steps,
-               "invalid_steps": self._tracker.steps_with_invalid - self._drained_invalid,
-               "episodes": self._finished}
-        self._drained_steps, self._drained_invalid = self._tracker.steps, self._tracker.steps_with_invalid
-        self._finished = []
-        return out
+        return self._tracker.drain()
 
 
 class ScaleObservation(VectorWrapper):
@@ -128,11 +119,15 @@ class ScaleObservation(VectorWrapper):
         return self._transform(obs), reward, terminated, truncated, info
 
 
-def _transformed_space(space: spaces.Dict, kind: str) -> spaces.Dict:
-    box = space[OBSERVATION_KEY]
+def transformed_box(box: spaces.Box, kind: str) -> spaces.Box:
+    """The space of :func:`transform_features` applied to features in ``box``."""
     low = transform_features(box.low.astype(np.float64), kind).astype(box.dtype)
     high = transform_features(box.high.astype(np.float64), kind).astype(box.dtype)
-    return spaces.Dict({**space.spaces, OBSERVATION_KEY: spaces.Box(low, high, dtype=box.dtype)})
+    return spaces.Box(low, high, dtype=box.dtype)
+
+
+def _transformed_space(space: spaces.Dict, kind: str) -> spaces.Dict:
+    return spaces.Dict({**space.spaces, OBSERVATION_KEY: transformed_box(space[OBSERVATION_KEY], kind)})
 
 
 class PenalizeInvalid(VectorWrapper):

@@ -10,21 +10,24 @@ import numpy as np
 import envs
 from baselines.base import Policy
 
-__all__ = ["EpisodeTracker", "evaluate"]
+__all__ = ["EpisodeTracker", "evaluate", "progress_row"]
 
 
 @dataclass
 class EpisodeTracker:
-    """Accumulates per-entry returns and invalid actions of a next-step-autoreset vector env.
+    """Accumulates per-entry returns and invalid actions of a vector env.
 
     Feed it every ``step`` result; it returns one record per finished episode with ``return``,
     ``length``, ``invalid_steps`` (steps with any inadmissible sub-action), ``invalid_actions``
-    (inadmissible sub-actions) and the env's episode metrics at the end. Steps that only reset an
-    entry (the step after an episode ended) are not counted.
+    (inadmissible sub-actions) and the env's episode metrics at the end. With
+    ``next_step_autoreset`` (Gymnasium's and the suite's vector envs), steps that only reset an
+    entry (the step after an episode ended) are not counted; without it (an env that resets
+    within the step that ends an episode, as Stable-Baselines3's ``VecEnv`` does), every step counts.
     """
 
     num_envs: int
     metrics: tuple[str, ...] = ()
+    next_step_autoreset: bool = True
     _return: np.ndarray = field(init=False)
     _length: np.ndarray = field(init=False)
     _invalid_steps: np.ndarray = field(init=False)
@@ -32,6 +35,8 @@ class EpisodeTracker:
     _resetting: np.ndarray = field(init=False)
     steps: int = field(init=False, default=0)
     steps_with_invalid: int = field(init=False, default=0)
+    _finished: list = field(init=False, default_factory=list)
+    _drained: tuple[int, int] = field(init=False, default=(0, 0))
 
     def __post_init__(self):
         self._return = np.zeros(self.num_envs)
@@ -62,8 +67,40 @@ class EpisodeTracker:
         self._length[done] = 0
         self._invalid_steps[done] = 0
         self._invalid_actions[done] = 0
-        self._resetting = done
+        self._resetting = done if self.next_step_autoreset else self._resetting
+        self._finished += finished
         return finished
+
+    def drain(self) -> dict[str, Any]:
+        """Steps, steps with an inadmissible sub-action and finished episodes since the last drain."""
+        out = {"steps": self.steps - self._drained[0], "invalid_steps": self.steps_with_invalid - self._drained[1],
+               "episodes": self._finished}
+        self._drained, self._finished = (self.steps, self.steps_with_invalid), []
+        return out
+
+
+def progress_row(*, env_steps: int, episodes: int, steps: int, invalid_steps: int, finished: list[dict[str, Any]],
+                 seconds: float, learner: dict[str, float]) -> dict[str, float]:
+    """One ``progress.csv`` row of a learner's iteration (see ``Algorithm.train_iteration``).
+
+    ``env_steps`` / ``episodes``: cumulative counts; ``steps``, ``invalid_steps`` and ``finished``
+    (:class:`EpisodeTracker` records): this iteration's; ``seconds``: its wall time; ``learner``:
+    the learner's statistics (``entropy``, ``policy_loss``, ``vf_loss``, ``vf_explained_var``,
+    ``lr``; missing ones are NaN). Episode metrics become ``<metric>_mean`` columns.
+    """
+    returns = np.array([f["return"] for f in finished]) if finished else np.array([np.nan])
+    row = {"env_steps": env_steps, "episodes": episodes,
+           "episode_return_mean": float(np.mean(returns)), "episode_return_min": float(np.min(returns)),
+           "episode_return_max": float(np.max(returns)),
+           "invalid_action_rate": invalid_steps / steps if steps else float("nan")}
+    for key in ("entropy", "policy_loss", "vf_loss", "vf_explained_var", "lr"):
+        row[key] = float(learner.get(key, np.nan))
+    row["env_steps_per_second"] = steps / seconds if seconds > 0 else float("nan")
+    metrics = finished[0].keys() - {"env_index", "return", "length", "invalid_steps", "invalid_actions"} \
+        if finished else ()
+    for key in sorted(metrics):
+        row[f"{key}_mean"] = float(np.mean([f[key] for f in finished]))
+    return row
 
 
 def evaluate(env_name: str, env_config: dict[str, Any], policy: Policy, *, episodes: int,
