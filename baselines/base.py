@@ -69,6 +69,11 @@ class Algorithm(ABC):
         return build_config(cls.Config, {**cls.env_defaults.get(env_name, {}), **overrides}, owner=owner)
 
     @classmethod
+    def implementation(cls, config: Any) -> type[Algorithm]:
+        """The class that runs ``config``: this one, unless the config picks another backend."""
+        return cls
+
+    @classmethod
     def incompatibility(cls, env_name: str, env_config: Mapping[str, Any]) -> str | None:
         """Why this algorithm cannot run on ``env_name`` with ``env_config`` (one line), or None.
 

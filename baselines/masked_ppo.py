@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from baselines.base import Policy
-from baselines.ppo import PPOSettings, RLlibPPO
+from baselines.ppo import PPOSettings, RLlibPPO, backend_setting
 from envs.masking import MASK_KEY, OBSERVATION_KEY
 
 __all__ = ["MaskedPPOConfig", "MaskedPPO"]
@@ -34,7 +34,9 @@ __all__ = ["MaskedPPOConfig", "MaskedPPO"]
 
 @dataclass(frozen=True)
 class MaskedPPOConfig(PPOSettings):
-    """Masked PPO's training config: the PPO settings (see :class:`baselines.ppo.PPOSettings`)."""
+    """Masked PPO's training config: the PPO settings (see :class:`baselines.ppo.PPOSettings`) and the backend."""
+
+    backend: str = backend_setting()
 
 
 class MaskedPPO(RLlibPPO):

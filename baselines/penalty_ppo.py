@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from baselines.base import Policy
-from baselines.ppo import PPOSettings, RLlibPPO
+from baselines.ppo import PPOSettings, RLlibPPO, backend_setting
 from envs.config import setting
 
 __all__ = ["PenaltyPPOConfig", "PenaltyPPO"]
@@ -29,6 +29,7 @@ class PenaltyPPOConfig(PPOSettings):
     penalty: float = setting(0.1, "reward subtracted per inadmissible sub-action (continuous: per unit of distance "
                              "to the admissible set), in training-reward units",
                              check=lambda v: v >= 0, accepts="a non-negative number")
+    backend: str = backend_setting()
 
 
 class PenaltyPPO(RLlibPPO):

@@ -27,16 +27,28 @@ from typing import Any, ClassVar
 import numpy as np
 
 from baselines.base import Algorithm, Policy
+from baselines.rollout import progress_row
 from baselines.rllib_env import (OBS_TRANSFORMS, TrainingStats, agent_action_space, env_actions, find_wrapper,
                                  make_training_env, transform_features)
 from envs.config import ConfigError, parse_assignments, setting
 from envs.masking import OBSERVATION_KEY, is_discrete
 
-__all__ = ["PPOSettings", "RLlibPPO", "connect_ray", "logit_policy", "gaussian_policy"]
+__all__ = ["PPOSettings", "RLlibPPO", "BACKENDS", "backend_setting", "connect_ray", "logit_policy", "gaussian_policy"]
 
 _ACTIVATIONS = ("tanh", "relu", "silu")
 #: The name the training env creator is registered under in Ray's registry.
 TRAINING_ENV_ID = "maskbench-training-env"
+
+
+#: Where masked and penalty PPO train: Ray RLlib (the default; scales to a cluster) or the single-process
+#: batched torch loop of :mod:`baselines.torch_ppo` (the fastest on one machine; discrete envs).
+BACKENDS = ("rllib", "torch")
+
+
+def backend_setting():
+    """The ``backend`` field of the algos that have a torch backend (masked and penalty PPO)."""
+    return setting("rllib", "where PPO trains: rllib (Ray RLlib, from a laptop to a cluster) or torch (one "
+                   "process, batched, the fastest on one machine; discrete envs)", choices=BACKENDS)
 
 
 def _positive(value) -> bool:
@@ -203,6 +215,15 @@ class RLlibPPO(Algorithm):
             raise ConfigError(reason)
 
     @classmethod
+    def implementation(cls, config) -> type[Algorithm]:
+        """This class, or its torch backend when ``config.backend`` is ``torch``."""
+        if getattr(config, "backend", "rllib") == "torch":
+            from baselines.torch_ppo import torch_backend_of
+
+            return torch_backend_of(cls)
+        return cls
+
+    @classmethod
     def incompatibility(cls, env_name: str, env_config) -> str | None:
         import envs
 
@@ -289,23 +310,13 @@ class RLlibPPO(Algorithm):
         steps, invalid, finished = self._drain_stats()
         self.env_steps += steps
         self.episodes += len(finished)
-        returns = np.array([f["return"] for f in finished]) if finished else np.array([np.nan])
         learner = result.get("learners", {}).get("default_policy", {})
-        row = {"env_steps": self.env_steps, "episodes": self.episodes,
-               "episode_return_mean": float(np.mean(returns)), "episode_return_min": float(np.min(returns)),
-               "episode_return_max": float(np.max(returns)),
-               "invalid_action_rate": invalid / steps if steps else float("nan"),
-               "entropy": float(learner.get("entropy", np.nan)),
-               "policy_loss": float(learner.get("policy_loss", np.nan)),
-               "vf_loss": float(learner.get("vf_loss", np.nan)),
-               "vf_explained_var": float(learner.get("vf_explained_var", np.nan)),
-               "lr": float(learner.get("default_optimizer_learning_rate", np.nan)),
-               "env_steps_per_second": steps / (time.perf_counter() - started)}
-        metrics = finished[0].keys() - {"env_index", "return", "length", "invalid_steps", "invalid_actions"} \
-            if finished else ()
-        for key in sorted(metrics):
-            row[f"{key}_mean"] = float(np.mean([f[key] for f in finished]))
-        return row
+        stats = {"entropy": learner.get("entropy"), "policy_loss": learner.get("policy_loss"),
+                 "vf_loss": learner.get("vf_loss"), "vf_explained_var": learner.get("vf_explained_var"),
+                 "lr": learner.get("default_optimizer_learning_rate")}
+        return progress_row(env_steps=self.env_steps, episodes=self.episodes, steps=steps, invalid_steps=invalid,
+                            finished=finished, seconds=time.perf_counter() - started,
+                            learner={k: v for k, v in stats.items() if v is not None})
 
     # ------------------------------------------------------------------ evaluation
 
@@ -378,7 +389,7 @@ def logit_policy(logits_of, action_space, *, stochastic: bool) -> Policy:
     """An evaluation :data:`Policy` from ``logits_of(observations) -> (N, sum(nvec))`` numpy logits."""
     from gymnasium import spaces
 
-    from baselines.masking_module import choose_actions
+    from baselines.masked_logits import choose_actions
     from envs.masking import action_nvec
 
     nvec = action_nvec(action_space)

@@ -70,6 +70,9 @@ def build_parser() -> Parser:
                         help="learning rate (same as --algo-config lr=VALUE)")
     parser.add_argument("--num-env-runners", type=non_negative_int, default=None, metavar="K",
                         help="RLlib EnvRunner actors sampling in parallel (same as --algo-config num_env_runners=K)")
+    parser.add_argument("--backend", default=None, metavar="NAME",
+                        help="masked_ppo / penalty_ppo: rllib (default; scales to a Ray cluster) or torch (one "
+                             "process, the fastest on one machine; same as --algo-config backend=NAME)")
     parser.add_argument("--address", default=None, metavar="ADDR",
                         help="run RLlib algos on the Ray cluster at ADDR (HOST:PORT or 'auto') instead of a "
                              "local Ray instance")
@@ -125,9 +128,9 @@ class RunRequest:
 
 
 def algo_overrides(args) -> dict[str, str]:
-    """``--algo-config`` pairs plus the shortcut flags (``--lr``, ``--num-env-runners``)."""
+    """``--algo-config`` pairs plus the shortcut flags (``--lr``, ``--num-env-runners``, ``--backend``)."""
     overrides = parse_assignments(args.algo_config, what="--algo-config")
-    for flag, key in (("lr", "lr"), ("num_env_runners", "num_env_runners")):
+    for flag, key in (("lr", "lr"), ("num_env_runners", "num_env_runners"), ("backend", "backend")):
         value = getattr(args, flag)
         if value is not None:
             overrides[key] = str(value)
@@ -225,8 +228,8 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
     directory = request.directory
     algo_cls = load_algo(request.algo)
     algo_config = build_config(algo_cls.Config, request.algo_config, owner=f"algo {request.algo!r}")
-    algo = algo_cls(request.env, request.env_config, algo_config, request.seed,
-                    address=request.address, budget=request.steps)  # fails before anything is written
+    algo = algo_cls.implementation(algo_config)(request.env, request.env_config, algo_config, request.seed,
+                                                address=request.address, budget=request.steps)  # fails before writing
     if not resume:
         _clear_previous_run(directory)  # only --overwrite gets here with an old run in place
     record = request.record()
