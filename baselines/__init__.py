@@ -19,6 +19,7 @@ _ALGOS: dict[str, str | type[Algorithm]] = {
     "penalty_ppo": "baselines.penalty_ppo:PenaltyPPO",
     "normalize_ppo": "baselines.normalize_ppo:NormalizePPO",
     "oracle": "baselines.oracle:Oracle",
+    "sb3_maskable_ppo": "baselines.sb3_maskable_ppo:SB3MaskablePPO",  # needs the compare extra
 }
 
 

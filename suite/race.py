@@ -1,0 +1,153 @@
+"""``python -m suite.race --env portfolio``: masked PPO against sb3-contrib's MaskablePPO, same settings.
+
+Each contender trains on the same env for the same budget with the **same PPO hyperparameters**
+(the suite's ``PPOSettings`` and per-env defaults: rollout size, minibatch, epochs, network,
+learning rate, discount, clipping, entropy), ``--seeds`` seeds each, one run at a time (so none
+slows another down), evaluating its greedy masked policy on the fixed evaluation episodes every
+``--eval-every`` iterations. It then prints, per contender: env steps per second, and the env
+steps and wall seconds until the evaluated mean return first reaches ``--target`` (portfolio:
+$3,000, the post's headline), each the median over the seeds that reach it.
+
+Contenders: ``masked_ppo`` on RLlib (the default backend), ``masked_ppo`` on the single-process
+torch backend, and ``sb3_maskable_ppo`` (needs ``pip install -e ".[compare]"``; left out with a
+note otherwise) in its usual set-up (a ``DummyVecEnv`` of single envs), the baseline of the
+ratios, and with the suite's batched env (``_batched``), which isolates the learners' own speed. Runs go to ``<out>/<contender>/`` as ordinary results (``suite.report`` and
+``suite.results.load`` read them), and a rerun skips the runs already complete.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from baselines import load_algo
+from suite import report, results, run
+from suite.cli import Parser, UsageError, non_negative_int, positive_float, positive_int, run_cli
+
+__all__ = ["CONTENDERS", "main", "race_table"]
+
+#: name -> (algo, extra suite.run arguments). The sb3-contrib baseline is its usual set-up (a
+#: DummyVecEnv of single envs); "_batched" gives it the suite's batched env instead.
+CONTENDERS = {"masked_ppo_rllib": ("masked_ppo", ["--backend", "rllib"]),
+              "masked_ppo_torch": ("masked_ppo", ["--backend", "torch"]),
+              "sb3_maskable_ppo": ("sb3_maskable_ppo", ["--algo-config", "vec_env=dummy"]),
+              "sb3_maskable_ppo_batched": ("sb3_maskable_ppo", ["--algo-config", "vec_env=batched"])}
+BASELINE = "sb3_maskable_ppo"
+DEFAULT_TARGETS = {"portfolio": 3000.0}
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m suite.race", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", required=True, help="a discrete env (the race is on masked categorical actions)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS),
+                        help=f"comma list of: {', '.join(CONTENDERS)}")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per contender (0, 1, ...)")
+    parser.add_argument("--steps", type=positive_int, default=None, help="training budget per run (default: the algo's)")
+    parser.add_argument("--target", type=float, default=None,
+                        help="evaluated mean return to reach (default: portfolio 3000, else required)")
+    parser.add_argument("--eval-every", type=non_negative_int, default=1, metavar="K",
+                        help="evaluate every K iterations (the resolution of the time to target)")
+    parser.add_argument("--episodes", type=positive_int, default=100, help="evaluation episodes")
+    parser.add_argument("--out", default="results/race", help="results folder of the race")
+    parser.add_argument("--algo-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="PPO setting for every contender, repeatable (keeps them matched)")
+    parser.add_argument("--lr", type=positive_float, default=None, help="learning rate of every contender")
+    return parser
+
+
+def race_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per contender from ``suite.report.summarize`` over the race folder.
+
+    ``runs`` is ``results.load(out).runs``: its ``run`` paths start with the contender's folder.
+    """
+    contender_of = {cid: Path(run).parts[0] for cid, run in zip(runs["config_id"], runs["run"])}
+    table = pd.DataFrame({
+        "contender": summary["config_id"].map(contender_of),
+        "seeds": summary["seeds"], "env_steps_per_second": summary["env_steps_per_second"],
+        "seeds_reaching": summary["seeds_reaching"], "steps_to_target": summary["steps_to_threshold"],
+        "seconds_to_target": summary["seconds_to_threshold"], "final_return": summary["return_mean"],
+        "final_return_ci_low": summary["return_ci_low"], "final_return_ci_high": summary["return_ci_high"],
+        "train_invalid_rate": summary["train_invalid_rate"]})
+    baseline = table[table["contender"] == BASELINE]
+    if len(baseline):
+        base = baseline.iloc[0]
+        table["speed_vs_sb3"] = table["env_steps_per_second"] / base["env_steps_per_second"]
+        table["time_to_target_vs_sb3"] = table["seconds_to_target"] / base["seconds_to_target"]
+    return table.sort_values("contender").reset_index(drop=True)
+
+
+def _fmt(value: float, pattern: str) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, pattern)
+
+
+def format_table(table: pd.DataFrame, target: float) -> str:
+    header = (f"| contender | seeds | env steps/s | seeds reaching {target:,.0f} | env steps to target | "
+              "wall s to target | final return (95% CI) | × sb3 speed | × sb3 time to target |")
+    lines = [header, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['contender']} | {r['seeds']} | {_fmt(r['env_steps_per_second'], ',.0f')} | "
+                     f"{r['seeds_reaching']} | {_fmt(r['steps_to_target'], ',.0f')} | "
+                     f"{_fmt(r['seconds_to_target'], ',.0f')} | {_fmt(r['final_return'], ',.0f')} "
+                     f"({_fmt(r['final_return_ci_low'], ',.0f')}–{_fmt(r['final_return_ci_high'], ',.0f')}) | "
+                     f"{_fmt(r.get('speed_vs_sb3', math.nan), '.2f')} | "
+                     f"{_fmt(r.get('time_to_target_vs_sb3', math.nan), '.2f')} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    unknown = [c for c in contenders if c not in CONTENDERS]
+    if unknown or not contenders:
+        raise UsageError(f"--contenders: unknown contender {unknown[0] if unknown else args.contenders!r}; "
+                         f"known: {', '.join(CONTENDERS)}")
+    target = args.target if args.target is not None else DEFAULT_TARGETS.get(args.env)
+    if target is None:
+        raise UsageError(f"--target is required for env {args.env!r} (only portfolio has a default, 3000)")
+    out = Path(args.out)
+    for name in contenders:
+        algo, extra = CONTENDERS[name]
+        reason = load_algo(algo).incompatibility(args.env, {})
+        if reason:
+            if algo == "sb3_maskable_ppo" and "sb3-contrib" in reason:
+                print(f"left out: {name}: {reason}", file=sys.stderr)
+                continue
+            raise UsageError(f"{name}: {reason}")
+        for seed in range(args.seeds):
+            if results.is_complete(results.run_dir(out / name, args.env, algo, seed)):
+                print(f"{name}, seed {seed}: already complete")
+                continue
+            argv_run = ["--env", args.env, "--algo", algo, "--seed", str(seed), "--out", str(out / name),
+                        "--episodes", str(args.episodes), "--eval-every", str(args.eval_every), "--quiet",
+                        *extra, *[f"--algo-config={item}" for item in args.algo_config]]
+            if args.steps:
+                argv_run += ["--steps", str(args.steps)]
+            if args.lr:
+                argv_run += ["--lr", str(args.lr)]
+            if (results.run_dir(out / name, args.env, algo, seed) / results.CONFIG_FILE).exists():
+                argv_run.append("--resume")
+            print(f"{name}, seed {seed}: training", flush=True)
+            status = run.main(argv_run)
+            if status:
+                return status
+    loaded = results.load(out)
+    summary, problems = report.summarize(loaded, {args.env: target})
+    for problem in problems:
+        if "configs differ" not in problem:  # the contenders differ by design
+            print(f"problem: {problem}", file=sys.stderr)
+    if summary.empty:
+        raise UsageError(f"no complete run in {out}")
+    summary = summary[summary["env"] == args.env]
+    table = race_table(summary, loaded.complete().runs)
+    print(format_table(table, target))
+    table.to_csv(out / f"race_{args.env}.csv", index=False)
+    print(f"written: {out / f'race_{args.env}.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, "python -m suite.race"))

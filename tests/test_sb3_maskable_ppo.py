@@ -1,0 +1,101 @@
+"""sb3-contrib's MaskablePPO as a suite algo (the compare extra) and the race against masked PPO."""
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("sb3_contrib", reason='the compare extra: pip install -e ".[compare]"')
+
+from baselines.sb3_maskable_ppo import SB3MaskablePPO  # noqa: E402
+from suite import race, results, run  # noqa: E402
+
+TINY = ["--algo-config", "train_batch_size=512", "--algo-config", "minibatch_size=128",
+        "--algo-config", "num_epochs=2", "--algo-config", "num_envs_per_env_runner=16",
+        "--algo-config", "hidden=16"]
+TIMING = ["wall_seconds", "env_steps_per_second"]
+
+
+def run_main(*argv):
+    return run.run_cli(run.main, "python -m suite.run", list(argv))
+
+
+def tiny_run(out, *extra, env="portfolio", steps=1024):
+    return run_main("--env", env, "--algo", "sb3_maskable_ppo", "--steps", str(steps), "--episodes", "8",
+                    "--out", str(out), "--quiet", *TINY, *extra)
+
+
+def read_run(out, env="portfolio"):
+    directory = results.run_dir(out, env, "sb3_maskable_ppo", 0)
+    return pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
+
+
+@pytest.mark.parametrize("env", ["portfolio", "speed_limit"])
+def test_the_batched_adapter_and_the_usual_dummy_vec_env_train_identically(tmp_path, env):
+    """Same seeds, same episodes, same updates: the adapter keeps Stable-Baselines3's semantics
+    (same-step autoreset, terminal observations, truncation) exactly."""
+    frames = []
+    for vec_env in ("dummy", "batched"):
+        assert tiny_run(tmp_path / vec_env, "--algo-config", f"vec_env={vec_env}", env=env) == 0
+        progress, evaluation = read_run(tmp_path / vec_env, env)
+        frames.append((progress.drop(columns=TIMING), evaluation))
+    pd.testing.assert_frame_equal(frames[0][0], frames[1][0])
+    pd.testing.assert_frame_equal(frames[0][1], frames[1][1])
+    progress, evaluation = frames[0]
+    assert (progress["invalid_action_rate"] == 0).all() and progress["episodes"].iloc[-1] > 0
+    assert list(progress.columns[:len(results.PROGRESS_COLUMNS) - 1]) == \
+        [c for c in results.PROGRESS_COLUMNS if c not in TIMING]
+    groups = evaluation.groupby(["policy", "mask"]).size().to_dict()
+    assert groups == {("greedy", "off"): 8, ("greedy", "on"): 8, ("stochastic", "off"): 8, ("stochastic", "on"): 8}
+    assert (evaluation.loc[evaluation["mask"] == "on", "invalid_actions"] == 0).all()
+
+
+def test_maskable_ppo_gets_masked_ppos_hyperparameters():
+    config = SB3MaskablePPO.make_config("portfolio", {}, owner="test")
+    algo = SB3MaskablePPO("portfolio", {}, config, seed=0, budget=10**6)
+    model = algo.model
+    assert model.n_steps * model.n_envs == config.train_batch_size == 8192
+    assert (model.batch_size, model.n_epochs) == (config.minibatch_size, config.num_epochs)
+    assert (model.gamma, model.gae_lambda, model.ent_coef, model.vf_coef, model.max_grad_norm) == \
+        (config.gamma, config.gae_lambda, config.entropy_coeff, config.vf_loss_coeff, config.grad_clip)
+    assert model.clip_range(1.0) == config.clip_param and model.learning_rate(1.0) == config.lr
+    linear = [m for m in model.policy.mlp_extractor.policy_net if hasattr(m, "out_features")]
+    assert tuple(m.out_features for m in linear) == config.hidden == (256, 256)
+    assert type(model.policy.mlp_extractor.policy_net[1]).__name__ == "Tanh"
+    assert model.observation_space.shape == (8,)  # the features, not the mask
+    algo.close()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "sum_to_zero"], "sb3_maskable_ppo masks categorical actions of one agent"),
+    (["--env", "portfolio", "--algo-config", "vf_clip_param=10"], "vf_clip_param must be inf"),
+    (["--env", "portfolio", "--algo-config", "vec_env=subproc"], "config key 'vec_env' must be one of"),
+])
+def test_bad_input_is_one_line_with_status_2(tmp_path, capsys, argv, message):
+    assert run_main(*argv, "--algo", "sb3_maskable_ppo", "--out", str(tmp_path), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_race_trains_each_contender_with_the_same_settings_and_prints_the_table(tmp_path, capsys):
+    argv = ["--env", "portfolio", "--contenders", "masked_ppo_torch,sb3_maskable_ppo", "--seeds", "2",
+            "--steps", "1024", "--episodes", "8", "--target", "1000", "--out", str(tmp_path),
+            *[item for pair in zip(["--algo-config"] * 5, TINY[1::2]) for item in pair]]
+    assert run.run_cli(race.main, "python -m suite.race", argv) == 0
+    out = capsys.readouterr().out
+    assert "| masked_ppo_torch | 2 |" in out and "| sb3_maskable_ppo | 2 |" in out
+    table = pd.read_csv(tmp_path / "race_portfolio.csv")
+    assert table["contender"].tolist() == ["masked_ppo_torch", "sb3_maskable_ppo"]
+    assert (table["seeds_reaching"] == 2).all()  # $1,000 is reached at the first evaluation
+    assert table.loc[1, "speed_vs_sb3"] == 1.0 and table.loc[0, "speed_vs_sb3"] > 0
+    loaded = results.load(tmp_path)
+    shared = [c for c in loaded.runs if c.startswith("algo.") and c not in ("algo.backend", "algo.vec_env")]
+    assert (loaded.runs[shared].nunique(dropna=False) == 1).all()  # matched hyperparameters
+    assert run.run_cli(race.main, "python -m suite.race", argv) == 0  # again: every run already complete
+    assert capsys.readouterr().out.count("already complete") == 4
+
+
+def test_the_race_refuses_unknown_contenders_and_a_missing_target(tmp_path, capsys):
+    assert run.run_cli(race.main, "python -m suite.race", ["--env", "portfolio", "--contenders", "x"]) == 2
+    assert "unknown contender 'x'" in capsys.readouterr().err
+    assert run.run_cli(race.main, "python -m suite.race", ["--env", "speed_limit", "--out", str(tmp_path)]) == 2
+    assert "--target is required for env 'speed_limit'" in capsys.readouterr().err
