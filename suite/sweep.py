@@ -104,7 +104,9 @@ def _trial(config: dict[str, Any], runs: list[tuple[Any, bool]], options: dict[s
     request, resume = runs[config["index"]]
     frame = execute(request, resume=resume, checkpoint_every=options["checkpoint_every"], quiet=True,
                     eval_every=options["eval_every"])
-    tune.report({"return_mean": float(frame["return"].mean())})
+    headline = frame[(frame["policy"] == frame["policy"].iloc[0]) & (frame["mask"] == frame["mask"].iloc[0])]
+    tune.report({"return_mean": float(headline["return"].mean()),
+                 "policy": f"{headline['policy'].iloc[0]}, mask {headline['mask'].iloc[0]}"})
 
 
 def run_sweep(args, plan: SweepPlan) -> int:
@@ -134,8 +136,9 @@ def run_sweep(args, plan: SweepPlan) -> int:
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.bar.update()
+            result = trial.last_result
             self.bar.write(f"done: {labels[trial.config['index']]} (mean return "
-                           f"{trial.last_result.get('return_mean', float('nan')):,.4g})")
+                           f"{result.get('return_mean', float('nan')):,.4g}, {result.get('policy', '?')} policy)")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self.bar.update()
