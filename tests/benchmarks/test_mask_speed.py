@@ -1,12 +1,16 @@
-"""Speed of the portfolio mask and env step, each against its baseline in the same run.
+"""Speed of the action masks (``group="mask"``), each against a per-state loop in the same run.
 
-Run with ``pytest --benchmark`` (skipped otherwise). Rates are in ``extra_info``.
+Run with ``pytest --benchmark`` (skipped otherwise); ``extra_info["states_per_second"]`` is the
+rate. The baselines are the masks written the way the post writes ``update_mask``: one state at
+a time, Python lists and loops, with its bugs fixed (so both sides compute the same masks, which
+each benchmark asserts). Batches of 1, 64 and 4096 states show where batching starts to pay.
 """
 
 import numpy as np
 import pytest
 
 import envs
+from envs.speed_limit import N_LEVELS
 from envs.portfolio import C2_ASSET, C2_SHARE, C3_ASSET, C3_SHARE, C4_MIN_CASH, portfolio_value
 
 
@@ -25,6 +29,24 @@ def post_style_mask(holdings, cash, prices):
         for k in range(3):
             cap = int(min(5, h[k] / 10))
             mask[k][:5] = [0.0] * (5 - cap) + [1.0] * cap
+        masks.append(mask)
+    return masks
+
+
+def post_style_speed_limit_mask(positions, speeds, limits, safe_speed, road_length, max_accel, max_brake):
+    """Per-state loop of the speed-limit mask in the post's style (S3 from the same per-episode table)."""
+    masks = []
+    for p, v, lim, safe in zip(positions, speeds, limits, safe_speed):
+        p = min(p, road_length)
+        mask = [0] * N_LEVELS
+        for a in range(N_LEVELS):
+            if not v - max_brake <= a <= v + max_accel:                     # S2
+                continue
+            if any(lim[cell] < a for cell in range(p, p + a + 1)):          # S1
+                continue
+            if p + a < road_length and a > safe[p + a]:                     # S3
+                continue
+            mask[a] = 1
         masks.append(mask)
     return masks
 
@@ -50,15 +72,18 @@ def test_portfolio_mask(benchmark, batch, impl):
     benchmark.extra_info["states_per_second"] = batch / benchmark.stats["mean"]
 
 
-@pytest.mark.parametrize("impl", ["make_vector", "sync_vector_env"])
-@pytest.mark.benchmark(group="env_step")
-def test_portfolio_vector_step(benchmark, impl):
-    import gymnasium as gym
-
-    n = 1024
-    env = envs.make_vector("portfolio", n) if impl == "make_vector" else \
-        gym.vector.SyncVectorEnv([lambda: envs.make("portfolio") for _ in range(n)])
-    env.reset(seed=0)
-    actions = np.full((n, 3), 5)  # hold: always admissible, the same work for both
-    benchmark(env.step, actions)
-    benchmark.extra_info["env_steps_per_second"] = n / benchmark.stats["mean"]
+@pytest.mark.parametrize("batch", [1, 64, 4096])
+@pytest.mark.parametrize("impl", ["batched", "post_loop"])
+@pytest.mark.benchmark(group="mask")
+def test_speed_limit_mask(benchmark, batch, impl):
+    core = envs.make_core("speed_limit", num_envs=batch)
+    core.state = core.sample_states(np.random.default_rng(0), batch)
+    if impl == "batched":
+        result = benchmark(core.action_mask)
+    else:
+        s, c = core.state, core.config
+        args = (s.position[:, 0].tolist(), s.speed[:, 0].tolist(), s.limits.tolist(), s.safe_speed.tolist(),
+                c.road_length, c.max_accel, c.max_brake)
+        result = benchmark(post_style_speed_limit_mask, *args)
+        np.testing.assert_array_equal(np.asarray(result), core.action_mask()[:, 0])
+    benchmark.extra_info["states_per_second"] = batch / benchmark.stats["mean"]

@@ -1,0 +1,48 @@
+"""Env stepping (``group="env_step"``): ``envs.make_vector`` against Gymnasium's ``SyncVectorEnv``.
+
+Run with ``pytest --benchmark`` (skipped otherwise); ``extra_info["env_steps_per_second"]`` is the
+rate. One benchmark round is one ``step`` of all ``N`` entries, observations with their masks
+included, episodes ending and resetting inside the rounds (autoreset). Both sides step the same
+env (``SyncVectorEnv`` of ``N`` single ``envs.make`` envs, the default way to batch a Gymnasium env)
+with actions from the same cheap state-dependent policy, chosen so that every action is
+admissible: portfolio holds, speed_limit takes the fastest admissible level, sum_to_zero stays.
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs
+
+#: The episode lengths are 20 (portfolio), about 20 (speed_limit) and 50 (sum_to_zero) steps, so
+#: the default rounds cross several autoresets.
+CASES = [("portfolio", 1024), ("portfolio", 4096), ("speed_limit", 1024), ("sum_to_zero", 1024)]
+
+
+def admissible_policy(name):
+    """``observations -> actions`` for a batch, admissible by construction."""
+    if name == "portfolio":
+        return lambda obs: np.full((len(obs["action_mask"]), 3), 5)                    # hold
+    if name == "speed_limit":
+        return lambda obs: (obs["action_mask"] * np.arange(10)).argmax(axis=-1)        # fastest admissible
+    return lambda obs: np.zeros((len(obs["observation"]), 13), dtype=np.float32)       # no reallocation
+
+
+@pytest.mark.parametrize("name, n", CASES, ids=[f"{name}-{n}" for name, n in CASES])
+@pytest.mark.parametrize("impl", ["make_vector", "sync_vector_env"])
+@pytest.mark.benchmark(group="env_step")
+def test_vector_step(benchmark, name, n, impl):
+    env = envs.make_vector(name, n) if impl == "make_vector" else \
+        gym.vector.SyncVectorEnv([lambda: envs.make(name) for _ in range(n)])
+    policy = admissible_policy(name)
+    last = {"obs": env.reset(seed=0)[0], "invalid": 0}
+
+    def step():
+        obs, _, _, _, info = env.step(policy(last["obs"]))
+        last["obs"] = obs
+        last["invalid"] += int(np.sum(info["invalid_actions"]))
+
+    benchmark.pedantic(step, rounds=40 if impl == "make_vector" else 5, iterations=1, warmup_rounds=1)
+    assert last["invalid"] == 0
+    benchmark.extra_info["env_steps_per_second"] = n / benchmark.stats["mean"]
+    env.close()
