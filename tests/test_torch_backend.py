@@ -105,6 +105,9 @@ def test_torch_masked_ppo_never_takes_an_inadmissible_action_and_reports_like_rl
     assert evaluation.loc[evaluation["mask"] == "off", "invalid_actions"].sum() > 0
     config = results.load(tmp_path).runs
     assert config["algo.backend"].tolist() == ["torch"]
+    import ray
+
+    assert not ray.is_initialized()  # the torch backend never starts Ray
 
 
 def test_torch_penalty_ppo_sees_no_mask_and_is_penalised(tmp_path):
