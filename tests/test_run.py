@@ -112,7 +112,7 @@ def test_resume_with_a_different_config_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--env", "nope", "--algo", "random_valid"], "unknown env 'nope'; known envs: portfolio"),
-    (["--env", "portfolio", "--algo", "nope"], "unknown algo 'nope'; known algos: masked_ppo, normalize_ppo, oracle, penalty_ppo, random_valid"),
+    (["--env", "portfolio", "--algo", "nope"], "unknown algo 'nope'; known algos: masked_ppo, normalize_ppo, oracle, penalty_ppo, random_valid, sb3_maskable_ppo"),
     (["--env", "portfolio", "--algo", "random_valid", "--steps", "0"], "expected a positive integer, got '0'"),
     (["--env", "portfolio", "--algo", "random_valid", "--steps", "-5"], "expected a positive integer, got '-5'"),
     (["--env", "portfolio", "--algo", "random_valid", "--episodes", "0"], "expected a positive integer, got '0'"),
