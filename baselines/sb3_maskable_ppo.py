@@ -47,7 +47,7 @@ from baselines.rllib_env import transform_features, transformed_box
 from envs.config import ConfigError, parse_assignments, setting
 from envs.masking import MASK_KEY, OBSERVATION_KEY
 
-__all__ = ["SB3MaskablePPO", "SB3MaskablePPOConfig", "make_sb3_vec_env", "make_dummy_vec_env",
+__all__ = ["SB3MaskablePPO", "SB3MaskablePPOConfig", "LearningRate", "make_sb3_vec_env", "make_dummy_vec_env",
            "maskable_ppo_arguments"]
 
 INSTALL_HINT = 'sb3_maskable_ppo needs sb3-contrib: pip install -e ".[compare]"'
@@ -251,6 +251,21 @@ def maskable_ppo_arguments(config: PPOSettings) -> dict[str, Any]:
                               "activation_fn": getattr(nn, _ACTIVATION_FNS[config.activation])}}
 
 
+class LearningRate:
+    """Masked PPO's learning rate as a Stable-Baselines3 schedule: constant, or linear from ``lr`` to 0
+    at ``budget`` env steps, read from ``steps_done`` (set before each iteration; SB3's own
+    ``progress_remaining`` only covers one ``learn()`` call). Small and picklable: it is saved with
+    the model."""
+
+    def __init__(self, lr: float, budget: int | None):
+        self.lr, self.budget, self.steps_done = lr, budget, 0
+
+    def __call__(self, progress_remaining: float) -> float:
+        if self.budget is None:
+            return self.lr
+        return self.lr * max(0.0, 1.0 - self.steps_done / self.budget)
+
+
 VEC_ENVS = ("dummy", "batched")
 
 
@@ -307,22 +322,17 @@ class SB3MaskablePPO(Algorithm):
         make = make_dummy_vec_env if c.vec_env == "dummy" else make_sb3_vec_env
         self.vec_env = make(env_name, train_env_config, c.num_envs_per_env_runner, obs_transform=c.obs_transform,
                             reward_scale=c.reward_scale)
-        self.model = sb3_contrib.MaskablePPO("MlpPolicy", self.vec_env, learning_rate=self._learning_rate,
+        self.schedule = LearningRate(c.lr, budget if c.lr_schedule == "linear" else None)
+        self.model = sb3_contrib.MaskablePPO("MlpPolicy", self.vec_env, learning_rate=self.schedule,
                                              seed=derived_seed(seed, "policy"), device="cpu", verbose=0,
                                              **maskable_ppo_arguments(c))
         self.vec_env.seed(derived_seed(seed, "env"))  # entry i of the training env gets seed + i
         self.env_steps = 0
         self.episodes = 0
 
-    def _learning_rate(self, progress_remaining: float) -> float:
-        """Constant, or linear from ``lr`` to 0 at the run's budget (as masked PPO's schedule)."""
-        if self.config.lr_schedule == "constant":
-            return self.config.lr
-        done = getattr(getattr(self, "model", None), "num_timesteps", 0)
-        return self.config.lr * max(0.0, 1.0 - done / self.budget)
-
     def train_iteration(self) -> dict[str, float]:
         started = time.perf_counter()
+        self.schedule.steps_done = self.env_steps
         # One rollout of train_batch_size env steps, then num_epochs of SGD over it.
         self.model.learn(total_timesteps=self.config.train_batch_size, reset_num_timesteps=False, progress_bar=False)
         stats = drain_dummy_stats(self.vec_env) if self.config.vec_env == "dummy" else self.vec_env.tracker.drain()
@@ -365,8 +375,8 @@ class SB3MaskablePPO(Algorithm):
     def restore(self, directory: Path) -> None:
         sb3_contrib, _ = _import_sb3()
         self.model = sb3_contrib.MaskablePPO.load(directory / "sb3_model.zip", env=self.vec_env, device="cpu",
-                                                  custom_objects={"learning_rate": self._learning_rate,
-                                                                  "lr_schedule": self._learning_rate})
+                                                  custom_objects={"learning_rate": self.schedule,
+                                                                  "lr_schedule": self.schedule})
         counters = json.loads((directory / "counters.json").read_text())
         self.env_steps, self.episodes = counters["env_steps"], counters["episodes"]
 

@@ -99,3 +99,16 @@ def test_the_race_refuses_unknown_contenders_and_a_missing_target(tmp_path, caps
     assert "unknown contender 'x'" in capsys.readouterr().err
     assert run.run_cli(race.main, "python -m suite.race", ["--env", "speed_limit", "--out", str(tmp_path)]) == 2
     assert "--target is required for env 'speed_limit'" in capsys.readouterr().err
+
+
+def test_linear_learning_rate_and_resume_from_a_checkpoint(tmp_path):
+    linear = ["--algo-config", "lr_schedule=linear", "--checkpoint-every", "1"]
+    assert tiny_run(tmp_path, *linear, steps=1024) == 0
+    directory = results.run_dir(tmp_path, "portfolio", "sb3_maskable_ppo", 0)
+    (directory / "eval.csv").unlink()  # as if killed during evaluation
+    assert tiny_run(tmp_path, *linear, "--resume", steps=1536) == 0
+    progress, _ = read_run(tmp_path)
+    assert progress["env_steps"].tolist() == [512, 1024, 1536]
+    # lr x (1 - steps done / budget); the first two iterations ran under the first budget (1,024).
+    assert progress["lr"].tolist() == pytest.approx([1e-3, 1e-3 * (1 - 512 / 1024), 1e-3 * (1 - 1024 / 1536)])
+    assert (directory / "checkpoint" / "sb3_model.zip").stat().st_size < 5_000_000  # weights, not the algo
