@@ -32,15 +32,34 @@ With the car at cell ``p`` moving at level ``v`` (the level of its last step):
   computed once per episode by a backward pass over the layout; the S3 predicate simulates the
   braking forward instead, so the checker compares two independent computations.
 
+With several cars (``n_agents = k > 1``, one lane, car 0 in front, no overtaking), a fourth
+constraint keeps each car behind the one ahead of it (its *leader*, at ``p_l`` moving at ``v_l``):
+
+- ``S4 headway``: ``a`` may not bring the car closer than ``min_gap`` cells to its leader, given
+  the most the leader can brake in the same step, now or later: after this step
+  ``p + a <= p_l + u_l - min_gap`` with ``u_l = max(v_l - max_brake, 0)`` (the leader's smallest
+  advance), and braking fully from there the car must stop at least ``min_gap`` cells behind where
+  the leader stops braking fully: ``p + a + D(a) <= p_l + D(v_l) - min_gap``, where ``D(v)`` is the
+  distance covered while braking fully from level ``v`` (``max(v - b, 0) + max(v - 2b, 0) + ...``).
+  While both brake fully their speeds fall by the same amount per step, so the distance between
+  them is monotone and these two checks (now and at the end) cover every step in between; the S4
+  predicate instead simulates both cars braking step by step. A car whose leader has left the road
+  has no leader.
+
 The car starts at rest at cell 0, and level 0 (stay) is admissible from rest, so every reachable
 state keeps an admissible action: S3 holds in the start state and every admissible action leads to
-a state where it holds again. An inadmissible action is executed as the **nearest admissible
+a state where it holds again. With several cars, braking fully (``max(v - max_brake, 0)``) is
+always admissible: it keeps S1 to S3 as above, and S4 holds for it whenever the previous step kept
+S4, because the leader's stopping point ``p_l + D(v_l)`` never moves back (cars start at rest
+``start_gap >= min_gap`` cells apart, where S4 holds). The tests check it on many layouts and
+starts. An inadmissible action is executed as the **nearest admissible
 level** (the lower one on a tie) and reported in ``info["invalid_actions"]`` / ``info["violated"]``;
 with ``strict=True`` it raises ``ValueError`` naming the constraint.
 
 ## Observation Space
 
-``Dict(observation=Box(0, float32 max, (4 + lookahead,), float32), action_mask=Box(0, 1, (10,), int8))``:
+``Dict(observation=Box(0, float32 max, (4 + lookahead,), float32), action_mask=Box(0, 1, (10,), int8))``
+(with several cars, ``(6 + lookahead,)``: two more entries at the end):
 
 | index | entry | unit |
 | --- | --- | --- |
@@ -49,20 +68,27 @@ with ``strict=True`` it raises ``ValueError`` naming the constraint.
 | 2 | cells left to the end of the road | cells |
 | 3 | safe speed of the current cell (the fastest level from which braking in time is possible here) | level |
 | 4 .. 3 + lookahead | limits of cells ``p .. p + lookahead - 1`` (9 past the end) | level |
+| 4 + lookahead | several cars only: cells to the leader, ``p_l - p`` (``road_length`` without one) | cells |
+| 5 + lookahead | several cars only: the leader's speed level ``v_l`` (0 without one) | level |
 
 ## Rewards
 
 Per step: cells advanced (up to the end of the road) ``- time_cost - comfort_cost * |a - v|``. An
 episode that reaches the end earns ``road_length - time_cost * steps - comfort_cost * sum |a - v|``:
-fast is good, jerky is not, and the slowest policy never pays.
+fast is good, jerky is not, and the slowest policy never pays. With several cars each car earns
+its own reward; a car that has reached the end earns nothing more.
 
 ## Starting State
 
-Cell 0 at rest (``v = 0``), a new layout.
+Cell 0 at rest (``v = 0``), a new layout. With several cars, car ``i`` starts at rest at cell
+``(k - 1 - i) * start_gap`` (car 0 in front).
 
 ## Episode End
 
-Terminated when the car reaches or passes the last cell; truncated after ``max_steps`` steps.
+Terminated when the car reaches or passes the last cell; truncated after ``max_steps`` steps. With
+several cars each car's episode ends on its own: a car that reaches the end **leaves the road**
+and, in the PettingZoo view, the episode (PettingZoo's agent removal); it no longer constrains the
+cars behind. The others drive on until they arrive or the step limit truncates them all.
 
 ## Arguments
 
@@ -70,7 +96,8 @@ See :class:`SpeedLimitConfig`. Every env also accepts ``strict`` (see ``envs.reg
 
 ## Version History
 
-- v0: first version.
+- v0: first version. Several cars (``n_agents > 1``, S4, ``start_gap``, ``min_gap``) were added later
+  without changing the single-car env.
 """
 
 from __future__ import annotations
@@ -126,8 +153,11 @@ class SpeedLimitConfig:
                              accepts="a positive integer")
     max_steps: int = setting(200, "step limit of an episode (truncation)", check=_positive,
                              accepts="a positive integer")
-    n_agents: int = setting(1, "cars (one for now; several cars on one lane come with the multi-agent work)",
-                            check=lambda v: v == 1, accepts="1")
+    n_agents: int = setting(1, "cars on the one lane (car 0 in front)", check=_positive, accepts="a positive integer")
+    start_gap: int = setting(5, "several cars: cells between consecutive cars at the start (all at rest)",
+                             check=_positive, accepts="a positive integer")
+    min_gap: int = setting(2, "several cars: S4, the fewest cells a car may be behind its leader",
+                           check=_positive, accepts="a positive integer")
 
 
 @dataclass
@@ -193,9 +223,16 @@ class SpeedLimitCore(EnvCore):
         if config.min_zone_length > config.max_zone_length:
             raise ConfigError(f"env 'speed_limit': min_zone_length ({config.min_zone_length}) exceeds "
                               f"max_zone_length ({config.max_zone_length})")
+        if config.n_agents > 1:
+            if config.start_gap < config.min_gap:
+                raise ConfigError(f"env 'speed_limit': start_gap ({config.start_gap}) must be at least min_gap "
+                                  f"({config.min_gap}), or S4 would fail at the start")
+            if (config.n_agents - 1) * config.start_gap >= config.road_length:
+                raise ConfigError(f"env 'speed_limit': {config.n_agents} cars {config.start_gap} cells apart do not "
+                                  f"fit on a road of {config.road_length} cells")
         super().__init__(config, num_envs, strict)
         self.action_space = spaces.Discrete(N_LEVELS)
-        n_features = 4 + config.lookahead
+        n_features = 4 + config.lookahead + (2 if config.n_agents > 1 else 0)
         high = np.full(n_features, np.finfo(np.float32).max, dtype=np.float32)  # unbounded in practice
         self.feature_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self._pad = max(TOP, config.lookahead) + 1
@@ -206,6 +243,10 @@ class SpeedLimitCore(EnvCore):
         # S2 as a (v, a) table: a is within the comfort bounds of v.
         v, a = np.meshgrid(self._levels, self._levels, indexing="ij")
         self._comfort = (a >= v - config.max_brake) & (a <= v + config.max_accel)
+        # S4: the distance covered while braking fully from each level, and the level after one step of it.
+        self._braked = np.maximum(self._levels - config.max_brake, 0)
+        self._braking_distance = np.array([sum(max(v - k * config.max_brake, 0) for k in range(1, N_LEVELS + 1))
+                                           for v in self._levels])
         # The oracle's dynamic-programming tables, computed lazily once per episode (see oracle_actions).
         self._episode = np.zeros(num_envs, dtype=np.int64)
         self._oracle_episode = np.full(num_envs, -1, dtype=np.int64)
@@ -213,13 +254,18 @@ class SpeedLimitCore(EnvCore):
 
     @property
     def constraints(self) -> Sequence[Constraint]:
-        return (
+        single_car = (
             Constraint("S1", "no speed above the limit of any cell passed through", self._admits_s1),
             Constraint("S2", f"no change of speed beyond +{self.config.max_accel}/-{self.config.max_brake} levels",
                        self._admits_s2),
             Constraint("S3", "no speed from which the car cannot brake in time for the limits ahead",
                        self._admits_s3),
         )
+        if self.n_agents == 1:
+            return single_car
+        return (*single_car, Constraint("S4", f"no speed that could bring the car within {self.config.min_gap} "
+                                              "cells of the car ahead, even if it brakes as hard as it can",
+                                        self._admits_s4))
 
     # ------------------------------------------------------------------ layout
 
@@ -272,7 +318,7 @@ class SpeedLimitCore(EnvCore):
             s.limits[env_id, :c.road_length] = self._zone_limits[self.draw_layout(rng)]
         s.safe_speed[env_ids] = self.safe_speeds(s.limits[env_ids])
         self._episode[env_ids] += 1
-        s.position[env_ids] = 0
+        s.position[env_ids] = (self.n_agents - 1 - np.arange(self.n_agents)) * c.start_gap  # car 0 in front
         s.speed[env_ids] = 0
         s.t[env_ids] = 0
 
@@ -285,7 +331,24 @@ class SpeedLimitCore(EnvCore):
         ahead = s.limits[rows, pos[..., None] + np.arange(self.config.lookahead)]
         safe_here = s.safe_speed[np.arange(self.num_envs)[:, None], pos]
         head = np.stack([s.speed, pos, L - pos, safe_here], axis=-1)
-        return np.concatenate([head, ahead], axis=-1).astype(np.float32)
+        parts = [head, ahead]
+        if self.n_agents > 1:
+            has_leader, leader_pos, leader_speed = self._leaders(s)
+            parts.append(np.stack([np.where(has_leader, leader_pos - pos, L), np.where(has_leader, leader_speed, 0)],
+                                  axis=-1))
+        return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def _leaders(self, s: SpeedLimitState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each car's leader (the car in front of it, while that one is on the road): ``(has, position,
+        speed)``, each ``(B, A)``. Car 0 never has one; order on the lane never changes (S4)."""
+        L = self.config.road_length
+        leader_pos = np.concatenate([np.full_like(s.position[:, :1], L), s.position[:, :-1]], axis=1)
+        leader_speed = np.concatenate([np.zeros_like(s.speed[:, :1]), s.speed[:, :-1]], axis=1)
+        has_leader = np.arange(self.n_agents) > 0
+        return has_leader & (leader_pos < L), leader_pos, leader_speed
+
+    def _on_road(self, s: SpeedLimitState) -> np.ndarray:
+        return s.position < self.config.road_length
 
     def action_mask(self) -> np.ndarray:
         s, L = self.state, self.config.road_length
@@ -295,7 +358,20 @@ class SpeedLimitCore(EnvCore):
         landing = np.minimum(pos[..., None] + self._levels, s.limits.shape[1] - 1)
         rows = np.arange(self.num_envs)[:, None, None]
         brake_ok = (self._levels <= s.safe_speed[rows, landing]) | (landing >= L)          # S3
-        return (limit_ok & comfort_ok & brake_ok).astype(MASK_DTYPE)
+        mask = limit_ok & comfort_ok & brake_ok
+        if self.n_agents > 1:
+            has_leader, leader_pos, leader_speed = self._leaders(s)
+            gap = self.config.min_gap
+            slack_now = (leader_pos + self._braked[leader_speed] - gap - pos)[..., None]          # S4, this step
+            slack_stop = (leader_pos + self._braking_distance[leader_speed] - gap - pos)[..., None]  # S4, stopped
+            headway_ok = (self._levels <= slack_now) & (self._levels + self._braking_distance <= slack_stop)
+            mask &= headway_ok | ~has_leader[..., None]
+            mask |= ~self._on_road(s)[..., None]  # a car that has left the road is free (and inert)
+        return mask.astype(MASK_DTYPE)
+
+    def idle_action(self) -> np.ndarray:
+        """What a car that has left the road is given in the PettingZoo view: level 0 (it is inert)."""
+        return np.zeros((), dtype=np.int64)  # Discrete: one scalar level
 
     def metrics(self) -> dict[str, np.ndarray]:
         return {"position": np.minimum(self.state.position, self.config.road_length).astype(np.float64)}
@@ -312,11 +388,12 @@ class SpeedLimitCore(EnvCore):
 
     def transition(self, actions: np.ndarray) -> StepResult:
         s, c = self.state, self.config
-        level = actions[..., 0]
+        on_road = self._on_road(s)
+        level = np.where(on_road, actions[..., 0], 0)  # a car that has left the road stays where it is
         before = np.minimum(s.position, c.road_length)
         s.position = s.position + level
         progress = np.minimum(s.position, c.road_length) - before
-        reward = progress - c.time_cost - c.comfort_cost * np.abs(level - s.speed)
+        reward = np.where(on_road, progress - c.time_cost - c.comfort_cost * np.abs(level - s.speed), 0.0)
         s.speed = level
         s.t += 1
         terminated = s.position >= c.road_length
@@ -393,6 +470,8 @@ class SpeedLimitCore(EnvCore):
         if config.max_steps < 2 * config.road_length:
             raise ConfigError(f"the speed_limit oracle is exact only with max_steps >= 2 * road_length "
                               f"({2 * config.road_length}); got max_steps={config.max_steps}")
+        if config.n_agents > 1:
+            raise ConfigError(f"the speed_limit oracle is the exact optimum of one car; got n_agents={config.n_agents}")
 
     def optimal_return(self) -> np.ndarray:
         """The optimal return of every entry's current episode from its start: ``(batch, agents)``."""
@@ -412,7 +491,29 @@ class SpeedLimitCore(EnvCore):
 
     def _admits_s2(self, state: SpeedLimitState, actions: np.ndarray) -> np.ndarray:
         change = actions[..., 0] - state.speed
-        return ((change <= self.config.max_accel) & (-change <= self.config.max_brake))[..., None]
+        ok = (change <= self.config.max_accel) & (-change <= self.config.max_brake)
+        if self.n_agents > 1:  # a car that has left the road is free
+            ok |= state.position >= self.config.road_length
+        return ok[..., None]
+
+    def _admits_s4(self, state: SpeedLimitState, actions: np.ndarray) -> np.ndarray:
+        """S4 by simulation: after this step (the leader braking hardest), both cars brake fully, step by
+        step, until both stop; the distance must stay at least ``min_gap`` throughout."""
+        c, L = self.config, self.config.road_length
+        level = actions[..., 0]
+        has_leader, leader_pos, leader_speed = self._leaders(state)
+        follower_speed = level.copy()
+        follower_pos = state.position + level
+        leader_speed = np.maximum(leader_speed - c.max_brake, 0)
+        leader_pos = leader_pos + leader_speed
+        ok = leader_pos - follower_pos >= c.min_gap
+        for _ in range(TOP // c.max_brake + 2):
+            follower_speed = np.maximum(follower_speed - c.max_brake, 0)
+            leader_speed = np.maximum(leader_speed - c.max_brake, 0)
+            follower_pos = follower_pos + follower_speed
+            leader_pos = leader_pos + leader_speed
+            ok &= leader_pos - follower_pos >= c.min_gap
+        return (ok | ~has_leader | (state.position >= L))[..., None]
 
     def _admits_s3(self, state: SpeedLimitState, actions: np.ndarray) -> np.ndarray:
         level = actions[..., 0]
@@ -434,7 +535,46 @@ class SpeedLimitCore(EnvCore):
         for i in range(num_states):  # checker states only
             limits[i, :L] = self._zone_limits[self.draw_layout(rng)]
         safe = self.safe_speeds(limits)
-        position = rng.integers(0, L, size=(num_states, self.n_agents))
-        top = safe[np.arange(num_states)[:, None], position]
-        speed = np.where(rng.random(position.shape) < 0.5, top, rng.integers(0, top + 1))
+        if self.n_agents > 1:
+            position, speed = self._sample_lane(rng, safe)
+        else:
+            position = rng.integers(0, L, size=(num_states, self.n_agents))
+            top = safe[np.arange(num_states)[:, None], position]
+            speed = np.where(rng.random(position.shape) < 0.5, top, rng.integers(0, top + 1))
         return SpeedLimitState(position, speed, rng.integers(0, self.config.max_steps, num_states), limits, safe)
+
+    def _sample_lane(self, rng: np.random.Generator, safe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Several cars in S4's invariant, front to back: each at least ``min_gap`` behind its leader and
+        able to stop ``min_gap`` behind the leader's stopping point, often exactly at one of those
+        edges; every speed at most its cell's safe speed; some leaders already past the end."""
+        c, L = self.config, self.config.road_length
+        n, rows = len(safe), np.arange(len(safe))
+        position = np.zeros((n, self.n_agents), dtype=np.int64)
+        speed = np.zeros((n, self.n_agents), dtype=np.int64)
+        position[:, 0] = np.where(rng.random(n) < 0.1, L + rng.integers(0, TOP + 1, n), rng.integers(0, L, n))
+        for i in range(self.n_agents):
+            if i > 0:
+                leader_pos, leader_speed = position[:, i - 1], speed[:, i - 1]
+                wanted = rng.integers(0, N_LEVELS, n)
+                room = np.minimum(leader_pos + self._braked[leader_speed] - wanted,
+                                  leader_pos + self._braking_distance[leader_speed] - self._braking_distance[wanted])
+                room = np.minimum(room - c.min_gap, leader_pos - c.min_gap)
+                slack = np.where(rng.random(n) < 0.5, 0, rng.integers(0, 12, n))
+                position[:, i] = np.clip(room - slack, 0, L - 1)
+                speed[:, i] = wanted
+            on_road = position[:, i] < L
+            top = safe[rows, np.minimum(position[:, i], L - 1)]
+            drawn = speed[:, i] if i else rng.integers(0, N_LEVELS, n)
+            speed[:, i] = np.where(on_road, np.minimum(drawn, top), 0)
+        # Where the lane was too short for the draws, the start layout at a random offset instead.
+        leader_pos, leader_speed = position[:, :-1], speed[:, :-1]
+        follower_pos, follower_speed = position[:, 1:], speed[:, 1:]
+        fits = (((follower_pos <= leader_pos - c.min_gap)
+                 & (follower_pos + self._braking_distance[follower_speed]
+                    <= leader_pos + self._braking_distance[leader_speed] - c.min_gap))
+                | (leader_pos >= L)).all(axis=1)
+        offset = rng.integers(0, L - (self.n_agents - 1) * c.start_gap, n)[:, None]
+        start = offset + (self.n_agents - 1 - np.arange(self.n_agents)) * c.start_gap
+        position = np.where(fits[:, None], position, start)
+        speed = np.where(fits[:, None], speed, 0)
+        return position, speed
