@@ -86,8 +86,21 @@ Terminated after ``periods`` trades (20 by default). There is no truncation.
 
 ## Arguments
 
-See :class:`PortfolioConfig`; ``n_agents`` > 1 gives independent traders (own cash, holdings and
-masks) facing the same prices. Every env also accepts ``strict`` (see ``envs.registry.CommonConfig``).
+See :class:`PortfolioConfig`. Every env also accepts ``strict`` (see ``envs.registry.CommonConfig``).
+
+## Several traders
+
+``n_agents = k > 1`` puts ``k`` traders in one market: each has its own cash, holdings, C1..C4
+mask and reward (its own final value), and all see the same prices. With ``price_impact = λ >
+0`` (dollars per unit) the market moves with the traders' **net order flow**: after each period
+every asset's price path shifts by ``λ`` times the units bought minus the units sold by all
+traders that period, permanently (a linear permanent impact, as in Kyle's model), on top of the
+noise: ``p_t = max(mean_t + std * z_t + λ * (net units traded before t), min_price)``. Traders
+then constrain each other: buying pushes up the prices at which the others value their holdings,
+so one trader's trades change the others' C2/C3 shares and what they may buy next. ``λ = 0`` (the
+default, the post's market) recovers independent traders; ``0.01`` to ``0.05`` is a strong impact
+for three traders who trade up to 150 units of an asset per period between them. One trader's own
+flow moves prices too when ``λ > 0``.
 
 ## Version History
 
@@ -163,8 +176,11 @@ class PortfolioConfig:
     min_price: float = setting(0.01, "floor of every price, dollars", check=_positive, accepts="a positive number")
     reward: str = setting("final_value", "reward: final_value (dollars), final_return (final value / start cash) "
                           "or value_change (dense, per-step change / start cash)", choices=REWARDS)
-    n_agents: int = setting(1, "independent traders facing the same prices", check=_positive,
+    n_agents: int = setting(1, "traders in one market (own cash, holdings and masks; shared prices)", check=_positive,
                             accepts="a positive integer")
+    price_impact: float = setting(0.0, "dollars each price moves per unit of all traders' net order flow (units "
+                                  "bought minus sold), permanently; 0: traders do not move prices",
+                                  check=lambda v: v >= 0, accepts="a non-negative number")
 
 
 @dataclass
@@ -175,9 +191,15 @@ class PortfolioState:
     cash: np.ndarray      # (B, A) dollars
     prices: np.ndarray    # (B, 3) current prices, shared by all agents of an entry
     t: np.ndarray         # (B,) trades made so far this episode
+    impact: np.ndarray | None = None  # (B, 3) dollars the traders' past net flow has moved prices (0: none)
+
+    def __post_init__(self):
+        if self.impact is None:
+            self.impact = np.zeros_like(self.prices)
 
     def copy(self) -> PortfolioState:
-        return PortfolioState(self.holdings.copy(), self.cash.copy(), self.prices.copy(), self.t.copy())
+        return PortfolioState(self.holdings.copy(), self.cash.copy(), self.prices.copy(), self.t.copy(),
+                              self.impact.copy())
 
 
 def mean_prices(periods: int) -> np.ndarray:
@@ -311,13 +333,15 @@ class PortfolioCore(EnvCore):
         s.holdings[env_ids] = 0.0
         s.cash[env_ids] = self.config.start_cash
         s.t[env_ids] = 0
+        s.impact[env_ids] = 0.0
         s.prices[env_ids] = self._price_at(env_ids, s.t[env_ids])
         self._last_value[env_ids] = self.config.start_cash
 
     def _price_at(self, env_ids: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Prices of entries ``env_ids`` at periods ``t`` (their episode's noise, floored)."""
+        """Prices of entries ``env_ids`` at periods ``t`` (their episode's noise and impact, floored)."""
         t = np.minimum(t, self.config.periods)  # an ended entry stepped before its reset stays in range
-        return np.maximum(self._mean[t] + self._std * self._noise[env_ids, t], self.config.min_price)
+        return np.maximum(self._mean[t] + self._std * self._noise[env_ids, t] + self.state.impact[env_ids],
+                          self.config.min_price)
 
     # ------------------------------------------------------------------ views of the state
 
@@ -358,6 +382,7 @@ class PortfolioCore(EnvCore):
     def transition(self, actions: np.ndarray) -> StepResult:
         s = self.state
         cash = s.cash.copy()
+        held_before = s.holdings.copy()
         for k in range(N_ASSETS):  # assets in order, each trading against the cash the previous left
             a = actions[..., k]
             lots = np.abs(a - HOLD).astype(np.float64)  # lots of 10 units
@@ -376,6 +401,8 @@ class PortfolioCore(EnvCore):
                              np.where(buy, -10 * buy_lots * unit_cost, 0.0))
         s.cash[...] = np.maximum(cash, 0.0)  # rounding of the partial fill can leave -1e-13
         s.t += 1
+        if self.config.price_impact:
+            s.impact += self.config.price_impact * (s.holdings - held_before).sum(axis=1)  # net units, all traders
         s.prices[...] = self._price_at(np.arange(self.num_envs), s.t)
 
         value = portfolio_value(s)

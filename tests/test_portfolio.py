@@ -218,10 +218,11 @@ def test_gymnasium_checker_passes():
     check_env(envs.make("portfolio"), skip_render_check=True)
 
 
+@pytest.mark.parametrize("price_impact", [0.0, 0.05])
 @pytest.mark.parametrize("n_agents", [1, 2, 4])
-def test_pettingzoo_api_and_seed_tests_pass(n_agents):
-    parallel_api_test(envs.make_parallel("portfolio", n_agents=n_agents), num_cycles=100)
-    parallel_seed_test(lambda: envs.make_parallel("portfolio", n_agents=n_agents))
+def test_pettingzoo_api_and_seed_tests_pass(n_agents, price_impact):
+    parallel_api_test(envs.make_parallel("portfolio", n_agents=n_agents, price_impact=price_impact), num_cycles=100)
+    parallel_seed_test(lambda: envs.make_parallel("portfolio", n_agents=n_agents, price_impact=price_impact))
 
 
 def test_independent_traders_share_prices_but_not_portfolios():
@@ -266,9 +267,44 @@ def test_suite_check_passes_on_portfolio():
     assert not failed, failed
 
 
-def test_suite_check_passes_on_multi_agent_portfolio():
-    failed = [r for r in run_checks("portfolio", {"n_agents": 3}, steps=3000) if not r.passed]
+@pytest.mark.parametrize("price_impact", [0.0, 0.03])
+def test_suite_check_passes_on_multi_agent_portfolio(price_impact):
+    failed = [r for r in run_checks("portfolio", {"n_agents": 3, "price_impact": price_impact}, steps=3000)
+              if not r.passed]
     assert not failed, failed
+
+
+def test_net_order_flow_moves_every_later_price_by_the_impact():
+    """Noise-free prices: after trader 0 buys 20 of asset 1 and trader 1 sells 10 of it, asset 1 is
+    10 units x impact dearer in every later period; the other assets are untouched."""
+    par = envs.make_parallel("portfolio", n_agents=2, price_impact=0.02, price_noise_std=(0.0, 0.0, 0.0))
+    par.reset(seed=0)
+    core = par.core
+    core.state.holdings[0, 1, 0] = 20.0  # trader 1 has something to sell
+    par.step({"trader_0": np.array([BUY_10 + 1, HOLD, HOLD]), "trader_1": np.array([SELL_10, HOLD, HOLD])})
+    means = mean_prices(20)
+    assert core.state.holdings[0, :, 0].tolist() == [20.0, 10.0]
+    np.testing.assert_allclose(core.state.prices[0], means[1] + [0.02 * 10, 0, 0])
+    for t in range(2, 5):
+        par.step({a: np.array([HOLD] * 3) for a in par.agents})
+        np.testing.assert_allclose(core.state.prices[0], means[t] + [0.02 * 10, 0, 0])
+
+
+def test_one_traders_buying_changes_what_another_may_buy():
+    """Trader 1 holds asset 3 worth just under 1/3 of its portfolio; trader 0's purchase of asset 3
+    (20 units, all its cash pays for) lifts the price past the line, so C2 forbids trader 1 to buy
+    more of it; without impact it still may."""
+    masks = {}
+    for impact in (0.0, 0.05):
+        par = envs.make_parallel("portfolio", n_agents=2, price_impact=impact, price_noise_std=(0.0, 0.0, 0.0))
+        par.reset(seed=0)
+        s = par.core.state
+        price_next = mean_prices(20)[1, 2]
+        s.holdings[0, 1, 2] = 10.0
+        s.cash[0, 1] = 2 * 10 * price_next + 1.0  # asset 3 just under 1/3 at next period's mean price
+        par.step({"trader_0": np.array([HOLD, HOLD, BUY_50]), "trader_1": np.array([HOLD] * 3)})
+        masks[impact] = par.action_mask("trader_1").reshape(3, 11)
+    assert masks[0.0][2, BUY_10] == 1 and masks[0.05][2, BUY_10] == 0
 
 
 def test_mask_never_empty_on_long_rollouts():
