@@ -166,5 +166,6 @@ def test_resume_can_extend_the_budget_and_records_it(tmp_path):
 
 def test_an_algo_that_cannot_run_the_env_config_writes_nothing(tmp_path, capsys):
     assert run_main(*small(tmp_path, "--env-config", "n_agents=2")) == 2
-    assert "single-agent" in capsys.readouterr().err
+    assert "suite.run trains one agent per env; n_agents=2 is available through envs.make_parallel('portfolio'" \
+        in capsys.readouterr().err
     assert not (tmp_path / "portfolio").exists()
