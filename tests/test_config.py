@@ -22,7 +22,7 @@ def test_strict_is_a_common_option_of_every_env():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"cash": 5}, "unknown config key 'cash'; accepted keys: start_cash, periods, buy_cost, sell_cost, price_noise_std, "
-                     "min_price, reward, n_agents, strict"),
+                     "min_price, reward, n_agents, price_impact, strict"),
     ({"periods": "abc"}, "config key 'periods' expects an integer, got 'abc'"),
     ({"periods": 2.5}, "config key 'periods' expects an integer"),
     ({"periods": 0}, "config key 'periods' must be a positive integer; got 0"),
