@@ -1,18 +1,20 @@
-"""maskbench environments: one masking interface, one batched core per env, three views.
+"""maskbench environments: one masking interface, one batched core per env, its views.
 
 >>> import envs
 >>> env = envs.make("portfolio")                  # gymnasium.Env
 >>> par = envs.make_parallel("portfolio", n_agents=2)  # pettingzoo.ParallelEnv
 >>> vec = envs.make_vector("portfolio", 64)       # gymnasium.vector.VectorEnv
+>>> mav = envs.make_multi_agent_vector("portfolio", 64, n_agents=3)  # (64, 3, ...) arrays
 """
 
 from envs.config import ConfigError
 from envs.core import EnvCore, StepResult
 from envs.masking import AdmissibleSet, Constraint
-from envs.registry import (EnvSpec, config_dict, describe, make, make_core, make_parallel, make_vector, names,
-                           register, resolve_config, spec, unregister)
+from envs.registry import (EnvSpec, config_dict, describe, make, make_core, make_multi_agent_vector, make_parallel,
+                           make_vector, names, register, resolve_config, spec, unregister)
 
 __all__ = [
     "AdmissibleSet", "ConfigError", "Constraint", "EnvCore", "EnvSpec", "StepResult",
-    "config_dict", "describe", "make", "make_core", "resolve_config", "make_parallel", "make_vector", "names", "register", "spec", "unregister",
+    "config_dict", "describe", "make", "make_core", "resolve_config", "make_multi_agent_vector", "make_parallel",
+    "make_vector", "names", "register", "spec", "unregister",
 ]

@@ -14,10 +14,10 @@ from typing import Any
 
 from envs.config import ConfigError, build_config, config_to_dict, describe_config, setting
 from envs.core import EnvCore
-from envs.views import GymEnv, ParallelEnv, VectorEnv
+from envs.views import GymEnv, MultiAgentVectorEnv, ParallelEnv, VectorEnv
 
 __all__ = ["EnvSpec", "CommonConfig", "register", "unregister", "names", "spec", "resolve_config", "config_dict", "describe",
-           "make_core", "make", "make_parallel", "make_vector"]
+           "make_core", "make", "make_parallel", "make_vector", "make_multi_agent_vector"]
 
 
 @dataclass(frozen=True)
@@ -135,14 +135,24 @@ def make_parallel(name: str, **config: Any) -> ParallelEnv:
     return ParallelEnv(make_core(name, **config), spec_name=name)
 
 
-def make_vector(name: str, num_envs: int, **config: Any) -> VectorEnv:
-    """``name`` as a natively batched ``gymnasium.vector.VectorEnv`` of ``num_envs`` entries."""
+def _check_num_envs(name: str, num_envs: Any) -> None:
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise ConfigError(f"env {name!r}: num_envs must be a positive integer, got {num_envs!r}")
+
+
+def make_vector(name: str, num_envs: int, **config: Any) -> VectorEnv:
+    """``name`` as a natively batched ``gymnasium.vector.VectorEnv`` of ``num_envs`` entries."""
+    _check_num_envs(name, num_envs)
     core = make_core(name, num_envs=num_envs, **config)
     if core.n_agents != 1:
         raise ConfigError(f"env {name!r}: make_vector() is single-agent; use make_parallel() for n_agents={core.n_agents}")
     return VectorEnv(core, spec_name=name)
+
+
+def make_multi_agent_vector(name: str, num_envs: int, **config: Any) -> MultiAgentVectorEnv:
+    """``name`` with all its agents, batched over ``num_envs`` entries (``(num_envs, n_agents, ...)`` arrays)."""
+    _check_num_envs(name, num_envs)
+    return MultiAgentVectorEnv(make_core(name, num_envs=num_envs, **config), spec_name=name)
 
 
 register("portfolio", "envs.portfolio:PortfolioCore",

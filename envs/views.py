@@ -5,6 +5,8 @@
 - :class:`VectorEnv`: ``gymnasium.vector.VectorEnv``, batch N, one agent, natively batched with
   next-step autoreset (``envs.make_vector``), the form RLlib consumes through
   ``gym_env_vectorize_mode="vector_entry_point"``.
+- :class:`MultiAgentVectorEnv`: batch N, all agents, ``(N, agents, ...)`` arrays with the same
+  autoreset (``envs.make_multi_agent_vector``), what multi-agent evaluation and ``random_valid`` play.
 
 Seeding follows Gymnasium: ``reset(seed=s)`` seeds the env's generator with ``s``; the vector env
 seeds entry i with ``s + i``, exactly as ``SyncVectorEnv`` seeds its sub-envs, so entry i of a
@@ -23,7 +25,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.core import EnvCore
 
-__all__ = ["GymEnv", "ParallelEnv", "VectorEnv"]
+__all__ = ["GymEnv", "ParallelEnv", "VectorEnv", "MultiAgentVectorEnv"]
 
 
 def _agent_info(core: EnvCore, info: dict[str, np.ndarray], env_id: int, agent: int) -> dict[str, Any]:
@@ -35,6 +37,17 @@ def _agent_info(core: EnvCore, info: dict[str, np.ndarray], env_id: int, agent: 
         else:
             out[key] = value[env_id, agent].item()
     return out
+
+
+def _entry_seeds(seed: int | list[int | None] | None, num_envs: int) -> list[int | None]:
+    """One seed per batch entry, as ``SyncVectorEnv`` seeds its sub-envs: ``seed + i`` for an int."""
+    if isinstance(seed, int):
+        return [seed + i for i in range(num_envs)]
+    if seed is None:
+        return [None] * num_envs
+    if len(seed) != num_envs:
+        raise ValueError(f"reset() got {len(seed)} seeds for {num_envs} envs")
+    return list(seed)
 
 
 def _reset_info(core: EnvCore) -> dict[str, np.ndarray]:
@@ -125,8 +138,8 @@ class ParallelEnv(pettingzoo.ParallelEnv):
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"no action for agent(s) {missing}")
-        batched = np.stack([np.asarray(actions[a]) if a in self.agents else self.core.idle_action()
-                            for a in self.possible_agents])
+        batched = np.stack([np.reshape(actions[a] if a in self.agents else self.core.idle_action(), -1)
+                            for a in self.possible_agents])  # a Discrete action may come as () or (1,)
         result = self.core.step(batched[None])
         live = list(self.agents)
         index = {a: self.possible_agents.index(a) for a in live}
@@ -199,12 +212,7 @@ class VectorEnv(gym.vector.VectorEnv):
         return out
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
-        if isinstance(seed, int):
-            seed = [seed + i for i in range(self.num_envs)]
-        elif seed is None:
-            seed = [None] * self.num_envs
-        if len(seed) != self.num_envs:
-            raise ValueError(f"reset() got {len(seed)} seeds for {self.num_envs} envs")
+        seed = _entry_seeds(seed, self.num_envs)
         reset_mask = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:
             reset_mask = np.asarray(options["reset_mask"], dtype=bool)
@@ -246,3 +254,74 @@ class VectorEnv(gym.vector.VectorEnv):
     def admissible_set(self):
         """The admissible sets of every entry (continuous envs), batched ``(num_envs,)``."""
         return self.core.admissible_set()[:, 0]
+
+
+class MultiAgentVectorEnv:
+    """``num_envs`` entries of a k-agent env stepped together, the batched form of the PettingZoo view.
+
+    Observations are the core's own ``(num_envs, n_agents, ...)`` arrays; rewards, terminations and
+    truncations are ``(num_envs, n_agents)``. An agent whose episode ended leaves it (as in the
+    PettingZoo view): from then on it is given :meth:`EnvCore.idle_action` whatever the caller sends,
+    and its outputs are zeros/False. An entry whose agents have all left is reset on the next step
+    (next-step autoreset, as in :class:`VectorEnv`: reward 0, the new episode's first observation).
+    ``acted`` (``(num_envs, n_agents)`` bool, after each step) says which agents took part in it: the
+    entries to count in statistics. Seeding is :class:`VectorEnv`'s (entry i seeded ``seed + i``).
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+    def __init__(self, core: EnvCore, spec_name: str | None = None):
+        self.core = core
+        self.num_envs, self.n_agents = core.num_envs, core.n_agents
+        self.agent_ids = list(core.agent_ids)
+        self.single_observation_space = core.observation_space
+        self.single_action_space = core.action_space
+        self.name = spec_name or type(core).__name__
+        self._rngs: list[np.random.Generator] = []
+        self._idle = None
+        self.live = np.zeros((self.num_envs, self.n_agents), dtype=bool)
+        self.acted = np.zeros((self.num_envs, self.n_agents), dtype=bool)
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        """Reset every entry; returns ``(observations, info)`` with ``(num_envs, n_agents, ...)`` arrays."""
+        seed = _entry_seeds(seed, self.num_envs)
+        if not self._rngs:
+            self._rngs = [seeding.np_random(s)[0] for s in seed]
+        else:
+            self._rngs = [seeding.np_random(s)[0] if s is not None else rng for s, rng in zip(seed, self._rngs)]
+        self.core.reset_envs(np.arange(self.num_envs), self._rngs)
+        self.live[:] = True
+        self.acted[:] = False
+        self._autoreset[:] = False
+        return self.core.observe(), _reset_info(self.core)
+
+    def step(self, actions):
+        """``actions``: ``(num_envs, n_agents, ...)``; returns Gymnasium's five values, batched per agent."""
+        actions = self.core.as_batched_actions(actions)
+        resetting = self._autoreset.copy()
+        self.acted = self.live & ~resetting[:, None]
+        if not self.acted.all():
+            if self._idle is None:
+                self._idle = self.core.as_batched_actions(
+                    np.broadcast_to(self.core.idle_action(), (self.num_envs, self.n_agents, *np.shape(
+                        self.core.idle_action()))))
+            actions = np.where(self.acted[..., None], actions, self._idle)
+        result = self.core.step(actions, active=None if not resetting.any() else ~resetting)
+        done = (result.terminated | result.truncated) & self.acted
+        terminated, truncated = result.terminated & self.acted, result.truncated & self.acted
+        reward = np.where(self.acted, result.reward, 0.0)
+        info = result.info
+        if resetting.any():
+            env_ids = np.flatnonzero(resetting)
+            self.core.reset_envs(env_ids, [self._rngs[i] for i in env_ids])
+            fresh = _reset_info(self.core)
+            for key in info:
+                info[key][env_ids] = fresh[key][env_ids]
+            self.live[env_ids] = True
+        self.live &= ~done
+        self._autoreset = ~self.live.any(axis=1)
+        return self.core.observe(), reward, terminated, truncated, info
+
+    def close(self) -> None:
+        pass
