@@ -61,8 +61,9 @@ class Oracle(RandomValid):
         super().__init__(env_name, env_config, config, seed, address=address, budget=budget)
 
     def _act(self, obs: dict[str, np.ndarray], rng: np.random.Generator, env: envs.views.VectorEnv) -> np.ndarray:
-        actions = env.core.oracle_actions()[:, 0]
-        return actions[:, 0] if isinstance(env.single_action_space, spaces.Discrete) else actions
+        actions = env.core.oracle_actions()  # (N, agents, ...): the vector env's (N, ...) with one agent
+        actions = actions[:, 0] if env.core.n_agents == 1 else actions
+        return actions[..., 0] if isinstance(env.single_action_space, spaces.Discrete) else actions
 
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
         return {("greedy", "on"): self._act}

@@ -21,7 +21,7 @@ from gymnasium import spaces
 
 import envs
 from baselines.base import Algorithm, Policy, derived_seed
-from baselines.rollout import EpisodeTracker
+from baselines.rollout import EpisodeTracker, progress_row
 from envs.config import setting
 from envs.masking import MASK_KEY, AdmissibleSet, action_nvec, is_discrete, sample_masked
 
@@ -73,10 +73,15 @@ class RandomValid(Algorithm):
     def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int, *,
                  address: str | None = None, budget: int | None = None):
         super().__init__(env_name, env_config, config, seed, budget=budget)  # plays in this process: no Ray
-        self.env = envs.make_vector(env_name, config.num_envs, **env_config)
+        self.n_agents = int(envs.config_dict(env_name, env_config).get("n_agents", 1))
+        if self.n_agents == 1:
+            self.env = envs.make_vector(env_name, config.num_envs, **env_config)
+        else:  # (num_envs, agents, ...) arrays; the policy is the same over any batch axes
+            self.env = envs.make_multi_agent_vector(env_name, config.num_envs, **env_config)
         self.policy = RandomValidPolicy(self.env.single_action_space)
         self.rng = np.random.default_rng(derived_seed(seed, "policy"))
-        self.tracker = EpisodeTracker(config.num_envs, self.env.core.episode_metrics)
+        self.tracker = EpisodeTracker(config.num_envs * self.n_agents, self.env.core.episode_metrics,
+                                      next_step_autoreset=self.n_agents == 1)
         self.obs, _ = self.env.reset(seed=derived_seed(seed, "env"))
         self.env_steps = 0
         self.episodes = 0
@@ -88,22 +93,24 @@ class RandomValid(Algorithm):
     def train_iteration(self) -> dict[str, float]:
         started = time.perf_counter()
         finished: list[dict[str, Any]] = []
+        env_steps = 0
         steps_before, invalid_before = self.tracker.steps, self.tracker.steps_with_invalid
-        while self.tracker.steps - steps_before < self.config.steps_per_iteration:
+        while env_steps < self.config.steps_per_iteration:
             self.obs, reward, terminated, truncated, info = self.env.step(self._act(self.obs, self.rng, self.env))
-            finished += self.tracker.update(reward, terminated, truncated, info)
-        steps = self.tracker.steps - steps_before
-        self.env_steps += steps
+            if self.n_agents == 1:
+                finished += self.tracker.update(reward, terminated, truncated, info)
+                env_steps = self.tracker.steps - steps_before
+            else:  # an env step is a step of an entry in which some agent acted
+                finished += self.tracker.update(reward, terminated, truncated, info, active=self.env.acted)
+                env_steps += int(self.env.acted.any(axis=1).sum())
+        self.env_steps += env_steps
         self.episodes += len(finished)
-        returns = np.array([f["return"] for f in finished]) if finished else np.array([np.nan])
-        row = {"env_steps": self.env_steps, "episodes": self.episodes,
-               "episode_return_mean": float(np.mean(returns)), "episode_return_min": float(np.min(returns)),
-               "episode_return_max": float(np.max(returns)),
-               "invalid_action_rate": (self.tracker.steps_with_invalid - invalid_before) / steps,
-               "env_steps_per_second": steps / (time.perf_counter() - started)}
-        for key in self.tracker.metrics:
-            row[f"{key}_mean"] = float(np.mean([f[key] for f in finished])) if finished else float("nan")
-        return row
+        multi = self.n_agents > 1
+        return progress_row(env_steps=self.env_steps, episodes=self.episodes, steps=env_steps,
+                            invalid_steps=self.tracker.steps_with_invalid - invalid_before, finished=finished,
+                            seconds=time.perf_counter() - started,
+                            agent_steps=self.tracker.steps - steps_before if multi else None,
+                            agent_ids=self.env.agent_ids if multi else None)
 
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
         return {("stochastic", "on"): self._act}

@@ -10,7 +10,7 @@ import numpy as np
 import envs
 from baselines.base import Policy
 
-__all__ = ["EpisodeTracker", "evaluate", "progress_row"]
+__all__ = ["EpisodeTracker", "evaluate", "progress_row", "agent_columns", "joint_policy"]
 
 
 @dataclass
@@ -23,6 +23,8 @@ class EpisodeTracker:
     ``next_step_autoreset`` (Gymnasium's and the suite's vector envs), steps that only reset an
     entry (the step after an episode ended) are not counted; without it (an env that resets
     within the step that ends an episode, as Stable-Baselines3's ``VecEnv`` does), every step counts.
+    Arrays may have any shape that flattens to ``num_envs`` entries: a multi-agent vector env's
+    ``(N, agents)`` arrays are ``N * agents`` entries, one per agent (``env_index = i * agents + j``).
     """
 
     num_envs: int
@@ -46,9 +48,12 @@ class EpisodeTracker:
         self._resetting = np.zeros(self.num_envs, dtype=bool)
 
     def update(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-               info: dict[str, Any]) -> list[dict[str, Any]]:
-        stepped = ~self._resetting
-        invalid = np.asarray(info["invalid_actions"])
+               info: dict[str, Any], active: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Record one step; ``active`` (bool per entry, default all) leaves out entries that did not act
+        (agents that already left a multi-agent episode). Returns the episodes that ended."""
+        stepped = ~self._resetting if active is None else ~self._resetting & np.reshape(active, -1)
+        reward, terminated, truncated = np.reshape(reward, -1), np.reshape(terminated, -1), np.reshape(truncated, -1)
+        invalid = np.reshape(info["invalid_actions"], -1)
         self.steps += int(stepped.sum())
         self.steps_with_invalid += int(((invalid > 0) & stepped).sum())
         self._return[stepped] += reward[stepped]
@@ -61,7 +66,7 @@ class EpisodeTracker:
             record = {"env_index": int(i), "return": float(self._return[i]), "length": int(self._length[i]),
                       "invalid_steps": int(self._invalid_steps[i]), "invalid_actions": int(self._invalid_actions[i])}
             for key in self.metrics:
-                record[key] = float(info[key][i])
+                record[key] = float(np.reshape(info[key], -1)[i])
             finished.append(record)
         self._return[done] = 0.0
         self._length[done] = 0
@@ -70,6 +75,15 @@ class EpisodeTracker:
         self._resetting = done if self.next_step_autoreset else self._resetting
         self._finished += finished
         return finished
+
+    def abandon_running(self) -> None:
+        """Forget the episodes in flight, steps included (their env was reset before they ended, as RLlib's
+        env checker does before training)."""
+        self.steps -= int(self._length.sum())
+        self.steps_with_invalid -= int(self._invalid_steps.sum())
+        for accumulator in (self._return, self._length, self._invalid_steps, self._invalid_actions):
+            accumulator[:] = 0
+        self._resetting[:] = False
 
     def drain(self) -> dict[str, Any]:
         """Steps, steps with an inadmissible sub-action and finished episodes since the last drain."""
@@ -80,27 +94,72 @@ class EpisodeTracker:
 
 
 def progress_row(*, env_steps: int, episodes: int, steps: int, invalid_steps: int, finished: list[dict[str, Any]],
-                 seconds: float, learner: dict[str, float]) -> dict[str, float]:
-    """One ``progress.csv`` row of a learner's iteration (see ``Algorithm.train_iteration``).
+                 seconds: float, learner: dict[str, float] | None = None, agent_steps: int | None = None,
+                 agent_ids: list[str] | None = None) -> dict[str, float]:
+    """One ``progress.csv`` row of an iteration (see ``Algorithm.train_iteration``).
 
     ``env_steps`` / ``episodes``: cumulative counts; ``steps``, ``invalid_steps`` and ``finished``
     (:class:`EpisodeTracker` records): this iteration's; ``seconds``: its wall time; ``learner``:
-    the learner's statistics (``entropy``, ``policy_loss``, ``vf_loss``, ``vf_explained_var``,
-    ``lr``; missing ones are NaN). Episode metrics become ``<metric>_mean`` columns.
+    a learner's statistics (``entropy``, ``policy_loss``, ``vf_loss``, ``vf_explained_var``,
+    ``lr``; missing ones are NaN; None: not a learner, no such columns). Episode metrics become
+    ``<metric>_mean`` columns.
+
+    Several agents: ``steps`` counts env steps (all agents act in one), ``agent_steps`` the agents'
+    steps, the unit of ``invalid_steps`` and of ``invalid_action_rate``; ``agent_ids`` adds
+    :func:`agent_columns` and ``agent_steps_per_second``. Returns and metrics are per agent-episode.
     """
     returns = np.array([f["return"] for f in finished]) if finished else np.array([np.nan])
+    acting = steps if agent_steps is None else agent_steps
     row = {"env_steps": env_steps, "episodes": episodes,
            "episode_return_mean": float(np.mean(returns)), "episode_return_min": float(np.min(returns)),
            "episode_return_max": float(np.max(returns)),
-           "invalid_action_rate": invalid_steps / steps if steps else float("nan")}
-    for key in ("entropy", "policy_loss", "vf_loss", "vf_explained_var", "lr"):
-        row[key] = float(learner.get(key, np.nan))
+           "invalid_action_rate": invalid_steps / acting if acting else float("nan")}
+    if learner is not None:
+        for key in ("entropy", "policy_loss", "vf_loss", "vf_explained_var", "lr"):
+            row[key] = float(learner.get(key, np.nan))
     row["env_steps_per_second"] = steps / seconds if seconds > 0 else float("nan")
     metrics = finished[0].keys() - {"env_index", "return", "length", "invalid_steps", "invalid_actions"} \
         if finished else ()
     for key in sorted(metrics):
         row[f"{key}_mean"] = float(np.mean([f[key] for f in finished]))
+    if agent_ids:
+        row["agent_steps_per_second"] = acting / seconds if seconds > 0 else float("nan")
+        row.update(agent_columns(finished, agent_ids))
     return row
+
+
+def agent_columns(finished: list[dict[str, Any]], agent_ids: list[str]) -> dict[str, float]:
+    """Per-agent ``progress.csv`` columns of a multi-agent iteration, from its finished episodes.
+
+    ``finished`` are :class:`EpisodeTracker` records over ``(N, agents)`` entries (agent ``j`` is
+    ``env_index % agents``): ``<agent>_episode_return_mean`` and ``<agent>_invalid_action_rate``
+    (the fraction of that agent's steps in those episodes with an inadmissible sub-action).
+    """
+    columns: dict[str, float] = {}
+    for j, agent in enumerate(agent_ids):
+        mine = [f for f in finished if f["env_index"] % len(agent_ids) == j]
+        steps = sum(f["length"] for f in mine)
+        columns[f"{agent}_episode_return_mean"] = float(np.mean([f["return"] for f in mine])) if mine else float("nan")
+        columns[f"{agent}_invalid_action_rate"] = sum(f["invalid_steps"] for f in mine) / steps if steps else float("nan")
+    return columns
+
+
+def joint_policy(policies: list[Policy]) -> Policy:
+    """A policy over ``(N, agents, ...)`` observations from one single-agent policy per agent (in order).
+
+    One object shared by every agent (parameter sharing) is called once on all ``N * agents``
+    observations; otherwise agent ``j``'s policy is called on ``observations[:, j]``.
+    """
+    def policy(observations: dict[str, np.ndarray], rng: np.random.Generator, env: Any) -> np.ndarray:
+        if all(p is policies[0] for p in policies):
+            n, k = next(iter(observations.values())).shape[:2]
+            actions = np.asarray(policies[0]({key: value.reshape(n * k, *value.shape[2:])
+                                              for key, value in observations.items()}, rng, env))
+            return actions.reshape(n, k, *actions.shape[1:])
+        return np.stack([np.asarray(p({key: value[:, j] for key, value in observations.items()}, rng, env))
+                         for j, p in enumerate(policies)], axis=1)
+
+    return policy
 
 
 def evaluate(env_name: str, env_config: dict[str, Any], policy: Policy, *, episodes: int,
@@ -109,27 +168,37 @@ def evaluate(env_name: str, env_config: dict[str, Any], policy: Policy, *, episo
     """Play ``episodes`` episodes, episode i on env seed ``seed_base + i``, batched.
 
     Returns one record per episode (see :class:`EpisodeTracker`) with ``episode`` and ``env_seed``.
+    With several agents (``n_agents`` in ``env_config``), the env is ``envs.make_multi_agent_vector``,
+    ``policy`` maps ``(N, agents, ...)`` observations to ``(N, agents, ...)`` actions, and there is one
+    record per episode and agent, with ``agent`` (its id).
     """
+    n_agents = int(envs.config_dict(env_name, env_config).get("n_agents", 1))
     records: list[dict[str, Any]] = []
     for start in range(0, episodes, max_batch):
         n = min(max_batch, episodes - start)
-        env = envs.make_vector(env_name, n, **env_config)
-        tracker = EpisodeTracker(n, env.core.episode_metrics)
+        if n_agents == 1:
+            env = envs.make_vector(env_name, n, **env_config)
+        else:
+            env = envs.make_multi_agent_vector(env_name, n, **env_config)
+        tracker = EpisodeTracker(n * n_agents, env.core.episode_metrics, next_step_autoreset=n_agents == 1)
         obs, _ = env.reset(seed=[seed_base + start + i for i in range(n)])
-        done = np.zeros(n, dtype=bool)
+        done = np.zeros(n * n_agents, dtype=bool)
         batch_records: dict[int, dict[str, Any]] = {}
         for _ in range(max_steps):
             if done.all():
                 break
             obs, reward, terminated, truncated, info = env.step(policy(obs, rng, env))
-            for record in tracker.update(reward, terminated, truncated, info):
-                i = record.pop("env_index")
-                if not done[i]:
-                    batch_records[i] = {"episode": start + i, "env_seed": seed_base + start + i, **record}
-                    done[i] = True
+            active = None if n_agents == 1 else env.acted
+            for record in tracker.update(reward, terminated, truncated, info, active=active):
+                index = record.pop("env_index")
+                if not done[index]:
+                    episode = start + index // n_agents
+                    agent = {} if n_agents == 1 else {"agent": env.agent_ids[index % n_agents]}
+                    batch_records[index] = {"episode": episode, "env_seed": seed_base + episode, **agent, **record}
+                    done[index] = True
         if not done.all():
             raise RuntimeError(f"evaluation on {env_name!r}: {int((~done).sum())} episode(s) still running "
                                f"after {max_steps} steps; does the env ever end an episode?")
         env.close()
-        records.extend(batch_records[i] for i in range(n))
+        records.extend(batch_records[i] for i in range(n * n_agents))
     return records

@@ -39,7 +39,9 @@ __all__ = ["PROGRESS_COLUMNS", "EVAL_COLUMNS", "RUN_COLUMNS", "RUN_STATUSES", "R
 
 PROGRESS_COLUMNS = ["iteration", "env_steps", "episodes", "wall_seconds", "episode_return_mean",
                     "episode_return_min", "episode_return_max", "invalid_action_rate"]
-EVAL_COLUMNS = ["episode", "env_seed", "policy", "mask", "return", "length", "invalid_steps", "invalid_actions"]
+#: With several agents, eval.csv has one row per episode and agent, with ``agent`` after ``mask``.
+EVAL_COLUMNS = ["episode", "env_seed", "policy", "mask", "agent", "return", "length", "invalid_steps",
+                "invalid_actions"]
 
 CONFIG_FILE, PROGRESS_FILE, EVAL_FILE, CHECKPOINT_DIR = "config.json", "progress.csv", "eval.csv", "checkpoint"
 ERROR_FILE = "error.txt"
