@@ -53,14 +53,13 @@ class MaskedPPO(RLlibPPO):
 
         return RLModuleSpec(module_class=MaskedPPOTorchRLModule, model_config={"env_name": self.env_name})
 
-    def eval_policies(self) -> dict[tuple[str, str], Policy]:
+    def module_eval_policies(self, module) -> dict[tuple[str, str], Policy]:
         if not self.discrete:
-            gaussian = self.features_dist_inputs()
+            gaussian = self.features_dist_inputs(module)
             return {(policy, "on" if masked else "off"):
                     self.module_policy(gaussian, stochastic=policy == "stochastic", mode=None if masked else "raw")
                     for masked in (True, False) for policy in ("greedy", "stochastic")}
 
-        module = self.module()
 
         def logits_of(masked: bool):
             @torch.no_grad()

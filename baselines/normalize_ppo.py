@@ -34,7 +34,7 @@ class NormalizePPO(RLlibPPO):
     action_mode = "normalize"
     continuous_only = True
 
-    def eval_policies(self) -> dict[tuple[str, str], Policy]:
-        gaussian = self.features_dist_inputs()
+    def module_eval_policies(self, module) -> dict[tuple[str, str], Policy]:
+        gaussian = self.features_dist_inputs(module)
         return {(policy, "on"): self.module_policy(gaussian, stochastic=policy == "stochastic")
                 for policy in ("greedy", "stochastic")}

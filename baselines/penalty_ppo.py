@@ -45,7 +45,7 @@ class PenaltyPPO(RLlibPPO):
     def env_context(self) -> dict[str, Any]:
         return {**super().env_context(), "penalty": self.config.penalty}
 
-    def eval_policies(self) -> dict[tuple[str, str], Policy]:
-        dist_inputs = self.features_dist_inputs()
+    def module_eval_policies(self, module) -> dict[tuple[str, str], Policy]:
+        dist_inputs = self.features_dist_inputs(module)
         return {(policy, "off"): self.module_policy(dist_inputs, stochastic=policy == "stochastic")
                 for policy in ("greedy", "stochastic")}

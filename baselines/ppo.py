@@ -6,6 +6,12 @@ batched vector envs, a local Learner), runs one RLlib iteration per ``train_iter
 reports the suite's progress row. Subclasses say what the agent sees (the module, the env
 wrappers) and which policies are evaluated.
 
+Several agents (an env config with ``n_agents > 1``): the same settings train through RLlib's
+multi-agent API on :class:`baselines.rllib_multi_agent.MultiAgentTrainingEnv`, with one module all
+agents share (``policies=shared``) or one per agent (``policies=per_agent``), each built from the
+algo's module spec (masked PPO: the masking module). ``train_batch_size`` counts env steps, so a
+shared module learns from ``n_agents`` times as many agent steps per iteration.
+
 Ray: a local instance is started with as many CPUs as the machine has (at least the env runners
 asked for), or the algorithm connects to ``address`` (an existing cluster). Either way it is shut
 down again by :meth:`RLlibPPO.close` if this algorithm started or connected it.
@@ -27,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from baselines.base import Algorithm, Policy
-from baselines.rollout import progress_row
+from baselines.rollout import joint_policy, progress_row
 from baselines.rllib_env import (OBS_TRANSFORMS, TrainingStats, agent_action_space, env_actions, find_wrapper,
                                  make_training_env, transform_features)
 from envs.config import ConfigError, parse_assignments, setting
@@ -36,8 +42,21 @@ from envs.masking import OBSERVATION_KEY, is_discrete
 __all__ = ["PPOSettings", "RLlibPPO", "BACKENDS", "backend_setting", "connect_ray", "logit_policy", "gaussian_policy"]
 
 _ACTIVATIONS = ("tanh", "relu", "silu")
-#: The name the training env creator is registered under in Ray's registry.
+#: The names the training env creators are registered under in Ray's registry.
 TRAINING_ENV_ID = "maskbench-training-env"
+MULTI_AGENT_TRAINING_ENV_ID = "maskbench-multi-agent-training-env"
+
+
+def _map_to_shared(agent_id, episode, **kwargs) -> str:
+    """RLlib's policy mapping with parameter sharing: every agent acts with the shared module."""
+    from baselines.rllib_multi_agent import SHARED_MODULE
+
+    return SHARED_MODULE
+
+
+def _map_to_own(agent_id, episode, **kwargs) -> str:
+    """RLlib's policy mapping with one policy per agent: the module named after the agent."""
+    return agent_id
 
 
 #: Where masked and penalty PPO train: Ray RLlib (the default; scales to a cluster) or the single-process
@@ -105,6 +124,9 @@ class PPOSettings:
                                    check=lambda v: v >= 0, accepts="a non-negative integer")
     num_envs_per_env_runner: int = setting(64, "vector env entries per EnvRunner", check=_positive,
                                            accepts="a positive integer")
+    # --- several agents (an env with n_agents > 1)
+    policies: str = setting("shared", "several agents: one policy all agents share (parameter sharing) or "
+                            "one per agent", choices=("shared", "per_agent"))
 
 
 class _NewStackNotice(logging.Filter):
@@ -188,9 +210,9 @@ class RLlibPPO(Algorithm):
 
         self.train_env_config = envs.config_dict(
             env_name, {**env_config, **parse_assignments(config.train_env_config, what="train_env_config")})
-        probe = envs.make_vector(env_name, 1, **self.train_env_config)  # fails early, before Ray, on a bad env
-        self.action_space = probe.single_action_space
-        probe.close()
+        probe = envs.make_core(env_name, 1, **self.train_env_config)  # fails early, before Ray, on a bad env
+        self.action_space = probe.action_space
+        self.agent_ids = list(probe.agent_ids)
         self._validate()
         self._owns_ray = connect_ray(address, num_cpus=max(os.cpu_count() or 1, config.num_env_runners + 1))
         try:
@@ -213,6 +235,9 @@ class RLlibPPO(Algorithm):
         reason = self.incompatibility(self.env_name, self.env_config)
         if reason:
             raise ConfigError(reason)
+        if self.multi_agent and not self.discrete:
+            raise ConfigError(f"several agents train with masked categorical actions; env {self.env_name!r} has "
+                              f"{self.action_space}")
 
     @classmethod
     def implementation(cls, config) -> type[Algorithm]:
@@ -241,6 +266,27 @@ class RLlibPPO(Algorithm):
     def discrete(self) -> bool:
         return is_discrete(self.action_space)
 
+    @property
+    def multi_agent(self) -> bool:
+        """Whether the env has several agents (trained through RLlib's multi-agent API)."""
+        return len(self.agent_ids) > 1
+
+    @property
+    def module_ids(self) -> list[str]:
+        """The RLlib modules (policies): RLlib's default one for one agent; with several, one shared module
+        (``policies=shared``) or one per agent, named after it."""
+        from ray.rllib.core import DEFAULT_MODULE_ID
+
+        from baselines.rllib_multi_agent import SHARED_MODULE
+
+        if not self.multi_agent:
+            return [DEFAULT_MODULE_ID]
+        return [SHARED_MODULE] if self.config.policies == "shared" else list(self.agent_ids)
+
+    def module_of(self, agent: str) -> str:
+        """The module that acts for ``agent``."""
+        return self.module_ids[0] if len(self.module_ids) == 1 else agent
+
     def env_context(self) -> dict[str, Any]:
         """The RLlib env config :func:`baselines.rllib_env.make_training_env` reads."""
         return {"env_name": self.env_name, "env_config": self.train_env_config,
@@ -268,61 +314,84 @@ class RLlibPPO(Algorithm):
         from ray.rllib.core.rl_module.rl_module import RLModuleSpec
         from ray.tune.registry import register_env
 
-        register_env(TRAINING_ENV_ID, make_training_env)
         c = self.config
         spec = self.module_spec() or RLModuleSpec()
         spec.model_config = {**self.model_config(), **(spec.model_config or {})}
-        return (
+        if self.multi_agent:  # RLlib 2.60 vectorises multi-agent envs only as a list of single envs ("sync")
+            from baselines.rllib_multi_agent import make_multi_agent_training_env
+
+            register_env(MULTI_AGENT_TRAINING_ENV_ID, make_multi_agent_training_env)
+            env_id, vectorize_mode = MULTI_AGENT_TRAINING_ENV_ID, "sync"
+        else:
+            register_env(TRAINING_ENV_ID, make_training_env)
+            env_id, vectorize_mode = TRAINING_ENV_ID, "vector_entry_point"
+        config = (
             PPOConfig()
             .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
             .framework("torch")
             # Box actions: the Gaussian's samples, read as [-1, 1], are mapped to the space's bounds and
             # clipped there (RLlib's unsquash_action; evaluation does the same in gaussian_policy).
-            .environment(env=TRAINING_ENV_ID, env_config=self.env_context(), normalize_actions=True,
-                         clip_actions=False)
+            .environment(env=env_id, env_config=self.env_context(), normalize_actions=True, clip_actions=False)
             .env_runners(num_env_runners=c.num_env_runners, num_envs_per_env_runner=c.num_envs_per_env_runner,
-                         gym_env_vectorize_mode="vector_entry_point", rollout_fragment_length="auto",
+                         gym_env_vectorize_mode=vectorize_mode, rollout_fragment_length="auto",
                          num_cpus_per_env_runner=1)
             .learners(num_learners=0)
             .training(lr=c.lr if c.lr_schedule == "constant" else [[0, c.lr], [self.budget, 0.0]], gamma=c.gamma, lambda_=c.gae_lambda, clip_param=c.clip_param,
                       vf_clip_param=c.vf_clip_param, entropy_coeff=c.entropy_coeff, vf_loss_coeff=c.vf_loss_coeff,
                       grad_clip=c.grad_clip, train_batch_size_per_learner=c.train_batch_size,
                       minibatch_size=c.minibatch_size, num_epochs=c.num_epochs, use_kl_loss=False)
-            .rl_module(rl_module_spec=spec)
             .debugging(seed=self.seed, log_level="ERROR")
             .reporting(metrics_num_episodes_for_smoothing=1)
         )
+        if not self.multi_agent:
+            return config.rl_module(rl_module_spec=spec)
+        from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+
+        shared = len(self.module_ids) == 1
+        mapping = _map_to_shared if shared else _map_to_own
+        return (config.multi_agent(policies=set(self.module_ids), policy_mapping_fn=mapping)
+                .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
+                    module_id: RLModuleSpec(module_class=spec.module_class, model_config=dict(spec.model_config))
+                    for module_id in self.module_ids})))
 
     # ------------------------------------------------------------------ training
 
-    def _drain_stats(self) -> tuple[int, int, list[dict[str, Any]]]:
+    def _drain_stats(self) -> list[dict[str, Any]]:
+        """What every runner's training envs counted since the last drain (one dict per env)."""
         def drain(runner):
-            stats = find_wrapper(getattr(runner, "env", None), TrainingStats)
-            return stats.drain() if stats is not None else None
+            env = getattr(runner, "env", None)
+            if env is not None and hasattr(env, "envs"):  # multi-agent: a list of MultiAgentTrainingEnv
+                return [e.unwrapped.drain() for e in env.envs]
+            stats = find_wrapper(env, TrainingStats)
+            return [stats.drain()] if stats is not None else []
 
-        parts = [p for p in self.algo.env_runner_group.foreach_env_runner(drain, local_env_runner=True) if p]
-        episodes = [e for p in parts for e in p["episodes"]]
-        return sum(p["steps"] for p in parts), sum(p["invalid_steps"] for p in parts), episodes
+        return [part for parts in self.algo.env_runner_group.foreach_env_runner(drain, local_env_runner=True)
+                for part in parts]
 
     def train_iteration(self) -> dict[str, float]:
         started = time.perf_counter()
         result = self.algo.train()
-        steps, invalid, finished = self._drain_stats()
+        parts = self._drain_stats()
+        finished = [e for p in parts for e in p["episodes"]]
+        agent_steps, invalid = sum(p["steps"] for p in parts), sum(p["invalid_steps"] for p in parts)
+        steps = sum(p["env_steps"] for p in parts) if self.multi_agent else agent_steps
         self.env_steps += steps
         self.episodes += len(finished)
-        learner = result.get("learners", {}).get("default_policy", {})
-        stats = {"entropy": learner.get("entropy"), "policy_loss": learner.get("policy_loss"),
-                 "vf_loss": learner.get("vf_loss"), "vf_explained_var": learner.get("vf_explained_var"),
-                 "lr": learner.get("default_optimizer_learning_rate")}
+        learners = [result.get("learners", {}).get(module_id, {}) for module_id in self.module_ids]
+        names = {"entropy": "entropy", "policy_loss": "policy_loss", "vf_loss": "vf_loss",
+                 "vf_explained_var": "vf_explained_var", "lr": "default_optimizer_learning_rate"}
+        stats = {key: float(np.mean([s[name] for s in learners])) for key, name in names.items()
+                 if all(name in s for s in learners)}  # several policies: their mean
         return progress_row(env_steps=self.env_steps, episodes=self.episodes, steps=steps, invalid_steps=invalid,
-                            finished=finished, seconds=time.perf_counter() - started,
-                            learner={k: v for k, v in stats.items() if v is not None})
+                            finished=finished, seconds=time.perf_counter() - started, learner=stats,
+                            agent_steps=agent_steps if self.multi_agent else None,
+                            agent_ids=self.agent_ids if self.multi_agent else None)
 
     # ------------------------------------------------------------------ evaluation
 
-    def module(self):
-        """The trained torch module (the local learner's copy), in eval mode."""
-        module = self.algo.get_module()
+    def module(self, module_id: str | None = None):
+        """The trained torch module ``module_id`` (default: the only one; the local learner's copy), in eval mode."""
+        module = self.algo.get_module(module_id or self.module_ids[0])
         module.eval()
         return module
 
@@ -333,14 +402,24 @@ class RLlibPPO(Algorithm):
         return torch.from_numpy(transform_features(observations[OBSERVATION_KEY], self.config.obs_transform))
 
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
+        """:meth:`module_eval_policies` of the module; with several agents, each agent plays its module's
+        (:func:`baselines.rollout.joint_policy`)."""
+        if not self.multi_agent:
+            return self.module_eval_policies(self.module())
+        per_module = {module_id: self.module_eval_policies(self.module(module_id)) for module_id in self.module_ids}
+        keys = per_module[self.module_ids[0]].keys()
+        return {key: joint_policy([per_module[self.module_of(agent)][key] for agent in self.agent_ids])
+                for key in keys}
+
+    def module_eval_policies(self, module) -> dict[tuple[str, str], Policy]:
+        """The evaluated policies of one trained module, on one agent's ``(N, ...)`` observations."""
         raise NotImplementedError
 
-    def features_dist_inputs(self):
-        """``observations -> (N, k)`` numpy distribution inputs of the trained module, fed the features alone
+    def features_dist_inputs(self, module):
+        """``observations -> (N, k)`` numpy distribution inputs of ``module``, fed the features alone
         (every module but masked PPO's discrete one, which also takes the mask)."""
         import torch
 
-        module = self.module()
 
         @torch.no_grad()
         def dist_inputs(observations: dict[str, np.ndarray]) -> np.ndarray:

@@ -115,11 +115,15 @@ class TorchPPO(Algorithm):
             env_name, {**env_config, **parse_assignments(config.train_env_config, what="train_env_config")})
         core = envs.make_core(env_name, 1, **self.train_env_config)
         self.action_space = core.action_space
+        self.agent_ids = list(core.agent_ids)
         self._validate()
         name = "masked_ppo" if self.masked else "penalty_ppo"
         if not core.discrete:
             raise ConfigError(f"{name} backend=torch is for discrete actions; env {env_name!r} has "
                               f"{core.action_space}: use backend=rllib")
+        if core.n_agents != 1:
+            raise ConfigError(f"{name} backend=torch trains one agent; n_agents={core.n_agents} trains on "
+                              f"backend=rllib (RLlib's multi-agent API)")
         c = config
         if c.num_env_runners:
             raise ConfigError(f"algo config: backend=torch samples in one process; num_env_runners must be 0, "

@@ -28,7 +28,7 @@ import envs
 from baselines import EVAL_SEED_BASE, algo_names, load_algo
 from baselines.base import Algorithm, Policy, derived_seed
 from baselines.rollout import evaluate
-from envs.config import ConfigError, build_config, config_to_dict, describe_config, parse_assignments
+from envs.config import build_config, config_to_dict, describe_config, parse_assignments
 from suite import results, sweep
 from suite.cli import (Parser, UsageError, add_import_flag, import_user_modules, non_negative_int, positive_float,
                        positive_int, run_cli)
@@ -110,9 +110,6 @@ class RunRequest:
     @classmethod
     def from_args(cls, args, command: str | None = None) -> RunRequest:
         env_config = envs.config_dict(args.env, parse_assignments(args.env_config))
-        if int(env_config.get("n_agents", 1)) > 1:
-            raise ConfigError(f"suite.run trains one agent per env; n_agents={env_config['n_agents']} is available "
-                              f"through envs.make_parallel({args.env!r}, ...) (PettingZoo), not yet for training")
         algo_cls = load_algo(args.algo)
         algo_config = config_to_dict(algo_cls.make_config(args.env, algo_overrides(args), owner=f"algo {args.algo!r}"))
         return cls(args.env, env_config, args.algo, algo_config, args.seed,
@@ -221,7 +218,7 @@ def _progress_evaluation(request: RunRequest, algo: Algorithm) -> dict[str, floa
     """``eval_*`` columns of a progress row: the headline policy's means on the evaluation seeds."""
     policy = next(iter(algo.eval_policies().values()))
     frame = pd.DataFrame(_play(request, policy))
-    metrics = [c for c in frame.columns if c not in ("episode", "env_seed", "length", "invalid_steps")]
+    metrics = [c for c in frame.columns if c not in ("episode", "env_seed", "agent", "length", "invalid_steps")]
     return {f"eval_{c}_mean": float(frame[c].mean()) for c in metrics}
 
 
