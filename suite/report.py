@@ -1,7 +1,7 @@
 """``python -m suite.report [RESULTS]``: one comparison of every complete run, as files and a table.
 
-Writes ``summary.csv`` (one row per env, algo and config), ``report.md`` (the same as markdown
-tables, the problems found, and the plots) and ``plots/*.png`` (learning curves per env; the
+Writes ``summary.csv`` (one row per env, algo and config), ``agents.csv`` (multi-agent runs: one row
+per agent too), ``report.md`` (the same as markdown tables, the problems found, and the plots) and ``plots/*.png`` (learning curves per env; the
 penalty-size sweep where there is one), and prints the tables.
 
 The analysis is pure functions of the frames :func:`suite.results.load` returns (bsuite's style):
@@ -37,7 +37,8 @@ from suite import results
 from suite.cli import Parser, UsageError, run_cli
 from suite.stats import mean_ci
 
-__all__ = ["DEFAULT_THRESHOLDS", "headline_evals", "run_scores", "references", "summarize", "learning_curves",
+__all__ = ["DEFAULT_THRESHOLDS", "headline_evals", "run_scores", "references", "summarize", "agent_summary",
+           "learning_curves",
            "markdown", "plot_learning_curves", "plot_penalty_sweep", "write_report", "main"]
 
 #: Return thresholds with a meaning of their own; other envs use the return at score 80.
@@ -83,11 +84,13 @@ def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataF
     runs = done.runs.set_index("run")
     progress_of = dict(tuple(done.progress.groupby("run", sort=False)))
     evals_of = dict(tuple(done.evals.groupby("run", sort=False)))
+    env_columns = sorted(c for c in runs.columns if c.startswith("env."))
     rows = []
     for run, group in head.groupby("run", sort=False):
         info, progress, evals = runs.loc[run], progress_of[run], evals_of[run]
         off = evals[(evals["policy"] == group["policy"].iloc[0]) & (evals["mask"] == "off")]
         row = {"env": info["env"], "algo": info["algo"], "seed": int(info["seed"]), "config_id": info["config_id"],
+               "env_config": _env_config_key(info, env_columns),
                "run": run, "policy": f"{group['policy'].iloc[0]}, mask {group['mask'].iloc[0]}",
                "return": float(group["return"].mean()),
                "eval_invalid_rate": float(group["invalid_steps"].sum() / group["length"].sum()),
@@ -104,21 +107,31 @@ def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def _env_config_key(info: pd.Series, env_columns: Sequence[str]) -> str:
+    """The run's env config as one comparable string (runs on different env configs play different games)."""
+    return ",".join(f"{c[4:]}={info[c]}" for c in env_columns if not pd.isna(info[c]))
+
+
 def references(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per env: ``lower`` (random_valid) and ``upper`` (oracle) mean returns over seeds (NaN if not run)."""
+    """Per env and env config: ``lower`` (random_valid) and ``upper`` (oracle) mean returns over seeds (NaN if
+    not run), indexed by ``(env, env_config)``: a reference scores only runs of its own env config (e.g.
+    three traders are not scored against one trader's references)."""
+    if "env_config" not in scores:
+        scores = scores.assign(env_config="")
     out = {}
-    for env, group in scores.groupby("env"):
-        out[env] = {bound: float(group.loc[group["algo"] == algo, "return"].mean()) if (group["algo"] == algo).any()
+    for key, group in scores.groupby(["env", "env_config"]):
+        out[key] = {bound: float(group.loc[group["algo"] == algo, "return"].mean()) if (group["algo"] == algo).any()
                     else math.nan for bound, algo in (("lower", LOWER), ("upper", UPPER))}
-    return pd.DataFrame.from_dict(out, orient="index", columns=["lower", "upper"])
+    frame = pd.DataFrame.from_dict(out, orient="index", columns=["lower", "upper"])
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["env", "env_config"])
+    return frame
 
 
-def _threshold(env: str, refs: pd.DataFrame, thresholds: Mapping[str, float]) -> float:
+def _threshold(env: str, lower: float, upper: float, thresholds: Mapping[str, float]) -> float:
     if env in thresholds:
         return float(thresholds[env])
     if env in DEFAULT_THRESHOLDS:
         return DEFAULT_THRESHOLDS[env]
-    lower, upper = refs.loc[env, "lower"], refs.loc[env, "upper"]
     return float(lower + THRESHOLD_SCORE / 100 * (upper - lower))
 
 
@@ -157,9 +170,9 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
     progress_of = dict(tuple(loaded.complete().progress.groupby("run", sort=False)))
     rows = []
     for (env, algo, cid), group in scores.groupby(_KEYS, sort=False):
-        lower, upper = refs.loc[env, "lower"], refs.loc[env, "upper"]
+        lower, upper = refs.loc[(env, group["env_config"].iloc[0])]
         normalised = 100 * (group["return"] - lower) / (upper - lower) if upper != lower else group["return"] * math.nan
-        threshold = _threshold(env, refs, thresholds)
+        threshold = _threshold(env, lower, upper, thresholds)
         crossings = [_first_crossing(progress_of[run], threshold) for run in group["run"]]
         reached = [c for c in crossings if not math.isnan(c[0])]
         mean, low, high = mean_ci(group["return"])
@@ -180,6 +193,25 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
                     "env_steps_per_second": float(group["env_steps_per_second"].mean())})
         rows.append(row)
     return pd.DataFrame(rows), problems
+
+
+def agent_summary(loaded: results.Results) -> pd.DataFrame:
+    """``agents.csv``: one row per (env, algo, config, agent) of the multi-agent runs (``agent`` in eval.csv):
+    the headline policy's return of that agent, mean and 95% CI over seeds, and its evaluation invalid rate
+    (steps with an inadmissible sub-action). Empty without multi-agent runs."""
+    evals = loaded.complete().evals
+    if "agent" not in evals or evals["agent"].isna().all():
+        return pd.DataFrame()
+    head = headline_evals(evals).dropna(subset=["agent"])
+    per_run = (head.groupby([*_KEYS, "agent", "run"], sort=False)
+               .agg(ret=("return", "mean"), invalid=("invalid_steps", "sum"), length=("length", "sum")).reset_index())
+    rows = []
+    for (env, algo, cid, agent), group in per_run.groupby([*_KEYS, "agent"], sort=False):
+        mean, low, high = mean_ci(group["ret"])
+        rows.append({"env": env, "algo": algo, "config_id": cid, "agent": agent, "seeds": len(group),
+                     "return_mean": mean, "return_ci_low": low, "return_ci_high": high,
+                     "eval_invalid_rate": float(group["invalid"].sum() / group["length"].sum())})
+    return pd.DataFrame(rows)
 
 
 def learning_curves(progress: pd.DataFrame) -> pd.DataFrame:
@@ -217,8 +249,9 @@ def _fixed(value: float, decimals: int = 1) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:,.{decimals}f}"
 
 
-def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str] = ()) -> str:
-    """``report.md``: a table per env, then the problems and the plots."""
+def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str] = (),
+             agents: pd.DataFrame | None = None) -> str:
+    """``report.md``: a table per env (and per agent for multi-agent runs), then the problems and the plots."""
     lines = ["# maskbench report", ""]
     for env, group in summary.groupby("env", sort=False):
         threshold = group["threshold"].iloc[0]
@@ -236,6 +269,17 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
                 f"{_fixed(r['steps_to_threshold'], 0)} / {_fixed(r['seconds_to_threshold'])} | "
                 f"{_fixed(r['env_steps_per_second'], 0)} |")
         lines.append("")
+        mine = agents[agents["env"] == env] if agents is not None and not agents.empty else ()
+        if len(mine):
+            labels = dict(zip(group["config_id"], group["config"]))
+            lines += ["Several agents: the return above is per agent (the mean over agents); each agent's:", "",
+                      "| algo | config | agent | return (95% CI) | invalid: eval |", "| --- | --- | --- | --- | --- |"]
+            for _, r in mine.iterrows():
+                ci = f" ({_fmt(r['return_ci_low'])} to {_fmt(r['return_ci_high'])})" \
+                    if not math.isnan(r["return_ci_low"]) else ""
+                lines.append(f"| {r['algo']} | {labels.get(r['config_id']) or '–'} | {r['agent']} | "
+                             f"{_fmt(r['return_mean'])}{ci} | {100 * r['eval_invalid_rate']:.2f}% |")
+            lines.append("")
     if problems:
         lines += ["## Problems", "", *[f"- {p}" for p in problems], ""]
     if plots:
@@ -305,8 +349,11 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
     out = Path(out if out is not None else path)
     out.mkdir(parents=True, exist_ok=True)
     plots: list[str] = []
+    agents = agent_summary(loaded)
     if not summary.empty:
         results.atomic_write_csv(out / "summary.csv", summary)
+        if not agents.empty:
+            results.atomic_write_csv(out / "agents.csv", agents)
         curves = learning_curves(loaded.complete().progress)
         (out / "plots").mkdir(exist_ok=True)
         import matplotlib.pyplot as plt
@@ -319,7 +366,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
                 fig.savefig(out / "plots" / f"{name}.png")
                 plt.close(fig)
                 plots.append(f"plots/{name}.png")
-    text = markdown(summary, problems, plots) if not summary.empty else \
+    text = markdown(summary, problems, plots, agents) if not summary.empty else \
         "# maskbench report\n\nNo complete run.\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
     results.atomic_write_text(out / "report.md", text)
     return summary, problems, text
