@@ -39,7 +39,8 @@ def test_run_writes_the_three_files_and_a_summary(tmp_path, capsys):
     assert progress["env_steps"].is_monotonic_increasing and progress["env_steps"].iloc[-1] >= 6000
     assert (progress["invalid_action_rate"] == 0).all()
     evaluation = pd.read_csv(directory / "eval.csv")
-    assert list(evaluation.columns[:len(results.EVAL_COLUMNS)]) == results.EVAL_COLUMNS
+    single_agent_columns = [c for c in results.EVAL_COLUMNS if c != "agent"]  # "agent": several agents only
+    assert list(evaluation.columns[:len(single_agent_columns)]) == single_agent_columns
     assert len(evaluation) == 20 and (evaluation["length"] == 20).all()
     assert evaluation["env_seed"].tolist() == list(range(1_000_000, 1_000_020))
     assert (evaluation["invalid_actions"] == 0).all()
@@ -165,7 +166,8 @@ def test_resume_can_extend_the_budget_and_records_it(tmp_path):
 
 
 def test_an_algo_that_cannot_run_the_env_config_writes_nothing(tmp_path, capsys):
-    assert run_main(*small(tmp_path, "--env-config", "n_agents=2")) == 2
-    assert "suite.run trains one agent per env; n_agents=2 is available through envs.make_parallel('portfolio'" \
-        in capsys.readouterr().err
-    assert not (tmp_path / "portfolio").exists()
+    assert run_main("--env", "speed_limit", "--env-config", "n_agents=2", "--algo", "oracle",
+                    "--out", str(tmp_path), "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the speed_limit oracle is the exact optimum of one car; got n_agents=2" in err
+    assert not (tmp_path / "speed_limit").exists()
