@@ -24,7 +24,9 @@ EVAL_SEED_BASE = 1_000_000
 
 #: ``policy(observations, rng, env) -> actions`` over a batch: observations are the vector env's
 #: dict of ``(N, ...)`` arrays, actions ``(N, ...)``; ``env`` is that vector env (continuous
-#: envs' admissible sets come from ``env.core``).
+#: envs' admissible sets come from ``env.core``). With several agents, ``env`` is
+#: ``envs.make_multi_agent_vector``'s and both are ``(N, agents, ...)`` (see
+#: :func:`baselines.rollout.joint_policy`).
 Policy = Callable[[dict[str, np.ndarray], np.random.Generator, Any], np.ndarray]
 
 
