@@ -169,10 +169,11 @@ class SpeedLimitState:
     t: np.ndarray           # (B,) steps so far
     limits: np.ndarray      # (B, L + pad) limit per cell, TOP past the end, int64
     safe_speed: np.ndarray  # (B, L + pad) highest level from which full braking here respects S1
+    cell_levels: np.ndarray  # (B, L + 1, levels) bool: levels S1 and S3 admit from each cell (of limits, safe_speed)
 
     def copy(self) -> SpeedLimitState:
         return SpeedLimitState(self.position.copy(), self.speed.copy(), self.t.copy(), self.limits.copy(),
-                               self.safe_speed.copy())
+                               self.safe_speed.copy(), self.cell_levels.copy())
 
 
 def _window_min(limits: np.ndarray, start: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -304,6 +305,19 @@ class SpeedLimitCore(EnvCore):
             safe[:, p] = np.where(ok, self._levels, -1).max(axis=-1)
         return safe
 
+    def cell_levels(self, limits: np.ndarray, safe: np.ndarray) -> np.ndarray:
+        """The levels S1 and S3 admit from every cell ``0 .. L`` of ``n`` roads: ``(n, L + 1, levels)`` bool.
+
+        Both depend on the road and the cell, not on the car, so they are computed once per episode
+        and :meth:`action_mask` only looks them up (with S2, which depends on the speed, and S4).
+        """
+        L, n = self.config.road_length, len(limits)
+        cells = np.arange(L + 1)
+        limit_ok = _window_min(limits, np.broadcast_to(cells, (n, L + 1)), self._levels) >= self._levels  # S1
+        landing = np.minimum(cells[:, None] + self._levels, limits.shape[1] - 1)                       # (L + 1, levels)
+        brake_ok = (self._levels <= safe[:, landing]) | (landing >= L)                                  # S3
+        return limit_ok & brake_ok
+
     # ------------------------------------------------------------------ episode
 
     def reset_envs(self, env_ids: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
@@ -312,11 +326,13 @@ class SpeedLimitCore(EnvCore):
             B, A, cells = self.num_envs, self.n_agents, c.road_length + self._pad
             self.state = SpeedLimitState(np.zeros((B, A), dtype=np.int64), np.zeros((B, A), dtype=np.int64),
                                          np.zeros(B, dtype=np.int64), np.full((B, cells), TOP, dtype=np.int64),
-                                         np.full((B, cells), TOP, dtype=np.int64))
+                                         np.full((B, cells), TOP, dtype=np.int64),
+                                         np.zeros((B, c.road_length + 1, N_LEVELS), dtype=bool))
         s = self.state
         for env_id, rng in zip(env_ids, rngs):  # once per episode, not per step
             s.limits[env_id, :c.road_length] = self._zone_limits[self.draw_layout(rng)]
         s.safe_speed[env_ids] = self.safe_speeds(s.limits[env_ids])
+        s.cell_levels[env_ids] = self.cell_levels(s.limits[env_ids], s.safe_speed[env_ids])
         self._episode[env_ids] += 1
         s.position[env_ids] = (self.n_agents - 1 - np.arange(self.n_agents)) * c.start_gap  # car 0 in front
         s.speed[env_ids] = 0
@@ -353,12 +369,7 @@ class SpeedLimitCore(EnvCore):
     def action_mask(self) -> np.ndarray:
         s, L = self.state, self.config.road_length
         pos = np.minimum(s.position, L)
-        limit_ok = _window_min(s.limits, pos, self._levels) >= self._levels               # S1
-        comfort_ok = self._comfort[s.speed]                                                 # S2
-        landing = np.minimum(pos[..., None] + self._levels, s.limits.shape[1] - 1)
-        rows = np.arange(self.num_envs)[:, None, None]
-        brake_ok = (self._levels <= s.safe_speed[rows, landing]) | (landing >= L)          # S3
-        mask = limit_ok & comfort_ok & brake_ok
+        mask = s.cell_levels[np.arange(self.num_envs)[:, None], pos] & self._comfort[s.speed]  # S1 and S3; S2
         if self.n_agents > 1:
             has_leader, leader_pos, leader_speed = self._leaders(s)
             gap = self.config.min_gap
@@ -413,7 +424,7 @@ class SpeedLimitCore(EnvCore):
         cell, level = np.meshgrid(np.arange(L), self._levels, indexing="ij")
         grid = SpeedLimitState(np.broadcast_to(cell.ravel(), (n, L * N_LEVELS)).copy(),
                                np.broadcast_to(level.ravel(), (n, L * N_LEVELS)).copy(),
-                               np.zeros(n, dtype=np.int64), limits, safe)
+                               np.zeros(n, dtype=np.int64), limits, safe, self.cell_levels(limits, safe))
         saved, saved_envs = self.state, self.num_envs
         self.state, self.num_envs = grid, n
         try:
@@ -541,7 +552,8 @@ class SpeedLimitCore(EnvCore):
             position = rng.integers(0, L, size=(num_states, self.n_agents))
             top = safe[np.arange(num_states)[:, None], position]
             speed = np.where(rng.random(position.shape) < 0.5, top, rng.integers(0, top + 1))
-        return SpeedLimitState(position, speed, rng.integers(0, self.config.max_steps, num_states), limits, safe)
+        return SpeedLimitState(position, speed, rng.integers(0, self.config.max_steps, num_states), limits, safe,
+                               self.cell_levels(limits, safe))
 
     def _sample_lane(self, rng: np.random.Generator, safe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Several cars in S4's invariant, front to back: each at least ``min_gap`` behind its leader and
