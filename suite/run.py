@@ -290,10 +290,12 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
 def summary(request: RunRequest, progress: pd.DataFrame, evaluation: pd.DataFrame) -> str:
     """The closing paragraph: evaluation return with a 95% CI, invalid-action rates, where the files are."""
     core_cls = envs.spec(request.env).load()
+    agents = int(request.env_config.get("n_agents", 1))
+    per_agent = f" per agent ({agents} agents)" if agents > 1 else ""
     parts = []
     for (policy, mask), group in evaluation.groupby(["policy", "mask"], sort=False):
         mean, low, high = mean_ci(group["return"])
-        text = f"{policy} policy, mask {mask}: mean return {mean:,.4g} (95% CI {low:,.4g} to {high:,.4g})"
+        text = f"{policy} policy, mask {mask}: mean return{per_agent} {mean:,.4g} (95% CI {low:,.4g} to {high:,.4g})"
         for metric in core_cls.episode_metrics:
             m_mean, m_low, m_high = mean_ci(group[metric])
             text += f", final {metric.replace('_', ' ')} {m_mean:,.2f} (95% CI {m_low:,.2f} to {m_high:,.2f})"
@@ -304,7 +306,8 @@ def summary(request: RunRequest, progress: pd.DataFrame, evaluation: pd.DataFram
     files = ", ".join([results.CONFIG_FILE, results.PROGRESS_FILE, results.EVAL_FILE])
     return (f"{request.algo} on {request.env}, seed {request.seed}, {int(progress['env_steps'].iloc[-1]):,} "
             f"training env steps, {request.episodes} evaluation episodes: " + "; ".join(parts)
-            + f". Invalid-action rate in training: {100 * train_invalid:.2f}% of env steps. "
+            + f". Invalid-action rate in training: {100 * train_invalid:.2f}% of {'agent' if agents > 1 else 'env'} "
+            "steps. "
             f"Files: {request.directory}/{{{files}}}.")
 
 
