@@ -420,7 +420,6 @@ class RLlibPPO(Algorithm):
         (every module but masked PPO's discrete one, which also takes the mask)."""
         import torch
 
-
         @torch.no_grad()
         def dist_inputs(observations: dict[str, np.ndarray]) -> np.ndarray:
             return module.forward_inference({"obs": self.features(observations)})["action_dist_inputs"].numpy()

@@ -71,7 +71,7 @@ class MultiAgentTrainingEnv(MultiAgentEnv):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._tracker.abandon_running()  # an episode cut off by a reset (RLlib's env checker) is not counted
-        self._env_steps -= self._episode_env_steps
+        self._env_steps -= min(self._episode_env_steps, self._env_steps)  # a drain may have reported some
         self._episode_env_steps = 0
         obs, _ = self.vec.reset(seed=seed)
         self.agents = list(self.possible_agents)

@@ -79,8 +79,9 @@ class EpisodeTracker:
     def abandon_running(self) -> None:
         """Forget the episodes in flight, steps included (their env was reset before they ended, as RLlib's
         env checker does before training)."""
-        self.steps -= int(self._length.sum())
-        self.steps_with_invalid -= int(self._invalid_steps.sum())
+        # Only steps not yet drained can be taken back (a drain may have reported part of the episode).
+        self.steps -= min(int(self._length.sum()), self.steps - self._drained[0])
+        self.steps_with_invalid -= min(int(self._invalid_steps.sum()), self.steps_with_invalid - self._drained[1])
         for accumulator in (self._return, self._length, self._invalid_steps, self._invalid_actions):
             accumulator[:] = 0
         self._resetting[:] = False
