@@ -138,7 +138,7 @@ class _NewStackNotice(logging.Filter):
 
 logging.getLogger("ray.rllib.algorithms.algorithm_config").addFilter(_NewStackNotice())
 # RLlib registers its env under one fixed gymnasium id each time an algorithm is built in a process.
-warnings.filterwarnings("ignore", message=".*Overriding environment rllib-single-agent-env-v0", category=UserWarning)
+warnings.filterwarnings("ignore", message=".*Overriding environment rllib-(single|multi)-agent-env-v0", category=UserWarning)
 
 
 def connect_ray(address: str | None, num_cpus: int) -> bool:

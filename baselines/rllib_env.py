@@ -1,4 +1,4 @@
-"""The suite's vector envs as RLlib sees them.
+"""The suite's vector envs as the PPO learners see them (RLlib, and the torch backend).
 
 RLlib's ``SingleAgentEnvRunner`` with ``gym_env_vectorize_mode="vector_entry_point"`` calls the
 env creator with its env config plus ``num_envs``; :func:`make_training_env` answers with
@@ -19,6 +19,11 @@ env creator with its env config plus ``num_envs``; :func:`make_training_env` ans
    side, so every action the env receives is admissible while PPO's loss is computed on the
    Gaussian sample the module drew (the projection is part of the environment the agent sees).
 6. :class:`ScaleReward`: multiplies the learning reward by a constant (e.g. 1/1000 for dollars).
+
+With several agents, :class:`MultiAgentTrainingVector` applies the same per-agent steps (1 to 4 and
+6; several agents train with masked categorical actions only) to ``envs.make_multi_agent_vector``'s
+``(num_envs, n_agents, ...)`` arrays: the torch backend trains on it directly, RLlib's multi-agent
+API through :class:`baselines.rllib_multi_agent.MultiAgentTrainingEnv` (one entry as agent dicts).
 """
 
 from __future__ import annotations
@@ -33,11 +38,11 @@ from gymnasium.vector.utils import batch_space
 
 import envs
 from baselines.rollout import EpisodeTracker
-from envs.masking import OBSERVATION_KEY
+from envs.masking import MASK_KEY, OBSERVATION_KEY
 
 __all__ = ["OBS_TRANSFORMS", "ACTION_MODES", "transform_features", "transformed_box", "agent_action_space", "env_actions",
            "make_training_env", "TrainingStats", "ScaleObservation", "PenalizeInvalid", "FeaturesOnly", "MapActions",
-           "ScaleReward", "find_wrapper"]
+           "ScaleReward", "find_wrapper", "MultiAgentTrainingVector"]
 
 OBS_TRANSFORMS = ("none", "symlog")
 #: How a continuous agent's action reaches the env:
@@ -231,3 +236,86 @@ def make_training_env(context: dict[str, Any]) -> gym.vector.VectorEnv:
     if context["reward_scale"] != 1.0:
         env = ScaleReward(env, float(context["reward_scale"]))
     return env
+
+
+class MultiAgentTrainingVector:
+    """``num_envs`` episodes of a k-agent discrete env, each agent seeing and learning what one agent would.
+
+    Over ``envs.make_multi_agent_vector`` (``(num_envs, n_agents, ...)`` arrays, next-step autoreset
+    of an entry once all its agents have left), per agent: episode statistics in the env's own
+    reward (drained once per iteration), the observation transform, the penalty and hidden mask of
+    penalty PPO and the reward scale, as :func:`make_training_env` does for one agent. ``context``
+    has :func:`make_training_env`'s keys (``action_mode`` is ignored: the actions are categorical).
+
+    ``acted`` (after a step) and ``acting`` (for the next one) say which agents take part: an agent
+    that has left or whose entry is resetting gets reward 0 and a stale observation, and its action
+    is not executed. With one agent this is :func:`make_training_env`'s env with an agent axis.
+    """
+
+    def __init__(self, context: dict[str, Any], num_envs: int):
+        self.vec = envs.make_multi_agent_vector(context["env_name"], num_envs, **context["env_config"])
+        core = self.vec.core
+        if not core.discrete:
+            raise ValueError(f"several agents train with masked categorical actions; env {context['env_name']!r} "
+                             f"has {core.action_space}")
+        self.core = core
+        self.num_envs, self.n_agents, self.agent_ids = num_envs, core.n_agents, list(core.agent_ids)
+        self.obs_transform = context["obs_transform"]
+        self.penalty = None if context.get("penalty") is None else float(context["penalty"])
+        self.reward_scale = float(context["reward_scale"])
+        features = transformed_box(core.feature_space, self.obs_transform)
+        #: One agent's observation space: the features alone for penalty PPO (which must not see the mask).
+        self.single_observation_space = features if self.penalty is not None else \
+            spaces.Dict({**core.observation_space.spaces, OBSERVATION_KEY: features})
+        self.single_action_space = core.action_space
+        self._tracker = EpisodeTracker(num_envs * core.n_agents, core.episode_metrics, next_step_autoreset=False)
+        self._env_steps = 0  # steps of an entry in which any of its agents acted, since the last drain
+        self._episode_env_steps = np.zeros(num_envs, dtype=np.int64)
+
+    @property
+    def acted(self) -> np.ndarray:
+        return self.vec.acted
+
+    @property
+    def acting(self) -> np.ndarray:
+        return self.vec.acting
+
+    @property
+    def live(self) -> np.ndarray:
+        return self.vec.live
+
+    def _observe(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | np.ndarray:
+        features = transform_features(obs[OBSERVATION_KEY], self.obs_transform)
+        return features if self.penalty is not None else {OBSERVATION_KEY: features, MASK_KEY: obs[MASK_KEY]}
+
+    def reset(self, *, seed: int | list[int | None] | None = None):
+        """Start every entry afresh; episodes in flight are abandoned (not counted)."""
+        self._tracker.abandon_running()
+        self._env_steps -= min(int(self._episode_env_steps.sum()), self._env_steps)  # a drain may have reported some
+        self._episode_env_steps[:] = 0
+        obs, info = self.vec.reset(seed=seed)
+        return self._observe(obs), info
+
+    def step(self, actions: np.ndarray):
+        """``actions`` ``(num_envs, n_agents, n_sub)``; returns the five values with the learning reward."""
+        obs, reward, terminated, truncated, info = self.vec.step(actions)
+        stepped = self.vec.acted.any(axis=1)
+        self._env_steps += int(stepped.sum())
+        self._episode_env_steps += stepped
+        self._tracker.update(reward, terminated, truncated, info, active=self.vec.acted)
+        if self.penalty is not None:
+            reward = reward - self.penalty * info["invalid_actions"]  # 0 for agents that did not act
+        if self.reward_scale != 1.0:
+            reward = reward * self.reward_scale
+        self._episode_env_steps[~self.vec.live.any(axis=1)] = 0  # entries whose episode is over
+        return self._observe(obs), reward, terminated, truncated, info
+
+    def drain(self) -> dict[str, Any]:
+        """Env steps, agent steps, agent steps with an inadmissible sub-action and finished agent-episodes
+        (``env_index = i * n_agents + j`` for entry i, agent j) since the last drain."""
+        out = {"env_steps": self._env_steps, **self._tracker.drain()}
+        self._env_steps = 0
+        return out
+
+    def close(self) -> None:
+        self.vec.close()

@@ -261,11 +261,13 @@ class MultiAgentVectorEnv:
 
     Observations are the core's own ``(num_envs, n_agents, ...)`` arrays; rewards, terminations and
     truncations are ``(num_envs, n_agents)``. An agent whose episode ended leaves it (as in the
-    PettingZoo view): from then on it is given :meth:`EnvCore.idle_action` whatever the caller sends,
-    and its outputs are zeros/False. An entry whose agents have all left is reset on the next step
-    (next-step autoreset, as in :class:`VectorEnv`: reward 0, the new episode's first observation).
-    ``acted`` (``(num_envs, n_agents)`` bool, after each step) says which agents took part in it: the
-    entries to count in statistics. Seeding is :class:`VectorEnv`'s (entry i seeded ``seed + i``).
+    PettingZoo view): while the others play on, it is given :meth:`EnvCore.idle_action` whatever the
+    caller sends, and its outputs are zeros/False. An entry whose agents have all left is reset on the
+    next step (next-step autoreset, as in :class:`VectorEnv`: reward 0, the new episode's first
+    observation, the caller's actions ignored; an env whose agents all end together so never needs an
+    idle action). ``acted`` (``(num_envs, n_agents)`` bool, after each step) says which agents took
+    part in it: the entries to count in statistics; ``acting`` says which will take part in the next
+    step. Seeding is :class:`VectorEnv`'s (entry i seeded ``seed + i``).
     """
 
     metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
@@ -296,17 +298,23 @@ class MultiAgentVectorEnv:
         self._autoreset[:] = False
         return self.core.observe(), _reset_info(self.core)
 
+    @property
+    def acting(self) -> np.ndarray:
+        """``(num_envs, n_agents)`` bool: the agents whose actions the next :meth:`step` executes."""
+        return self.live & ~self._autoreset[:, None]
+
     def step(self, actions):
         """``actions``: ``(num_envs, n_agents, ...)``; returns Gymnasium's five values, batched per agent."""
         actions = self.core.as_batched_actions(actions)
         resetting = self._autoreset.copy()
-        self.acted = self.live & ~resetting[:, None]
-        if not self.acted.all():
+        self.acted = self.acting
+        left = ~self.live & ~resetting[:, None]  # agents out of an episode the others still play
+        if left.any():
             if self._idle is None:
                 self._idle = self.core.as_batched_actions(
                     np.broadcast_to(self.core.idle_action(), (self.num_envs, self.n_agents, *np.shape(
                         self.core.idle_action()))))
-            actions = np.where(self.acted[..., None], actions, self._idle)
+            actions = np.where(left[..., None], self._idle, actions)
         result = self.core.step(actions, active=None if not resetting.any() else ~resetting)
         done = (result.terminated | result.truncated) & self.acted
         terminated, truncated = result.terminated & self.acted, result.truncated & self.acted
