@@ -1,19 +1,23 @@
 """The single-process torch backend of masked and penalty PPO (``--backend torch``).
 
 Why it exists: on one small machine RLlib's per-iteration machinery (EnvRunner, connectors,
-episode objects, the Learner's batch pipeline) costs more than the PPO arithmetic itself. On
-portfolio with the default settings RLlib samples and learns about 3,000 env steps/s on 2 cores,
-below sb3-contrib's MaskablePPO at the same settings; this backend runs the same algorithm as a
-plain batched loop (one forward pass per step of all ``num_envs_per_env_runner`` entries, PPO
-epochs over the flat batch) and is several times faster. RLlib stays the default, and the way to
-use more than one machine.
+episode objects, the Learner's batch pipeline) costs more than the PPO arithmetic itself: cProfile
+of an RLlib iteration on portfolio showed about 1.3 s of sampling per 8,192 env steps, most of it
+in connector pipelines and per-env unbatching, against 0.13 s for the same rollout in a plain
+batched loop. With several agents RLlib 2.60 also steps the env one episode at a time. This
+backend runs the same algorithm as that loop (one forward pass per step of all
+``num_envs_per_env_runner`` entries and their agents, PPO epochs over the flat batch) and is
+about twice as fast as RLlib with one agent and three times with three (README, "Speed"). RLlib
+stays the default, and the way to use more than one machine.
 
 What is shared, so the two backends are one algorithm:
 
 - the settings (:class:`baselines.ppo.PPOSettings`, per-env defaults included) and their checks;
-- the training env: :func:`baselines.rllib_env.make_training_env`, the same wrapper chain
-  (statistics in the env's own reward, observation transform, penalty, reward scale) over the
-  suite's natively batched env, with next-step autoreset;
+- the training env: :class:`baselines.rllib_env.MultiAgentTrainingVector`, the per-agent steps of
+  RLlib's training envs (statistics in the env's own reward, observation transform, penalty,
+  reward scale) over the suite's natively batched env, with next-step autoreset; one agent is the
+  case k = 1, and several agents share one network or have one each (``policies``), as on RLlib's
+  multi-agent API, but all ``num_envs x n_agents`` of them are sampled in one forward pass;
 - the masking: :func:`baselines.masked_logits.apply_mask` on the policy's logits, in sampling
   and in the loss, exactly as in masked PPO's RLlib module;
 - evaluation (the same policies) and the results files.
@@ -23,7 +27,8 @@ The algorithm is PPO with the clipped surrogate, GAE, a separate policy and valu
 normalised per minibatch, the value loss clipped at ``vf_clip_param`` (RLlib's meaning), Adam
 (eps 1e-5, the fused implementation) with global gradient-norm clipping. Steps that only reset an
 entry (next-step autoreset) are left out of the loss; truncated episodes bootstrap from the value
-of their last observation. Discrete envs only (continuous ones: ``backend=rllib``).
+of their last observation, and so are the steps of an agent that has left its episode while the
+others play on. Discrete envs only (continuous ones: ``backend=rllib``).
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from baselines.masked_logits import apply_mask, log_prob_and_entropy, sample_wit
 from baselines.masked_ppo import MaskedPPO
 from baselines.penalty_ppo import PenaltyPPO
 from baselines.ppo import PPOSettings, RLlibPPO
-from baselines.rllib_env import TrainingStats, find_wrapper, make_training_env
+from baselines.rllib_env import MultiAgentTrainingVector
+from baselines.rollout import joint_policy
 from envs.config import ConfigError
 from envs.masking import MASK_KEY, OBSERVATION_KEY, action_nvec
 
@@ -101,6 +107,14 @@ class TorchPPO(Algorithm):
 
     Reuses the RLlib class's non-RLlib parts through the MRO: config checks, the env context,
     feature transform and evaluation policies built from logits.
+
+    Every env is sampled as ``envs.make_multi_agent_vector`` (through
+    :class:`baselines.rllib_env.MultiAgentTrainingVector`), one agent being the case k = 1, and a
+    rollout is ``(steps, num_envs * n_agents)`` rows, agent ``j`` of entry ``i`` in column
+    ``i * n_agents + j``. Steps in which an agent does not act (it has left the episode, or its
+    entry is resetting) are left out of the loss. With ``policies=shared`` (the default) one network
+    acts for every agent and learns from all their steps; with ``policies=per_agent`` agent ``j``
+    has network ``j``, learning from its own steps only, as RLlib's multi-agent API does.
     """
 
     config: PPOSettings
@@ -121,9 +135,6 @@ class TorchPPO(Algorithm):
         if not core.discrete:
             raise ConfigError(f"{name} backend=torch is for discrete actions; env {env_name!r} has "
                               f"{core.action_space}: use backend=rllib")
-        if core.n_agents != 1:
-            raise ConfigError(f"{name} backend=torch trains one agent; n_agents={core.n_agents} trains on "
-                              f"backend=rllib (RLlib's multi-agent API)")
         c = config
         if c.num_env_runners:
             raise ConfigError(f"algo config: backend=torch samples in one process; num_env_runners must be 0, "
@@ -132,57 +143,72 @@ class TorchPPO(Algorithm):
             raise ConfigError(f"algo config: backend=torch needs train_batch_size ({c.train_batch_size}) to be a "
                               f"multiple of num_envs_per_env_runner ({c.num_envs_per_env_runner})")
         self.nvec = [int(n) for n in action_nvec(self.action_space)]
-        self.env = make_training_env({**self.env_context(), "num_envs": c.num_envs_per_env_runner})
-        self.stats = find_wrapper(self.env, TrainingStats)
+        self.n_agents = len(self.agent_ids)
+        self.env = MultiAgentTrainingVector(self.env_context(), c.num_envs_per_env_runner)
+        #: The network that acts for agent j: ``self.models[self.model_of[j]]``.
+        self.model_of = [j if c.policies == "per_agent" else 0 for j in range(self.n_agents)]
         n_features = int(np.prod(core.feature_space.shape))
         with torch.random.fork_rng():
             torch.manual_seed(derived_seed(seed, "policy"))
-            self.model = ActorCritic(n_features, sum(self.nvec), c.hidden, c.activation)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr, eps=1e-5, fused=True)  # fused: 15% faster here
+            self.models = nn.ModuleList([ActorCritic(n_features, sum(self.nvec), c.hidden, c.activation)
+                                         for _ in range(max(self.model_of) + 1)])
+        self.optimizers = [torch.optim.Adam(model.parameters(), lr=c.lr, eps=1e-5, fused=True)  # fused: 15% faster
+                           for model in self.models]
         self.generator = torch.Generator().manual_seed(derived_seed(seed, "sampling"))
         self._obs, _ = self.env.reset(seed=derived_seed(seed, "env"))
-        self._resetting = np.zeros(c.num_envs_per_env_runner, dtype=bool)
         self.env_steps = 0
         self.episodes = 0
 
     # ------------------------------------------------------------------ acting
 
     def _split(self, obs) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The features (already transformed by the training env) and the mask, if the agent sees it."""
-        if isinstance(obs, dict):
-            return torch.from_numpy(obs[OBSERVATION_KEY]), torch.from_numpy(obs[MASK_KEY])
-        return torch.from_numpy(obs), None
+        """The ``(num_envs * n_agents, ...)`` features (already transformed by the training env) and the
+        mask, if the agent sees it; the mask of an agent that will not act admits everything (its action
+        is not executed, and the stale mask of a car that left may admit nothing)."""
+        if not isinstance(obs, dict):
+            return torch.from_numpy(obs).flatten(0, 1), None
+        mask = obs[MASK_KEY]
+        acting = self.env.acting
+        if not acting.all():
+            mask = np.where(acting[..., None], mask, np.int8(1))
+        return torch.from_numpy(obs[OBSERVATION_KEY]).flatten(0, 1), torch.from_numpy(mask).flatten(0, 1)
+
+    def _forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and values of ``(num_envs * n_agents, ...)`` rows, each agent's through its network."""
+        if len(self.models) == 1:
+            return self.models[0](features)
+        per_agent = features.unflatten(0, (-1, self.n_agents))
+        outputs = [self.models[self.model_of[j]](per_agent[:, j]) for j in range(self.n_agents)]
+        return (torch.stack([logits for logits, _ in outputs], dim=1).flatten(0, 1),
+                torch.stack([value for _, value in outputs], dim=1).flatten(0, 1))
 
     def _logits(self, logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return logits if mask is None else apply_mask(logits, mask, self.nvec, self.env_name)
 
     def _rollout(self) -> dict[str, np.ndarray | torch.Tensor]:
         c = self.config
-        n, steps = c.num_envs_per_env_runner, c.train_batch_size // c.num_envs_per_env_runner
+        n, k = c.num_envs_per_env_runner, self.n_agents
+        steps = c.train_batch_size // n
         features, masks, actions, log_probs = [], [], [], []
-        values = np.zeros((steps + 1, n), dtype=np.float32)
-        rewards = np.zeros((steps, n), dtype=np.float32)
-        terminated = np.zeros((steps, n), dtype=bool)
-        truncated = np.zeros((steps, n), dtype=bool)
-        real = np.zeros((steps, n), dtype=bool)
-        single = len(self.nvec) == 1 and not hasattr(self.action_space, "nvec")
+        values = np.zeros((steps + 1, n * k), dtype=np.float32)
+        rewards = np.zeros((steps, n * k), dtype=np.float32)
+        terminated = np.zeros((steps, n * k), dtype=bool)
+        truncated = np.zeros((steps, n * k), dtype=bool)
+        real = np.zeros((steps, n * k), dtype=bool)
         with torch.no_grad():
             for t in range(steps):
                 feats, mask = self._split(self._obs)
-                logits, value = self.model(feats)
+                logits, value = self._forward(feats)
                 action, log_prob = sample_with_log_prob(self._logits(logits, mask), self.nvec, self.generator)
                 features.append(feats)
                 masks.append(mask)
                 actions.append(action)
                 log_probs.append(log_prob)
                 values[t] = value.numpy()
-                env_action = action.numpy()
-                self._obs, reward, terminated[t], truncated[t], _ = self.env.step(
-                    env_action[:, 0] if single else env_action)
-                rewards[t] = reward
-                real[t] = ~self._resetting
-                self._resetting = terminated[t] | truncated[t]
-            values[steps] = self.model(self._split(self._obs)[0])[1].numpy()
+                self._obs, reward, done, cut, _ = self.env.step(action.numpy().reshape(n, k, -1))
+                rewards[t], terminated[t], truncated[t] = reward.reshape(-1), done.reshape(-1), cut.reshape(-1)
+                real[t] = self.env.acted.reshape(-1)
+            values[steps] = self._forward(self._split(self._obs)[0])[1].numpy()
         adv = advantages(rewards, values, terminated, truncated, real, c.gamma, c.gae_lambda)
         keep = torch.from_numpy(real.reshape(-1))
         flat = {"features": torch.stack(features).flatten(0, 1)[keep],
@@ -190,7 +216,8 @@ class TorchPPO(Algorithm):
                 "log_probs": torch.stack(log_probs).flatten(0, 1)[keep],
                 "advantages": torch.from_numpy(adv.reshape(-1))[keep],
                 "returns": torch.from_numpy((adv + values[:steps]).reshape(-1))[keep],
-                "values": torch.from_numpy(values[:steps].reshape(-1))[keep]}
+                "values": torch.from_numpy(values[:steps].reshape(-1))[keep],
+                "agents": torch.arange(k).repeat(steps * n)[keep]}
         if masks[0] is not None:
             flat["masks"] = torch.stack(masks).flatten(0, 1)[keep]
         return flat
@@ -202,34 +229,43 @@ class TorchPPO(Algorithm):
         return c.lr if c.lr_schedule == "constant" else c.lr * max(0.0, 1.0 - self.env_steps / self.budget)
 
     def _learn(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """PPO epochs for each network over the rows of the agents it acts for."""
+        if len(self.models) == 1:
+            parts = [(self.models[0], self.optimizers[0], batch)]
+        else:
+            owner = torch.tensor(self.model_of)[batch["agents"]]
+            parts = [(model, optimizer, {key: value[owner == m] for key, value in batch.items()})
+                     for m, (model, optimizer) in enumerate(zip(self.models, self.optimizers))]
         c = self.config
         lr = self._learning_rate()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        size = len(batch["actions"])
         totals = {"policy_loss": 0.0, "vf_loss": 0.0, "entropy": 0.0}
         updates = 0
-        for _ in range(c.num_epochs):
-            order = torch.randperm(size, generator=self.generator)
-            for start in range(0, size, c.minibatch_size):
-                index = order[start:start + c.minibatch_size]
-                logits, value = self.model(batch["features"][index])
-                logits = self._logits(logits, batch["masks"][index] if "masks" in batch else None)
-                log_prob, entropy = log_prob_and_entropy(logits, batch["actions"][index], self.nvec)
-                adv = batch["advantages"][index]
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(index) > 1 else adv
-                ratio = torch.exp(log_prob - batch["log_probs"][index])
-                policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - c.clip_param, 1 + c.clip_param) * adv).mean()
-                vf_loss = (value - batch["returns"][index]).pow(2).clamp(max=c.vf_clip_param).mean()
-                loss = policy_loss + c.vf_loss_coeff * vf_loss - c.entropy_coeff * entropy.mean()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-                self.optimizer.step()
-                totals["policy_loss"] += policy_loss.item()
-                totals["vf_loss"] += vf_loss.item()
-                totals["entropy"] += entropy.mean().item()
-                updates += 1
+        for model, optimizer, rows in parts:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            size = len(rows["actions"])
+            for _ in range(c.num_epochs):
+                order = torch.randperm(size, generator=self.generator)
+                for start in range(0, size, c.minibatch_size):
+                    index = order[start:start + c.minibatch_size]
+                    logits, value = model(rows["features"][index])
+                    logits = self._logits(logits, rows["masks"][index] if "masks" in rows else None)
+                    log_prob, entropy = log_prob_and_entropy(logits, rows["actions"][index], self.nvec)
+                    adv = rows["advantages"][index]
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(index) > 1 else adv
+                    ratio = torch.exp(log_prob - rows["log_probs"][index])
+                    policy_loss = -torch.min(ratio * adv,
+                                             ratio.clamp(1 - c.clip_param, 1 + c.clip_param) * adv).mean()
+                    vf_loss = (value - rows["returns"][index]).pow(2).clamp(max=c.vf_clip_param).mean()
+                    loss = policy_loss + c.vf_loss_coeff * vf_loss - c.entropy_coeff * entropy.mean()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+                    optimizer.step()
+                    totals["policy_loss"] += policy_loss.item()
+                    totals["vf_loss"] += vf_loss.item()
+                    totals["entropy"] += entropy.mean().item()
+                    updates += 1
         returns, values = batch["returns"], batch["values"]
         explained = 1 - float((returns - values).var() / returns.var()) if returns.var() > 0 else math.nan
         return {**{k: v / max(updates, 1) for k, v in totals.items()}, "vf_explained_var": explained, "lr": lr}
@@ -240,43 +276,56 @@ class TorchPPO(Algorithm):
         started = time.perf_counter()
         batch = self._rollout()
         learner = self._learn(batch)
-        stats = self.stats.drain()
-        self.env_steps += stats["steps"]
+        stats = self.env.drain()
+        self.env_steps += stats["env_steps"]
         self.episodes += len(stats["episodes"])
-        return progress_row(env_steps=self.env_steps, episodes=self.episodes, steps=stats["steps"],
+        several = self.n_agents > 1
+        return progress_row(env_steps=self.env_steps, episodes=self.episodes, steps=stats["env_steps"],
                             invalid_steps=stats["invalid_steps"], finished=stats["episodes"],
-                            seconds=time.perf_counter() - started, learner=learner)
+                            seconds=time.perf_counter() - started, learner=learner,
+                            agent_steps=stats["steps"] if several else None,
+                            agent_ids=self.agent_ids if several else None)
 
     # ------------------------------------------------------------------ evaluation
 
-    def logits_of(self, masked: bool):
-        """``observations -> (N, sum(nvec))`` numpy logits of the policy, masked or not."""
+    def logits_of(self, model: ActorCritic, masked: bool):
+        """``observations -> (N, sum(nvec))`` numpy logits of ``model``'s policy, masked or not."""
 
         @torch.no_grad()
         def logits(observations: dict[str, np.ndarray]) -> np.ndarray:
-            out = self.model.policy(self.features(observations))
+            out = model.policy(self.features(observations))
             mask = torch.from_numpy(observations[MASK_KEY]) if masked else None
             return self._logits(out, mask).numpy()
 
         return logits
 
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
+        """Greedy and stochastic, with the mask on and (masked PPO) off; with several agents, each agent
+        plays its network's (:func:`baselines.rollout.joint_policy`)."""
         masks = (True, False) if self.masked else (False,)
-        return {(policy, "on" if masked else "off"): self.module_policy(self.logits_of(masked),
-                                                                        stochastic=policy == "stochastic")
-                for masked in masks for policy in ("greedy", "stochastic")}
+        per_model = [{(policy, "on" if masked else "off"): self.module_policy(self.logits_of(model, masked),
+                                                                              stochastic=policy == "stochastic")
+                      for masked in masks for policy in ("greedy", "stochastic")} for model in self.models]
+        if self.n_agents == 1:
+            return per_model[0]
+        return {key: joint_policy([per_model[m][key] for m in self.model_of]) for key in per_model[0]}
 
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, directory: Path) -> None:
-        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        torch.save({"models": [model.state_dict() for model in self.models],
+                    "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
                     "generator": self.generator.get_state()}, directory / "torch_ppo.pt")
         (directory / "counters.json").write_text(json.dumps({"env_steps": self.env_steps, "episodes": self.episodes}))
 
     def restore(self, directory: Path) -> None:
         state = torch.load(directory / "torch_ppo.pt", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if "model" in state:  # a checkpoint of one network, before networks per agent
+            state = {**state, "models": [state["model"]], "optimizers": [state["optimizer"]]}
+        for model, optimizer, weights, moments in zip(self.models, self.optimizers, state["models"],
+                                                      state["optimizers"], strict=True):
+            model.load_state_dict(weights)
+            optimizer.load_state_dict(moments)
         self.generator.set_state(state["generator"])
         counters = json.loads((directory / "counters.json").read_text())
         self.env_steps, self.episodes = counters["env_steps"], counters["episodes"]

@@ -12,6 +12,9 @@ CPUs and shut down at the end.
   and on the torch backend, and of sb3-contrib's MaskablePPO at the same settings in its usual
   set-up (a DummyVecEnv of single envs) and on the suite's batched env (the last two need
   ``pip install -e ".[compare]"``).
+  With ``n_agents`` 3, the same iteration of masked PPO with three traders in one market (one
+  shared policy) on RLlib's multi-agent API (which steps one episode at a time) and on the torch
+  backend (all entries and agents batched); ``agent_steps_per_second`` counts each trader's steps.
 """
 
 import gymnasium as gym
@@ -98,11 +101,12 @@ def _trainer(name):
     return MaskedPPO.implementation(config), config
 
 
-@pytest.mark.parametrize("name", ["masked_ppo_rllib", "masked_ppo_torch", "sb3_dummy_vec_env", "sb3_batched"])
+@pytest.mark.parametrize("name, n_agents", [("masked_ppo_rllib", 1), ("masked_ppo_torch", 1), ("sb3_dummy_vec_env", 1),
+                                             ("sb3_batched", 1), ("masked_ppo_rllib", 3), ("masked_ppo_torch", 3)])
 @pytest.mark.benchmark(group="train")
-def test_train_iteration(benchmark, ray_local, name):
+def test_train_iteration(benchmark, ray_local, name, n_agents):
     algo_cls, config = _trainer(name)
-    algo = algo_cls("portfolio", {}, config, seed=0, budget=10**7)
+    algo = algo_cls("portfolio", {"n_agents": n_agents}, config, seed=0, budget=10**7)
     try:
         first = algo.train_iteration()  # warm-up
         rows = []
@@ -111,5 +115,6 @@ def test_train_iteration(benchmark, ray_local, name):
         assert all(row["invalid_action_rate"] == 0 for row in rows)
         benchmark.extra_info["env_steps_per_iteration"] = float(steps)
         benchmark.extra_info["env_steps_per_second"] = float(steps) / benchmark.stats["mean"]
+        benchmark.extra_info["agent_steps_per_second"] = n_agents * float(steps) / benchmark.stats["mean"]
     finally:
         algo.close()
