@@ -19,7 +19,8 @@ Scores:
 - **threshold**: ``--threshold ENV=VALUE``, else the env's default (portfolio: $3,000, the post's
   headline), else the return at score 80; env steps and wall seconds to the first periodic
   evaluation (``eval_return_mean`` in ``progress.csv``) at or above it, median over the seeds
-  that reach it.
+  that reach it; ``seeds_reaching`` of ``seeds_evaluated`` (a run made with ``--eval-every 0`` has
+  no periodic evaluations and is left out of both, not counted as failing to reach it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,8 +67,20 @@ def _weighted_invalid_rate(progress: pd.DataFrame) -> float:
     return float((progress["invalid_action_rate"] * steps).sum() / steps.sum()) if steps.sum() else math.nan
 
 
+def _reaching(row: Mapping[str, Any]) -> str:
+    """``reached/evaluated`` seeds, and how many could not be judged (run without periodic evaluations)."""
+    unjudged = row["seeds"] - row["seeds_evaluated"]
+    return f"{row['seeds_reaching']}/{row['seeds_evaluated']}" + \
+        (f" ({unjudged} without periodic evaluation)" if unjudged else "")
+
+
+def _evaluated_during_training(progress: pd.DataFrame) -> bool:
+    """Whether a run has periodic evaluations (``--eval-every``), without which no threshold can be seen."""
+    return "eval_return_mean" in progress and bool(progress["eval_return_mean"].notna().any())
+
+
 def _first_crossing(progress: pd.DataFrame, threshold: float) -> tuple[float, float]:
-    if "eval_return_mean" not in progress or math.isnan(threshold):
+    if not _evaluated_during_training(progress) or math.isnan(threshold):
         return math.nan, math.nan
     hit = progress[progress["eval_return_mean"] >= threshold]
     if hit.empty:
@@ -187,6 +201,7 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
                     "eval_invalid_rate": float(group["eval_invalid_rate"].mean()),
                     "mask_off_return": float(group["mask_off_return"].mean()),
                     "threshold": threshold, "seeds_reaching": len(reached),
+                    "seeds_evaluated": sum(_evaluated_during_training(progress_of[run]) for run in group["run"]),
                     "steps_to_threshold": float(np.median([c[0] for c in reached])) if reached else math.nan,
                     "seconds_to_threshold": float(np.median([c[1] for c in reached])) if reached else math.nan,
                     "env_steps": float(group["env_steps"].mean()), "wall_seconds": float(group["wall_seconds"].mean()),
@@ -265,7 +280,7 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
             lines.append(
                 f"| {r['algo']} | {r['config'] or '–'} | {r['seeds']} | {r['policy']} | {_fmt(r['return_mean'])}{ci} | "
                 f"{_fixed(r['score'])} | {100 * r['train_invalid_rate']:.2f}% / {100 * r['eval_invalid_rate']:.2f}% | "
-                f"{_fmt(r['mask_off_return'])} | {r['seeds_reaching']}/{r['seeds']} | "
+                f"{_fmt(r['mask_off_return'])} | {_reaching(r)} | "
                 f"{_fixed(r['steps_to_threshold'], 0)} / {_fixed(r['seconds_to_threshold'])} | "
                 f"{_fixed(r['env_steps_per_second'], 0)} |")
         lines.append("")

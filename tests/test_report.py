@@ -43,7 +43,7 @@ def test_summary_numbers_are_the_known_answers(toy):
     assert masked["score"] == pytest.approx(50.0)  # (15 - 10) / (20 - 10)
     assert masked["score_ci_low"] == pytest.approx(50.0 - 10 * T_975_2 / math.sqrt(3))
     assert masked["threshold"] == pytest.approx(18.0)  # the return at score 80
-    assert masked["seeds_reaching"] == 2
+    assert masked["seeds_reaching"] == 2 and masked["seeds_evaluated"] == 3
     assert masked["steps_to_threshold"] == pytest.approx(250.0)  # median of 200 and 300
     assert masked["seconds_to_threshold"] == pytest.approx(3.75)  # median of 3.0 and 4.5
     assert masked["train_invalid_rate"] == pytest.approx(0.5 / 3)  # 50 of the first 100 of 300 steps
@@ -52,6 +52,16 @@ def test_summary_numbers_are_the_known_answers(toy):
     assert row(summary, "random_valid")["score"] == pytest.approx(0.0)
     assert row(summary, "oracle")["score"] == pytest.approx(100.0)
     assert math.isnan(row(summary, "oracle")["mask_off_return"])  # no mask-off policy evaluated
+
+
+def test_seeds_without_periodic_evaluations_are_not_counted_as_missing_the_threshold(toy, make_run, tmp_path):
+    make_run(tmp_path, "toy", "masked_ppo", 3, iterations=3, steps=300, returns=[15.0] * 3,
+             evals=[{"episode": 0, "policy": "greedy", "mask": "off", "return": 5.0}])  # --eval-every 0
+    summary, _ = report.summarize(results.load(toy))
+    masked = row(summary, "masked_ppo")
+    assert (masked["seeds"], masked["seeds_evaluated"], masked["seeds_reaching"]) == (4, 3, 2)
+    _, _, text = report.write_report(toy, tmp_path / "out")
+    assert "| 2/3 (1 without periodic evaluation) |" in text
 
 
 def test_threshold_from_the_command_line_and_env_defaults(toy):
