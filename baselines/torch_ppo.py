@@ -7,7 +7,7 @@ in connector pipelines and per-env unbatching, against 0.13 s for the same rollo
 batched loop. With several agents RLlib 2.60 also steps the env one episode at a time. This
 backend runs the same algorithm as that loop (one forward pass per step of all
 ``num_envs_per_env_runner`` entries and their agents, PPO epochs over the flat batch) and is
-about twice as fast as RLlib with one agent and three times with three (README, "Speed"). RLlib
+1.7 to 2.2 times as fast as RLlib with one agent and 2.8 times with three (README, "Speed"). RLlib
 stays the default, and the way to use more than one machine.
 
 What is shared, so the two backends are one algorithm:
