@@ -174,9 +174,7 @@ def test_penalty_ppo_trains_one_policy_per_car(tmp_path):
 
 # ------------------------------------------------------------------ the torch backend with several agents
 
-TORCH_TINY = ["--algo-config", "train_batch_size=512", "--algo-config", "minibatch_size=128",
-              "--algo-config", "num_epochs=2", "--algo-config", "num_envs_per_env_runner=16",
-              "--algo-config", "hidden=16", "--backend", "torch"]
+TORCH_TINY = [*TINY, "--backend", "torch"]
 
 
 def torch_algo(name, env_config, algo="masked_ppo", **settings):

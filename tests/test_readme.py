@@ -72,12 +72,11 @@ def test_register_example_trains_masked_ppo_on_the_torch_backend(shelf_module, t
     """The shelf ends all agents together and so has no idle action: autoreset must not ask for one."""
     import shelf  # noqa: F401  (registers the env)
     from suite import run
+    from tests.test_rllib_ppo import TINY
 
-    tiny = ["--algo-config", "train_batch_size=512", "--algo-config", "minibatch_size=128",
-            "--algo-config", "num_envs_per_env_runner=16", "--algo-config", "hidden=16"]
     assert run.run_cli(run.main, "python -m suite.run", [
         "--env", "shelf", "--algo", "masked_ppo", "--backend", "torch", "--steps", "1024", "--episodes", "4",
-        "--out", str(tmp_path), "--quiet", *tiny]) == 0
+        "--out", str(tmp_path), "--quiet", *TINY]) == 0
     progress = pd.read_csv(tmp_path / "shelf" / "masked_ppo" / "seed0" / "progress.csv")
     assert progress["episodes"].iloc[-1] >= 16 and (progress["invalid_action_rate"] == 0).all()
 
