@@ -1,4 +1,4 @@
-"""Masked categorical logits, shared by masked PPO's RLlib module, its torch backend and evaluation.
+"""Masked categorical logits, shared by the RLlib masking module and the torch backend.
 
 Actions are ``Discrete`` or ``MultiDiscrete``; logits are flat, ``(..., sum(nvec))``, one block per
 sub-action (the layout of the suite's flat mask and of RLlib's multi-categorical distribution).
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from envs.masking import EmptyMaskError
 
-__all__ = ["MASKED_LOGIT", "apply_mask", "choose_actions", "sample_with_log_prob", "log_prob_and_entropy"]
+__all__ = ["MASKED_LOGIT", "apply_mask", "sample_with_log_prob", "log_prob_and_entropy"]
 
 #: Logit of a masked value: probability exactly 0, entropy and KL terms finite.
 MASKED_LOGIT = torch.finfo(torch.float32).min
@@ -35,18 +34,6 @@ def apply_mask(logits: torch.Tensor, mask: torch.Tensor, nvec: Sequence[int], en
             raise EmptyMaskError(f"env {env_name!r} produced {count} observation(s) whose action mask admits no "
                                  f"value of sub-action {k}; every env must keep at least one action admissible")
     return torch.where(admitted, logits, torch.full_like(logits, MASKED_LOGIT))
-
-
-def choose_actions(logits: np.ndarray, nvec: Sequence[int], rng: np.random.Generator | None) -> np.ndarray:
-    """One value per sub-action from flat ``(N, sum(nvec))`` logits: ``(N, len(nvec))``.
-
-    ``rng`` given: a sample of each block's categorical (Gumbel-max, so the draw depends only on
-    ``rng``); ``rng=None``: the most likely value of each block (greedy).
-    """
-    if rng is not None:
-        logits = logits - np.log(-np.log(rng.uniform(np.finfo(np.float64).tiny, 1.0, size=logits.shape)))
-    bounds = np.cumsum([0, *nvec])
-    return np.stack([logits[:, lo:hi].argmax(axis=-1) for lo, hi in zip(bounds[:-1], bounds[1:])], axis=-1)
 
 
 def _blocks(logits: torch.Tensor, nvec: Sequence[int]) -> list[torch.Tensor]:

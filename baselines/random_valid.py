@@ -20,8 +20,8 @@ import numpy as np
 from gymnasium import spaces
 
 import envs
-from baselines.base import Algorithm, Policy, derived_seed
-from baselines.rollout import EpisodeTracker, progress_row
+from baselines.algorithm import Algorithm, Policy, derived_seed
+from baselines.episodes import EpisodeTracker, progress_row
 from envs.config import setting
 from envs.masking import MASK_KEY, AdmissibleSet, action_nvec, is_discrete, sample_masked
 
@@ -83,10 +83,8 @@ class RandomValid(Algorithm):
         self.tracker = EpisodeTracker(config.num_envs * self.n_agents, self.env.core.episode_metrics,
                                       next_step_autoreset=self.n_agents == 1)
         self.obs, _ = self.env.reset(seed=derived_seed(seed, "env"))
-        self.env_steps = 0
-        self.episodes = 0
 
-    def _act(self, obs: dict[str, np.ndarray], rng: np.random.Generator, env: envs.views.VectorEnv) -> np.ndarray:
+    def _act(self, obs: dict[str, np.ndarray], rng: np.random.Generator, env: envs.views.VectorView) -> np.ndarray:
         admissible = None if self.policy.discrete else env.core.admissible_set()
         return self.policy(obs, rng, admissible_set=admissible)
 

@@ -1,4 +1,6 @@
-"""maskbench environments: one masking interface, one batched core per env, its views.
+"""maskbench environments: one masking interface, one batched core per env, its four views.
+
+Importing ``envs`` registers the built-in envs (each registers itself in its own module).
 
 >>> import envs
 >>> env = envs.make("portfolio")                  # gymnasium.Env
@@ -7,11 +9,25 @@
 >>> mav = envs.make_multi_agent_vector("portfolio", 64, n_agents=3)  # (64, 3, ...) arrays
 """
 
+from envs import portfolio, speed_limit, sum_to_zero  # noqa: F401  (the built-in envs register themselves)
 from envs.config import ConfigError
 from envs.core import EnvCore, StepResult
 from envs.masking import AdmissibleSet, Constraint
-from envs.registry import (EnvSpec, config_dict, describe, make, make_core, make_multi_agent_vector, make_parallel,
-                           make_vector, names, register, resolve_config, spec, unregister)
+from envs.registry import (
+                           EnvSpec,
+                           config_dict,
+                           describe,
+                           make,
+                           make_core,
+                           make_multi_agent_vector,
+                           make_parallel,
+                           make_vector,
+                           names,
+                           register,
+                           resolve_config,
+                           spec,
+                           unregister,
+)
 
 __all__ = [
     "AdmissibleSet", "ConfigError", "Constraint", "EnvCore", "EnvSpec", "StepResult",

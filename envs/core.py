@@ -2,9 +2,10 @@
 
 An env is one subclass of :class:`EnvCore`. Its state is a struct of numpy arrays shaped
 ``(batch, agents, ...)`` (or ``(batch, ...)`` for what agents share), and every method works on
-the whole batch at once. The three views in :mod:`envs.views` are thin: the Gymnasium env is batch
-1 with one agent, the PettingZoo env batch 1 with its agents, the vector env batch N. There is no
-second copy of the dynamics and no per-env Python loop in the hot path.
+the whole batch at once. The four views in :mod:`envs.views` are thin: the Gymnasium env is batch
+1 with one agent, the PettingZoo env batch 1 with its agents, the vector env batch N with one
+agent and the multi-agent vector env batch N with all its agents. There is no second copy of the
+dynamics and no per-env Python loop in the hot path.
 
 :meth:`EnvCore.step` is the one place where the masking contract is enforced for every env:
 actions are checked against the mask (or admissible set), inadmissible ones are counted, named by
@@ -25,7 +26,11 @@ from gymnasium import spaces
 from envs import masking
 from envs.masking import Constraint, InadmissibleActionError
 
-__all__ = ["EnvCore", "StepResult"]
+__all__ = ["EnvCore", "StepResult", "OPTIONAL_HOOKS"]
+
+#: What an env may offer beyond the abstract methods (see "optional hooks" in :class:`EnvCore`).
+OPTIONAL_HOOKS = ("metrics", "idle_action", "sample_states", "oracle_actions", "check_oracle_config",
+                  "reallocation_to", "target_return")
 
 
 @dataclass
@@ -47,11 +52,16 @@ class StepResult:
 
 
 class EnvCore(ABC):
-    """Base class of every maskbench env: one batched implementation behind three views.
+    """Base class of every maskbench env: one batched implementation behind four views.
 
     Subclasses set the class attributes, build ``action_space`` and ``feature_space`` (per agent)
     in ``__init__`` and implement the abstract methods. Discrete envs implement
     :meth:`action_mask`; continuous envs implement :meth:`admissible_set`.
+
+    Everything else an env *may* offer is declared below under "optional hooks", each with who
+    calls it; :meth:`provides` says whether a core class implements one. A hook left alone keeps
+    the base class's behaviour (most raise ``NotImplementedError``, which callers treat as "not
+    offered").
 
     Class attributes:
         Config: the frozen config dataclass (see :mod:`envs.config`). A field ``n_agents`` is
@@ -119,21 +129,69 @@ class EnvCore(ABC):
     def transition(self, actions: np.ndarray) -> StepResult:
         """Advance every entry by one step with admissible ``actions``; return rewards and ends."""
 
+    # ---------------------------------------------------------------- optional hooks
+
     def metrics(self) -> dict[str, np.ndarray]:
-        """Current values of :attr:`episode_metrics`, each ``(batch, agents)``."""
+        """Current values of :attr:`episode_metrics`, each ``(batch, agents)``.
+
+        Called by the views after every reset and step (they are part of the info), so the runners
+        (training statistics, ``suite.run``'s evaluation) can record their end-of-episode values.
+        """
         return {}
 
     def idle_action(self) -> np.ndarray:
-        """The action of an agent that has left the episode (never counted as inadmissible)."""
+        """The action of an agent that has left the episode while others play on (never counted as
+        inadmissible). Called by the PettingZoo and multi-agent vector views; an env whose agents all
+        end together never needs one."""
         raise NotImplementedError(f"{type(self).__name__} ends all agents together and has no idle action")
 
     def sample_states(self, rng: np.random.Generator, num_states: int) -> Any:
-        """Optional: arbitrary (not only reachable) states for checkers, batch ``num_states``.
+        """Arbitrary (not only reachable) states for checkers, batch ``num_states``.
 
-        Return an object of the same kind as ``self.state``; a checker sets it on a core built
-        with ``num_envs=num_states`` and compares mask and predicates there.
+        Called by ``suite.check``: it sets the returned object (of the same kind as ``self.state``)
+        on a core built with ``num_envs=num_states`` and compares mask and predicates there. Without
+        it the checker audits rollout states only.
         """
         raise NotImplementedError
+
+    def oracle_actions(self) -> np.ndarray:
+        """The env's upper reference action for every entry and agent in its current state:
+        ``(batch, agents, n_sub)`` for discrete actions, ``(batch, agents, *shape)`` for Box.
+
+        Called by the ``oracle`` algorithm (``suite.run --algo oracle``), whose score is 100 in
+        ``suite.report``. Its docstring should say whether it is an exact optimum.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no oracle")
+
+    @classmethod
+    def check_oracle_config(cls, config: Any) -> None:
+        """Raise ``ConfigError`` (one line) when :meth:`oracle_actions` is not what it claims under
+        ``config`` (e.g. not exact). Called by the ``oracle`` algorithm before it plays."""
+
+    def reallocation_to(self, targets: np.ndarray) -> np.ndarray:
+        """Allocation envs: the action that moves every entry and agent to ``targets / sum(targets)``.
+
+        ``targets`` is ``(batch, agents, *shape)``. Called by ``normalize_ppo`` (the agent outputs
+        target weights, the env side rescales them); envs without it cannot run that method.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not reallocate weights")
+
+    @classmethod
+    def target_return(cls, config: Any) -> float | None:
+        """A return with a meaning of its own under ``config`` (portfolio: the post's $3,000), or None.
+
+        Called by ``suite.report`` (env steps and seconds to this return) and ``suite.race`` (time
+        to target). Without one the report uses the return at score 80.
+        """
+        return None
+
+    @classmethod
+    def provides(cls, hook: str) -> bool:
+        """Whether this core class implements the optional hook ``hook`` (overrides the base's)."""
+        if hook not in OPTIONAL_HOOKS:
+            raise ValueError(f"{hook!r} is not an optional hook of EnvCore; hooks: {', '.join(OPTIONAL_HOOKS)}")
+        owner = next(klass for klass in cls.__mro__ if hook in vars(klass))
+        return owner is not EnvCore and vars(owner)[hook] is not None  # a subclass may opt out with None
 
     # ---------------------------------------------------------------- provided
 

@@ -131,6 +131,7 @@ from gymnasium import spaces
 from envs.config import setting
 from envs.core import EnvCore, StepResult
 from envs.masking import MASK_DTYPE, Constraint, FlatMaskMultiDiscrete
+from envs.registry import register
 
 __all__ = ["PortfolioConfig", "PortfolioCore", "PortfolioState", "continuation_values", "relaxed_value_bound"]
 
@@ -146,6 +147,8 @@ C3_ASSET, C3_SHARE = 1, 2.0 / 3.0
 #: C4: the least cash that allows buying.
 C4_MIN_CASH = 1.0
 REWARDS = ("final_value", "final_return", "value_change")
+#: The post's headline result, more than $3,000 from $1,000: the report's and the race's target.
+TARGET_MULTIPLE = 3.0
 #: Monte Carlo draws per period for the reference policy's continuation values (0.3 s once per config).
 PLAN_SAMPLES = 1 << 17
 PLAN_SEED = 20_251_123
@@ -171,7 +174,8 @@ class PortfolioConfig:
                                           check=_three_non_negative, accepts="3 non-negative numbers")
     sell_cost: tuple[float, ...] = setting((0.025, 0.035, 0.03), "transaction cost per unit sold, per asset, dollars",
                                            check=_three_non_negative, accepts="3 non-negative numbers")
-    price_noise_std: tuple[float, ...] = setting((4.0, 2.0, 7.0), "standard deviation of each price around its mean, dollars",
+    price_noise_std: tuple[float, ...] = setting((4.0, 2.0, 7.0),
+                                                 "standard deviation of each price around its mean, dollars",
                                                  check=_three_non_negative, accepts="3 non-negative numbers")
     min_price: float = setting(0.01, "floor of every price, dollars", check=_positive, accepts="a positive number")
     reward: str = setting("final_value", "reward: final_value (dollars), final_return (final value / start cash) "
@@ -417,6 +421,14 @@ class PortfolioCore(EnvCore):
         return StepResult(reward=reward, terminated=done, truncated=np.zeros_like(done),
                           info={"portfolio_value": value})
 
+    @classmethod
+    def target_return(cls, config: PortfolioConfig) -> float:
+        """The post's headline, $3,000 from $1,000: three times the starting cash, in the reward's units
+        (``final_value``: dollars; ``final_return``: 3.0; ``value_change``, which sums to
+        ``final_return - 1``: 2.0)."""
+        return {"final_value": TARGET_MULTIPLE * config.start_cash, "final_return": TARGET_MULTIPLE,
+                "value_change": TARGET_MULTIPLE - 1.0}[config.reward]
+
     # ------------------------------------------------------------------ reference policy
 
     def oracle_actions(self) -> np.ndarray:
@@ -472,3 +484,7 @@ class PortfolioCore(EnvCore):
             # value_k = share * (others + value_k)  =>  value_k = share * others / (1 - share)
             prices[i, k] = max(share[i] * others / (1 - share[i]) / holdings[i, 0, k], self.config.min_price)
         return state
+
+
+register("portfolio", PortfolioCore,
+         description="constrained portfolio trading: 3 assets + cash, MultiDiscrete([11, 11, 11]), constraints C1-C4")

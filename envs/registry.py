@@ -1,8 +1,9 @@
-"""Env names -> specs, and the ``make`` functions of the three views.
+"""Env names -> specs, and the ``make`` functions of the four views.
 
 Registration is data: a name, an entry point (``"module:Class"`` of an :class:`envs.core.EnvCore`
-subclass, imported on first use, or the class itself) and a one-line description. A user's env is
-one ``register`` call away from ``envs.make``, ``suite.run`` and ``suite.check``.
+subclass, imported on first use, or the class itself) and a one-line description. Each env
+registers itself at the end of its own module (the built-in ones are imported by ``envs``); a
+user's env is one ``register`` call away from ``envs.make``, ``suite.run`` and ``suite.check``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 from envs.config import ConfigError, build_config, config_to_dict, describe_config, setting
 from envs.core import EnvCore
-from envs.views import GymEnv, MultiAgentVectorEnv, ParallelEnv, VectorEnv
+from envs.views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
 
-__all__ = ["EnvSpec", "CommonConfig", "register", "unregister", "names", "spec", "resolve_config", "config_dict", "describe",
-           "make_core", "make", "make_parallel", "make_vector", "make_multi_agent_vector"]
+__all__ = ["EnvSpec", "CommonConfig", "register", "unregister", "names", "spec", "resolve_config", "config_dict",
+           "describe", "make_core", "make", "make_parallel", "make_vector", "make_multi_agent_vector"]
 
 
 @dataclass(frozen=True)
@@ -122,17 +123,18 @@ def make_core(name: str, num_envs: int = 1, **config: Any) -> EnvCore:
     return spec(name).load()(env_config, num_envs=num_envs, strict=common.strict)
 
 
-def make(name: str, **config: Any) -> GymEnv:
+def make(name: str, **config: Any) -> SingleAgentView:
     """``name`` as a single-agent ``gymnasium.Env``."""
     core = make_core(name, **config)
     if core.n_agents != 1:
-        raise ConfigError(f"env {name!r}: make() is single-agent; use make_parallel() for n_agents={core.n_agents}")
-    return GymEnv(core, spec_name=name)
+        raise ConfigError(f"env {name!r}: make() is single-agent; use make_parallel() (PettingZoo) or "
+                          f"make_multi_agent_vector() (batched) for n_agents={core.n_agents}")
+    return SingleAgentView(core, spec_name=name)
 
 
-def make_parallel(name: str, **config: Any) -> ParallelEnv:
+def make_parallel(name: str, **config: Any) -> ParallelView:
     """``name`` as a ``pettingzoo.ParallelEnv`` with ``n_agents`` agents."""
-    return ParallelEnv(make_core(name, **config), spec_name=name)
+    return ParallelView(make_core(name, **config), spec_name=name)
 
 
 def _check_num_envs(name: str, num_envs: Any) -> None:
@@ -140,26 +142,17 @@ def _check_num_envs(name: str, num_envs: Any) -> None:
         raise ConfigError(f"env {name!r}: num_envs must be a positive integer, got {num_envs!r}")
 
 
-def make_vector(name: str, num_envs: int, **config: Any) -> VectorEnv:
+def make_vector(name: str, num_envs: int, **config: Any) -> VectorView:
     """``name`` as a natively batched ``gymnasium.vector.VectorEnv`` of ``num_envs`` entries."""
     _check_num_envs(name, num_envs)
     core = make_core(name, num_envs=num_envs, **config)
     if core.n_agents != 1:
-        raise ConfigError(f"env {name!r}: make_vector() is single-agent; use make_parallel() for n_agents={core.n_agents}")
-    return VectorEnv(core, spec_name=name)
+        raise ConfigError(f"env {name!r}: make_vector() is single-agent; use make_multi_agent_vector() for "
+                          f"n_agents={core.n_agents}")
+    return VectorView(core, spec_name=name)
 
 
-def make_multi_agent_vector(name: str, num_envs: int, **config: Any) -> MultiAgentVectorEnv:
+def make_multi_agent_vector(name: str, num_envs: int, **config: Any) -> MultiAgentVectorView:
     """``name`` with all its agents, batched over ``num_envs`` entries (``(num_envs, n_agents, ...)`` arrays)."""
     _check_num_envs(name, num_envs)
-    return MultiAgentVectorEnv(make_core(name, num_envs=num_envs, **config), spec_name=name)
-
-
-register("portfolio", "envs.portfolio:PortfolioCore",
-         description="constrained portfolio trading: 3 assets + cash, MultiDiscrete([11, 11, 11]), constraints C1-C4")
-register("speed_limit", "envs.speed_limit:SpeedLimitCore",
-         description="residential speed-limit car: Discrete(10) speed levels, constraints S1 limit, S2 comfort, "
-                     "S3 can-stop")
-register("sum_to_zero", "envs.sum_to_zero:SumToZeroCore",
-         description="sum-to-zero reallocation among 13 targets: Box(-1, 1, (13,)), admissible set Z1 sum-zero, "
-                     "Z2 bounds, with an exact Euclidean projection")
+    return MultiAgentVectorView(make_core(name, num_envs=num_envs, **config), spec_name=name)

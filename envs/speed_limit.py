@@ -111,6 +111,7 @@ from gymnasium import spaces
 from envs.config import ConfigError, setting
 from envs.core import EnvCore, StepResult
 from envs.masking import MASK_DTYPE, Constraint
+from envs.registry import register
 
 __all__ = ["SpeedLimitConfig", "SpeedLimitCore", "SpeedLimitState", "ZONE_LETTERS", "N_LEVELS",
            "braking_respects_limits"]
@@ -475,8 +476,8 @@ class SpeedLimitCore(EnvCore):
             gain = np.where((self._levels == 0) & (v[..., None] == 0), -np.inf, gain)
         return gain.argmax(axis=-1)[..., None]
 
-    @staticmethod
-    def check_oracle_config(config: SpeedLimitConfig) -> None:
+    @classmethod
+    def check_oracle_config(cls, config: SpeedLimitConfig) -> None:
         """The dynamic program is exact when no optimal path can be truncated."""
         if config.max_steps < 2 * config.road_length:
             raise ConfigError(f"the speed_limit oracle is exact only with max_steps >= 2 * road_length "
@@ -590,3 +591,8 @@ class SpeedLimitCore(EnvCore):
         position = np.where(fits[:, None], position, start)
         speed = np.where(fits[:, None], speed, 0)
         return position, speed
+
+
+register("speed_limit", SpeedLimitCore,
+         description="residential speed-limit car: Discrete(10) speed levels, constraints S1 limit, S2 comfort, "
+                     "S3 can-stop")

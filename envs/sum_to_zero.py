@@ -91,6 +91,7 @@ from gymnasium import spaces
 from envs.config import ConfigError, setting
 from envs.core import EnvCore, StepResult
 from envs.masking import BoundedSumSet, Constraint
+from envs.registry import register
 
 __all__ = ["SumToZeroConfig", "SumToZeroCore", "SumToZeroState", "softmax"]
 
@@ -167,8 +168,8 @@ class SumToZeroCore(EnvCore):
             Constraint("Z2", "every weight stays in [0, 1] after the reallocation", self._admits_z2),
         )
 
-    @staticmethod
-    def check_oracle_config(config: SumToZeroConfig) -> None:
+    @classmethod
+    def check_oracle_config(cls, config: SumToZeroConfig) -> None:
         """The oracle (move to the next demand) is the exact optimum only for movement_cost <= 0.25."""
         if config.movement_cost > 0.25:
             raise ConfigError(f"env 'sum_to_zero': the oracle is optimal only for movement_cost <= 0.25, got "
@@ -286,3 +287,8 @@ class SumToZeroCore(EnvCore):
         weights[kind == 3] = vertex[kind == 3]
         paths = self._paths @ rng.standard_normal((num_states, c.max_steps + 1, N))
         return SumToZeroState(weights, paths, rng.integers(0, c.max_steps, num_states), np.zeros((num_states, A)))
+
+
+register("sum_to_zero", SumToZeroCore,
+         description="sum-to-zero reallocation among 13 targets: Box(-1, 1, (13,)), admissible set Z1 sum-zero, "
+                     "Z2 bounds, with an exact Euclidean projection")

@@ -1,12 +1,13 @@
-"""The three thin views of one :class:`envs.core.EnvCore`.
+"""The four thin views of one :class:`envs.core.EnvCore`.
 
-- :class:`GymEnv`: ``gymnasium.Env``, batch 1, one agent (``envs.make``).
-- :class:`ParallelEnv`: ``pettingzoo.ParallelEnv``, batch 1, all agents (``envs.make_parallel``).
-- :class:`VectorEnv`: ``gymnasium.vector.VectorEnv``, batch N, one agent, natively batched with
+- :class:`SingleAgentView`: a ``gymnasium.Env``, batch 1, one agent (``envs.make``).
+- :class:`ParallelView`: a ``pettingzoo.ParallelEnv``, batch 1, all agents (``envs.make_parallel``).
+- :class:`VectorView`: a ``gymnasium.vector.VectorEnv``, batch N, one agent, natively batched with
   next-step autoreset (``envs.make_vector``), the form RLlib consumes through
   ``gym_env_vectorize_mode="vector_entry_point"``.
-- :class:`MultiAgentVectorEnv`: batch N, all agents, ``(N, agents, ...)`` arrays with the same
-  autoreset (``envs.make_multi_agent_vector``), what multi-agent evaluation and ``random_valid`` play.
+- :class:`MultiAgentVectorView`: batch N, all agents, ``(N, agents, ...)`` arrays with the same
+  autoreset (``envs.make_multi_agent_vector``), what multi-agent evaluation, ``random_valid`` and the
+  torch backend play.
 
 Seeding follows Gymnasium: ``reset(seed=s)`` seeds the env's generator with ``s``; the vector env
 seeds entry i with ``s + i``, exactly as ``SyncVectorEnv`` seeds its sub-envs, so entry i of a
@@ -25,7 +26,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.core import EnvCore
 
-__all__ = ["GymEnv", "ParallelEnv", "VectorEnv", "MultiAgentVectorEnv"]
+__all__ = ["SingleAgentView", "ParallelView", "VectorView", "MultiAgentVectorView"]
 
 
 def _agent_info(core: EnvCore, info: dict[str, np.ndarray], env_id: int, agent: int) -> dict[str, Any]:
@@ -59,15 +60,15 @@ def _reset_info(core: EnvCore) -> dict[str, np.ndarray]:
     return info
 
 
-class GymEnv(gym.Env):
+class SingleAgentView(gym.Env):
     """A maskbench env as a single-agent ``gymnasium.Env`` (batch 1)."""
 
     metadata = {"render_modes": []}
 
     def __init__(self, core: EnvCore, spec_name: str | None = None):
         if core.num_envs != 1 or core.n_agents != 1:
-            raise ValueError("the Gymnasium view is one env with one agent: use make_parallel for "
-                             "n_agents > 1 and make_vector for batches")
+            raise ValueError("the Gymnasium view is one env with one agent: use make_parallel or "
+                             "make_multi_agent_vector for n_agents > 1 and make_vector for batches")
         self.core = core
         self.observation_space = core.observation_space
         self.action_space = core.action_space
@@ -95,7 +96,7 @@ class GymEnv(gym.Env):
         return self.core.admissible_set()[0, 0]
 
 
-class ParallelEnv(pettingzoo.ParallelEnv):
+class ParallelView(pettingzoo.ParallelEnv):
     """A maskbench env as a ``pettingzoo.ParallelEnv`` (batch 1, all agents act at once).
 
     Agents leave ``agents`` when their episode ends, as PettingZoo requires.
@@ -130,7 +131,8 @@ class ParallelEnv(pettingzoo.ParallelEnv):
         self.core.reset_envs(np.array([0]), [self._np_random])
         self.agents = list(self.possible_agents)
         info = _reset_info(self.core)
-        return self._observations(self.agents), {a: _agent_info(self.core, info, 0, i) for i, a in enumerate(self.agents)}
+        infos = {a: _agent_info(self.core, info, 0, i) for i, a in enumerate(self.agents)}
+        return self._observations(self.agents), infos
 
     def step(self, actions: dict[str, Any]):
         if not self.agents:
@@ -165,7 +167,7 @@ class ParallelEnv(pettingzoo.ParallelEnv):
         pass
 
 
-class VectorEnv(gym.vector.VectorEnv):
+class VectorView(gym.vector.VectorEnv):
     """A maskbench env as a natively batched ``gymnasium.vector.VectorEnv`` with next-step autoreset.
 
     With next-step autoreset (Gymnasium's default and what RLlib expects), the step after an
@@ -181,7 +183,7 @@ class VectorEnv(gym.vector.VectorEnv):
 
     def __init__(self, core: EnvCore, spec_name: str | None = None):
         if core.n_agents != 1:
-            raise ValueError("the vector view is single-agent: use make_parallel for n_agents > 1")
+            raise ValueError("the vector view is single-agent: use make_multi_agent_vector for n_agents > 1")
         self.core = core
         self.num_envs = core.num_envs
         self.single_observation_space = core.observation_space
@@ -256,18 +258,18 @@ class VectorEnv(gym.vector.VectorEnv):
         return self.core.admissible_set()[:, 0]
 
 
-class MultiAgentVectorEnv:
+class MultiAgentVectorView:
     """``num_envs`` entries of a k-agent env stepped together, the batched form of the PettingZoo view.
 
     Observations are the core's own ``(num_envs, n_agents, ...)`` arrays; rewards, terminations and
     truncations are ``(num_envs, n_agents)``. An agent whose episode ended leaves it (as in the
     PettingZoo view): while the others play on, it is given :meth:`EnvCore.idle_action` whatever the
     caller sends, and its outputs are zeros/False. An entry whose agents have all left is reset on the
-    next step (next-step autoreset, as in :class:`VectorEnv`: reward 0, the new episode's first
+    next step (next-step autoreset, as in :class:`VectorView`: reward 0, the new episode's first
     observation, the caller's actions ignored; an env whose agents all end together so never needs an
     idle action). ``acted`` (``(num_envs, n_agents)`` bool, after each step) says which agents took
     part in it: the entries to count in statistics; ``acting`` says which will take part in the next
-    step. Seeding is :class:`VectorEnv`'s (entry i seeded ``seed + i``).
+    step. Seeding is :class:`VectorView`'s (entry i seeded ``seed + i``).
     """
 
     metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}

@@ -17,7 +17,9 @@ import sys
 import time
 from collections.abc import Sequence
 
+import envs
 from baselines import load_algo
+from baselines.method import Method
 from envs.config import parse_assignments
 from suite.cli import Parser, UsageError, positive_int, run_cli
 
@@ -50,11 +52,11 @@ def build_parser() -> Parser:
 def measure_layout(env: str, algo: str, runners: int, envs_per_runner: int, iterations: int,
                    overrides: dict[str, str]) -> dict[str, float]:
     """Train ``iterations`` iterations with one layout; its throughput and build time."""
-    algo_cls = load_algo(algo)
-    config = algo_cls.make_config(env, {**overrides, "num_env_runners": str(runners),
-                                        "num_envs_per_env_runner": str(envs_per_runner)}, owner=f"algo {algo!r}")
+    entry = load_algo(algo)
+    config = entry.make_config(env, {**overrides, "num_env_runners": str(runners),
+                                     "num_envs_per_env_runner": str(envs_per_runner)}, owner=f"algo {algo!r}")
     started = time.perf_counter()
-    trainer = algo_cls.implementation(config)(env, {}, config, 0, budget=config.train_batch_size * iterations)
+    trainer = entry.implementation(config)(env, {}, config, 0, budget=config.train_batch_size * iterations)
     built = time.perf_counter() - started
     try:
         rates = [trainer.train_iteration()["env_steps_per_second"] for _ in range(iterations)]
@@ -74,17 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"and {args.envs!r}") from None
     if 0 in env_counts:
         raise UsageError("--envs: every runner needs at least one env entry")
-    from baselines.ppo import RLlibPPO
-
-    if not issubclass(load_algo(args.algo), RLlibPPO):
+    entry = load_algo(args.algo)
+    if not isinstance(entry, Method) or "rllib" not in entry.backends:
         raise UsageError(f"--algo {args.algo!r} does not sample with RLlib EnvRunners; try masked_ppo or penalty_ppo")
     overrides = parse_assignments(args.algo_config, what="--algo-config")
     if overrides.get("backend", "rllib") != "rllib":
         raise UsageError("suite.layout measures RLlib's sampling layouts; leave backend at rllib")
-    import envs
-
     envs.spec(args.env)  # an unknown env or bad settings fail here, before the table starts
-    load_algo(args.algo).make_config(args.env, overrides, owner=f"algo {args.algo!r}")
+    entry.make_config(args.env, overrides, owner=f"algo {args.algo!r}")
     rows = []
     print("| num_env_runners | num_envs_per_env_runner | env steps/s | first iteration | build s |")
     print("| --- | --- | --- | --- | --- |", flush=True)

@@ -5,14 +5,16 @@ Each contender trains on the same env for the same budget with the **same PPO hy
 learning rate, discount, clipping, entropy), ``--seeds`` seeds each, one run at a time (so none
 slows another down), evaluating its greedy masked policy on the fixed evaluation episodes every
 ``--eval-every`` iterations. It then prints, per contender: env steps per second, and the env
-steps and wall seconds until the evaluated mean return first reaches ``--target`` (portfolio:
-$3,000, the post's headline), each the median over the seeds that reach it.
+steps and wall seconds until the evaluated mean return first reaches ``--target`` (default: the
+env's own target return, e.g. portfolio's $3,000, the post's headline), each the median over the
+seeds that reach it.
 
 Contenders: ``masked_ppo`` on RLlib (the default backend), ``masked_ppo`` on the single-process
 torch backend, and ``sb3_maskable_ppo`` (needs ``pip install -e ".[compare]"``; left out with a
 note otherwise) in its usual set-up (a ``DummyVecEnv`` of single envs), the baseline of the
-ratios, and with the suite's batched env (``_batched``), which isolates the learners' own speed. Runs go to ``<out>/<contender>/`` as ordinary results (``suite.report`` and
-``suite.results.load`` read them), and a rerun skips the runs already complete.
+ratios, and with the suite's batched env (``_batched``), which isolates the learners' own speed.
+Runs go to ``<out>/<contender>/`` as ordinary results (``suite.report`` and ``suite.results.load``
+read them), and a rerun skips the runs already complete.
 """
 
 from __future__ import annotations
@@ -24,20 +26,21 @@ from pathlib import Path
 
 import pandas as pd
 
+import envs
 from baselines import load_algo
-from suite import report, results, run
+from envs.config import parse_assignments
+from suite import report, results, runner
 from suite.cli import Parser, UsageError, non_negative_int, positive_float, positive_int, run_cli
 
 __all__ = ["CONTENDERS", "main", "race_table"]
 
-#: name -> (algo, extra suite.run arguments). The sb3-contrib baseline is its usual set-up (a
-#: DummyVecEnv of single envs); "_batched" gives it the suite's batched env instead.
-CONTENDERS = {"masked_ppo_rllib": ("masked_ppo", ["--backend", "rllib"]),
-              "masked_ppo_torch": ("masked_ppo", ["--backend", "torch"]),
-              "sb3_maskable_ppo": ("sb3_maskable_ppo", ["--algo-config", "vec_env=dummy"]),
-              "sb3_maskable_ppo_batched": ("sb3_maskable_ppo", ["--algo-config", "vec_env=batched"])}
+#: name -> (algo, its config overrides). The sb3-contrib baseline is its usual set-up (a DummyVecEnv
+#: of single envs); "_batched" gives it the suite's batched env instead.
+CONTENDERS = {"masked_ppo_rllib": ("masked_ppo", {"backend": "rllib"}),
+              "masked_ppo_torch": ("masked_ppo", {"backend": "torch"}),
+              "sb3_maskable_ppo": ("sb3_maskable_ppo", {"vec_env": "dummy"}),
+              "sb3_maskable_ppo_batched": ("sb3_maskable_ppo", {"vec_env": "batched"})}
 BASELINE = "sb3_maskable_ppo"
-DEFAULT_TARGETS = {"portfolio": 3000.0}
 
 
 def build_parser() -> Parser:
@@ -46,9 +49,11 @@ def build_parser() -> Parser:
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help=f"comma list of: {', '.join(CONTENDERS)}")
     parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per contender (0, 1, ...)")
-    parser.add_argument("--steps", type=positive_int, default=None, help="training budget per run (default: the algo's)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="training budget per run (default: the algo's)")
     parser.add_argument("--target", type=float, default=None,
-                        help="evaluated mean return to reach (default: portfolio 3000, else required)")
+                        help="evaluated mean return to reach (default: the env's target return, e.g. portfolio "
+                             "3000; required for envs without one)")
     parser.add_argument("--eval-every", type=non_negative_int, default=1, metavar="K",
                         help="evaluate every K iterations (the resolution of the time to target)")
     parser.add_argument("--episodes", type=positive_int, default=100, help="evaluation episodes")
@@ -105,12 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown or not contenders:
         raise UsageError(f"--contenders: unknown contender {unknown[0] if unknown else args.contenders!r}; "
                          f"known: {', '.join(CONTENDERS)}")
-    target = args.target if args.target is not None else DEFAULT_TARGETS.get(args.env)
+    core_cls = envs.spec(args.env).load()
+    target = args.target if args.target is not None else \
+        core_cls.target_return(envs.resolve_config(args.env, {})[0])
     if target is None:
-        raise UsageError(f"--target is required for env {args.env!r} (only portfolio has a default, 3000)")
+        raise UsageError(f"--target is required for env {args.env!r}, which has no target return of its own")
     out = Path(args.out)
+    shared = parse_assignments(args.algo_config, what="--algo-config")
+    if args.lr:
+        shared["lr"] = str(args.lr)
     for name in contenders:
-        algo, extra = CONTENDERS[name]
+        algo, own = CONTENDERS[name]
         reason = load_algo(algo).incompatibility(args.env, {})
         if reason:
             if algo == "sb3_maskable_ppo" and "sb3-contrib" in reason:
@@ -118,22 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             raise UsageError(f"{name}: {reason}")
         for seed in range(args.seeds):
-            if results.is_complete(results.run_dir(out / name, args.env, algo, seed)):
+            request = runner.RunRequest.build(args.env, algo, seed, out=out / name, algo_config={**shared, **own},
+                                              steps=args.steps, episodes=args.episodes,
+                                              command=f"python -m suite.race (contender {name})")
+            if results.is_complete(request.directory):
                 print(f"{name}, seed {seed}: already complete")
                 continue
-            argv_run = ["--env", args.env, "--algo", algo, "--seed", str(seed), "--out", str(out / name),
-                        "--episodes", str(args.episodes), "--eval-every", str(args.eval_every), "--quiet",
-                        *extra, *[f"--algo-config={item}" for item in args.algo_config]]
-            if args.steps:
-                argv_run += ["--steps", str(args.steps)]
-            if args.lr:
-                argv_run += ["--lr", str(args.lr)]
-            if (results.run_dir(out / name, args.env, algo, seed) / results.CONFIG_FILE).exists():
-                argv_run.append("--resume")
+            resume = runner.prepare_directory(request, overwrite=False, resume=True)
             print(f"{name}, seed {seed}: training", flush=True)
-            status = run.main(argv_run)
-            if status:
-                return status
+            runner.execute(request, resume=resume, checkpoint_every=10, quiet=True, eval_every=args.eval_every)
     loaded = results.load(out)
     summary, problems = report.summarize(loaded, {args.env: target})
     for problem in problems:

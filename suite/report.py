@@ -1,8 +1,9 @@
 """``python -m suite.report [RESULTS]``: one comparison of every complete run, as files and a table.
 
 Writes ``summary.csv`` (one row per env, algo and config), ``agents.csv`` (multi-agent runs: one row
-per agent too), ``report.md`` (the same as markdown tables, the problems found, and the plots) and ``plots/*.png`` (learning curves per env; the
-penalty-size sweep where there is one), and prints the tables.
+per agent too), ``report.md`` (the same as markdown tables, the problems found, and the plots) and
+``plots/*.png`` (learning curves per env; the penalty-size sweep where there is one), and prints the
+tables.
 
 The analysis is pure functions of the frames :func:`suite.results.load` returns (bsuite's style):
 :func:`run_scores` reduces each run to its numbers, :func:`summarize` aggregates runs of one
@@ -16,8 +17,9 @@ Scores:
   interval over seeds.
 - **score**: normalised return, 0 = ``random_valid``, 100 = ``oracle`` (each the mean over its
   seeds on the same env config); NaN where a reference was not run.
-- **threshold**: ``--threshold ENV=VALUE``, else the env's default (portfolio: $3,000, the post's
-  headline), else the return at score 80; env steps and wall seconds to the first periodic
+- **threshold**: ``--threshold ENV=VALUE``, else the env's own target return under the run's env
+  config (``EnvCore.target_return``; portfolio: $3,000, the post's headline), else the return at
+  score 80; env steps and wall seconds to the first periodic
   evaluation (``eval_return_mean`` in ``progress.csv``) at or above it, median over the seeds
   that reach it; ``seeds_reaching`` of ``seeds_evaluated`` (a run made with ``--eval-every 0`` has
   no periodic evaluations and is left out of both, not counted as failing to reach it).
@@ -34,17 +36,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import envs
 from envs.config import ConfigError, parse_assignments
 from suite import results
 from suite.cli import Parser, UsageError, run_cli
 from suite.stats import mean_ci
 
-__all__ = ["DEFAULT_THRESHOLDS", "headline_evals", "run_scores", "references", "summarize", "agent_summary",
+__all__ = ["env_target", "headline_evals", "run_scores", "references", "summarize", "agent_summary",
            "learning_curves",
            "markdown", "plot_learning_curves", "plot_penalty_sweep", "write_report", "main"]
 
-#: Return thresholds with a meaning of their own; other envs use the return at score 80.
-DEFAULT_THRESHOLDS = {"portfolio": 3000.0}
+#: Envs without a target return of their own are timed to the return at this score.
 THRESHOLD_SCORE = 80.0
 LOWER, UPPER = "random_valid", "oracle"
 _KEYS = ["env", "algo", "config_id"]
@@ -113,12 +115,29 @@ def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataF
                "train_invalid_rate": _weighted_invalid_rate(progress),
                "env_steps_per_second": float(progress["env_steps_per_second"].median())
                if "env_steps_per_second" in progress else math.nan,
-               "env_steps": int(info["env_steps"]), "wall_seconds": float(info["wall_seconds"])}
+               "env_steps": int(info["env_steps"]), "wall_seconds": float(info["wall_seconds"]),
+               "target": env_target(info["env"], _env_config(info, env_columns))}
         for metric in metrics:
             if metric in group:
                 row[f"{metric}_mean"] = float(group[metric].mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _env_config(info: pd.Series, env_columns: Sequence[str]) -> dict[str, Any]:
+    """The run's env config from its ``env.<key>`` columns (Python scalars; lists as comma strings)."""
+    return {c[4:]: info[c].item() if hasattr(info[c], "item") else info[c] for c in env_columns if not pd.isna(info[c])}
+
+
+def env_target(env: str, env_config: Mapping[str, Any]) -> float:
+    """The env's own target return under ``env_config`` (``EnvCore.target_return``); NaN when it has none,
+    is not registered here (a user env: ``--import`` it) or the config is not its own."""
+    try:
+        core_cls = envs.spec(env).load()
+        target = core_cls.target_return(envs.resolve_config(env, dict(env_config))[0])
+    except (ConfigError, ImportError, TypeError, ValueError):
+        return math.nan
+    return math.nan if target is None else float(target)
 
 
 def _env_config_key(info: pd.Series, env_columns: Sequence[str]) -> str:
@@ -141,11 +160,12 @@ def references(scores: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _threshold(env: str, lower: float, upper: float, thresholds: Mapping[str, float]) -> float:
+def _threshold(env: str, target: float, lower: float, upper: float, thresholds: Mapping[str, float]) -> float:
+    """``--threshold`` for ``env``, else its own target return, else the return at :data:`THRESHOLD_SCORE`."""
     if env in thresholds:
         return float(thresholds[env])
-    if env in DEFAULT_THRESHOLDS:
-        return DEFAULT_THRESHOLDS[env]
+    if not math.isnan(target):
+        return target
     return float(lower + THRESHOLD_SCORE / 100 * (upper - lower))
 
 
@@ -157,7 +177,8 @@ def _config_differences(runs: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
     """A short label per config_id of groups (env, algo) with several configs, and one problem line each."""
     labels: dict[str, str] = {}
     problems = []
-    config_columns = [c for c in runs.columns if c.startswith(("env.", "algo.")) or c in ("steps", "episodes")]
+    config_columns = [c for c in runs.columns if c.startswith(("env.", "algo."))
+                      or c in ("env_version", "steps", "episodes")]
     for (env, algo), group in runs.groupby(["env", "algo"]):
         per_config = group.drop_duplicates("config_id").set_index("config_id")[config_columns]
         if len(per_config) < 2:
@@ -186,7 +207,7 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
     for (env, algo, cid), group in scores.groupby(_KEYS, sort=False):
         lower, upper = refs.loc[(env, group["env_config"].iloc[0])]
         normalised = 100 * (group["return"] - lower) / (upper - lower) if upper != lower else group["return"] * math.nan
-        threshold = _threshold(env, lower, upper, thresholds)
+        threshold = _threshold(env, group["target"].iloc[0], lower, upper, thresholds)
         crossings = [_first_crossing(progress_of[run], threshold) for run in group["run"]]
         reached = [c for c in crossings if not math.isnan(c[0])]
         mean, low, high = mean_ci(group["return"])
@@ -271,12 +292,14 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
     for env, group in summary.groupby("env", sort=False):
         threshold = group["threshold"].iloc[0]
         lines += [f"## {env}", "",
-                  f"Score: 0 = random_valid, 100 = oracle. Threshold for steps/seconds: return ≥ {_fmt(threshold)}.", "",
+                  "Score: 0 = random_valid, 100 = oracle. "
+                  f"Threshold for steps/seconds: return ≥ {_fmt(threshold)}.", "",
                   "| algo | config | seeds | headline policy | return (95% CI) | score | invalid: train / eval | "
                   "return, mask off | seeds reaching | env steps / seconds to threshold | env steps/s |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for _, r in group.iterrows():
-            ci = f" ({_fmt(r['return_ci_low'])} to {_fmt(r['return_ci_high'])})" if not math.isnan(r["return_ci_low"]) else ""
+            ci = f" ({_fmt(r['return_ci_low'])} to {_fmt(r['return_ci_high'])})" \
+                if not math.isnan(r["return_ci_low"]) else ""
             lines.append(
                 f"| {r['algo']} | {r['config'] or '–'} | {r['seeds']} | {r['policy']} | {_fmt(r['return_mean'])}{ci} | "
                 f"{_fixed(r['score'])} | {100 * r['train_invalid_rate']:.2f}% / {100 * r['eval_invalid_rate']:.2f}% | "
@@ -319,8 +342,8 @@ def plot_learning_curves(curves: pd.DataFrame, env: str):
             ax.axhline(c["mean"].mean(), linestyle="--", linewidth=1, label=algo,
                        color="grey" if algo == LOWER else "black")
             continue
-        line, = ax.plot(c["env_steps"], c["mean"], label=algo if curves[curves["algo"] == algo]["config_id"].nunique() == 1
-                        else f"{algo} [{cid}]")
+        one_config = curves[curves["algo"] == algo]["config_id"].nunique() == 1
+        line, = ax.plot(c["env_steps"], c["mean"], label=algo if one_config else f"{algo} [{cid}]")
         ax.fill_between(c["env_steps"], c["ci_low"], c["ci_high"], alpha=0.2, color=line.get_color())
     ax.set_xlabel("env steps")
     ax.set_ylabel("return (headline policy on the evaluation seeds)")
@@ -332,21 +355,23 @@ def plot_learning_curves(curves: pd.DataFrame, env: str):
 
 def plot_penalty_sweep(summary: pd.DataFrame, env: str):
     """penalty_ppo's return and invalid-action rate against its penalty on ``env``; None without a sweep."""
-    rows = summary[(summary["env"] == env) & (summary["algo"] == "penalty_ppo") & summary["config"].str.contains("penalty=")]
+    rows = summary[(summary["env"] == env) & (summary["algo"] == "penalty_ppo")
+                   & summary["config"].str.contains("penalty=")]
     if len(rows) < 2:
         return None
     penalty = rows["config"].str.extract(r"penalty=([^,]+)")[0].astype(float)
     order = np.argsort(penalty.to_numpy())
     fig, ax = _figure()
     x = penalty.to_numpy()[order]
-    ax.errorbar(x, rows["return_mean"].to_numpy()[order],
-                yerr=np.abs(rows[["return_ci_low", "return_ci_high"]].to_numpy()[order].T - rows["return_mean"].to_numpy()[order]),
+    mean = rows["return_mean"].to_numpy()[order]
+    ax.errorbar(x, mean, yerr=np.abs(rows[["return_ci_low", "return_ci_high"]].to_numpy()[order].T - mean),
                 marker="o", capsize=3, label="return (95% CI)")
     ax.set_xscale("symlog", linthresh=max(x[x > 0].min() if (x > 0).any() else 1e-3, 1e-6))
     ax.set_xlabel("penalty per inadmissible action")
     ax.set_ylabel("return")
     twin = ax.twinx()
-    twin.plot(x, 100 * rows["train_invalid_rate"].to_numpy()[order], "s--", color="tab:red", label="inadmissible, training (%)")
+    twin.plot(x, 100 * rows["train_invalid_rate"].to_numpy()[order], "s--", color="tab:red",
+              label="inadmissible, training (%)")
     twin.set_ylabel("inadmissible actions in training (%)")
     ax.set_title(f"{env}: penalty PPO against its penalty")
     fig.legend(loc="lower right", fontsize=8)
@@ -403,8 +428,8 @@ def build_parser() -> Parser:
                                                     "(default: the results folder)")
     parser.add_argument("--threshold", action="append", default=[], metavar="ENV=RETURN",
                         help="return threshold for steps/seconds to threshold, repeatable "
-                             f"(default: portfolio={DEFAULT_THRESHOLDS['portfolio']:g}, else the return at score "
-                             f"{THRESHOLD_SCORE:g})")
+                             "(default: the env's own target return, e.g. portfolio's 3000, else the return at "
+                             f"score {THRESHOLD_SCORE:g})")
     return parser
 
 

@@ -124,7 +124,7 @@ class Results:
     Attributes:
         runs: one row per run: :data:`RUN_COLUMNS`, ``problem`` (why it is not complete, or ""),
             ``steps`` (budget), ``env_steps`` (done), ``iterations``, ``wall_seconds``,
-            ``episodes`` (evaluation episodes asked for), ``started``, then the run's config as
+            ``episodes`` (evaluation episodes asked for), ``env_version``, ``started``, then the run's config as
             ``env.<key>`` and ``algo.<key>`` columns.
         progress: every ``progress.csv`` row of every run, :data:`RUN_COLUMNS` first.
         evals: every ``eval.csv`` row of the complete runs, :data:`RUN_COLUMNS` first.
@@ -143,9 +143,14 @@ class Results:
                        self.evals[self.evals["run"].isin(keep)], self.problems)
 
 
+#: What makes runs comparable (their seeds aside): two runs that differ in any of these are never averaged.
+COMPARABLE_KEYS = ("env", "env_version", "env_config", "algo", "algo_config", "steps", "episodes")
+
+
 def config_id(record: dict[str, Any]) -> str:
-    """A short hash of what makes runs comparable: env and algo configs, budget and evaluation episodes."""
-    identity = {k: record.get(k) for k in ("env", "env_config", "algo", "algo_config", "steps", "episodes")}
+    """A short hash of what makes runs comparable (:data:`COMPARABLE_KEYS`): env, its version and config,
+    algo config, budget and evaluation episodes."""
+    identity = {k: record.get(k) for k in COMPARABLE_KEYS}
     return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
@@ -200,7 +205,8 @@ def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame
            "iterations": len(progress) if progress is not None else 0,
            "wall_seconds": float(progress["wall_seconds"].iloc[-1])
            if progress is not None and len(progress) and "wall_seconds" in progress else float("nan"),
-           "episodes": record.get("episodes"), "started": record.get("started")}
+           "episodes": record.get("episodes"), "env_version": record.get("env_version"),
+           "started": record.get("started")}
     for prefix in ("env", "algo"):
         for key, value in (record.get(f"{prefix}_config") or {}).items():
             run[f"{prefix}.{key}"] = ",".join(map(str, value)) if isinstance(value, list) else value

@@ -2,7 +2,7 @@
 Ray Tune trial.
 
 A sweep is data: the cross product of the env names, algo names and seeds asked for, each one an
-ordinary run of :func:`suite.run.execute` writing the usual files under
+ordinary run of :func:`suite.runner.execute` writing the usual files under
 ``<out>/<env>/<algo>/seed<k>/``, so ``suite.report`` reads a sweep like single runs. Before anything
 starts:
 
@@ -29,9 +29,10 @@ from typing import Any
 
 import envs
 from baselines import algo_names, load_algo
+from baselines.ray_session import connect_ray
 from envs.config import ConfigError, parse_assignments
-from suite import results
-from suite.cli import UsageError
+from suite import results, runner
+from suite.cli import UsageError, import_user_modules
 
 __all__ = ["SweepPlan", "expand_names", "plan_sweep", "run_sweep", "is_sweep"]
 
@@ -63,8 +64,6 @@ class SweepPlan:
 
 def plan_sweep(args, request_for) -> SweepPlan:
     """Expand the args into runs; ``request_for(env, algo, seed)`` builds and validates one RunRequest."""
-    from suite.run import _prepare_directory
-
     env_names = expand_names(args.env, envs.names(), "env")
     algos = expand_names(args.algo, algo_names(), "algo")
     first = args.seed or 0
@@ -82,8 +81,7 @@ def plan_sweep(args, request_for) -> SweepPlan:
             for seed in seeds:
                 request = request_for(env, algo, seed)
                 try:  # a folder holding another config is refused here, before any trial starts
-                    resume = _prepare_directory(request, overwrite=args.overwrite, resume=not args.overwrite,
-                                                out=Path(args.out))
+                    resume = runner.prepare_directory(request, overwrite=args.overwrite, resume=not args.overwrite)
                 except UsageError as error:
                     raise UsageError(f"sweep: {error}") from None
                 if results.is_complete(request.directory) and not args.overwrite:
@@ -97,12 +95,9 @@ def _trial(config: dict[str, Any], runs: list[tuple[Any, bool]], options: dict[s
     """One Tune trial: one suite run (its files are the result; Tune only keeps the status)."""
     from ray import tune
 
-    from suite.cli import import_user_modules
-    from suite.run import execute
-
     import_user_modules(options["imports"])  # the user's envs and algos, in this worker too
     request, resume = runs[config["index"]]
-    frame = execute(request, resume=resume, checkpoint_every=options["checkpoint_every"], quiet=True,
+    frame = runner.execute(request, resume=resume, checkpoint_every=options["checkpoint_every"], quiet=True,
                     eval_every=options["eval_every"])
     headline = frame[(frame["policy"] == frame["policy"].iloc[0]) & (frame["mask"] == frame["mask"].iloc[0])]
     tune.report({"return_mean": float(headline["return"].mean()),
@@ -123,8 +118,6 @@ def run_sweep(args, plan: SweepPlan) -> int:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard/CSV copies of our CSVs
     from ray import tune
     from ray.tune import Callback, FailureConfig, RunConfig, TuneConfig
-
-    from baselines.ppo import connect_ray
 
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # failures are reported below, one line each
     labels = [f"{r.algo} on {r.env}, seed {r.seed}" for r, _ in plan.runs]
@@ -175,10 +168,3 @@ def run_sweep(args, plan: SweepPlan) -> int:
     for line in failed:
         print(f"failed: {line}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def replace_args(args, **changes):
-    """A copy of parsed args with some values changed (one run of a sweep)."""
-    import argparse
-
-    return argparse.Namespace(**{**vars(args), **changes})

@@ -13,6 +13,8 @@ import envs
 from suite.check import run_checks
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 README = (ROOT / "README.md").read_text()
 
 
@@ -58,11 +60,12 @@ def test_register_example_passes_suite_check(shelf_module):
 
 def test_register_example_runs_from_the_command_line(shelf_module, tmp_path):
     env = {"PYTHONPATH": str(shelf_module)}
-    check = subprocess.run([sys.executable, "-m", "suite.check", "--import", "shelf", "--env", "shelf", "--steps", "2000"],
-                           cwd=ROOT, capture_output=True, text=True, env={**_base_env(), **env})
+    check = subprocess.run([sys.executable, "-m", "suite.check", "--import", "shelf", "--env", "shelf",
+                            "--steps", "2000"], cwd=ROOT, capture_output=True, text=True, env={**_base_env(), **env})
     assert check.returncode == 0, check.stdout + check.stderr
-    run = subprocess.run([sys.executable, "-m", "suite.run", "--import", "shelf", "--env", "shelf", "--algo", "random_valid",
-                          "--steps", "3000", "--episodes", "5", "--out", str(tmp_path / "out")],
+    run = subprocess.run([sys.executable, "-m", "suite.run", "--import", "shelf", "--env", "shelf",
+                          "--algo", "random_valid", "--steps", "3000", "--episodes", "5",
+                          "--out", str(tmp_path / "out")],
                          cwd=ROOT, capture_output=True, text=True, env={**_base_env(), **env})
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "out" / "shelf" / "random_valid" / "seed0" / "eval.csv").is_file()
@@ -71,8 +74,9 @@ def test_register_example_runs_from_the_command_line(shelf_module, tmp_path):
 def test_register_example_trains_masked_ppo_on_the_torch_backend(shelf_module, tmp_path):
     """The shelf ends all agents together and so has no idle action: autoreset must not ask for one."""
     import shelf  # noqa: F401  (registers the env)
+
     from suite import run
-    from tests.test_rllib_ppo import TINY
+    from tests.helpers import TINY
 
     assert run.run_cli(run.main, "python -m suite.run", [
         "--env", "shelf", "--algo", "masked_ppo", "--backend", "torch", "--steps", "1024", "--episodes", "4",
@@ -98,7 +102,8 @@ def test_registering_a_taken_name_is_refused():
 
 
 def python_blocks_using(marker: str) -> list[str]:
-    return [block.split("\n```", 1)[0] for block in README.split("```python\n")[1:] if marker in block.split("\n```", 1)[0]]
+    blocks = [block.split("\n```", 1)[0] for block in README.split("```python\n")[1:]]
+    return [block for block in blocks if marker in block]
 
 
 @pytest.mark.parametrize("marker", ['envs.make("portfolio")', 'envs.make("sum_to_zero")'])

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import envs
-from envs.speed_limit import N_LEVELS
 from envs.portfolio import C2_ASSET, C2_SHARE, C3_ASSET, C3_SHARE, C4_MIN_CASH, portfolio_value
+from envs.speed_limit import N_LEVELS
 
 
 def post_style_mask(holdings, cash, prices):

@@ -27,7 +27,7 @@ STEPS = 8192
 def ray_local():
     import ray
 
-    from baselines.ppo import connect_ray
+    from baselines.ray_session import connect_ray
 
     owned = connect_ray(None, num_cpus=2)
     yield
@@ -39,7 +39,7 @@ class _SymlogFeatures(gym.ObservationWrapper):
     """A single env's features through the same transform as the batched training env (mask kept)."""
 
     def __init__(self, env):
-        from baselines.rllib_env import transformed_box
+        from baselines.training_env import transformed_box
 
         super().__init__(env)
         space = env.observation_space
@@ -47,7 +47,7 @@ class _SymlogFeatures(gym.ObservationWrapper):
                                                   "observation": transformed_box(space["observation"], "symlog")})
 
     def observation(self, observation):
-        from baselines.rllib_env import transform_features
+        from baselines.training_env import transform_features
 
         return {**observation, "observation": transform_features(observation["observation"], "symlog")}
 
@@ -64,10 +64,9 @@ def test_rllib_sampling(benchmark, ray_local, mode):
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
     from ray.tune.registry import register_env
 
-    from baselines.masked_ppo import MaskedPPO
+    from tests.helpers import build_algo
 
-    config = MaskedPPO.make_config("portfolio", {}, owner="benchmark")
-    algo = MaskedPPO("portfolio", {}, config, seed=0, budget=10**6)
+    algo = build_algo("masked_ppo", "portfolio", budget=10**6)
     try:
         rllib_config = algo._rllib_config()
         if mode == "sync":
@@ -88,25 +87,22 @@ def test_rllib_sampling(benchmark, ray_local, mode):
         algo.close()
 
 
-def _trainer(name):
+def _trainer(name, n_agents):
+    from tests.helpers import build_algo
+
     if name.startswith("sb3"):
         pytest.importorskip("sb3_contrib", reason='the compare extra: pip install -e ".[compare]"')
-        from baselines.sb3_maskable_ppo import SB3MaskablePPO
-
-        overrides = {"vec_env": "dummy" if name == "sb3_dummy_vec_env" else "batched"}
-        return SB3MaskablePPO, SB3MaskablePPO.make_config("portfolio", overrides, owner="benchmark")
-    from baselines.masked_ppo import MaskedPPO
-
-    config = MaskedPPO.make_config("portfolio", {"backend": name.rsplit("_", 1)[-1]}, owner="benchmark")
-    return MaskedPPO.implementation(config), config
+        return build_algo("sb3_maskable_ppo", "portfolio", {"n_agents": n_agents}, budget=10**7,
+                          vec_env="dummy" if name == "sb3_dummy_vec_env" else "batched")
+    return build_algo("masked_ppo", "portfolio", {"n_agents": n_agents}, budget=10**7,
+                      backend=name.rsplit("_", 1)[-1])
 
 
 @pytest.mark.parametrize("name, n_agents", [("masked_ppo_rllib", 1), ("masked_ppo_torch", 1), ("sb3_dummy_vec_env", 1),
                                              ("sb3_batched", 1), ("masked_ppo_rllib", 3), ("masked_ppo_torch", 3)])
 @pytest.mark.benchmark(group="train")
 def test_train_iteration(benchmark, ray_local, name, n_agents):
-    algo_cls, config = _trainer(name)
-    algo = algo_cls("portfolio", {"n_agents": n_agents}, config, seed=0, budget=10**7)
+    algo = _trainer(name, n_agents)
     try:
         first = algo.train_iteration()  # warm-up
         rows = []

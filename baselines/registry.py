@@ -1,0 +1,74 @@
+"""Algo names and backend names -> what implements them, imported on first use.
+
+An algo name resolves to an :class:`baselines.algorithm.AlgoEntry`: a
+:class:`baselines.method.Method` (a way of handling the constraint, trained by a backend) or an
+:class:`baselines.algorithm.Algorithm` subclass (the references, users' own algorithms). A
+method's ``config.backend`` resolves to a backend class through :func:`load_backend`. Entries are
+``"module:attribute"`` strings, so listing names (or running ``random_valid``) imports neither Ray
+nor torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from baselines.algorithm import AlgoEntry, Algorithm
+from envs.config import ConfigError
+
+__all__ = ["algo_names", "load_algo", "register_algo", "backend_names", "load_backend"]
+
+_ALGOS: dict[str, str | AlgoEntry] = {
+    "random_valid": "baselines.random_valid:RandomValid",
+    "oracle": "baselines.oracle:Oracle",
+    "masked_ppo": "baselines.methods.masked_ppo:METHOD",
+    "penalty_ppo": "baselines.methods.penalty_ppo:METHOD",
+    "normalize_ppo": "baselines.methods.normalize_ppo:METHOD",
+    "sb3_maskable_ppo": "baselines.methods.sb3_maskable_ppo:METHOD",  # needs the compare extra
+}
+
+_BACKENDS: dict[str, str] = {
+    "rllib": "baselines.backends.rllib_ppo:RLlibPPO",
+    "torch": "baselines.backends.torch_ppo:TorchPPO",
+    "sb3": "baselines.backends.sb3_ppo:SB3PPO",
+}
+
+
+def _load(entry: str | Any) -> Any:
+    if not isinstance(entry, str):
+        return entry
+    module_name, _, attr = entry.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def register_algo(name: str, entry_point: str | AlgoEntry, *, overwrite: bool = False) -> None:
+    """Make an algorithm (an :class:`Algorithm` subclass or a :class:`~baselines.method.Method`) available to
+    ``suite.run --algo name``."""
+    if name in _ALGOS and not overwrite:
+        raise ValueError(f"algo {name!r} is already registered; pass overwrite=True to replace it")
+    _ALGOS[name] = entry_point
+
+
+def algo_names() -> list[str]:
+    return sorted(_ALGOS)
+
+
+def load_algo(name: str) -> AlgoEntry:
+    """The entry of ``name``; an unknown name raises ``ConfigError`` listing the known ones."""
+    try:
+        entry = _ALGOS[name]
+    except KeyError:
+        raise ConfigError(f"unknown algo {name!r}; known algos: {', '.join(algo_names())}") from None
+    return _load(entry)
+
+
+def backend_names() -> list[str]:
+    return list(_BACKENDS)
+
+
+def load_backend(name: str) -> type[Algorithm]:
+    """The backend class of ``name`` (``rllib``, ``torch``, ``sb3``)."""
+    try:
+        return _load(_BACKENDS[name])
+    except KeyError:
+        raise ConfigError(f"unknown backend {name!r}; known backends: {', '.join(_BACKENDS)}") from None

@@ -1,0 +1,139 @@
+"""The PPO settings every learning method shares, and every per-env default: one place to read them.
+
+:class:`PPOSettings` is the typed training config (CleanRL style: every field documented); each
+method's config (:mod:`baselines.methods`) extends it with the method's own fields and the
+backend. ``--algo-config KEY=VALUE`` sets any field.
+
+:data:`ENV_DEFAULTS` holds what is tuned per env, for every method at once: a method's config takes
+the entries of its env that name one of its fields (``penalty`` only reaches penalty PPO), over the
+dataclass defaults and under the user's overrides. The measurements behind each choice are noted
+beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from baselines.training_env import OBS_TRANSFORMS
+from envs.config import ConfigError, setting
+
+__all__ = ["PPOSettings", "ENV_DEFAULTS", "BACKENDS", "backend_setting", "check_settings", "learning_rate"]
+
+ACTIVATIONS = ("tanh", "relu", "silu")
+
+#: Where a learning method trains: Ray RLlib (from a laptop to a cluster), the single-process batched
+#: torch loop (the fastest on one machine) or sb3-contrib (the baseline of the race).
+BACKENDS = {"rllib": "Ray RLlib, from a laptop to a cluster",
+            "torch": "one process, batched, the fastest on one machine",
+            "sb3": "sb3-contrib's MaskablePPO"}
+
+
+def backend_setting(*choices: str):
+    """The ``backend`` field of a method's config: the first of ``choices`` is the default."""
+    return setting(choices[0], "where PPO trains: " + "; ".join(f"{name} ({BACKENDS[name]})" for name in choices),
+                   choices=choices)
+
+
+def _positive(value) -> bool:
+    return value > 0
+
+
+def _unit(value) -> bool:
+    return 0 <= value <= 1
+
+
+def _positive_ints(values) -> bool:
+    return len(values) > 0 and all(v > 0 for v in values)
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    """PPO hyperparameters and how sampling is laid out; ``--algo-config KEY=VALUE`` sets any field."""
+
+    # --- optimisation
+    lr: float = setting(3e-4, "Adam learning rate", check=_positive, accepts="a positive number")
+    lr_schedule: str = setting("constant", "learning rate over the run: constant, or linear from lr down to 0 "
+                               "at the run's budget (CleanRL's anneal_lr)", choices=("constant", "linear"))
+    gamma: float = setting(0.99, "discount factor", check=_unit, accepts="a number in [0, 1]")
+    gae_lambda: float = setting(0.95, "GAE lambda", check=_unit, accepts="a number in [0, 1]")
+    clip_param: float = setting(0.2, "PPO ratio clip", check=_positive, accepts="a positive number")
+    vf_clip_param: float = setting(float("inf"), "clip of the value loss (inf: none)", check=_positive,
+                                   accepts="a positive number or inf")
+    entropy_coeff: float = setting(0.01, "entropy bonus coefficient", check=lambda v: v >= 0,
+                                   accepts="a non-negative number")
+    vf_loss_coeff: float = setting(0.5, "value loss coefficient", check=lambda v: v >= 0,
+                                   accepts="a non-negative number")
+    grad_clip: float = setting(0.5, "global gradient-norm clip", check=_positive, accepts="a positive number")
+    train_batch_size: int = setting(8192, "env steps per training iteration", check=_positive,
+                                    accepts="a positive integer")
+    minibatch_size: int = setting(1024, "SGD minibatch size", check=_positive, accepts="a positive integer")
+    num_epochs: int = setting(10, "SGD passes over each training batch", check=_positive,
+                              accepts="a positive integer")
+    # --- network
+    hidden: tuple[int, ...] = setting((256, 256), "hidden layer sizes of the policy and value networks",
+                                      check=_positive_ints, accepts="positive integers")
+    activation: str = setting("tanh", "hidden layer activation", choices=ACTIVATIONS)
+    log_std_init: float = setting(0.0, "continuous actions: initial log standard deviation of the Gaussian policy",
+                                  check=lambda v: abs(v) <= 20, accepts="a number in [-20, 20]")
+    obs_transform: str = setting("symlog", "elementwise transform of the observation features "
+                                 "(symlog: sign(x) log(1 + |x|))", choices=OBS_TRANSFORMS)
+    reward_scale: float = setting(1.0, "factor on the reward the agent learns from", check=_positive,
+                                  accepts="a positive number")
+    train_env_config: tuple[str, ...] = setting(
+        (), "env config overrides for the training env only, KEY=VALUE,... (e.g. a denser reward); "
+        "evaluation always uses the run's env config", check=lambda items: all("=" in i for i in items),
+        accepts="comma-separated KEY=VALUE pairs")
+    # --- sampling layout
+    num_env_runners: int = setting(0, "remote EnvRunner actors (0: sample in the driver process)",
+                                   check=lambda v: v >= 0, accepts="a non-negative integer")
+    num_envs_per_env_runner: int = setting(64, "vector env entries per EnvRunner", check=_positive,
+                                           accepts="a positive integer")
+    # --- several agents (an env with n_agents > 1)
+    policies: str = setting("shared", "several agents: one policy all agents share (parameter sharing) or "
+                            "one per agent", choices=("shared", "per_agent"))
+
+
+#: Per-env defaults of every method's settings (a method takes the keys that are fields of its config).
+#:
+#: portfolio: 20-step episodes, so no discount (gamma 1). The agent learns from the env's dense
+#: ``value_change`` reward (the per-step change in portfolio value / start cash): with gamma 1 it is
+#: potential-based shaping of the final value (same optimal policies, Ng et al. 1999) and it learns
+#: faster (training mean $2,850 vs $2,690 at 490k steps from the final value scaled by 1/1000);
+#: lr 1e-3 rather than 3e-4 reaches a training mean of $2,740 instead of $2,450 at 246k steps.
+#: Penalty PPO: 0.01 of the start cash ($10) per inadmissible sub-action, in value_change units.
+#:
+#: speed_limit: per-step rewards of a few units, scaled by 0.1 so that the value loss does not swamp
+#: the policy gradient under the global gradient clip. With a constant lr, a nearly deterministic
+#: masked policy (entropy 0.02) collapsed from 60 to 50 at 800k steps; lr decays linearly instead.
+#: Penalty PPO: 1, the time cost of one step.
+#:
+#: sum_to_zero: weights in [0, 1] need no transform; a Gaussian starting at standard deviation
+#: exp(-2.5) = 0.08, the scale of one of 13 weights (at 1, masked PPO's training return was still
+#: below random-valid's after 150k steps); no entropy bonus (CleanRL's continuous default); gamma 0.5,
+#: since an allocation's reward comes within a few steps and demand is noisy (greedy return 31.8 vs
+#: 26.5 with gamma 0.9 at 123k steps); lr 5e-4 decaying linearly (constant, greedy return peaked at
+#: 42.1 at 490k steps, fell to 35.3 at 570k and was back to 40.7 at 1M; linear: 42.4 at 1M).
+#: Penalty PPO: 1 per unit of distance to the admissible set (a step's reward is at most 1).
+ENV_DEFAULTS: dict[str, dict[str, Any]] = {
+    "portfolio": {"gamma": 1.0, "lr": 1e-3, "train_env_config": ("reward=value_change",), "penalty": 0.01},
+    "speed_limit": {"reward_scale": 0.1, "lr_schedule": "linear", "penalty": 1.0},
+    "sum_to_zero": {"obs_transform": "none", "log_std_init": -2.5, "entropy_coeff": 0.0, "gamma": 0.5, "lr": 5e-4,
+                    "lr_schedule": "linear", "penalty": 1.0},
+}
+
+
+def check_settings(config: PPOSettings, budget: int | None) -> None:
+    """The checks every backend makes on the PPO settings, as one-line ``ConfigError``\\ s."""
+    if config.minibatch_size > config.train_batch_size:
+        raise ConfigError(f"algo config: minibatch_size ({config.minibatch_size}) must not exceed "
+                          f"train_batch_size ({config.train_batch_size})")
+    if config.lr_schedule == "linear" and not budget:
+        raise ConfigError("algo config: lr_schedule=linear needs the run's budget (suite.run --steps)")
+
+
+def learning_rate(config: PPOSettings, env_steps: int, budget: int | None) -> float:
+    """The learning rate after ``env_steps`` of ``budget``: ``lr``, or linear from ``lr`` to 0 at the budget."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    return config.lr * max(0.0, 1.0 - env_steps / budget)

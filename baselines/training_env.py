@@ -1,0 +1,377 @@
+"""The training env: the suite's vector envs as every PPO backend's learner sees them.
+
+What a learner trains on differs from the env in four ways, each decided by the method
+(:mod:`baselines.method`) and the PPO settings, and written once here:
+
+1. statistics: env steps, steps with any inadmissible sub-action and finished episodes, counted in
+   the env's **own** reward (before anything below changes it), so ``progress.csv`` reports the same
+   quantities for every method and backend; the runner drains them once per iteration;
+2. the observation: the features through a fixed elementwise transform (:func:`transform_features`,
+   ``symlog`` by default: stateless, so env runners, learner and evaluation agree without syncing
+   statistics), with or without the mask (:attr:`TrainingContext.observes_mask`);
+3. the action (continuous envs): how the agent's action becomes the env's (:func:`env_actions`:
+   unchanged, projected onto the admissible set, or normalised target weights);
+4. the learning reward (:func:`learning_reward`): minus ``penalty`` per unit of inadmissibility
+   (penalty PPO), times ``reward_scale``.
+
+Two shapes of the same thing:
+
+- :func:`make_training_env`: RLlib's env creator for one agent (``gym_env_vectorize_mode=
+  "vector_entry_point"``): ``envs.make_vector`` wrapped in :class:`TrainingStats`,
+  :class:`ScaleObservation`, :class:`LearningReward`, :class:`FeaturesOnly` and :class:`MapActions`;
+- :class:`MultiAgentTrainingVector`: the same per-agent steps over ``envs.make_multi_agent_vector``'s
+  ``(num_envs, n_agents, ...)`` arrays (discrete actions); the torch backend trains on it directly
+  (one agent is the case k = 1), RLlib's multi-agent API through
+  :class:`baselines.backends.rllib_multi_agent.MultiAgentTrainingEnv`.
+
+No Ray and no torch here: every backend uses this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import VectorWrapper
+from gymnasium.vector.utils import batch_space
+
+import envs
+from baselines.episodes import EpisodeTracker
+from envs.config import parse_assignments
+from envs.masking import MASK_KEY, OBSERVATION_KEY
+
+__all__ = ["OBS_TRANSFORMS", "ACTION_MODES", "TrainingContext", "training_env_config", "transform_features",
+           "transformed_box", "agent_action_space", "env_actions", "unsquash", "action_distance",
+           "inadmissibility_cost", "learning_reward", "make_training_env", "TrainingStats", "ScaleObservation",
+           "LearningReward", "FeaturesOnly", "MapActions", "find_wrapper", "MultiAgentTrainingVector"]
+
+OBS_TRANSFORMS = ("none", "symlog")
+#: How a continuous agent's action reaches the env:
+#: ``raw``: unchanged (inadmissible ones meet the env's fallback);
+#: ``project``: the Euclidean projection onto the state's admissible set (masked PPO);
+#: ``normalize``: the agent outputs target weights in [0, 1]^n, rescaled to sum to 1 and applied as the
+#: reallocation that reaches them (the question's answer; envs with ``reallocation_to``).
+ACTION_MODES = ("raw", "project", "normalize")
+
+
+def training_env_config(env_name: str, env_config: dict[str, Any], train_env_config: tuple[str, ...]) -> dict[str, Any]:
+    """The training env's full config: the run's ``env_config`` with the settings' ``train_env_config``
+    overrides (``KEY=VALUE`` strings, e.g. a denser reward) on top, validated."""
+    return envs.config_dict(env_name, {**env_config, **parse_assignments(train_env_config, what="train_env_config")})
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    """Everything that makes the training env: handed to RLlib as its env config (:meth:`as_dict`).
+
+    Attributes:
+        env_name: the registered env.
+        env_config: the training env's full config (:func:`training_env_config`).
+        obs_transform: one of :data:`OBS_TRANSFORMS`.
+        reward_scale: factor on the learning reward.
+        observes_mask: whether the agent's observation carries the mask (discrete envs).
+        penalty: learning reward lost per unit of inadmissibility (None: no penalty).
+        action_mode: continuous envs, one of :data:`ACTION_MODES`.
+    """
+
+    env_name: str
+    env_config: dict[str, Any]
+    obs_transform: str
+    reward_scale: float
+    observes_mask: bool = True
+    penalty: float | None = None
+    action_mode: str = "raw"
+
+    @classmethod
+    def of_run(cls, env_name: str, env_config: dict[str, Any], method: Any, settings: Any) -> TrainingContext:
+        """The training env of a run: ``method`` (a :class:`baselines.method.Method`) on ``env_name`` with
+        the run's ``env_config`` and the method's ``settings`` (its config)."""
+        return cls(env_name, training_env_config(env_name, env_config, settings.train_env_config),
+                   settings.obs_transform, settings.reward_scale, observes_mask=method.observes_mask,
+                   penalty=settings.penalty if method.penalised else None, action_mode=method.action_mode)
+
+    def as_dict(self) -> dict[str, Any]:
+        """RLlib's env config (a plain dict, which RLlib copies into each EnvRunner)."""
+        return asdict(self)
+
+    @classmethod
+    def of(cls, config: dict[str, Any]) -> TrainingContext:
+        """From RLlib's env config (:meth:`as_dict` plus keys RLlib adds, e.g. ``num_envs``)."""
+        return cls(**{key: config[key] for key in cls.__dataclass_fields__ if key in config})
+
+
+def agent_action_space(env_space: spaces.Box, mode: str) -> spaces.Box:
+    """The action space the agent acts in under ``mode`` (targets in [0, 1] for ``normalize``)."""
+    if mode == "normalize":
+        return spaces.Box(0.0, 1.0, env_space.shape, env_space.dtype)
+    return env_space
+
+
+def env_actions(core: Any, actions: np.ndarray, mode: str) -> np.ndarray:
+    """The env actions ``(N, *shape)`` for agent actions ``(N, *shape)`` in ``core``'s current state."""
+    batched = np.asarray(actions, dtype=np.float64)[:, None]  # (N, agents=1, ...)
+    if mode == "raw":
+        return batched[:, 0]
+    if mode == "project":
+        return core.admissible_set().project(batched)[:, 0]
+    if mode == "normalize":
+        return core.reallocation_to(batched)[:, 0]
+    raise ValueError(f"unknown action mode {mode!r}; accepted: {', '.join(ACTION_MODES)}")
+
+
+def unsquash(actions: np.ndarray, space: spaces.Box) -> np.ndarray:
+    """A Gaussian policy's actions, read as [-1, 1] per dimension, mapped onto ``space``'s bounds and
+    clipped there: what RLlib's ``unsquash_action`` does in training (``normalize_actions=True``),
+    the same arithmetic, so evaluation acts exactly as training did."""
+    actions = space.low + (actions + 1.0) * (space.high - space.low) / 2.0
+    return np.clip(actions, space.low, space.high)
+
+
+def action_distance(core: Any, env_actions: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each Box action ``(N, agents, *shape)`` to its state's admissible set, in
+    the core's current state: call it *before* the step that executes the actions."""
+    return core.admissible_set().distance(np.asarray(env_actions, dtype=np.float64))
+
+
+def inadmissibility_cost(invalid: np.ndarray, distance: np.ndarray | None = None) -> np.ndarray:
+    """How inadmissible each step's action was: the number of inadmissible sub-actions (discrete:
+    ``distance`` None), or the Euclidean distance to the admissible set where the action was
+    inadmissible (Box: ``distance`` from :func:`action_distance`). ``invalid`` is the step's
+    ``info["invalid_actions"]`` (0 for entries that only reset, which so cost nothing)."""
+    invalid = np.asarray(invalid, dtype=np.float64)
+    return invalid if distance is None else distance * (invalid > 0)
+
+
+def learning_reward(reward: np.ndarray, cost: np.ndarray | None, penalty: float | None,
+                    scale: float) -> np.ndarray:
+    """The reward the agent learns from: the env's, minus ``penalty`` times ``cost`` (penalty PPO), times
+    ``scale``. The env's own reward is what statistics and evaluation report."""
+    if penalty is not None:
+        reward = reward - penalty * cost
+    if scale != 1.0:
+        reward = reward * scale
+    return reward
+
+
+def transform_features(features: np.ndarray, kind: str) -> np.ndarray:
+    """The observation features as the network sees them (``kind`` in :data:`OBS_TRANSFORMS`)."""
+    if kind == "none":
+        return features
+    if kind == "symlog":
+        return (np.sign(features) * np.log1p(np.abs(features))).astype(features.dtype, copy=False)
+    raise ValueError(f"unknown observation transform {kind!r}; accepted: {', '.join(OBS_TRANSFORMS)}")
+
+
+class TrainingStats(VectorWrapper):
+    """Episode statistics of the training env in its own reward, drained by the runner."""
+
+    def __init__(self, env: gym.vector.VectorEnv):
+        super().__init__(env)
+        self._metrics = tuple(env.unwrapped.core.episode_metrics)
+        self._tracker = EpisodeTracker(self.num_envs, self._metrics)
+
+    def reset(self, **kwargs):
+        self._tracker = EpisodeTracker(self.num_envs, self._metrics)  # episodes in flight are abandoned
+        return super().reset(**kwargs)
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = super().step(actions)
+        self._tracker.update(reward, terminated, truncated, info)
+        return obs, reward, terminated, truncated, info
+
+    def drain(self) -> dict[str, Any]:
+        """Steps, steps with an inadmissible sub-action and finished episodes since the last drain."""
+        return self._tracker.drain()
+
+
+class ScaleObservation(VectorWrapper):
+    """Applies :func:`transform_features` to the ``observation`` entry (the mask is untouched)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, kind: str):
+        super().__init__(env)
+        self.kind = kind
+        self.single_observation_space = _transformed_space(env.single_observation_space, kind)
+        self.observation_space = _transformed_space(env.observation_space, kind)
+
+    def _transform(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**obs, OBSERVATION_KEY: transform_features(obs[OBSERVATION_KEY], self.kind)}
+
+    def reset(self, **kwargs):
+        obs, info = super().reset(**kwargs)
+        return self._transform(obs), info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = super().step(actions)
+        return self._transform(obs), reward, terminated, truncated, info
+
+
+def transformed_box(box: spaces.Box, kind: str) -> spaces.Box:
+    """The space of :func:`transform_features` applied to features in ``box``."""
+    low = transform_features(box.low.astype(np.float64), kind).astype(box.dtype)
+    high = transform_features(box.high.astype(np.float64), kind).astype(box.dtype)
+    return spaces.Box(low, high, dtype=box.dtype)
+
+
+def _transformed_space(space: spaces.Dict, kind: str) -> spaces.Dict:
+    return spaces.Dict({**space.spaces, OBSERVATION_KEY: transformed_box(space[OBSERVATION_KEY], kind)})
+
+
+class LearningReward(VectorWrapper):
+    """The reward the agent learns from (:func:`learning_reward`): the penalty of penalty PPO and the
+    reward scale. The env still executes its documented fallback for inadmissible actions; only the
+    learning reward changes. Sits below :class:`MapActions`, so it sees the actions the env gets."""
+
+    def __init__(self, env: gym.vector.VectorEnv, penalty: float | None, scale: float):
+        super().__init__(env)
+        self.penalty, self.scale = penalty, scale
+        self.core = env.unwrapped.core
+
+    def step(self, actions):
+        measure = self.penalty is not None and not self.core.discrete
+        distance = action_distance(self.core, np.asarray(actions)[:, None])[:, 0] if measure else None
+        obs, reward, terminated, truncated, info = super().step(actions)
+        cost = inadmissibility_cost(info["invalid_actions"], distance) if self.penalty is not None else None
+        return obs, learning_reward(reward, cost, self.penalty, self.scale), terminated, truncated, info
+
+
+class FeaturesOnly(VectorWrapper):
+    """The agent observes only the ``"observation"`` features (a Box, no mask)."""
+
+    def __init__(self, env: gym.vector.VectorEnv):
+        super().__init__(env)
+        self.single_observation_space = env.single_observation_space[OBSERVATION_KEY]
+        self.observation_space = env.observation_space[OBSERVATION_KEY]
+
+    def reset(self, **kwargs):
+        obs, info = super().reset(**kwargs)
+        return obs[OBSERVATION_KEY], info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = super().step(actions)
+        return obs[OBSERVATION_KEY], reward, terminated, truncated, info
+
+
+class MapActions(VectorWrapper):
+    """Turns the agent's continuous actions into the env's with :func:`env_actions` (``mode``)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, mode: str):
+        super().__init__(env)
+        if mode not in ACTION_MODES:
+            raise ValueError(f"unknown action mode {mode!r}; accepted: {', '.join(ACTION_MODES)}")
+        self.mode = mode
+        self.core = env.unwrapped.core
+        self.single_action_space = agent_action_space(env.single_action_space, mode)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+    def step(self, actions):
+        return super().step(env_actions(self.core, actions, self.mode))
+
+
+def find_wrapper(env: Any, kind: type) -> Any | None:
+    """The first wrapper of type ``kind`` in ``env``'s wrapper chain (RLlib adds its own on top)."""
+    while env is not None:
+        if isinstance(env, kind):
+            return env
+        env = getattr(env, "env", None)
+    return None
+
+
+def make_training_env(config: dict[str, Any]) -> gym.vector.VectorEnv:
+    """RLlib's env creator: ``config`` is :meth:`TrainingContext.as_dict` plus RLlib's ``num_envs``."""
+    if "num_envs" not in config:
+        raise ValueError("maskbench envs are natively batched: set "
+                         "config.env_runners(gym_env_vectorize_mode='vector_entry_point')")
+    context = TrainingContext.of(config)
+    env: gym.vector.VectorEnv = envs.make_vector(context.env_name, int(config["num_envs"]), **context.env_config)
+    discrete = env.unwrapped.core.discrete
+    env = TrainingStats(env)
+    env = ScaleObservation(env, context.obs_transform)
+    if context.penalty is not None or context.reward_scale != 1.0:
+        env = LearningReward(env, context.penalty, context.reward_scale)
+    if not (discrete and context.observes_mask):
+        env = FeaturesOnly(env)
+    if not discrete:
+        env = MapActions(env, context.action_mode)
+    return env
+
+
+class MultiAgentTrainingVector:
+    """``num_envs`` episodes of a k-agent discrete env, each agent seeing and learning what one agent would.
+
+    Over ``envs.make_multi_agent_vector`` (``(num_envs, n_agents, ...)`` arrays, next-step autoreset
+    of an entry once all its agents have left), per agent: episode statistics in the env's own
+    reward (drained once per iteration), the observation transform, the mask if the agent observes
+    it, and the learning reward, as :func:`make_training_env` does for one agent (``action_mode`` is
+    ignored: the actions are categorical).
+
+    ``acted`` (after a step) and ``acting`` (for the next one) say which agents take part: an agent
+    that has left or whose entry is resetting gets reward 0 and a stale observation, and its action
+    is not executed. With one agent this is :func:`make_training_env`'s env with an agent axis.
+    """
+
+    def __init__(self, context: TrainingContext, num_envs: int):
+        self.vec = envs.make_multi_agent_vector(context.env_name, num_envs, **context.env_config)
+        core = self.vec.core
+        if not core.discrete:
+            raise ValueError(f"several agents train with masked categorical actions; env {context.env_name!r} "
+                             f"has {core.action_space}")
+        self.core, self.context = core, context
+        self.num_envs, self.n_agents, self.agent_ids = num_envs, core.n_agents, list(core.agent_ids)
+        features = transformed_box(core.feature_space, context.obs_transform)
+        #: One agent's observation space: the features alone for a method that must not see the mask.
+        self.single_observation_space = spaces.Dict({**core.observation_space.spaces, OBSERVATION_KEY: features}) \
+            if context.observes_mask else features
+        self.single_action_space = core.action_space
+        self._tracker = EpisodeTracker(num_envs * core.n_agents, core.episode_metrics, next_step_autoreset=False)
+        self._env_steps = 0  # steps of an entry in which any of its agents acted, since the last drain
+        self._episode_env_steps = np.zeros(num_envs, dtype=np.int64)
+
+    @property
+    def acted(self) -> np.ndarray:
+        return self.vec.acted
+
+    @property
+    def acting(self) -> np.ndarray:
+        return self.vec.acting
+
+    @property
+    def live(self) -> np.ndarray:
+        return self.vec.live
+
+    def _observe(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | np.ndarray:
+        features = transform_features(obs[OBSERVATION_KEY], self.context.obs_transform)
+        return {OBSERVATION_KEY: features, MASK_KEY: obs[MASK_KEY]} if self.context.observes_mask else features
+
+    def reset(self, *, seed: int | list[int | None] | None = None):
+        """Start every entry afresh; episodes in flight are abandoned (not counted)."""
+        self._tracker.abandon_running()
+        self._env_steps -= min(int(self._episode_env_steps.sum()), self._env_steps)  # a drain may have reported some
+        self._episode_env_steps[:] = 0
+        obs, info = self.vec.reset(seed=seed)
+        return self._observe(obs), info
+
+    def step(self, actions: np.ndarray):
+        """``actions`` ``(num_envs, n_agents, n_sub)``; returns the five values with the learning reward."""
+        obs, reward, terminated, truncated, info = self.vec.step(actions)
+        stepped = self.vec.acted.any(axis=1)
+        self._env_steps += int(stepped.sum())
+        self._episode_env_steps += stepped
+        self._tracker.update(reward, terminated, truncated, info, active=self.vec.acted)
+        penalty = self.context.penalty
+        cost = inadmissibility_cost(info["invalid_actions"]) if penalty is not None else None  # 0 if not acting
+        reward = learning_reward(reward, cost, penalty, self.context.reward_scale)
+        self._episode_env_steps[~self.vec.live.any(axis=1)] = 0  # entries whose episode is over
+        return self._observe(obs), reward, terminated, truncated, info
+
+    def drain(self) -> dict[str, Any]:
+        """Env steps, agent steps, agent steps with an inadmissible sub-action and finished agent-episodes
+        (``env_index = i * n_agents + j`` for entry i, agent j) since the last drain."""
+        out = {"env_steps": self._env_steps, **self._tracker.drain()}
+        self._env_steps = 0
+        return out
+
+    def close(self) -> None:
+        self.vec.close()

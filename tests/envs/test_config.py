@@ -1,0 +1,56 @@
+"""Env configs: every mistake is one line naming the key and what is accepted."""
+
+import pytest
+
+import envs
+from envs.config import ConfigError, build_config, describe_config, parse_assignments
+from envs.portfolio import PortfolioConfig
+
+
+def test_strings_are_parsed_by_field_type():
+    config = build_config(PortfolioConfig, parse_assignments(
+        ["start_cash=500", "periods=5", "buy_cost=0.1, 0.2,0.3", "reward=value_change"]), owner="env")
+    assert (config.start_cash, config.periods, config.buy_cost, config.reward) == \
+        (500.0, 5, (0.1, 0.2, 0.3), "value_change")
+
+
+def test_strict_is_a_common_option_of_every_env():
+    assert envs.make_core("portfolio", strict="yes").strict is True
+    assert envs.config_dict("portfolio", {})["strict"] is False
+    assert "strict" in [row["key"] for row in envs.describe("portfolio")]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"cash": 5}, "unknown config key 'cash'; accepted keys: start_cash, periods, buy_cost, sell_cost, "
+                  "price_noise_std, min_price, reward, n_agents, price_impact, strict"),
+    ({"periods": "abc"}, "config key 'periods' expects an integer, got 'abc'"),
+    ({"periods": 2.5}, "config key 'periods' expects an integer"),
+    ({"periods": 0}, "config key 'periods' must be a positive integer; got 0"),
+    ({"start_cash": -1}, "config key 'start_cash' must be a positive number; got -1"),
+    ({"buy_cost": "0.1,0.2"}, "config key 'buy_cost' must be 3 non-negative numbers"),
+    ({"reward": "profit"}, "config key 'reward' must be one of final_value, final_return, value_change; got 'profit'"),
+    ({"strict": "maybe"}, "config key 'strict' expects a boolean, got 'maybe'"),
+    ({"n_agents": True}, "config key 'n_agents' expects an integer"),
+])
+def test_bad_values_give_one_line_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        envs.make("portfolio", **overrides)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_env_lists_known_envs():
+    with pytest.raises(ConfigError, match="unknown env 'portfolo'; known envs: .*portfolio"):
+        envs.make("portfolo")
+
+
+def test_assignment_syntax_errors():
+    with pytest.raises(ConfigError, match="expects KEY=VALUE, got 'periods'"):
+        parse_assignments(["periods"])
+
+
+def test_describe_lists_every_field_with_default_and_doc():
+    rows = describe_config(PortfolioConfig)
+    by_key = {r["key"]: r for r in rows}
+    assert by_key["start_cash"]["default"] == "1000.0" and "dollars" in by_key["start_cash"]["doc"]
+    assert by_key["reward"]["accepts"].startswith("one of final_value")

@@ -1,0 +1,92 @@
+"""What several test modules share: the tiny training settings, running the CLIs in-process, Ray's
+clean-up check and synthetic run folders. Tests import this module, never each other."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import psutil
+import ray
+
+from suite import results, run
+from suite.cli import run_cli
+
+#: The smallest PPO that still trains: two iterations of 512 env steps fit in ``--steps 1024``.
+TINY_SETTINGS = {"train_batch_size": "512", "minibatch_size": "128", "num_epochs": "2",
+                 "num_envs_per_env_runner": "16", "hidden": "16"}
+#: :data:`TINY_SETTINGS` as ``suite.run`` arguments.
+TINY = [item for key, value in TINY_SETTINGS.items() for item in ("--algo-config", f"{key}={value}")]
+#: progress.csv columns that measure time, not behaviour.
+TIMING = ["wall_seconds", "env_steps_per_second"]
+
+
+def run_main(*argv) -> int:
+    """``python -m suite.run ARGV`` in this process; returns the exit status."""
+    return run_cli(run.main, "python -m suite.run", [str(a) for a in argv])
+
+
+def assert_ray_is_gone() -> None:
+    """Ray is shut down and no child process (raylet, workers) outlives the run."""
+    assert not ray.is_initialized()
+    children = psutil.Process().children(recursive=True)
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"processes left behind: {[p.name() for p in alive]}"
+
+
+def read_run(out, env: str, algo: str, seed: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """A run's ``config.json``, ``progress.csv`` and ``eval.csv``."""
+    directory = results.run_dir(out, env, algo, seed)
+    return (json.loads((directory / "config.json").read_text()), pd.read_csv(directory / "progress.csv"),
+            pd.read_csv(directory / "eval.csv"))
+
+
+def write_synthetic_run(root, env="portfolio", algo="masked_ppo", seed=0, *, steps=200, iterations=2,
+                        evaluated=True, algo_config=None, returns=None, evals=None, progress=None, env_config=None):
+    """A run folder as ``suite.run`` writes it, with chosen numbers.
+
+    ``returns``: the headline policy's (greedy, mask on) episode returns (default 10, 11, 12 + seed);
+    ``evals``: extra eval rows (dicts) after the headline ones; ``progress``: progress columns to
+    set or add (lists of ``iterations`` values).
+    """
+    directory = results.run_dir(root, env, algo, seed)
+    directory.mkdir(parents=True)
+    record = {"env": env, "env_config": env_config or {"periods": 20}, "algo": algo,
+              "algo_config": algo_config or {"lr": 0.001, "hidden": [16, 16]}, "seed": seed, "steps": steps,
+              "episodes": 3, "env_version": 0, "started": "2026-11-23T00:00:00"}
+    (directory / "config.json").write_text(json.dumps(record))
+    table = {"iteration": list(range(1, iterations + 1)), "env_steps": [100 * (i + 1) for i in range(iterations)],
+             "episodes": list(range(iterations)), "wall_seconds": [1.5 * (i + 1) for i in range(iterations)],
+             "episode_return_mean": [float(seed + i) for i in range(iterations)],
+             "episode_return_min": [0.0] * iterations, "episode_return_max": [9.0] * iterations,
+             "invalid_action_rate": [0.0] * iterations}
+    table.update(progress or {})
+    pd.DataFrame(table).to_csv(directory / "progress.csv", index=False)
+    if evaluated:
+        returns = returns if returns is not None else [10.0 + seed, 11.0 + seed, 12.0 + seed]
+        rows = [{"episode": i, "env_seed": 1_000_000 + i, "policy": "greedy", "mask": "on", "return": r, "length": 20,
+                 "invalid_steps": 0, "invalid_actions": 0} for i, r in enumerate(returns)]
+        rows += [{"length": 20, "invalid_steps": 0, "invalid_actions": 0, "env_seed": 0, **row} for row in evals or []]
+        pd.DataFrame(rows).to_csv(directory / "eval.csv", index=False)
+    return directory
+
+
+def build_algo(algo: str, env: str, env_config: dict | None = None, *, seed: int = 0, budget: int | None = None,
+               **settings):
+    """The algorithm ``algo`` on ``env`` as ``suite.run`` builds it (registry, per-env defaults, backend)."""
+    from baselines import load_algo
+
+    entry = load_algo(algo)
+    config = entry.make_config(env, {key: str(value) for key, value in settings.items()}, owner=f"algo {algo!r}")
+    return entry.implementation(config)(env, dict(env_config or {}), config, seed, budget=budget)
+
+
+def random_masks(rng: np.random.Generator, n: int, nvec) -> np.ndarray:
+    """``n`` flat masks over ``nvec`` with at least one admissible value per block."""
+    blocks = []
+    for size in nvec:
+        block = (rng.random((n, size)) < 0.4).astype(np.int8)
+        block[np.arange(n), rng.integers(0, size, n)] = 1
+        blocks.append(block)
+    return np.concatenate(blocks, axis=1)

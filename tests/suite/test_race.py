@@ -1,0 +1,60 @@
+"""suite.race: contenders trained with the same settings, times to a target that separates them, bad input."""
+
+import math
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("sb3_contrib", reason='the compare extra: pip install -e ".[compare]"')
+
+from suite import race, results
+from suite.cli import run_cli
+from tests.helpers import TINY_SETTINGS
+
+SETTINGS = [item for key in ("train_batch_size", "minibatch_size", "num_epochs", "num_envs_per_env_runner", "hidden")
+            for item in ("--algo-config", f"{key}={TINY_SETTINGS[key]}")]
+
+
+def race_main(*argv) -> int:
+    return run_cli(race.main, "python -m suite.race", [str(a) for a in argv])
+
+
+def test_the_race_trains_each_contender_with_the_same_settings_and_times_a_separating_target(tmp_path, capsys):
+    argv = ["--env", "portfolio", "--contenders", "masked_ppo_torch,sb3_maskable_ppo", "--seeds", "2",
+            "--steps", "1536", "--episodes", "8", "--out", tmp_path, *SETTINGS]
+    assert race_main(*argv, "--target", "1e9") == 0  # a target nobody reaches
+    out = capsys.readouterr().out
+    assert "| masked_ppo_torch | 2 |" in out and "| sb3_maskable_ppo | 2 |" in out
+    table = pd.read_csv(tmp_path / "race_portfolio.csv")
+    assert table["contender"].tolist() == ["masked_ppo_torch", "sb3_maskable_ppo"]
+    assert (table["seeds_reaching"] == 0).all() and table["steps_to_target"].isna().all()
+    assert table.loc[1, "speed_vs_sb3"] == 1.0 and table.loc[0, "speed_vs_sb3"] > 0
+    loaded = results.load(tmp_path)
+    shared = [c for c in loaded.runs if c.startswith("algo.") and c not in ("algo.backend", "algo.vec_env")]
+    assert (loaded.runs[shared].nunique(dropna=False) == 1).all()  # matched hyperparameters
+
+    # The best periodic evaluation of all runs as the target: reached where (and only where) it was, by hand.
+    progress = loaded.progress.assign(contender=loaded.progress["run"].str.split("/").str[0])
+    target = float(progress["eval_return_mean"].max())
+    assert progress["eval_return_mean"].nunique() > 1  # the evaluations do differ
+    assert race_main(*argv, "--target", repr(target)) == 0  # no training: every run is complete
+    assert capsys.readouterr().out.count("already complete") == 4
+    table = pd.read_csv(tmp_path / "race_portfolio.csv").set_index("contender")
+    for contender, runs in progress.groupby("contender"):
+        hits = [run[run["eval_return_mean"] >= target].iloc[0] for _, run in runs.groupby("run")
+                if (run["eval_return_mean"] >= target).any()]
+        assert table.loc[contender, "seeds_reaching"] == len(hits)
+        if hits:
+            assert table.loc[contender, "steps_to_target"] == pd.Series([h["env_steps"] for h in hits]).median()
+            assert table.loc[contender, "seconds_to_target"] == \
+                pytest.approx(pd.Series([h["wall_seconds"] for h in hits]).median())
+        else:
+            assert math.isnan(table.loc[contender, "steps_to_target"])
+    assert table["seeds_reaching"].sum() >= 1 and table["seeds_reaching"].nunique() == 2  # it separates them
+
+
+def test_the_race_refuses_unknown_contenders_and_a_missing_target(tmp_path, capsys):
+    assert race_main("--env", "portfolio", "--contenders", "x") == 2
+    assert "unknown contender 'x'" in capsys.readouterr().err
+    assert race_main("--env", "speed_limit", "--out", tmp_path) == 2
+    assert "--target is required for env 'speed_limit'" in capsys.readouterr().err

@@ -1,0 +1,173 @@
+"""suite.report: pure functions of the loaded frames, checked on synthetic runs with known answers,
+the command line's files, plots and bad input, and several agents' runs scored against references of
+their own env config."""
+
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from suite import report, results
+from suite.cli import run_cli
+from tests.helpers import run_main
+
+T_975_2 = stats.t.ppf(0.975, 2)  # 95% Student-t quantile for 3 seeds
+
+
+@pytest.fixture
+def toy(tmp_path, make_run):
+    """Env "toy": random_valid returns 10 (seeds 9, 10, 11), oracle 20, masked PPO 14, 15, 16 with
+    periodic evaluations crossing 18 (score 80) at 200 steps on seed 0, at 300 on seed 1, never on 2."""
+    for seed, value in enumerate([9.0, 10.0, 11.0]):
+        make_run(tmp_path, "toy", "random_valid", seed, returns=[value] * 3, algo_config={"num_envs": 4})
+        make_run(tmp_path, "toy", "oracle", seed, returns=[20.0] * 3, algo_config={"num_envs": 4})
+    curves = {0: [12.0, 18.0, 19.0], 1: [12.0, 17.0, 18.5], 2: [10.0, 11.0, 12.0]}
+    for seed in range(3):
+        make_run(tmp_path, "toy", "masked_ppo", seed, iterations=3, steps=300, returns=[14.0 + seed] * 3,
+                 evals=[{"episode": 0, "policy": "greedy", "mask": "off", "return": 5.0}],
+                 progress={"eval_return_mean": curves[seed], "invalid_action_rate": [0.5, 0.0, 0.0],
+                           "env_steps_per_second": [100.0, 200.0, 300.0]})
+    return tmp_path
+
+
+def row(summary, algo, config=""):
+    return summary[(summary["algo"] == algo) & (summary["config"] == config)].iloc[0]
+
+
+def test_summary_numbers_are_the_known_answers(toy):
+    summary, problems = report.summarize(results.load(toy))
+    assert problems == []
+    masked = row(summary, "masked_ppo")
+    assert masked["seeds"] == 3 and masked["policy"] == "greedy, mask on"
+    assert masked["return_mean"] == pytest.approx(15.0)
+    assert masked["return_ci_high"] - 15.0 == pytest.approx(T_975_2 * 1.0 / math.sqrt(3))
+    assert masked["score"] == pytest.approx(50.0)  # (15 - 10) / (20 - 10)
+    assert masked["score_ci_low"] == pytest.approx(50.0 - 10 * T_975_2 / math.sqrt(3))
+    assert masked["threshold"] == pytest.approx(18.0)  # the return at score 80
+    assert masked["seeds_reaching"] == 2 and masked["seeds_evaluated"] == 3
+    assert masked["steps_to_threshold"] == pytest.approx(250.0)  # median of 200 and 300
+    assert masked["seconds_to_threshold"] == pytest.approx(3.75)  # median of 3.0 and 4.5
+    assert masked["train_invalid_rate"] == pytest.approx(0.5 / 3)  # 50 of the first 100 of 300 steps
+    assert masked["mask_off_return"] == pytest.approx(5.0) and masked["eval_invalid_rate"] == 0.0
+    assert masked["env_steps_per_second"] == pytest.approx(200.0)  # median per run, mean over runs
+    assert row(summary, "random_valid")["score"] == pytest.approx(0.0)
+    assert row(summary, "oracle")["score"] == pytest.approx(100.0)
+    assert math.isnan(row(summary, "oracle")["mask_off_return"])  # no mask-off policy evaluated
+
+
+def test_seeds_without_periodic_evaluations_are_not_counted_as_missing_the_threshold(toy, make_run, tmp_path):
+    make_run(tmp_path, "toy", "masked_ppo", 3, iterations=3, steps=300, returns=[15.0] * 3,
+             evals=[{"episode": 0, "policy": "greedy", "mask": "off", "return": 5.0}])  # --eval-every 0
+    summary, _ = report.summarize(results.load(toy))
+    masked = row(summary, "masked_ppo")
+    assert (masked["seeds"], masked["seeds_evaluated"], masked["seeds_reaching"]) == (4, 3, 2)
+    _, _, text = report.write_report(toy, tmp_path / "out")
+    assert "| 2/3 (1 without periodic evaluation) |" in text
+
+
+def test_threshold_from_the_command_line_the_env_target_or_score_80(toy, make_run):
+    loaded = results.load(toy)
+    summary, _ = report.summarize(loaded, thresholds={"toy": 12.0})
+    assert row(summary, "masked_ppo")["seeds_reaching"] == 3
+    assert row(summary, "masked_ppo")["steps_to_threshold"] == pytest.approx(100.0)
+    summary, _ = report.summarize(loaded)  # "toy" is no registered env: the return at score 80
+    assert row(summary, "masked_ppo")["threshold"] == pytest.approx(10.0 + 0.8 * (20.0 - 10.0))
+    # portfolio's own target, three times the start cash in the units of the run's reward
+    make_run(toy, "portfolio", "masked_ppo", 0)
+    make_run(toy / "ratio", "portfolio", "masked_ppo", 0, env_config={"reward": "final_return", "start_cash": 500})
+    summary, _ = report.summarize(results.load(toy))
+    targets = summary.loc[summary["env"] == "portfolio", "threshold"].tolist()
+    assert sorted(targets) == [3.0, 3000.0]
+    assert report.env_target("portfolio", {"start_cash": 500.0}) == 1500.0
+    assert math.isnan(report.env_target("portfolio", {"start_cash": -1})) and math.isnan(report.env_target("toy", {}))
+
+
+def test_without_references_scores_are_missing_not_invented(tmp_path, make_run):
+    make_run(tmp_path, "toy", "masked_ppo", 0)
+    summary, _ = report.summarize(results.load(tmp_path))
+    assert math.isnan(summary["score"].iloc[0]) and math.isnan(summary["threshold"].iloc[0])
+
+
+def test_learning_curves_average_seeds_at_each_env_step(toy):
+    curves = report.learning_curves(results.load(toy).progress)
+    masked = curves[curves["algo"] == "masked_ppo"].set_index("env_steps")
+    assert list(masked.index) == [100, 200, 300] and (masked["seeds"] == 3).all()
+    assert masked.loc[200, "mean"] == pytest.approx((18 + 17 + 11) / 3)
+    assert masked["curve"].eq("eval_return_mean").all()
+    references = curves[curves["algo"] == "random_valid"]
+    assert references["curve"].eq("episode_return_mean").all()  # no periodic evaluation: training returns
+
+
+def test_mismatched_configs_are_reported_apart_with_a_message(toy, make_run):
+    for penalty in (0.01, 1.0):
+        for seed in range(2):
+            make_run(toy / f"penalty{penalty}", "toy", "penalty_ppo", seed, returns=[12.0 + penalty] * 3,
+                     algo_config={"lr": 0.001, "penalty": penalty}, progress={"invalid_action_rate": [penalty / 2] * 2})
+    summary, problems = report.summarize(results.load(toy))
+    rows = summary[summary["algo"] == "penalty_ppo"].set_index("config")
+    assert set(rows.index) == {"penalty=0.01", "penalty=1.0"} and (rows["seeds"] == 2).all()
+    assert rows.loc["penalty=1.0", "return_mean"] == pytest.approx(13.0)
+    assert problems == ["toy/penalty_ppo: 2 configs differ in algo.penalty; each is summarised on its own row "
+                        "(config column), never averaged together"]
+    assert report.plot_penalty_sweep(summary, "toy") is not None
+    assert report.plot_penalty_sweep(summary[summary["algo"] != "penalty_ppo"], "toy") is None
+
+
+def test_damaged_and_unfinished_runs_are_listed_not_scored(toy, make_run):
+    make_run(toy, "toy", "masked_ppo", 7, evaluated=False)
+    (make_run(toy, "toy", "masked_ppo", 8) / "eval.csv").write_text("episode,policy\n0,gre")
+    summary, problems = report.summarize(results.load(toy))
+    assert row(summary, "masked_ppo")["seeds"] == 3 and row(summary, "masked_ppo")["return_mean"] == 15.0
+    assert [p.split(":")[0] for p in problems] == ["toy/masked_ppo/seed7", "toy/masked_ppo/seed8"]
+
+
+def test_cli_writes_summary_report_and_plots(toy, capsys):
+    out = toy / "report"
+    assert run_cli(report.main, "python -m suite.report", [str(toy), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "| masked_ppo | – | 3 | greedy, mask on | 15 (12.52 to 17.48) | 50.0 |" in printed.out
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["algo"]) == {"random_valid", "oracle", "masked_ppo"}
+    text = (out / "report.md").read_text()
+    assert "## toy" in text and "![learning_curves_toy](plots/learning_curves_toy.png)" in text
+    png = (out / "plots" / "learning_curves_toy.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "no runs under"),
+    (["--threshold", "toy=fast"], "--threshold expects ENV=NUMBER"),
+    (["--threshold", "toy"], "--threshold expects KEY=VALUE"),
+])
+def test_cli_bad_input_is_one_line_with_status_2(tmp_path, capsys, argv, message):
+    assert run_cli(report.main, "python -m suite.report", [str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_the_report_scores_each_env_config_against_its_own_references_and_lists_agents(tmp_path):
+    for algo in ("random_valid", "oracle"):
+        for agents in (1, 3):
+            out = tmp_path / f"k{agents}"
+            assert run_main("--env", "portfolio", "--env-config", f"n_agents={agents}", "--env-config",
+                            "price_impact=0.02", "--algo", algo, "--steps", "2000", "--episodes", "20",
+                            "--out", str(out), "--quiet") == 0
+    # both configs in one folder, as a user comparing them would have them
+    merged = tmp_path / "all"
+    for agents in (1, 3):
+        for path in (tmp_path / f"k{agents}").rglob("seed0"):
+            target = merged / f"k{agents}" / path.relative_to(tmp_path / f"k{agents}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+    summary, _, text = report.write_report(merged, tmp_path / "report")
+    assert len(summary) == 4
+    # each config's random_valid scores 0 and oracle 100 against references of its own config
+    assert summary.set_index(["algo", "config"])["score"].round(6).to_dict() == {
+        ("random_valid", "n_agents=1"): 0.0, ("oracle", "n_agents=1"): 100.0,
+        ("random_valid", "n_agents=3"): 0.0, ("oracle", "n_agents=3"): 100.0}
+    agents = pd.read_csv(tmp_path / "report" / "agents.csv")
+    assert sorted(agents["agent"].unique()) == ["trader_0", "trader_1", "trader_2"]
+    assert len(agents) == 2 * 3 and (agents["eval_invalid_rate"] == 0).all()
+    assert "| oracle | n_agents=3 | trader_2 |" in text

@@ -1,0 +1,175 @@
+"""suite.run: files, summary, overwrite/resume semantics, determinism and bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from baselines import algo_names
+from baselines.random_valid import RandomValid
+from suite import results
+from tests.helpers import TIMING, run_main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def seed_dir(out, seed=0):
+    return Path(out) / "portfolio" / "random_valid" / f"seed{seed}"
+
+
+def small(out, *extra):
+    return ["--env", "portfolio", "--algo", "random_valid", "--steps", "6000", "--episodes", "20",
+            "--out", str(out), *extra]
+
+
+def test_run_writes_the_three_files_and_a_summary(tmp_path, capsys):
+    assert run_main(*small(tmp_path)) == 0
+    directory = seed_dir(tmp_path)
+    config = json.loads((directory / "config.json").read_text())
+    assert config["env"] == "portfolio" and config["algo"] == "random_valid" and config["seed"] == 0
+    assert config["env_config"]["start_cash"] == 1000.0 and config["env_config"]["strict"] is False
+    assert config["libraries"]["gymnasium"] and config["steps"] == 6000
+    progress = pd.read_csv(directory / "progress.csv")
+    assert list(progress.columns[:len(results.PROGRESS_COLUMNS)]) == results.PROGRESS_COLUMNS
+    assert progress["env_steps"].is_monotonic_increasing and progress["env_steps"].iloc[-1] >= 6000
+    assert (progress["invalid_action_rate"] == 0).all()
+    evaluation = pd.read_csv(directory / "eval.csv")
+    single_agent_columns = [c for c in results.EVAL_COLUMNS if c != "agent"]  # "agent": several agents only
+    assert list(evaluation.columns[:len(single_agent_columns)]) == single_agent_columns
+    assert len(evaluation) == 20 and (evaluation["length"] == 20).all()
+    assert evaluation["env_seed"].tolist() == list(range(1_000_000, 1_000_020))
+    assert (evaluation["invalid_actions"] == 0).all()
+    assert evaluation["return"].equals(evaluation["portfolio_value"])  # the default reward is dollars
+    out = capsys.readouterr().out
+    assert "95% CI" in out and "final portfolio value" in out and str(directory) in out
+
+
+def test_same_seed_same_results_other_seed_other_training(tmp_path):
+    assert run_main(*small(tmp_path / "a")) == 0
+    assert run_main(*small(tmp_path / "b")) == 0
+    assert run_main(*small(tmp_path / "c", "--seed", "1")) == 0
+    a, b, c = (pd.read_csv(seed_dir(tmp_path / x, s) / "progress.csv").drop(columns=TIMING)
+               for x, s in (("a", 0), ("b", 0), ("c", 1)))
+    pd.testing.assert_frame_equal(a, b)
+    assert not a["episode_return_mean"].equals(c["episode_return_mean"])
+    pd.testing.assert_frame_equal(pd.read_csv(seed_dir(tmp_path / "a") / "eval.csv"),
+                                  pd.read_csv(seed_dir(tmp_path / "b") / "eval.csv"))
+
+
+def test_existing_run_is_not_clobbered_without_overwrite(tmp_path, capsys):
+    assert run_main(*small(tmp_path)) == 0
+    before = {p.name: p.read_bytes() for p in seed_dir(tmp_path).glob("*.*")}
+    capsys.readouterr()
+    assert run_main(*small(tmp_path, "--seed", "0")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a complete run; pass --overwrite" in err
+    assert {p.name: p.read_bytes() for p in seed_dir(tmp_path).glob("*.*")} == before
+    assert run_main(*small(tmp_path, "--overwrite", "--episodes", "5")) == 0
+    assert len(pd.read_csv(seed_dir(tmp_path) / "eval.csv")) == 5
+    assert run_main(*small(tmp_path, "--resume")) == 0
+    assert "already complete" in capsys.readouterr().out
+
+
+def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch, capsys):
+    assert run_main(*small(tmp_path / "straight", "--checkpoint-every", "1")) == 0
+
+    original = RandomValid.train_iteration
+    calls = {"n": 0}
+
+    def interrupted(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(RandomValid, "train_iteration", interrupted)
+    assert run_main(*small(tmp_path / "cut", "--checkpoint-every", "1")) == 130
+    assert "continue with --resume" in capsys.readouterr().err
+    cut = seed_dir(tmp_path / "cut")
+    assert not results.is_complete(cut) and len(pd.read_csv(cut / "progress.csv")) == 2
+    assert run_main(*small(tmp_path / "cut")) == 2  # incomplete: refuses, suggests --resume
+    assert "--resume to continue it" in capsys.readouterr().err
+    monkeypatch.setattr(RandomValid, "train_iteration", original)
+    assert run_main(*small(tmp_path / "cut", "--resume", "--checkpoint-every", "1")) == 0
+
+    drop = ["wall_seconds", "env_steps_per_second"]
+    pd.testing.assert_frame_equal(pd.read_csv(cut / "progress.csv").drop(columns=drop),
+                                  pd.read_csv(seed_dir(tmp_path / "straight") / "progress.csv").drop(columns=drop))
+    pd.testing.assert_frame_equal(pd.read_csv(cut / "eval.csv"),
+                                  pd.read_csv(seed_dir(tmp_path / "straight") / "eval.csv"))
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path, capsys):
+    assert run_main(*small(tmp_path)) == 0
+    (seed_dir(tmp_path) / "eval.csv").unlink()  # make it look interrupted
+    capsys.readouterr()
+    assert run_main(*small(tmp_path, "--resume", "--env-config", "start_cash=50")) == 2
+    assert "different env_config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "nope", "--algo", "random_valid"], "unknown env 'nope'; known envs: portfolio"),
+    (["--env", "portfolio", "--algo", "nope"], f"unknown algo 'nope'; known algos: {', '.join(algo_names())}"),
+    (["--env", "portfolio", "--algo", "random_valid", "--steps", "0"], "expected a positive integer, got '0'"),
+    (["--env", "portfolio", "--algo", "random_valid", "--steps", "-5"], "expected a positive integer, got '-5'"),
+    (["--env", "portfolio", "--algo", "random_valid", "--episodes", "0"], "expected a positive integer, got '0'"),
+    (["--env", "portfolio", "--algo", "random_valid", "--seed", "x"], "expected a non-negative integer"),
+    (["--env", "portfolio", "--algo", "random_valid", "--env-config", "cash=5"], "unknown config key 'cash'"),
+    (["--env", "portfolio", "--algo", "random_valid", "--env-config", "periods=abc"], "expects an integer, got 'abc'"),
+    (["--env", "portfolio", "--algo", "random_valid", "--env-config", "periods"], "expects KEY=VALUE"),
+    (["--env", "portfolio", "--algo", "random_valid", "--algo-config", "lr=0.1"],
+     "algo 'random_valid': unknown config key 'lr'"),
+    (["--env", "portfolio", "--algo", "random_valid", "--overwrite", "--resume"], "not allowed with argument"),
+    (["--algo", "random_valid"], "the following arguments are required: --env"),
+])
+def test_bad_input_is_one_line_status_2_and_writes_nothing(tmp_path, capsys, argv, message):
+    assert run_main(*argv, "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_out_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert run_main(*small(blocker / "out")) == 2
+    err = capsys.readouterr().err
+    assert "cannot write results under" in err and "is not a folder" in err and err.count("\n") == 1
+
+
+def test_command_line_errors_have_no_traceback_and_help_lists_defaults():
+    bad = subprocess.run([sys.executable, "-m", "suite.run", "--env", "nope", "--algo", "random_valid"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+    helped = subprocess.run([sys.executable, "-m", "suite.run", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert helped.returncode == 0
+    for flag in ("--env", "--algo", "--seed", "--steps", "--episodes", "--env-config", "--algo-config", "--out",
+                 "--overwrite", "--resume", "--checkpoint-every", "--import"):
+        assert flag in helped.stdout
+    assert "(default: 100)" in helped.stdout and "(default: results)" in helped.stdout
+
+
+def test_resume_can_extend_the_budget_and_records_it(tmp_path):
+    assert run_main(*small(tmp_path)) == 0
+    directory = seed_dir(tmp_path)
+    (directory / "eval.csv").unlink()  # interrupted during evaluation
+    argv = small(tmp_path, "--resume")
+    argv[argv.index("6000")] = "10000"
+    assert run_main(*argv) == 0
+    progress = pd.read_csv(directory / "progress.csv")
+    assert progress["env_steps"].iloc[-1] >= 10_000
+    assert progress["iteration"].tolist() == list(range(1, len(progress) + 1))
+    config = json.loads((directory / "config.json").read_text())
+    assert config["steps"] == 10_000 and len(config["resumed"]) == 1
+
+
+def test_an_algo_that_cannot_run_the_env_config_writes_nothing(tmp_path, capsys):
+    assert run_main("--env", "speed_limit", "--env-config", "n_agents=2", "--algo", "oracle",
+                    "--out", str(tmp_path), "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "the speed_limit oracle is the exact optimum of one car; got n_agents=2" in err
+    assert not (tmp_path / "speed_limit").exists()

@@ -1,0 +1,116 @@
+"""Sweeps of suite.run through Ray Tune: the grid, pairs left out, complete runs skipped, a failed
+trial reported while the others finish, bad input, and Ray shut down afterwards."""
+
+import textwrap
+
+import pytest
+import ray
+
+import envs
+from suite import results
+from tests.helpers import assert_ray_is_gone, run_main
+
+SMALL = ["--steps", "2000", "--episodes", "5", "--quiet"]
+
+
+def sweep(*argv):
+    return run_main(*argv)
+
+
+NO_ORACLE_ENV = textwrap.dedent('''
+    import envs
+    from envs.portfolio import PortfolioCore
+
+    class NoOracleCore(PortfolioCore):
+        oracle_actions = None  # opts out of the oracle
+
+    envs.register("portfolio_no_oracle", NoOracleCore, overwrite=True)
+''')
+
+
+@pytest.fixture
+def no_oracle_env(tmp_path, monkeypatch):
+    """``--import no_oracle_env`` registers ``portfolio_no_oracle``, an env without an oracle."""
+    (tmp_path / "no_oracle_env.py").write_text(NO_ORACLE_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # Ray's workers import it too
+    yield ["--import", "no_oracle_env"]
+    import envs
+
+    if "portfolio_no_oracle" in envs.names():
+        envs.unregister("portfolio_no_oracle")
+
+
+def test_a_sweep_runs_the_grid_leaves_out_what_cannot_run_and_skips_what_is_done(tmp_path, capsys, no_oracle_env):
+    out_dir = tmp_path / "out"
+    argv = ["--env", "all", "--algo", "random_valid,oracle", "--seeds", "2", "--out", str(out_dir),
+            *no_oracle_env, *SMALL]
+    assert sweep(*argv) == 0
+    assert_ray_is_gone()
+    err = capsys.readouterr().err
+    assert "left out: oracle on portfolio_no_oracle: env 'portfolio_no_oracle' has no oracle" in err
+    loaded = results.load(out_dir)
+    from baselines.oracle import envs_with_oracle
+
+    expected = {(env, "random_valid", seed) for env in envs.names() for seed in (0, 1)} | \
+        {(env, "oracle", seed) for env in envs_with_oracle() for seed in (0, 1)}
+    assert "portfolio_no_oracle" in envs.names() and "portfolio_no_oracle" not in envs_with_oracle()
+    assert set(zip(loaded.runs["env"], loaded.runs["algo"], loaded.runs["seed"])) == expected
+    assert len(loaded.runs) == len(expected) and set(loaded.runs["status"]) == {"complete"}
+    import json
+
+    commands = {json.loads((out_dir / r / "config.json").read_text())["command"] for r in loaded.runs["run"]}
+    assert len(commands) == 1 and "--seeds 2" in commands.pop()  # each trial records the sweep's command
+    assert sweep(*argv) == 0  # again: nothing left to do
+    out = capsys.readouterr().out
+    assert "nothing to run: every run of the sweep is complete or left out" in out
+    assert not (out_dir / ".tune").exists()
+
+
+def test_a_failed_trial_is_reported_and_the_others_finish(tmp_path, monkeypatch, capsys):
+    (tmp_path / "failing_algo.py").write_text(textwrap.dedent('''
+        from baselines import register_algo
+        from baselines.random_valid import RandomValid
+
+        class Failing(RandomValid):
+            def train_iteration(self):
+                raise RuntimeError("simulated failure in a trial")
+
+        register_algo("failing_sweep_algo", Failing, overwrite=True)
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # Ray's workers import it too
+    out = tmp_path / "out"
+    assert sweep("--env", "portfolio", "--algo", "random_valid,failing_sweep_algo", "--import", "failing_algo",
+                 "--out", str(out), *SMALL) == 1
+    assert_ray_is_gone()
+    err = capsys.readouterr().err
+    assert "failed: failing_sweep_algo on portfolio, seed 0: RuntimeError: simulated failure in a trial" in err
+    status = dict(zip(*[results.load(out).runs[c] for c in ("algo", "status")]))
+    assert status == {"random_valid": "complete", "failing_sweep_algo": "failed"}
+    import baselines.registry
+
+    baselines.registry._ALGOS.pop("failing_sweep_algo", None)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "portfolio,nope", "--algo", "random_valid"], "unknown env 'nope'; known envs: portfolio"),
+    (["--env", "all", "--algo", "random_valid,bogus"], "unknown algo 'bogus'; known algos:"),
+    (["--env", "speed_limit", "--algo", "oracle", "--seeds", "2", "--env-config", "max_steps=50"],
+     "the speed_limit oracle is exact only with max_steps >= 2 * road_length"),
+    (["--env", "all", "--algo", "all", "--describe"], "--describe takes one env and one algo, not a sweep"),
+    (["--env", "all", "--algo", "random_valid", "--seeds", "0"], "--seeds: expected a positive integer"),
+])
+def test_sweep_bad_input_is_one_line_with_status_2(tmp_path, capsys, argv, message):
+    assert sweep(*argv, "--out", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+    assert not ray.is_initialized()
+
+
+def test_a_sweep_refuses_a_run_folder_holding_another_config(tmp_path, capsys):
+    assert sweep("--env", "portfolio", "--algo", "random_valid", "--out", str(tmp_path), *SMALL) == 0
+    assert sweep("--env", "portfolio", "--algo", "random_valid", "--seeds", "2", "--env-config", "start_cash=500",
+                 "--out", str(tmp_path), *SMALL) == 2
+    assert "sweep: cannot --resume" in capsys.readouterr().err
