@@ -19,7 +19,7 @@ import envs
 from baselines.algorithm import Policy
 from baselines.episodes import EpisodeTracker
 from baselines.training_env import agent_action_space, env_actions, unsquash
-from envs.masking import action_nvec, is_discrete
+from envs.masking import MASK_KEY, action_nvec, admit_all_unless, is_discrete
 
 __all__ = ["evaluate", "joint_policy", "choose_actions", "logit_policy", "gaussian_policy", "network_policies",
            "POLICIES"]
@@ -143,6 +143,8 @@ def evaluate(env_name: str, env_config: dict[str, Any], policy: Policy, *, episo
         for _ in range(max_steps):
             if done.all():
                 break
+            if MASK_KEY in obs:  # entries whose episode is over act no more: their masks may admit nothing
+                obs = {**obs, MASK_KEY: admit_all_unless(env.acting, obs[MASK_KEY])}
             obs, reward, terminated, truncated, info = env.step(policy(obs, rng, env))
             active = None if n_agents == 1 else env.acted
             for record in tracker.update(reward, terminated, truncated, info, active=active):

@@ -23,7 +23,7 @@ import envs
 from baselines.algorithm import Algorithm, Policy, derived_seed
 from baselines.episodes import EpisodeTracker, progress_row
 from envs.config import setting
-from envs.masking import MASK_KEY, AdmissibleSet, action_nvec, is_discrete, sample_masked
+from envs.masking import MASK_KEY, AdmissibleSet, action_nvec, admit_all_unless, is_discrete, sample_masked
 
 __all__ = ["RandomValidPolicy", "RandomValidConfig", "RandomValid"]
 
@@ -85,8 +85,10 @@ class RandomValid(Algorithm):
         self.obs, _ = self.env.reset(seed=derived_seed(seed, "env"))
 
     def _act(self, obs: dict[str, np.ndarray], rng: np.random.Generator, env: envs.views.VectorView) -> np.ndarray:
-        admissible = None if self.policy.discrete else env.core.admissible_set()
-        return self.policy(obs, rng, admissible_set=admissible)
+        if not self.policy.discrete:
+            return self.policy(obs, rng, admissible_set=env.core.admissible_set())
+        # an entry whose episode is over acts no more, and its mask may admit nothing
+        return self.policy({MASK_KEY: admit_all_unless(env.acting, obs[MASK_KEY])}, rng)
 
     def train_iteration(self) -> dict[str, float]:
         started = time.perf_counter()

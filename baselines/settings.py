@@ -15,10 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from baselines.training_env import OBS_TRANSFORMS
-from envs.config import ConfigError, setting
+import numpy as np
 
-__all__ = ["PPOSettings", "ENV_DEFAULTS", "BACKENDS", "backend_setting", "check_settings", "learning_rate"]
+from baselines.training_env import OBS_TRANSFORMS
+from envs.config import ConfigError, check_fits, setting
+
+__all__ = ["PPOSettings", "ENV_DEFAULTS", "BACKENDS", "backend_setting", "check_settings", "check_network_fits",
+           "learning_rate"]
 
 ACTIVATIONS = ("tanh", "relu", "silu")
 
@@ -59,7 +62,7 @@ class PPOSettings:
     gae_lambda: float = setting(0.95, "GAE lambda", check=_unit, accepts="a number in [0, 1]")
     clip_param: float = setting(0.2, "PPO ratio clip", check=_positive, accepts="a positive number")
     vf_clip_param: float = setting(float("inf"), "clip of the value loss (inf: none)", check=_positive,
-                                   accepts="a positive number or inf")
+                                   accepts="a positive number or inf", finite=False)
     entropy_coeff: float = setting(0.01, "entropy bonus coefficient", check=lambda v: v >= 0,
                                    accepts="a non-negative number")
     vf_loss_coeff: float = setting(0.5, "value loss coefficient", check=lambda v: v >= 0,
@@ -137,3 +140,16 @@ def learning_rate(config: PPOSettings, env_steps: int, budget: int | None) -> fl
     if config.lr_schedule == "constant":
         return config.lr
     return config.lr * max(0.0, 1.0 - env_steps / budget)
+
+
+def check_network_fits(config: PPOSettings, core: Any) -> None:
+    """Refuse up front (one-line ``ConfigError``) policy and value networks for ``core``'s spaces that
+    cannot fit in memory: their float32 weights, gradients and Adam's two moments, and a minibatch's
+    activations."""
+    n_features = int(np.prod(core.feature_space.shape))
+    n_outputs = int(core.nvec.sum()) if core.discrete else 2 * int(np.prod(core.action_space.shape))
+    sizes = [n_features, *config.hidden]
+    trunk = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    params = 2 * trunk + (sizes[-1] + 1) * (n_outputs + 1)
+    activations = config.minibatch_size * sum(config.hidden) * 2 * 3
+    check_fits(4 * (4 * params + activations), f"networks of hidden sizes {','.join(map(str, config.hidden))}")

@@ -18,7 +18,8 @@ Two shapes of the same thing:
 
 - :func:`make_training_env`: RLlib's env creator for one agent (``gym_env_vectorize_mode=
   "vector_entry_point"``): ``envs.make_vector`` wrapped in :class:`TrainingStats`,
-  :class:`ScaleObservation`, :class:`LearningReward`, :class:`FeaturesOnly` and :class:`MapActions`;
+  :class:`ScaleObservation`, :class:`AdmitAllWhenDone`, :class:`LearningReward`, :class:`FeaturesOnly`
+  and :class:`MapActions`;
 - :class:`MultiAgentTrainingVector`: the same per-agent steps over ``envs.make_multi_agent_vector``'s
   ``(num_envs, n_agents, ...)`` arrays (discrete actions); the torch backend trains on it directly
   (one agent is the case k = 1), RLlib's multi-agent API through
@@ -40,13 +41,14 @@ from gymnasium.vector.utils import batch_space
 
 import envs
 from baselines.episodes import EpisodeTracker
-from envs.config import parse_assignments
-from envs.masking import MASK_KEY, OBSERVATION_KEY
+from envs.config import ConfigError, parse_assignments
+from envs.masking import MASK_KEY, OBSERVATION_KEY, admit_all_unless
 
 __all__ = ["OBS_TRANSFORMS", "ACTION_MODES", "TrainingContext", "training_env_config", "transform_features",
            "transformed_box", "agent_action_space", "env_actions", "unsquash", "action_distance",
            "inadmissibility_cost", "learning_reward", "make_training_env", "TrainingStats", "ScaleObservation",
-           "LearningReward", "FeaturesOnly", "MapActions", "find_wrapper", "MultiAgentTrainingVector"]
+           "AdmitAllWhenDone", "LearningReward", "FeaturesOnly", "MapActions", "find_wrapper",
+           "MultiAgentTrainingVector"]
 
 OBS_TRANSFORMS = ("none", "symlog")
 #: How a continuous agent's action reaches the env:
@@ -59,8 +61,23 @@ ACTION_MODES = ("raw", "project", "normalize")
 
 def training_env_config(env_name: str, env_config: dict[str, Any], train_env_config: tuple[str, ...]) -> dict[str, Any]:
     """The training env's full config: the run's ``env_config`` with the settings' ``train_env_config``
-    overrides (``KEY=VALUE`` strings, e.g. a denser reward) on top, validated."""
-    return envs.config_dict(env_name, {**env_config, **parse_assignments(train_env_config, what="train_env_config")})
+    overrides (``KEY=VALUE`` strings, e.g. a denser reward) on top, validated.
+
+    The overrides may change how the training env rewards or runs, not what the agents are: its agents
+    and spaces must be the run's env's (the evaluation env's), or a one-line ``ConfigError`` says which
+    differs.
+    """
+    overrides = parse_assignments(train_env_config, what="train_env_config")
+    config = envs.config_dict(env_name, {**env_config, **overrides})
+    if overrides:
+        train, run = envs.make_core(env_name, 1, **config), envs.make_core(env_name, 1, **env_config)
+        for what, mine, theirs in (("agents", train.agent_ids, run.agent_ids),
+                                   ("observation space", train.observation_space, run.observation_space),
+                                   ("action space", train.action_space, run.action_space)):
+            if mine != theirs:
+                raise ConfigError(f"train_env_config may change how the training env rewards or runs, not its "
+                                  f"{what}: {mine} there, {theirs} in the run's env config")
+    return config
 
 
 @dataclass(frozen=True)
@@ -237,6 +254,23 @@ class LearningReward(VectorWrapper):
         return obs, learning_reward(reward, cost, self.penalty, self.scale), terminated, truncated, info
 
 
+class AdmitAllWhenDone(VectorWrapper):
+    """The mask of an entry whose episode just ended admits everything.
+
+    That observation is never acted on (next-step autoreset ignores the entry's next action), and the
+    mask of an env whose finished episodes admit nothing (a full knapsack, a game that is over) would
+    otherwise leave RLlib's masking module an empty mask to sample from, and the learner one to compute
+    that (loss-masked) row's logits on.
+    """
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = super().step(actions)
+        done = np.asarray(terminated) | np.asarray(truncated)
+        if done.any():
+            obs = {**obs, MASK_KEY: admit_all_unless(~done, obs[MASK_KEY])}
+        return obs, reward, terminated, truncated, info
+
+
 class FeaturesOnly(VectorWrapper):
     """The agent observes only the ``"observation"`` features (a Box, no mask)."""
 
@@ -289,6 +323,8 @@ def make_training_env(config: dict[str, Any]) -> gym.vector.VectorEnv:
     discrete = env.unwrapped.core.discrete
     env = TrainingStats(env)
     env = ScaleObservation(env, context.obs_transform)
+    if discrete and context.observes_mask:
+        env = AdmitAllWhenDone(env)
     if context.penalty is not None or context.reward_scale != 1.0:
         env = LearningReward(env, context.penalty, context.reward_scale)
     if not (discrete and context.observes_mask):
@@ -342,8 +378,12 @@ class MultiAgentTrainingVector:
         return self.vec.live
 
     def _observe(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | np.ndarray:
+        """What the agents see; the mask of an agent that will not act admits everything (its action is not
+        executed, and the mask of an agent whose episode is over may admit nothing)."""
         features = transform_features(obs[OBSERVATION_KEY], self.context.obs_transform)
-        return {OBSERVATION_KEY: features, MASK_KEY: obs[MASK_KEY]} if self.context.observes_mask else features
+        if not self.context.observes_mask:
+            return features
+        return {OBSERVATION_KEY: features, MASK_KEY: admit_all_unless(self.vec.acting, obs[MASK_KEY])}
 
     def reset(self, *, seed: int | list[int | None] | None = None):
         """Start every entry afresh; episodes in flight are abandoned (not counted)."""

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = [
     "ConfigError",
+    "available_memory",
+    "check_fits",
     "setting",
     "build_config",
     "parse_assignments",
@@ -27,6 +30,30 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A config key or value that is not accepted. The message is one line meant for a user."""
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can give now (``MemAvailable``; the physical memory where unknown)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: do not refuse
+
+
+def check_fits(needed: float, what: str) -> None:
+    """Refuse up front (one-line :class:`ConfigError`) what needs more memory than is available, with the
+    estimate, instead of a ``MemoryError`` traceback minutes later. ``what`` names it for the message."""
+    available = available_memory()
+    if needed > available:
+        raise ConfigError(f"{what}: about {needed / 2**30:,.1f} GiB of memory needed (estimate), "
+                          f"{available / 2**30:,.1f} GiB available on this machine; make it smaller")
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -40,6 +67,7 @@ def setting(
     check: Callable[[Any], bool] | None = None,
     accepts: str | None = None,
     choices: Iterable[Any] | None = None,
+    finite: bool = True,
 ) -> Any:
     """Declare a config field.
 
@@ -49,9 +77,11 @@ def setting(
         check: predicate a value must satisfy (after type conversion).
         accepts: human words for what ``check`` accepts, used in error messages ("a positive integer").
         choices: the finite set of accepted values, for string options.
+        finite: numbers must be finite (the default; ``inf`` would only make NaN later): False lets
+            ``inf`` through where it means something ("no clip").
     """
     metadata = {"doc": doc, "check": check, "accepts": accepts,
-                "choices": tuple(choices) if choices is not None else None}
+                "choices": tuple(choices) if choices is not None else None, "finite": finite}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -137,6 +167,9 @@ def build_config(config_cls: type, overrides: Mapping[str, Any], *, owner: str) 
         except (TypeError, ValueError):
             raise ConfigError(
                 f"{owner}: config key {key!r} expects {_article(_type_name(tp))}, got {raw!r}") from None
+        numbers = value if isinstance(value, tuple) else (value,)
+        if meta.get("finite", True) and any(isinstance(x, float) and not math.isfinite(x) for x in numbers):
+            raise ConfigError(f"{owner}: config key {key!r} must be finite; got {raw!r}")
         choices = meta.get("choices")
         if choices is not None and value not in choices:
             raise ConfigError(

@@ -26,11 +26,17 @@ from gymnasium import spaces
 from envs import masking
 from envs.masking import Constraint, InadmissibleActionError
 
-__all__ = ["EnvCore", "StepResult", "OPTIONAL_HOOKS"]
+__all__ = ["EnvCore", "StepResult", "EnvFailure", "OPTIONAL_HOOKS"]
 
 #: What an env may offer beyond the abstract methods (see "optional hooks" in :class:`EnvCore`).
 OPTIONAL_HOOKS = ("metrics", "idle_action", "sample_states", "oracle_actions", "check_oracle_config",
-                  "reallocation_to", "target_return")
+                  "reallocation_to", "target_return", "state_bytes")
+
+
+class EnvFailure(RuntimeError):
+    """An env's own code failed (an exception in its dynamics, reset or observation), or it left an agent
+    that must act with nothing admissible. The message is one line naming the env, where it failed and
+    the state it was in; the original exception is chained."""
 
 
 @dataclass
@@ -85,6 +91,8 @@ class EnvCore(ABC):
         if num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs}")
         self.config = config
+        #: The registry name (``envs.make_core`` sets it), for messages.
+        self.name = type(self).__name__
         self.num_envs = int(num_envs)
         self.n_agents = int(getattr(config, "n_agents", 1))
         self.strict = bool(strict)
@@ -186,6 +194,15 @@ class EnvCore(ABC):
         return None
 
     @classmethod
+    def state_bytes(cls, config: Any, num_envs: int) -> int:
+        """An estimate of the memory a core of ``num_envs`` entries holds under ``config``, in bytes.
+
+        Called by ``envs.make_core`` before building the core, so a size that cannot fit (a huge road,
+        millions of entries) is refused up front with the estimate. 0: no estimate (never refused).
+        """
+        return 0
+
+    @classmethod
     def provides(cls, hook: str) -> bool:
         """Whether this core class implements the optional hook ``hook`` (overrides the base's)."""
         if hook not in OPTIONAL_HOOKS:
@@ -212,12 +229,53 @@ class EnvCore(ABC):
     def agent_ids(self) -> list[str]:
         return [f"{self.agent_prefix}_{i}" for i in range(self.n_agents)]
 
-    def observe(self) -> dict[str, np.ndarray]:
-        """The batched observation dict: arrays shaped ``(batch, agents, ...)``."""
-        obs = {masking.OBSERVATION_KEY: self.features()}
-        if self.discrete:
-            obs[masking.MASK_KEY] = self.action_mask()
+    def reset(self, env_ids: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        """:meth:`reset_envs`, with a failure of the env's code reported as an :class:`EnvFailure`."""
+        try:
+            self.reset_envs(env_ids, rngs)
+        except Exception as error:
+            raise self._failure("reset", error) from error
+
+    def observe(self, acting: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The batched observation dict: arrays shaped ``(batch, agents, ...)``.
+
+        ``acting`` (``(batch, agents)`` bool, default: nobody): the agents that must act next. A mask that
+        leaves one of them nothing admissible in some sub-action is the env breaking the masking contract
+        and raises :class:`EnvFailure`; an agent whose episode is over (a full knapsack, a finished game)
+        may have an empty mask.
+        """
+        try:
+            obs = {masking.OBSERVATION_KEY: self.features()}
+            if self.discrete:
+                obs[masking.MASK_KEY] = self.action_mask()
+        except Exception as error:
+            raise self._failure("its observation", error) from error
+        if acting is not None and self.discrete:
+            empty = masking.empty_blocks(obs[masking.MASK_KEY], self.nvec).any(axis=-1) & acting
+            if empty.any():
+                env_id, agent = (int(i) for i in np.argwhere(empty)[0])
+                raise EnvFailure(f"env {self.name!r} left agent {self.agent_ids[agent]} of entry {env_id} nothing "
+                                 "admissible in some sub-action where it must act (every env must keep an action "
+                                 f"admissible wherever an agent acts); {self._describe_state(env_id, agent)}")
         return obs
+
+    def _describe_state(self, env_id: int = 0, agent: int = 0) -> str:
+        try:
+            features = np.array2string(self.features()[env_id, agent], precision=4, separator=", ", threshold=40,
+                                       max_line_width=10_000)
+        except Exception:  # the state may be what is broken
+            return "its state could not be observed"
+        where = f"entry {env_id}, agent {self.agent_ids[agent]}" if self.num_envs > 1 or self.n_agents > 1 else ""
+        return f"observation{' of ' + where if where else ''}: {features}"
+
+    def _failure(self, where: str, error: Exception) -> Exception:
+        """``error`` from the env's own code in ``where``, as an :class:`EnvFailure` naming the env and its state
+        (errors the contract defines, inadmissible actions in strict mode and failures already described,
+        pass through)."""
+        if isinstance(error, (EnvFailure, InadmissibleActionError)):
+            return error
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        return EnvFailure(f"env {self.name!r} failed in {where} ({message}); {self._describe_state()}")
 
     def as_batched_actions(self, actions: Any) -> np.ndarray:
         """Validate and reshape actions to ``(batch, agents, n_sub)`` (discrete) or ``(batch, agents, *shape)``.
@@ -230,8 +288,10 @@ class EnvCore(ABC):
             nvec = self.nvec
             arr = np.asarray(actions)
             if not np.issubdtype(arr.dtype, np.integer):
-                if not np.issubdtype(arr.dtype, np.floating) or not np.all(arr == np.round(arr)):
-                    raise ValueError(f"actions must be integers for {self.action_space}, got {arr!r}")
+                if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) \
+                        or not np.all(arr == np.round(arr)):
+                    raise ValueError(f"actions must be finite integers for {self.action_space}, got "
+                                     f"{np.array2string(arr, threshold=20)}")
             try:
                 arr = arr.astype(np.int64).reshape(*batch, len(nvec))
             except ValueError:
@@ -273,8 +333,14 @@ class EnvCore(ABC):
             violated = masking.violated_constraints(self.constraints, self.state, actions)
             if self.strict:
                 raise InadmissibleActionError(self._describe_violation(actions, inadmissible, violated))
-            actions = self.fallback(actions, inadmissible)
-        result = self.transition(actions)
+            try:
+                actions = self.fallback(actions, inadmissible)
+            except Exception as error:
+                raise self._failure("its fallback", error) from error
+        try:
+            result = self.transition(actions)
+        except Exception as error:
+            raise self._failure("step", error) from error
         result.info["invalid_actions"] = inadmissible.sum(axis=-1)
         result.info["violated"] = violated & inadmissible.any(axis=-1, keepdims=True)
         return result

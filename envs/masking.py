@@ -56,6 +56,8 @@ __all__ = [
     "split_mask",
     "join_mask",
     "sample_masked",
+    "empty_blocks",
+    "admit_all_unless",
     "mask_admits",
     "constraint_masks",
     "violated_constraints",
@@ -203,6 +205,25 @@ def mask_admits(flat_mask: np.ndarray, actions: np.ndarray, nvec: np.ndarray) ->
     """Which sub-actions the mask admits: ``(..., n_sub)`` bool for actions ``(..., n_sub)``."""
     index = _offsets(np.asarray(nvec)) + np.asarray(actions, dtype=np.int64)
     return np.take_along_axis(np.asarray(flat_mask), index, axis=-1).astype(bool)
+
+
+def empty_blocks(flat_mask: np.ndarray, nvec: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Which sub-actions admit no value: ``(..., n_sub)`` bool for flat masks ``(..., sum(nvec))``."""
+    nvec = np.asarray(nvec, dtype=np.int64)
+    admitted = np.asarray(flat_mask).astype(bool)
+    if np.all(nvec == nvec[0]):  # equal blocks: one reshape
+        return ~admitted.reshape(*admitted.shape[:-1], len(nvec), int(nvec[0])).any(axis=-1)
+    return ~np.stack([part.any(axis=-1) for part in np.split(admitted, np.cumsum(nvec)[:-1], axis=-1)], axis=-1)
+
+
+def admit_all_unless(acting: np.ndarray, flat_mask: np.ndarray) -> np.ndarray:
+    """``flat_mask`` with every value admitted for entries that are not ``acting`` (``acting`` has the mask's
+    batch shape): the mask of an entry whose episode is over may admit nothing, and its action is never
+    executed, so samplers and masked logits can treat it as unconstrained instead of failing."""
+    acting = np.asarray(acting, dtype=bool)
+    if acting.all():
+        return flat_mask
+    return np.where(acting[..., None], flat_mask, np.ones((), dtype=np.asarray(flat_mask).dtype))
 
 
 def sample_masked(rng: np.random.Generator, flat_mask: np.ndarray, nvec: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -422,6 +422,12 @@ class PortfolioCore(EnvCore):
                           info={"portfolio_value": value})
 
     @classmethod
+    def state_bytes(cls, config: PortfolioConfig, num_envs: int) -> int:
+        """Each entry's episode noise, ``(periods + 1, 3)``, dominates; then holdings, cash, prices."""
+        return 8 * (num_envs * ((config.periods + 1) * N_ASSETS + config.n_agents * (N_ASSETS + 2) + 2 * N_ASSETS + 1)
+                    + (config.periods + 1) * N_ASSETS)
+
+    @classmethod
     def target_return(cls, config: PortfolioConfig) -> float:
         """The post's headline, $3,000 from $1,000: three times the starting cash, in the reward's units
         (``final_value``: dollars; ``final_return``: 3.0; ``value_change``, which sums to

@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from envs.config import ConfigError, build_config, config_to_dict, describe_config, setting
+from envs.config import ConfigError, build_config, check_fits, config_to_dict, describe_config, setting
 from envs.core import EnvCore
 from envs.views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
 
@@ -44,10 +44,14 @@ class EnvSpec:
     description: str = ""
 
     def load(self) -> type[EnvCore]:
-        """The core class, importing its module on first use."""
+        """The core class, importing its module on first use (a one-line ``ConfigError`` if it cannot)."""
         if isinstance(self.entry_point, str):
             module_name, _, attr = self.entry_point.partition(":")
-            core_cls = getattr(importlib.import_module(module_name), attr)
+            try:
+                core_cls = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as error:
+                raise ConfigError(f"env {self.name!r}: its entry point {self.entry_point!r} cannot be loaded "
+                                  f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
         else:
             core_cls = self.entry_point
         if not (isinstance(core_cls, type) and issubclass(core_cls, EnvCore)):
@@ -58,11 +62,27 @@ class EnvSpec:
 _REGISTRY: dict[str, EnvSpec] = {}
 
 
+#: Words the command line gives a meaning of its own (``--env all``), so no env may be named so.
+RESERVED_NAMES = ("all",)
+
+
 def register(name: str, entry_point: str | type[EnvCore], *, description: str = "",
              overwrite: bool = False) -> EnvSpec:
-    """Register an env under ``name``; refuses to replace an existing name unless ``overwrite``."""
-    if not name or not name.replace("_", "").replace("-", "").isalnum():
+    """Register an env under ``name``; refuses to replace an existing name unless ``overwrite``.
+
+    ``entry_point`` is the :class:`EnvCore` subclass or ``"package.module:Class"`` (imported on first
+    use); a class is checked now, a string's form now and its target when first loaded.
+    """
+    if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"env names are letters, digits, '_' and '-'; got {name!r}")
+    if name in RESERVED_NAMES:
+        raise ValueError(f"{name!r} cannot name an env: the command line reads it as a keyword")
+    if isinstance(entry_point, str):
+        module_name, colon, attr = entry_point.partition(":")
+        if not colon or not module_name or not attr.isidentifier():
+            raise ValueError(f"env {name!r}: an entry point is 'package.module:CoreClass', got {entry_point!r}")
+    elif not (isinstance(entry_point, type) and issubclass(entry_point, EnvCore)):
+        raise TypeError(f"env {name!r}: entry point {entry_point!r} is not an EnvCore subclass")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"env {name!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[name] = EnvSpec(name, entry_point, description)
@@ -117,10 +137,23 @@ def describe(name: str) -> list[dict[str, str]]:
     return own + [row for row in describe_config(CommonConfig) if row["key"] not in taken]
 
 
+#: Memory of each batch entry beyond the core's own arrays: its random generator and the views' bookkeeping.
+ENTRY_BYTES = 2048
+
+
 def make_core(name: str, num_envs: int = 1, **config: Any) -> EnvCore:
-    """The batched core of ``name`` with a validated config (what the views wrap)."""
+    """The batched core of ``name`` with a validated config (what the views wrap).
+
+    A config and batch that cannot fit in memory are refused first (:meth:`EnvCore.state_bytes`).
+    """
+    _check_num_envs(name, num_envs)
     env_config, common = resolve_config(name, config)
-    return spec(name).load()(env_config, num_envs=num_envs, strict=common.strict)
+    core_cls = spec(name).load()
+    check_fits(core_cls.state_bytes(env_config, num_envs) + ENTRY_BYTES * num_envs,
+               f"env {name!r} with {num_envs:,} entr{'y' if num_envs == 1 else 'ies'} and this config")
+    core = core_cls(env_config, num_envs=num_envs, strict=common.strict)
+    core.name = name
+    return core
 
 
 def make(name: str, **config: Any) -> SingleAgentView:

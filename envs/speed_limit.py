@@ -254,6 +254,15 @@ class SpeedLimitCore(EnvCore):
         self._oracle_episode = np.full(num_envs, -1, dtype=np.int64)
         self._oracle_values = np.zeros((num_envs, config.road_length + self._pad, N_LEVELS))
 
+    @classmethod
+    def state_bytes(cls, config: SpeedLimitConfig, num_envs: int) -> int:
+        """Per entry: the road's limits and safe speeds, the levels each cell admits and the oracle's
+        table of values (all ``road_length`` long); the oracle's admissible table is built a road at a time
+        over ``(cells, levels, levels)``."""
+        cells = config.road_length + max(TOP, config.lookahead) + 1
+        per_entry = cells * (8 + 8 + N_LEVELS * 8) + (config.road_length + 1) * N_LEVELS + 8 * 3 * config.n_agents
+        return num_envs * per_entry + 8 * cells * N_LEVELS * N_LEVELS
+
     @property
     def constraints(self) -> Sequence[Constraint]:
         single_car = (

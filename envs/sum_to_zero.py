@@ -159,6 +159,13 @@ class SumToZeroCore(EnvCore):
         self._paths = np.where(lags >= 0, rho ** np.maximum(lags, 0), 0.0) * config.demand_volatility
         self._paths[:, 0] = rho ** np.arange(T + 1) * stationary_std
 
+    @classmethod
+    def state_bytes(cls, config: SumToZeroConfig, num_envs: int) -> int:
+        """The AR(1) path map, ``(T + 1)^2``, and each entry's demand path ``(T + 1, n)`` (twice while it is
+        drawn), weights and demand."""
+        steps, n = config.max_steps + 1, config.n_targets
+        return 8 * (steps * steps + num_envs * (2 * steps * n + 3 * n * config.n_agents + 2))
+
     @property
     def constraints(self) -> Sequence[Constraint]:
         tol = self.config.tolerance

@@ -74,18 +74,19 @@ class SingleAgentView(gym.Env):
         self.action_space = core.action_space
         self.name = spec_name or type(core).__name__
 
-    def _observation(self) -> dict[str, np.ndarray]:
-        return {key: value[0, 0] for key, value in self.core.observe().items()}
+    def _observation(self, acting: bool) -> dict[str, np.ndarray]:
+        return {key: value[0, 0] for key, value in self.core.observe(np.array([[acting]])).items()}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self.core.reset_envs(np.array([0]), [self.np_random])
-        return self._observation(), _agent_info(self.core, _reset_info(self.core), 0, 0)
+        self.core.reset(np.array([0]), [self.np_random])
+        return self._observation(acting=True), _agent_info(self.core, _reset_info(self.core), 0, 0)
 
     def step(self, action):
         result = self.core.step(action)
-        return (self._observation(), float(result.reward[0, 0]), bool(result.terminated[0, 0]),
-                bool(result.truncated[0, 0]), _agent_info(self.core, result.info, 0, 0))
+        terminated, truncated = bool(result.terminated[0, 0]), bool(result.truncated[0, 0])
+        return (self._observation(acting=not (terminated or truncated)), float(result.reward[0, 0]), terminated,
+                truncated, _agent_info(self.core, result.info, 0, 0))
 
     def action_masks(self) -> np.ndarray:
         """The current flat mask (the accessor sb3-contrib's MaskablePPO looks for)."""
@@ -121,18 +122,18 @@ class ParallelView(pettingzoo.ParallelEnv):
     def action_space(self, agent: str):
         return self._action_space
 
-    def _observations(self, agents: list[str]) -> dict[str, dict[str, np.ndarray]]:
-        obs = self.core.observe()
+    def _observations(self, agents: list[str], acting: list[str]) -> dict[str, dict[str, np.ndarray]]:
+        obs = self.core.observe(np.array([[a in acting for a in self.possible_agents]]))
         return {a: {key: value[0, self.possible_agents.index(a)] for key, value in obs.items()} for a in agents}
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None or self._np_random is None:
             self._np_random, _ = seeding.np_random(seed)
-        self.core.reset_envs(np.array([0]), [self._np_random])
+        self.core.reset(np.array([0]), [self._np_random])
         self.agents = list(self.possible_agents)
         info = _reset_info(self.core)
         infos = {a: _agent_info(self.core, info, 0, i) for i, a in enumerate(self.agents)}
-        return self._observations(self.agents), infos
+        return self._observations(self.agents, self.agents), infos
 
     def step(self, actions: dict[str, Any]):
         if not self.agents:
@@ -145,13 +146,12 @@ class ParallelView(pettingzoo.ParallelEnv):
         result = self.core.step(batched[None])
         live = list(self.agents)
         index = {a: self.possible_agents.index(a) for a in live}
-        obs = self._observations(live)
         rewards = {a: float(result.reward[0, index[a]]) for a in live}
         terminations = {a: bool(result.terminated[0, index[a]]) for a in live}
         truncations = {a: bool(result.truncated[0, index[a]]) for a in live}
         infos = {a: _agent_info(self.core, result.info, 0, index[a]) for a in live}
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
-        return obs, rewards, terminations, truncations, infos
+        return self._observations(live, self.agents), rewards, terminations, truncations, infos
 
     def action_mask(self, agent: str) -> np.ndarray:
         return self.core.action_mask()[0, self.possible_agents.index(agent)]
@@ -197,8 +197,13 @@ class VectorView(gym.vector.VectorEnv):
         self._no_violations[:] = [[] for _ in range(self.num_envs)]
         self._all = np.ones(self.num_envs, dtype=bool)
 
+    @property
+    def acting(self) -> np.ndarray:
+        """``(num_envs,)`` bool: the entries whose actions the next :meth:`step` executes (not those it resets)."""
+        return ~self._autoreset
+
     def _observation(self) -> dict[str, np.ndarray]:
-        return {key: value[:, 0] for key, value in self.core.observe().items()}
+        return {key: value[:, 0] for key, value in self.core.observe(self.acting[:, None]).items()}
 
     def _vector_info(self, info: dict[str, np.ndarray]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -226,7 +231,7 @@ class VectorView(gym.vector.VectorEnv):
                 if s is not None:
                     self._rngs[i] = seeding.np_random(s)[0]
         env_ids = np.flatnonzero(reset_mask)
-        self.core.reset_envs(env_ids, [self._rngs[i] for i in env_ids])
+        self.core.reset(env_ids, [self._rngs[i] for i in env_ids])
         self._autoreset[env_ids] = False
         return self._observation(), self._vector_info(_reset_info(self.core))
 
@@ -239,7 +244,7 @@ class VectorView(gym.vector.VectorEnv):
         info = result.info
         if resetting.any():
             env_ids = np.flatnonzero(resetting)
-            self.core.reset_envs(env_ids, [self._rngs[i] for i in env_ids])
+            self.core.reset(env_ids, [self._rngs[i] for i in env_ids])
             reward[env_ids] = 0.0
             terminated[env_ids] = False
             truncated[env_ids] = False
@@ -294,11 +299,11 @@ class MultiAgentVectorView:
             self._rngs = [seeding.np_random(s)[0] for s in seed]
         else:
             self._rngs = [seeding.np_random(s)[0] if s is not None else rng for s, rng in zip(seed, self._rngs)]
-        self.core.reset_envs(np.arange(self.num_envs), self._rngs)
+        self.core.reset(np.arange(self.num_envs), self._rngs)
         self.live[:] = True
         self.acted[:] = False
         self._autoreset[:] = False
-        return self.core.observe(), _reset_info(self.core)
+        return self.core.observe(self.acting), _reset_info(self.core)
 
     @property
     def acting(self) -> np.ndarray:
@@ -324,14 +329,14 @@ class MultiAgentVectorView:
         info = result.info
         if resetting.any():
             env_ids = np.flatnonzero(resetting)
-            self.core.reset_envs(env_ids, [self._rngs[i] for i in env_ids])
+            self.core.reset(env_ids, [self._rngs[i] for i in env_ids])
             fresh = _reset_info(self.core)
             for key in info:
                 info[key][env_ids] = fresh[key][env_ids]
             self.live[env_ids] = True
         self.live &= ~done
         self._autoreset = ~self.live.any(axis=1)
-        return self.core.observe(), reward, terminated, truncated, info
+        return self.core.observe(self.acting), reward, terminated, truncated, info
 
     def close(self) -> None:
         pass

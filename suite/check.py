@@ -223,7 +223,7 @@ def _sample_admissible(rng: np.random.Generator, mask: np.ndarray, nvec: np.ndar
 
 def _reset_all(core: EnvCore, seed: int) -> None:
     """Start an episode in every batch entry, entry i from its own generator seeded ``[seed, i]``."""
-    core.reset_envs(np.arange(core.num_envs), [np.random.default_rng([seed, i]) for i in range(core.num_envs)])
+    core.reset(np.arange(core.num_envs), [np.random.default_rng([seed, i]) for i in range(core.num_envs)])
 
 
 def check_mask(name: str, env_config: dict[str, Any], steps: int, seed: int) -> list[CheckResult]:
@@ -292,7 +292,7 @@ def _rollout_states_checked(core: EnvCore, steps: int, seed: int, *, admissible_
                                  f"{actions[b, a].tolist()}, predicates say {core.violated_names(expected[b, a])}")
         done = np.flatnonzero((result.terminated | result.truncated).all(axis=-1))
         if done.size:
-            core.reset_envs(done, [np.random.default_rng([seed, int(i), int(rng.integers(1 << 30))]) for i in done])
+            core.reset(done, [np.random.default_rng([seed, int(i), int(rng.integers(1 << 30))]) for i in done])
 
 
 def _audit_states(name: str, env_config: dict[str, Any], steps: int, seed: int,
@@ -371,7 +371,7 @@ def _check_strict(name: str, env_config: dict[str, Any], seed: int, steps: int =
         result = core.step(actions)  # admissible: strict mode lets it through
         done = np.flatnonzero((result.terminated | result.truncated).all(axis=-1))
         if done.size:
-            core.reset_envs(done, [np.random.default_rng([seed, int(i), int(rng.integers(1 << 30))]) for i in done])
+            core.reset(done, [np.random.default_rng([seed, int(i), int(rng.integers(1 << 30))]) for i in done])
     return CheckResult("strict mode raises", "all", True, f"no inadmissible action exists in {steps:,} agent steps of "
                        "rollout states: nothing to raise on", exercised=False)
 

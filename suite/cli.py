@@ -1,4 +1,9 @@
-"""Command-line plumbing shared by the suite's commands: one-line usage errors, exit status 2."""
+"""Command-line plumbing shared by the suite's commands: one-line errors and their exit statuses.
+
+Bad input (:class:`UsageError`, ``ConfigError``): one line, status 2. A command that could not do its
+job for a reason the user can act on (:class:`CommandFailed`: a run diverged, the user's env failed):
+one line, status 1. Ctrl-C: one line, status 130. No traceback in any of these.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,16 @@ from collections.abc import Callable, Sequence
 
 from envs.config import ConfigError
 
-__all__ = ["UsageError", "Parser", "run_cli", "positive_int", "positive_float", "non_negative_int", "add_import_flag",
-           "import_user_modules"]
+__all__ = ["UsageError", "CommandFailed", "Parser", "run_cli", "positive_int", "positive_float", "non_negative_int",
+           "add_import_flag", "import_user_modules"]
 
 
 class UsageError(Exception):
     """Bad command-line input; the message is one line for the user."""
+
+
+class CommandFailed(Exception):
+    """A command that could not do its job (not bad input); the message is one line for the user."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -73,5 +82,11 @@ def run_cli(main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequen
     except (UsageError, ConfigError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    except CommandFailed as error:
+        print(f"{prog}: failed: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return 130
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)

@@ -131,12 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             request = runner.RunRequest.build(args.env, algo, seed, out=out / name, algo_config={**shared, **own},
                                               steps=args.steps, episodes=args.episodes,
                                               command=f"python -m suite.race (contender {name})")
-            if results.is_complete(request.directory):
+            if runner.prepare_directory(request, overwrite=False, resume=True) == runner.COMPLETE:
                 print(f"{name}, seed {seed}: already complete")
                 continue
-            resume = runner.prepare_directory(request, overwrite=False, resume=True)
             print(f"{name}, seed {seed}: training", flush=True)
-            runner.execute(request, resume=resume, checkpoint_every=10, quiet=True, eval_every=args.eval_every)
+            runner.execute(request, resume=True, checkpoint_every=10, quiet=True, eval_every=args.eval_every)
     loaded = results.load(out)
     summary, problems = report.summarize(loaded, {args.env: target})
     for problem in problems:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ import pandas as pd
 
 import envs
 from envs.config import ConfigError, parse_assignments
-from suite import results
+from suite import files, results
 from suite.cli import Parser, UsageError, run_cli
 from suite.stats import mean_ci
 
@@ -384,18 +385,26 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
     """Load ``path``, write summary.csv, report.md and plots/ under ``out`` (default ``path``); return
     the summary, the problems and the markdown."""
     loaded = results.load(path)
+    unknown = sorted(set(thresholds or {}) - set(loaded.runs["env"]))
+    if unknown:
+        raise UsageError(f"--threshold names env {unknown[0]!r}, which no run under {str(path)!r} has; envs there: "
+                         f"{', '.join(sorted(set(loaded.runs['env'])))}")
     metrics = [c for c in loaded.evals.columns if c not in (*results.RUN_COLUMNS, *results.EVAL_COLUMNS)]
     summary, problems = summarize(loaded, thresholds, metrics)
     out = Path(out if out is not None else path)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.TemporaryFile(dir=out)
+        probe.close()
+    except OSError as error:
+        raise UsageError(f"cannot write the report to {str(out)!r}: {error.strerror or error}") from None
     plots: list[str] = []
     agents = agent_summary(loaded)
     if not summary.empty:
-        results.atomic_write_csv(out / "summary.csv", summary)
+        files.atomic_write_csv(out / "summary.csv", summary)
         if not agents.empty:
-            results.atomic_write_csv(out / "agents.csv", agents)
+            files.atomic_write_csv(out / "agents.csv", agents)
         curves = learning_curves(loaded.complete().progress)
-        (out / "plots").mkdir(exist_ok=True)
         import matplotlib.pyplot as plt
 
         for env in summary["env"].unique():
@@ -403,21 +412,30 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
                               (f"penalty_sweep_{env}", plot_penalty_sweep(summary, env))):
                 if fig is None:
                     continue
-                fig.savefig(out / "plots" / f"{name}.png")
-                plt.close(fig)
+                try:
+                    (out / "plots").mkdir(exist_ok=True)
+                    fig.savefig(out / "plots" / f"{name}.png")
+                except OSError as error:
+                    raise UsageError(f"cannot write plots under {str(out)!r}: {error.strerror or error}") from None
+                finally:
+                    plt.close(fig)
                 plots.append(f"plots/{name}.png")
     text = markdown(summary, problems, plots, agents) if not summary.empty else \
         "# maskbench report\n\nNo complete run.\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
-    results.atomic_write_text(out / "report.md", text)
+    files.atomic_write_text(out / "report.md", text)
     return summary, problems, text
 
 
 def _thresholds(items: Sequence[str]) -> dict[str, float]:
     parsed = parse_assignments(items, what="--threshold")
     try:
-        return {env: float(value) for env, value in parsed.items()}
+        thresholds = {env: float(value) for env, value in parsed.items()}
     except ValueError:
         raise ConfigError(f"--threshold expects ENV=NUMBER, got {', '.join(items)}") from None
+    bad = [f"{env}={value}" for env, value in thresholds.items() if not math.isfinite(value)]
+    if bad:
+        raise ConfigError(f"--threshold expects a finite return, got {bad[0]}")
+    return thresholds
 
 
 def build_parser() -> Parser:

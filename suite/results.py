@@ -1,6 +1,9 @@
-"""The results files of a run and how they are written.
+"""The results files of a run: where they are, what they hold, and loading them back.
 
-One run = (env, algo, seed), under ``<out>/<env>/<algo>/seed<k>/``:
+One run = (env, algo, config, seed), in its own folder: ``<out>/<env>/<algo>/seed<k>/`` when the
+env and algo configs are their defaults, else ``<out>/<env>/<algo>/<variant>/seed<k>/`` where
+``<variant>`` names what differs from the defaults (:func:`variant_label`, e.g. ``backend=torch`` or
+``n_agents=3,penalty=0.5``), so runs that differ in backend or config never share a folder:
 
 - ``config.json``: everything needed to repeat the run (names, configs, seed, budgets, library
   versions, command line).
@@ -11,31 +14,30 @@ One run = (env, algo, seed), under ``<out>/<env>/<algo>/seed<k>/``:
 - ``checkpoint/``: what ``--resume`` continues from.
 - ``error.txt``: written when the run failed with an error (the traceback); removed when it is
   started again.
+- ``.lock``: while a run writes the folder (:class:`suite.files.RunLock`).
 
 :func:`load` reads a whole results folder back as tidy pandas frames, flagging unfinished,
 failed and corrupt runs instead of mixing them in (loading is separate from logging, as in bsuite).
 
-Every file is written atomically (temporary file in the same folder, then ``os.replace``), so a
-crash never leaves a half-written file and never destroys the previous version.
+Every file is written atomically (:mod:`suite.files`), so a crash never leaves a half-written file
+and never destroys the previous version.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from suite.files import LOCK_FILE
+
 __all__ = ["PROGRESS_COLUMNS", "EVAL_COLUMNS", "RUN_COLUMNS", "RUN_STATUSES", "Results", "load", "run_dir",
-           "atomic_write_text", "atomic_write_json", "atomic_write_csv", "atomic_replace_dir", "ordered",
-           "is_complete"]
+           "variant_label", "ordered", "is_complete", "config_id"]
 
 PROGRESS_COLUMNS = ["iteration", "env_steps", "episodes", "wall_seconds", "episode_return_mean",
                     "episode_return_min", "episode_return_max", "invalid_action_rate"]
@@ -52,31 +54,40 @@ RUN_COLUMNS = ["env", "algo", "seed", "status", "config_id", "run"]
 RUN_STATUSES = ("complete", "unfinished", "failed", "corrupt")
 
 
-def run_dir(out: str | Path, env: str, algo: str, seed: int) -> Path:
-    return Path(out) / env / algo / f"seed{seed}"
+#: The longest readable variant folder name; longer ones are a hash of what differs.
+_MAX_LABEL = 100
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(_label_value(item) for item in value)
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(value))
+
+
+def variant_label(differences: dict[str, Any]) -> str:
+    """The folder name of a run whose configs differ from the defaults by ``differences`` (key -> value):
+    ``key=value`` pairs in key order, or ``config-<hash>`` when that would be long; ``""`` for none."""
+    if not differences:
+        return ""
+    label = ",".join(f"{key}={_label_value(value)}" for key, value in sorted(differences.items()))
+    if len(label) <= _MAX_LABEL:
+        return label
+    digest = hashlib.sha1(json.dumps(differences, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"config-{digest}"
+
+
+def _is_variant(name: str) -> bool:
+    return "=" in name or name.startswith("config-")
+
+
+def run_dir(out: str | Path, env: str, algo: str, seed: int, variant: str = "") -> Path:
+    """The folder of one run (``variant``: :func:`variant_label` of its non-default config)."""
+    base = Path(out) / env / algo
+    return (base / variant if variant else base) / f"seed{seed}"
 
 
 def is_complete(directory: Path) -> bool:
     return (directory / EVAL_FILE).is_file()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def ordered(rows: list[dict[str, Any]], leading: list[str]) -> pd.DataFrame:
@@ -84,33 +95,6 @@ def ordered(rows: list[dict[str, Any]], leading: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     rest = [c for c in frame.columns if c not in leading]
     return frame.reindex(columns=[c for c in leading if c in frame.columns] + rest)
-
-
-def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
-    atomic_write_text(path, frame.to_csv(index=False))
-
-
-def atomic_replace_dir(path: Path, fill) -> None:
-    """Create a folder by calling ``fill(tmp_dir)``, then swap it in for ``path`` in one rename.
-
-    The previous folder is kept until the new one is in place, so a crash mid-way leaves either
-    the old or the new version.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    old = path.with_name(f".{path.name}.old")
-    try:
-        fill(tmp)
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not path.exists() and old.exists():
-            os.replace(old, path)
-        raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,9 +138,16 @@ def config_id(record: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+#: Columns that must be numbers, per file (where present).
+_NUMERIC = {PROGRESS_FILE: ("iteration", "env_steps", "episodes", "wall_seconds", "invalid_action_rate"),
+            EVAL_FILE: ("episode", "return", "length", "invalid_steps", "invalid_actions")}
+
+
 def _read_csv(path: Path, required: list[str], problems: list[str]) -> pd.DataFrame | None:
-    """A results CSV, or None with a problem recorded; rows cut short (NaN in a required column) are dropped."""
+    """A results CSV, or None with a problem recorded. Rows cut short (NaN in a required column) are dropped
+    and reported; a file that does not end its last row, or holds text where numbers belong, is reported."""
     try:
+        raw = path.read_bytes()
         frame = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
         problems.append(f"{path.name} is unreadable ({type(error).__name__}: {str(error).splitlines()[0]})")
@@ -165,6 +156,15 @@ def _read_csv(path: Path, required: list[str], problems: list[str]) -> pd.DataFr
     if missing:
         problems.append(f"{path.name} lacks column(s) {', '.join(missing)}")
         return None
+    if raw and not raw.endswith(b"\n"):
+        problems.append(f"{path.name} was cut mid-row (its last line is unfinished)")
+    for column in _NUMERIC.get(path.name, ()):
+        if column in frame and not pd.api.types.is_numeric_dtype(frame[column]):
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            text = int((numbers.isna() & frame[column].notna()).sum())
+            if text:
+                problems.append(f"{path.name} has text in its numeric column {column!r} ({text} row(s))")
+            frame[column] = numbers
     cut = frame[required].isna().any(axis=1)
     if cut.any():
         problems.append(f"{path.name} has {int(cut.sum())} truncated row(s)")
@@ -172,21 +172,63 @@ def _read_csv(path: Path, required: list[str], problems: list[str]) -> pd.DataFr
     return frame
 
 
+def _record_problem(record: Any) -> str | None:
+    """What makes a config.json unusable, or None."""
+    if not isinstance(record, dict) or not {"env", "algo", "seed"} <= record.keys():
+        return "it lacks env, algo or seed"
+    if not isinstance(record["env"], str) or not isinstance(record["algo"], str):
+        return "its env and algo are not names"
+    if isinstance(record["seed"], bool) or not isinstance(record["seed"], int):
+        return f"its seed is not an integer ({record['seed']!r})"
+    for key in ("steps", "episodes"):
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            return f"its {key} is not a positive integer ({value!r})"
+    return None
+
+
+def _consistency(record: dict[str, Any], progress: pd.DataFrame | None, evals: pd.DataFrame) -> list[str]:
+    """What a complete run's files say against each other (two writers mixed, a file cut short)."""
+    problems = []
+    if progress is None or progress.empty:
+        return [f"{PROGRESS_FILE} has no rows though {EVAL_FILE} exists"]
+    if progress["iteration"].tolist() != list(range(1, len(progress) + 1)):
+        problems.append(f"{PROGRESS_FILE}'s iterations are not 1..{len(progress)}")
+    steps = record.get("steps")
+    if isinstance(steps, int) and progress["env_steps"].iloc[-1] < steps:
+        problems.append(f"{PROGRESS_FILE} stops at {int(progress['env_steps'].iloc[-1]):,} of the "
+                        f"{steps:,} env steps {CONFIG_FILE} asks for")
+    episodes = record.get("episodes")
+    keys = [c for c in ("policy", "mask", "agent") if c in evals and evals[c].notna().any()]
+    per_policy = evals.groupby(keys, dropna=False).size() if keys else pd.Series([len(evals)])
+    if isinstance(episodes, int) and not (per_policy == episodes).all():
+        problems.append(f"the files disagree: {EVAL_FILE} has {sorted(set(per_policy.tolist()))} episode(s) per "
+                        f"policy, {CONFIG_FILE} asks for {episodes}")
+    return problems
+
+
+def _seed_of(directory: Path) -> int:
+    return int(directory.name[4:])
+
+
 def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
     """One run folder: its ``runs`` row, progress and evaluation frames."""
     problems: list[str] = []
     try:
         record = json.loads((directory / CONFIG_FILE).read_text())
-        if not isinstance(record, dict) or not {"env", "algo", "seed"} <= record.keys():
-            raise ValueError("it lacks env, algo or seed")
+        problem = _record_problem(record)
+        if problem:
+            raise ValueError(problem)
     except (OSError, ValueError) as error:
         problems.append(f"{CONFIG_FILE} is unreadable ({str(error).splitlines()[0]})")
-        algo_dir = directory.parent
-        record = {"env": algo_dir.parent.name, "algo": algo_dir.name, "seed": int(directory.name[4:])}
+        algo_dir = directory.parent.parent if _is_variant(directory.parent.name) else directory.parent
+        record = {"env": algo_dir.parent.name, "algo": algo_dir.name, "seed": _seed_of(directory)}
     progress = _read_csv(directory / PROGRESS_FILE, ["iteration", "env_steps"], problems) \
         if (directory / PROGRESS_FILE).is_file() else None
     evals = _read_csv(directory / EVAL_FILE, ["episode", "policy", "mask", "return"], problems) \
         if (directory / EVAL_FILE).is_file() else None
+    if evals is not None and not problems:
+        problems += _consistency(record, progress, evals)
     if problems:
         status = "corrupt"
     elif (directory / ERROR_FILE).is_file():
@@ -197,18 +239,21 @@ def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame
     else:
         status = "unfinished"
         done = int(progress["env_steps"].iloc[-1]) if progress is not None and len(progress) else 0
-        problems = [f"unfinished: {done:,} of {int(record.get('steps') or 0):,} env steps, no {EVAL_FILE}"]
+        writing = " (being written now)" if (directory / LOCK_FILE).is_file() else ""
+        problems = [f"unfinished{writing}: {done:,} of {int(record.get('steps') or 0):,} env steps, no {EVAL_FILE}"]
+    has_rows = progress is not None and len(progress)
     run = {"env": record["env"], "algo": record["algo"], "seed": int(record["seed"]), "status": status,
            "config_id": config_id(record), "run": directory.relative_to(root).as_posix(),
            "problem": "; ".join(problems), "steps": record.get("steps"),
-           "env_steps": int(progress["env_steps"].iloc[-1]) if progress is not None and len(progress) else 0,
+           "env_steps": int(progress["env_steps"].iloc[-1]) if has_rows else 0,
            "iterations": len(progress) if progress is not None else 0,
            "wall_seconds": float(progress["wall_seconds"].iloc[-1])
-           if progress is not None and len(progress) and "wall_seconds" in progress else float("nan"),
+           if has_rows and "wall_seconds" in progress else float("nan"),
            "episodes": record.get("episodes"), "env_version": record.get("env_version"),
            "started": record.get("started")}
     for prefix in ("env", "algo"):
-        for key, value in (record.get(f"{prefix}_config") or {}).items():
+        config = record.get(f"{prefix}_config")
+        for key, value in (config if isinstance(config, dict) else {}).items():
             run[f"{prefix}.{key}"] = ",".join(map(str, value)) if isinstance(value, list) else value
     return run, progress, evals
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import envs
 from baselines import algo_names, load_algo
 from envs.config import config_to_dict, describe_config, parse_assignments
-from suite import results, runner, sweep
+from suite import runner, sweep
 from suite.cli import (
     Parser,
     UsageError,
@@ -129,13 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe_algo(args.algo, args.env))
         return 0
     request = request_from(args, command=command)
-    resume = runner.prepare_directory(request, overwrite=args.overwrite, resume=args.resume)
-    if resume and results.is_complete(request.directory):
+    if runner.prepare_directory(request, overwrite=args.overwrite, resume=args.resume) == runner.COMPLETE:
         print(f"{request.directory} is already complete; nothing to resume (pass --overwrite to run it again)")
         return 0
     try:
-        runner.execute(request, resume=resume, checkpoint_every=args.checkpoint_every, quiet=args.quiet,
-                       eval_every=args.eval_every)
+        runner.execute(request, overwrite=args.overwrite, resume=args.resume, checkpoint_every=args.checkpoint_every,
+                       quiet=args.quiet, eval_every=args.eval_every)
     except KeyboardInterrupt:
         print(f"\ninterrupted: progress so far is in {request.directory}; continue with --resume", file=sys.stderr)
         return 130

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,11 +31,13 @@ from baselines import EVAL_SEED_BASE, load_algo
 from baselines.algorithm import Algorithm, Policy, derived_seed
 from baselines.evaluation import evaluate
 from envs.config import build_config, config_to_dict
-from suite import results
-from suite.cli import UsageError
+from envs.core import EnvFailure
+from suite import files, results
+from suite.cli import CommandFailed, UsageError
 from suite.stats import mean_ci
 
-__all__ = ["RunRequest", "IDENTITY_KEYS", "prepare_directory", "execute", "summary"]
+__all__ = ["RunRequest", "IDENTITY_KEYS", "NEW", "RESUME", "COMPLETE", "RunFailed", "prepare_directory", "execute",
+           "summary"]
 
 #: Keys of config.json that must match for ``--resume`` to continue a run.
 IDENTITY_KEYS = ("env", "env_version", "env_config", "algo", "algo_config", "seed")
@@ -70,18 +71,36 @@ class RunRequest:
         full_env_config = envs.config_dict(env, dict(env_config or {}))
         entry = load_algo(algo)
         full_algo_config = config_to_dict(entry.make_config(env, dict(algo_config or {}), owner=f"algo {algo!r}"))
+        variant = results.variant_label(_differences(full_env_config, envs.config_dict(env, {}))
+                                        | _differences(full_algo_config,
+                                                       config_to_dict(entry.make_config(env, {}, owner=algo))))
+        directory = results.run_dir(Path(out).absolute(), env, algo, seed, variant)
         return cls(env, full_env_config, algo, full_algo_config, seed, steps or entry.default_steps, episodes,
-                   results.run_dir(out, env, algo, seed), address, command)
+                   directory, address, command)
 
     def record(self) -> dict[str, Any]:
         return {"env": self.env, "env_config": self.env_config, "algo": self.algo, "algo_config": self.algo_config,
                 "seed": self.seed, "steps": self.steps, "episodes": self.episodes,
                 "eval_seeds": [EVAL_SEED_BASE, EVAL_SEED_BASE + self.episodes - 1],
-                "env_version": envs.spec(self.env).load().version, "ray_address": self.address,
+                "env_version": envs.spec(self.env).load().version, **_ray_placement(self.address),
                 "command": self.command or " ".join([Path(sys.executable).name, "-m", "suite.run", *sys.argv[1:]]),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "python": platform.python_version(), "platform": platform.platform(),
                 "libraries": _library_versions(), "git_commit": _git_commit()}
+
+
+def _differences(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if defaults.get(key) != value}
+
+
+def _ray_placement(address: str | None) -> dict[str, str | None]:
+    """Where the run executes: the Ray cluster's address and the node (None outside Ray). Ray is not
+    imported for it: a run that never started Ray has neither."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return {"ray_address": address, "ray_node_id": None}
+    context = ray.get_runtime_context()
+    return {"ray_address": address or context.gcs_address, "ray_node_id": context.get_node_id()}
 
 
 def _library_versions() -> dict[str, str | None]:
@@ -103,59 +122,112 @@ def _git_commit() -> str | None:
         return None
 
 
+class RunFailed(CommandFailed):
+    """A run that cannot go on (its losses diverged, the user's env failed). One line for the user; the
+    run folder's ``error.txt`` has the traceback."""
+
+
 def _check_writable(directory: Path) -> None:
     """Probe the nearest existing folder of ``directory`` without creating anything."""
     probe = directory
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"cannot write results under {str(directory)!r}: {probe} is not a folder")
     try:
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UsageError(f"cannot write results under {str(directory)!r}: {probe} is not a folder")
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as error:
         raise UsageError(f"cannot write results under {str(directory)!r}: {error.strerror or error}") from None
 
 
-def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool) -> bool:
-    """Check what is already in the run's folder; return True when an existing run is to be resumed.
+#: What :func:`prepare_directory` finds: start a new run, resume one, or nothing to do (resume asked,
+#: run complete).
+NEW, RESUME, COMPLETE = "new", "resume", "complete"
+_RUN_FILES = (results.CONFIG_FILE, results.PROGRESS_FILE, results.EVAL_FILE, results.CHECKPOINT_DIR,
+              results.ERROR_FILE)
 
-    Refuses (one-line ``UsageError``) a folder that holds a run unless ``overwrite`` or ``resume``, a
-    ``resume`` of a run with another identity (:data:`IDENTITY_KEYS`), and a folder it cannot write.
+
+def _previous_record(directory: Path) -> dict[str, Any]:
+    try:
+        previous = json.loads((directory / results.CONFIG_FILE).read_text())
+        if not isinstance(previous, dict):
+            raise ValueError("not a JSON object")
+        return previous
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot --resume {directory}: its config.json is unreadable ({error}); pass --overwrite "
+                         "to start over") from None
+
+
+def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, recover: bool = False) -> str:
+    """What to do with the run's folder: :data:`NEW`, :data:`RESUME` or :data:`COMPLETE`.
+
+    Refuses (one-line ``UsageError``) a folder that holds any file of a run unless ``overwrite`` or
+    ``resume``, a ``resume`` of a run with another identity (:data:`IDENTITY_KEYS`), a ``checkpoint``
+    that is not a folder, and a folder it cannot write. ``recover`` (only under the run's lock):
+    finish a checkpoint swap a kill interrupted (:func:`suite.files.recover_dir`) before looking.
     """
     directory = request.directory
-    config_path = directory / results.CONFIG_FILE
-    if config_path.exists() and not (overwrite or resume):
-        state = "complete" if results.is_complete(directory) else "incomplete"
-        raise UsageError(f"{directory} already holds a {state} run; pass --overwrite to replace it"
-                         f"{' or --resume to continue it' if state == 'incomplete' else ''}")
     _check_writable(directory)
-    if resume and config_path.exists():
-        try:
-            previous = json.loads(config_path.read_text())
-        except (OSError, ValueError) as error:
-            raise UsageError(f"cannot --resume {directory}: its config.json is unreadable ({error})") from None
-        current = request.record()
-        differing = [k for k in IDENTITY_KEYS if previous.get(k) != current[k]]
-        if differing:
-            raise UsageError(f"cannot --resume {directory}: it was run with a different {', '.join(differing)} "
-                             f"(pass --overwrite to start over)")
-        return (directory / results.CHECKPOINT_DIR).is_dir()
-    return False
+    present = [name for name in _RUN_FILES if (directory / name).exists()]
+    if present and not (overwrite or resume):
+        state = "complete" if results.is_complete(directory) else "incomplete"
+        raise UsageError(f"{directory} already holds {'an' if state == 'incomplete' else 'a'} {state} run "
+                         f"({', '.join(present)}); pass --overwrite to replace it"
+                         f"{' or --resume to continue it' if state == 'incomplete' else ''}")
+    checkpoint = directory / results.CHECKPOINT_DIR
+    if checkpoint.exists() and not checkpoint.is_dir():
+        raise UsageError(f"{checkpoint} is a file, not a checkpoint folder; move it away (nothing was changed)")
+    if not resume or not (directory / results.CONFIG_FILE).exists():
+        return NEW
+    previous, current = _previous_record(directory), json.loads(json.dumps(files.json_safe(request.record())))
+    differing = [k for k in IDENTITY_KEYS if previous.get(k) != current[k]]
+    if differing:
+        raise UsageError(f"cannot --resume {directory}: it was run with a different {', '.join(differing)} "
+                         f"(pass --overwrite to start over)")
+    if results.is_complete(directory):
+        return COMPLETE
+    if recover:
+        recovered = files.recover_dir(checkpoint)
+        if recovered:
+            print(f"{directory}: {recovered}", file=sys.stderr)
+    if checkpoint.is_dir():
+        return RESUME
+    if (directory / results.PROGRESS_FILE).exists():
+        print(f"{directory}: no checkpoint was written before the interruption; the run starts again from "
+              "iteration 0", file=sys.stderr)
+    return NEW
 
 
 def _clear_previous_run(directory: Path) -> None:
-    """--overwrite: remove what would make the old run look complete or resumable."""
-    (directory / results.EVAL_FILE).unlink(missing_ok=True)
-    (directory / results.PROGRESS_FILE).unlink(missing_ok=True)
-    shutil.rmtree(directory / results.CHECKPOINT_DIR, ignore_errors=True)
+    """A new run in a folder that held one (--overwrite): remove what would make the old run look complete,
+    failed or resumable."""
+    for name in (results.EVAL_FILE, results.PROGRESS_FILE, results.ERROR_FILE):
+        (directory / name).unlink(missing_ok=True)
+    files.remove_dir(directory / results.CHECKPOINT_DIR)
 
 
 def _save_checkpoint(algo: Algorithm, directory: Path, iteration: int, wall_seconds: float) -> None:
     def fill(tmp: Path) -> None:
         algo.save(tmp)
-        results.atomic_write_json(tmp / "meta.json", {"iteration": iteration, "wall_seconds": wall_seconds})
-    results.atomic_replace_dir(directory / results.CHECKPOINT_DIR, fill)
+        files.atomic_write_json(tmp / "meta.json", {"iteration": iteration, "wall_seconds": wall_seconds})
+    files.atomic_replace_dir(directory / results.CHECKPOINT_DIR, fill)
+
+
+#: Learner statistics that must stay finite: NaN or inf there means the weights are gone.
+_LOSS_COLUMNS = ("policy_loss", "vf_loss", "entropy")
+
+
+def _check_finite(row: dict[str, Any], episodes_before: int) -> None:
+    """Stop a run whose training diverged or whose env produced non-finite returns."""
+    bad = [c for c in _LOSS_COLUMNS if c in row and not np.isfinite(row[c])]
+    if bad:
+        raise RunFailed(f"training diverged at iteration {row['iteration']}: {', '.join(bad)} "
+                        f"{'is' if len(bad) == 1 else 'are'} {row[bad[0]]}; lower the learning rate (lr) or the "
+                        "reward scale")
+    if row["episodes"] > episodes_before and not np.isfinite(row["episode_return_mean"]):
+        raise RunFailed(f"the env returned non-finite rewards at iteration {row['iteration']} "
+                        f"(mean episode return {row['episode_return_mean']}); check its config")
 
 
 def _play(request: RunRequest, policy: Policy) -> list[dict[str, Any]]:
@@ -173,23 +245,49 @@ def _progress_evaluation(request: RunRequest, algo: Algorithm) -> dict[str, floa
     return {f"eval_{c}_mean": float(frame[c].mean()) for c in metrics}
 
 
-def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: bool,
-            eval_every: int = 0) -> pd.DataFrame:
-    """Train, checkpoint and evaluate; write the files; return the evaluation frame."""
+def execute(request: RunRequest, *, overwrite: bool = False, resume: bool = False, checkpoint_every: int = 10,
+            quiet: bool = False, eval_every: int = 0) -> pd.DataFrame:
+    """Train, checkpoint and evaluate one run; write its files; return the evaluation frame.
+
+    ``overwrite``: replace a run already in the folder; ``resume``: continue it from its last checkpoint
+    (a complete run is left as it is). The folder is locked while the run writes it (a second writer
+    gets a one-line ``UsageError``). A run that diverges raises :class:`RunFailed`; every failure
+    leaves ``error.txt`` and a resumable folder.
+    """
     directory = request.directory
+    prepare_directory(request, overwrite=overwrite, resume=resume)  # cheap checks before anything starts
     entry = load_algo(request.algo)
     algo_config = build_config(entry.Config, request.algo_config, owner=f"algo {request.algo!r}")
-    algo = entry.implementation(algo_config)(request.env, request.env_config, algo_config, request.seed,
-                                             address=request.address, budget=request.steps)  # fails before writing
+    try:
+        algo = entry.implementation(algo_config)(request.env, request.env_config, algo_config, request.seed,
+                                                 address=request.address, budget=request.steps)  # before writing
+    except EnvFailure as error:
+        raise RunFailed(str(error)) from error
+    try:
+        with files.RunLock(directory, request.command or "") as lock:
+            state = prepare_directory(request, overwrite=overwrite, resume=resume, recover=True)  # now alone
+            if state == COMPLETE:
+                return pd.read_csv(directory / results.EVAL_FILE)
+            files.clean_leftovers(directory)
+            return _train_and_evaluate(request, algo, lock, state == RESUME, checkpoint_every, quiet, eval_every)
+    except files.FolderLocked as error:
+        raise UsageError(str(error)) from None
+    finally:
+        algo.close()
+
+
+def _train_and_evaluate(request: RunRequest, algo: Algorithm, lock: files.RunLock, resume: bool,
+                        checkpoint_every: int, quiet: bool, eval_every: int) -> pd.DataFrame:
+    directory = request.directory
     if not resume:
-        _clear_previous_run(directory)  # only --overwrite gets here with an old run in place
+        _clear_previous_run(directory)
     record = request.record()
     if resume:  # keep the original record; a resumed run may only extend its budgets
-        previous = json.loads((directory / results.CONFIG_FILE).read_text())
+        previous = _previous_record(directory)
         record = {**previous, "steps": request.steps, "episodes": request.episodes,
                   "eval_seeds": record["eval_seeds"], "resumed": [*previous.get("resumed", []), record["started"]]}
     try:
-        results.atomic_write_json(directory / results.CONFIG_FILE, record)
+        files.atomic_write_json(directory / results.CONFIG_FILE, record)
         (directory / results.ERROR_FILE).unlink(missing_ok=True)  # a failed run started again is not failed
         rows: list[dict[str, Any]] = []
         wall_before = 0.0
@@ -205,15 +303,18 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
         with tqdm(total=request.steps, initial=min(env_steps, request.steps), unit="step", unit_scale=True,
                   desc=f"{request.algo} on {request.env}", disable=True if quiet else None, leave=False) as bar:
             while env_steps < request.steps:
+                episodes_before = int(rows[-1]["episodes"]) if rows else 0
                 row = algo.train_iteration()
                 row = {"iteration": len(rows) + 1, "wall_seconds": time.perf_counter() - started, **row}
+                _check_finite(row, episodes_before)
                 if eval_every and row["iteration"] % eval_every == 0:
                     paused = time.perf_counter()
                     row.update(_progress_evaluation(request, algo))
                     started += time.perf_counter() - paused  # wall_seconds counts training, not evaluation
                 rows.append(row)
-                results.atomic_write_csv(directory / results.PROGRESS_FILE,
-                                         results.ordered(rows, results.PROGRESS_COLUMNS))
+                files.atomic_write_csv(directory / results.PROGRESS_FILE,
+                                       results.ordered(rows, results.PROGRESS_COLUMNS))
+                lock.touch()
                 bar.update(min(int(row["env_steps"]), request.steps) - min(env_steps, request.steps))
                 bar.set_postfix(ret=f"{row['episode_return_mean']:.4g}")
                 env_steps = int(row["env_steps"])
@@ -227,13 +328,13 @@ def execute(request: RunRequest, *, resume: bool, checkpoint_every: int, quiet: 
                      for (policy_name, mask), policy in algo.eval_policies().items()
                      for record in _play(request, policy)]
         frame = results.ordered(eval_rows, results.EVAL_COLUMNS)
-        results.atomic_write_csv(directory / results.EVAL_FILE, frame)
-    except Exception:
+        files.atomic_write_csv(directory / results.EVAL_FILE, frame)
+    except Exception as error:
         # The run stays resumable from its last checkpoint; results.load reports it as failed.
-        results.atomic_write_text(directory / results.ERROR_FILE, traceback.format_exc())
+        files.atomic_write_text(directory / results.ERROR_FILE, traceback.format_exc())
+        if isinstance(error, EnvFailure):
+            raise RunFailed(str(error)) from error
         raise
-    finally:
-        algo.close()
     if not quiet:
         print(summary(request, pd.DataFrame(rows), frame))
     return frame

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite import results, runner
+from suite import files, results, runner
 from suite.cli import Parser, UsageError, run_cli
 
 __all__ = ["REGRESSION_SET", "TIMING_COLUMNS", "compare", "make", "main"]
@@ -47,11 +47,10 @@ def make(out: Path, steps: int = 16_384, episodes: int = 10) -> None:
         request = runner.RunRequest.build(env, algo, 0, out=out / folder if folder else out, env_config=env_config,
                                           algo_config=algo_config, steps=steps, episodes=episodes,
                                           command="python -m suite.same_results --make")
-        if results.is_complete(request.directory):
+        if runner.prepare_directory(request, overwrite=False, resume=True) == runner.COMPLETE:
             continue
         print(f"{algo} on {env} {env_config or ''} {algo_config or ''}".rstrip(), flush=True)
-        runner.execute(request, resume=runner.prepare_directory(request, overwrite=False, resume=True),
-                       checkpoint_every=10, quiet=True, eval_every=1)
+        runner.execute(request, resume=True, checkpoint_every=10, quiet=True, eval_every=1)
 
 
 def _runs(root: Path) -> list[tuple[Path, dict]]:
@@ -60,6 +59,7 @@ def _runs(root: Path) -> list[tuple[Path, dict]]:
 
 
 def _same_run(a: dict, b: dict) -> bool:
+    a, b = files.json_safe(a), files.json_safe(b)  # "inf" and Infinity, as older config.json files wrote it
     if any(a.get(k) != b.get(k) for k in ("env", "env_config", "algo", "seed")):
         return False
     common = a["algo_config"].keys() & b["algo_config"].keys()

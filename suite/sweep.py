@@ -13,8 +13,13 @@ starts:
 
 Trials run through Ray Tune on the local machine or on the cluster at ``--address``, at most
 ``--max-concurrent`` at a time (1 by default: on a small machine two PPO trainings slow each other
-down far more than they gain). A failed trial is reported (its ``error.txt`` holds the traceback)
-and the sweep goes on; the exit status is 1 when any trial failed.
+down far more than they gain). ``--out`` is made absolute, and every trial first checks that its node
+sees the folder the driver made (on a cluster it must be storage every node shares; a trial on a node
+that does not see it fails with that message instead of writing elsewhere). A failed trial is
+reported (its ``error.txt`` holds the traceback) and the sweep goes on. The closing line counts what
+the run folders say (complete, failed, unfinished), so an interrupted sweep (Ctrl-C, a node lost)
+says what is left and exits non-zero: 1 when a run failed, 130 when runs were left unfinished;
+rerunning the same command continues.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,7 @@ import envs
 from baselines import algo_names, load_algo
 from baselines.ray_session import connect_ray
 from envs.config import ConfigError, parse_assignments
-from suite import results, runner
+from suite import files, results, runner
 from suite.cli import UsageError, import_user_modules
 
 __all__ = ["SweepPlan", "expand_names", "plan_sweep", "run_sweep", "is_sweep"]
@@ -58,8 +65,9 @@ def expand_names(value: str, known: list[str], what: str) -> list[str]:
 class SweepPlan:
     """What a sweep will do: runs to start (with whether each resumes) and runs left out (with why)."""
 
-    runs: list[tuple[Any, bool]]
+    runs: list[Any]
     left_out: list[str]
+    overwrite: bool = False
 
 
 def plan_sweep(args, request_for) -> SweepPlan:
@@ -81,31 +89,53 @@ def plan_sweep(args, request_for) -> SweepPlan:
             for seed in seeds:
                 request = request_for(env, algo, seed)
                 try:  # a folder holding another config is refused here, before any trial starts
-                    resume = runner.prepare_directory(request, overwrite=args.overwrite, resume=not args.overwrite)
+                    state = runner.prepare_directory(request, overwrite=args.overwrite, resume=not args.overwrite)
                 except UsageError as error:
                     raise UsageError(f"sweep: {error}") from None
-                if results.is_complete(request.directory) and not args.overwrite:
+                if state == runner.COMPLETE:
                     left_out.append(f"{algo} on {env}, seed {seed}: already complete")
                     continue
-                runs.append((request, resume))
-    return SweepPlan(runs, left_out)
+                runs.append(request)
+    return SweepPlan(runs, left_out, args.overwrite)
 
 
-def _trial(config: dict[str, Any], runs: list[tuple[Any, bool]], options: dict[str, Any]) -> None:
+#: The file a sweep's driver writes into ``--out`` and every trial looks for before it starts.
+NODE_CHECK = ".maskbench-sweep"
+
+
+def _trial(config: dict[str, Any], runs: list[Any], options: dict[str, Any]) -> None:
     """One Tune trial: one suite run (its files are the result; Tune only keeps the status)."""
     from ray import tune
 
+    marker = Path(options["out"]) / NODE_CHECK
+    if not marker.is_file() or marker.read_text() != options["sweep_id"]:
+        raise runner.RunFailed(f"this node does not see {options['out']}, the sweep's --out on the driver: on a "
+                               "cluster --out must be on storage every node shares (the same path on each)")
     import_user_modules(options["imports"])  # the user's envs and algos, in this worker too
-    request, resume = runs[config["index"]]
-    frame = runner.execute(request, resume=resume, checkpoint_every=options["checkpoint_every"], quiet=True,
-                    eval_every=options["eval_every"])
+    request = runs[config["index"]]
+    frame = runner.execute(request, overwrite=options["overwrite"], resume=not options["overwrite"],
+                           checkpoint_every=options["checkpoint_every"], quiet=True, eval_every=options["eval_every"])
     headline = frame[(frame["policy"] == frame["policy"].iloc[0]) & (frame["mask"] == frame["mask"].iloc[0])]
     tune.report({"return_mean": float(headline["return"].mean()),
                  "policy": f"{headline['policy'].iloc[0]}, mask {headline['mask'].iloc[0]}"})
 
 
+def _status(request) -> str:
+    """``complete``, ``failed`` or ``unfinished``, as the run's folder says."""
+    if results.is_complete(request.directory):
+        return "complete"
+    return "failed" if (request.directory / results.ERROR_FILE).is_file() else "unfinished"
+
+
+def _last_error_line(request) -> str:
+    error_file = request.directory / results.ERROR_FILE
+    lines = error_file.read_text(errors="replace").strip().splitlines() if error_file.is_file() else []
+    return lines[-1] if lines else "see Ray's logs"
+
+
 def run_sweep(args, plan: SweepPlan) -> int:
-    """Run the plan's trials through Ray Tune; print one line per finished trial and a closing count."""
+    """Run the plan's trials through Ray Tune; one line per finished trial and a closing count of what the
+    run folders hold (see the module docstring for the exit status)."""
     from tqdm import tqdm
 
     for line in plan.left_out:
@@ -120,8 +150,11 @@ def run_sweep(args, plan: SweepPlan) -> int:
     from ray.tune import Callback, FailureConfig, RunConfig, TuneConfig
 
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # failures are reported below, one line each
-    labels = [f"{r.algo} on {r.env}, seed {r.seed}" for r, _ in plan.runs]
-    failed: list[str] = []
+    labels = [f"{r.algo} on {r.env}, seed {r.seed}" for r in plan.runs]
+    out = Path(args.out).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    sweep_id = uuid.uuid4().hex
+    files.atomic_write_text(out / NODE_CHECK, sweep_id)
 
     class Progress(Callback):
         def __init__(self):
@@ -135,36 +168,48 @@ def run_sweep(args, plan: SweepPlan) -> int:
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self.bar.update()
-            request = plan.runs[trial.config["index"]][0]
-            error_file = request.directory / results.ERROR_FILE
-            last = error_file.read_text().strip().splitlines()[-1] if error_file.is_file() else "see Ray's logs"
-            failed.append(f"{labels[trial.config['index']]}: {last}")
-            self.bar.write(f"FAILED: {failed[-1]}")
+            index = trial.config["index"]
+            self.bar.write(f"FAILED: {labels[index]}: {_last_error_line(plan.runs[index])}")
 
+    interrupted = False
     owns_ray = connect_ray(args.address, num_cpus=os.cpu_count() or 1)
-    storage = Path(args.out).resolve() / ".tune"
+    storage = Path(tempfile.mkdtemp(prefix=".tune-", dir=out))  # Tune's own bookkeeping, removed at the end
     try:
         progress = Progress()
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(_trial, runs=plan.runs,
                                                      options={"checkpoint_every": args.checkpoint_every,
                                                               "eval_every": args.eval_every,
-                                                              "imports": list(args.imports)}), {"cpu": 1}),
+                                                              "imports": list(args.imports), "out": str(out),
+                                                              "sweep_id": sweep_id, "overwrite": plan.overwrite}),
+                                {"cpu": 1}),
             param_space={"index": tune.grid_search(list(range(len(plan.runs))))},
             tune_config=TuneConfig(max_concurrent_trials=args.max_concurrent),
             run_config=RunConfig(name="sweep", storage_path=str(storage), verbose=0, callbacks=[progress],
                                  failure_config=FailureConfig(max_failures=0, fail_fast=False)))
-        tuner.fit()
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            interrupted = True
         progress.bar.close()
     finally:
-        shutil.rmtree(storage, ignore_errors=True)  # Tune's own bookkeeping; the results are the run folders
+        shutil.rmtree(storage, ignore_errors=True)
+        (out / NODE_CHECK).unlink(missing_ok=True)
         if owns_ray:
             import ray
 
             ray.shutdown()
-    done = len(plan.runs) - len(failed)
-    print(f"sweep: {done} run(s) complete, {len(failed)} failed, {len(plan.left_out)} left out; "
-          f"results under {args.out} (python -m suite.report {args.out})")
-    for line in failed:
-        print(f"failed: {line}", file=sys.stderr)
-    return 1 if failed else 0
+    status = {label: _status(request) for label, request in zip(labels, plan.runs)}
+    counts = {kind: sum(s == kind for s in status.values()) for kind in ("complete", "failed", "unfinished")}
+    print(f"sweep: {counts['complete']} of {len(plan.runs)} run(s) complete, {counts['failed']} failed, "
+          f"{counts['unfinished']} unfinished, {len(plan.left_out)} left out; results under {out} "
+          f"(python -m suite.report {out})")
+    for label, request in zip(labels, plan.runs):
+        if status[label] == "failed":
+            print(f"failed: {label}: {_last_error_line(request)}", file=sys.stderr)
+        elif status[label] == "unfinished":
+            print(f"unfinished: {label} ({request.directory})", file=sys.stderr)
+    if counts["unfinished"]:
+        print(f"sweep {'interrupted' if interrupted else 'stopped'} with {counts['unfinished']} run(s) unfinished; "
+              "run the same command again to continue them", file=sys.stderr)
+    return 1 if counts["failed"] else 130 if counts["unfinished"] else 0

@@ -1,7 +1,9 @@
 """Project-wide pytest setup.
 
 ``pytest --benchmark`` runs only the speed benchmarks (``tests/benchmarks/``, pytest-benchmark);
-a plain ``pytest`` skips them, so the default run stays a correctness run.
+a plain ``pytest`` skips them, so the default run stays a correctness run. ``pytest --slow`` runs only
+the tests marked ``slow`` (a real Ray cluster losing a node, processes killed and resumed); a plain
+``pytest`` skips them too, and ``.ci/run`` runs them after it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ BENCHMARK_DIR = Path(__file__).parent / "benchmarks"
 def pytest_addoption(parser):
     parser.addoption("--benchmark", action="store_true", default=False,
                      help="run the speed benchmarks under tests/benchmarks/ (and only them)")
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="run the tests marked slow (and only them): clusters, killed and resumed processes")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a test of minutes (a Ray cluster, processes killed): pytest --slow")
 
 
 def _is_benchmark(item) -> bool:
@@ -25,12 +33,16 @@ def _is_benchmark(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    run_benchmarks = config.getoption("--benchmark")
+    run_benchmarks, run_slow = config.getoption("--benchmark"), config.getoption("--slow")
     skip_bench = pytest.mark.skip(reason="speed benchmark: run with pytest --benchmark")
     skip_test = pytest.mark.skip(reason="correctness test: pytest --benchmark runs benchmarks only")
+    skip_slow = pytest.mark.skip(reason="slow test: run with pytest --slow (.ci/run does)")
+    skip_fast = pytest.mark.skip(reason="pytest --slow runs the slow tests only")
     for item in items:
         if _is_benchmark(item) != run_benchmarks:
             item.add_marker(skip_test if run_benchmarks else skip_bench)
+        elif not run_benchmarks and ("slow" in item.keywords) != run_slow:
+            item.add_marker(skip_fast if run_slow else skip_slow)
 
 
 @pytest.fixture

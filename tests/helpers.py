@@ -35,9 +35,18 @@ def assert_ray_is_gone() -> None:
     assert not alive, f"processes left behind: {[p.name() for p in alive]}"
 
 
+def run_folder(out, env: str, algo: str, seed: int = 0):
+    """The one run folder of ``algo`` on ``env`` with ``seed`` under ``out``, whatever its config variant."""
+    from pathlib import Path
+
+    found = sorted(p for p in (Path(out) / env / algo).glob(f"**/seed{seed}") if p.is_dir())
+    assert len(found) == 1, f"expected one run folder of {algo} on {env}, seed {seed} under {out}; found {found}"
+    return found[0]
+
+
 def read_run(out, env: str, algo: str, seed: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """A run's ``config.json``, ``progress.csv`` and ``eval.csv``."""
-    directory = results.run_dir(out, env, algo, seed)
+    directory = run_folder(out, env, algo, seed)
     return (json.loads((directory / "config.json").read_text()), pd.read_csv(directory / "progress.csv"),
             pd.read_csv(directory / "eval.csv"))
 
@@ -47,14 +56,15 @@ def write_synthetic_run(root, env="portfolio", algo="masked_ppo", seed=0, *, ste
     """A run folder as ``suite.run`` writes it, with chosen numbers.
 
     ``returns``: the headline policy's (greedy, mask on) episode returns (default 10, 11, 12 + seed);
-    ``evals``: extra eval rows (dicts) after the headline ones; ``progress``: progress columns to
-    set or add (lists of ``iterations`` values).
+    ``evals``: extra policies' rows (dicts), each repeated for every episode as a real run has them;
+    ``progress``: progress columns to set or add (lists of ``iterations`` values).
     """
     directory = results.run_dir(root, env, algo, seed)
     directory.mkdir(parents=True)
     record = {"env": env, "env_config": env_config or {"periods": 20}, "algo": algo,
               "algo_config": algo_config or {"lr": 0.001, "hidden": [16, 16]}, "seed": seed, "steps": steps,
-              "episodes": 3, "env_version": 0, "started": "2026-11-23T00:00:00"}
+              "episodes": len(returns) if returns is not None else 3, "env_version": 0,
+              "started": "2026-11-23T00:00:00"}
     (directory / "config.json").write_text(json.dumps(record))
     table = {"iteration": list(range(1, iterations + 1)), "env_steps": [100 * (i + 1) for i in range(iterations)],
              "episodes": list(range(iterations)), "wall_seconds": [1.5 * (i + 1) for i in range(iterations)],
@@ -67,7 +77,8 @@ def write_synthetic_run(root, env="portfolio", algo="masked_ppo", seed=0, *, ste
         returns = returns if returns is not None else [10.0 + seed, 11.0 + seed, 12.0 + seed]
         rows = [{"episode": i, "env_seed": 1_000_000 + i, "policy": "greedy", "mask": "on", "return": r, "length": 20,
                  "invalid_steps": 0, "invalid_actions": 0} for i, r in enumerate(returns)]
-        rows += [{"length": 20, "invalid_steps": 0, "invalid_actions": 0, "env_seed": 0, **row} for row in evals or []]
+        rows += [{"length": 20, "invalid_steps": 0, "invalid_actions": 0, **row, "episode": i,
+                  "env_seed": 1_000_000 + i} for row in evals or [] for i in range(len(returns))]  # every episode
         pd.DataFrame(rows).to_csv(directory / "eval.csv", index=False)
     return directory
 

@@ -33,7 +33,7 @@ from baselines.algorithm import Algorithm, Policy
 from baselines.episodes import progress_row
 from baselines.evaluation import joint_policy, network_policies
 from baselines.ray_session import connect_ray
-from baselines.settings import PPOSettings, check_settings
+from baselines.settings import PPOSettings, check_network_fits, check_settings
 from baselines.training_env import (
     TrainingContext,
     TrainingStats,
@@ -77,6 +77,7 @@ class RLlibPPO(Algorithm):
         self.discrete = probe.discrete
         self.agent_ids = list(probe.agent_ids)
         check_settings(config, budget)
+        check_network_fits(config, probe)
         method.check(env_name, env_config, "rllib")
         self._owns_ray = connect_ray(address, num_cpus=max(os.cpu_count() or 1, config.num_env_runners + 1))
         try:

@@ -41,7 +41,7 @@ import envs
 from baselines.algorithm import Algorithm, Policy, derived_seed
 from baselines.episodes import EpisodeTracker, progress_row
 from baselines.evaluation import network_policies
-from baselines.settings import PPOSettings, check_settings
+from baselines.settings import PPOSettings, check_network_fits, check_settings
 from baselines.training_env import learning_reward, training_env_config, transform_features, transformed_box
 from envs.config import ConfigError
 from envs.masking import MASK_KEY, OBSERVATION_KEY
@@ -89,7 +89,7 @@ def make_sb3_vec_env(env_name: str, env_config: dict[str, Any], num_envs: int, *
             if seeds is not None:
                 self._rngs = [seeding.np_random(s)[0] for s in seeds]
             self._reset_seeds()
-            self.core.reset_envs(np.arange(self.num_envs), self._rngs)
+            self.core.reset(np.arange(self.num_envs), self._rngs)
             # A new tracker: episodes in flight are abandoned (learn() resets once, before any step).
             self.tracker = EpisodeTracker(self.num_envs, self.tracker.metrics, next_step_autoreset=False)
             return self._features()
@@ -109,7 +109,7 @@ def make_sb3_vec_env(env_name: str, env_config: dict[str, Any], num_envs: int, *
                 for i in ended:
                     infos[i]["terminal_observation"] = features[i]
                     infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-                self.core.reset_envs(ended, [self._rngs[i] for i in ended])
+                self.core.reset(ended, [self._rngs[i] for i in ended])
                 features = self._features()
             return features, learning_reward(reward, None, None, self.reward_scale).astype(np.float32), done, infos
 
@@ -282,6 +282,7 @@ class SB3PPO(Algorithm):
         if any(problems):
             raise ConfigError(f"algo config: {next(p for p in problems if p)}")
         check_settings(c, budget)
+        check_network_fits(c, envs.make_core(env_name, 1, **env_config))
         sb3_contrib, _ = _import_sb3()
         train_env_config = training_env_config(env_name, env_config, c.train_env_config)
         make = make_dummy_vec_env if c.vec_env == "dummy" else make_sb3_vec_env

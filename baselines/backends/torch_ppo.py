@@ -36,6 +36,7 @@ others play on. Discrete envs only (continuous ones: ``backend=rllib``).
 from __future__ import annotations
 
 import math
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,15 @@ from baselines.algorithm import Algorithm, Policy, derived_seed
 from baselines.episodes import progress_row
 from baselines.evaluation import joint_policy, network_policies
 from baselines.masked_logits import apply_mask, log_prob_and_entropy, sample_with_log_prob
-from baselines.settings import PPOSettings, check_settings, learning_rate
+from baselines.settings import PPOSettings, check_network_fits, check_settings, learning_rate
 from baselines.training_env import MultiAgentTrainingVector, TrainingContext, transform_features
 from envs.config import ConfigError
 from envs.masking import MASK_KEY, OBSERVATION_KEY, action_nvec
 
 __all__ = ["ActorCritic", "TorchPPO", "advantages"]
+
+#: The training env in a checkpoint (pickled: numpy state and generators).
+TRAINING_ENV_FILE = "training_env.pkl"
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
 
@@ -127,6 +131,7 @@ class TorchPPO(Algorithm):
         self.action_space = core.action_space
         self.agent_ids = list(core.agent_ids)
         check_settings(config, budget)
+        check_network_fits(config, core)
         method.check(env_name, env_config, "torch")
         c = config
         if c.num_env_runners:
@@ -162,15 +167,10 @@ class TorchPPO(Algorithm):
 
     def _split(self, obs) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The ``(num_envs * n_agents, ...)`` features (already transformed by the training env) and the
-        mask, if the agent sees it; the mask of an agent that will not act admits everything (its action
-        is not executed, and the stale mask of a car that left may admit nothing)."""
+        mask, if the agent sees it (the training env admits everything for agents that will not act)."""
         if not isinstance(obs, dict):
             return torch.from_numpy(obs).flatten(0, 1), None
-        mask = obs[MASK_KEY]
-        acting = self.env.acting
-        if not acting.all():
-            mask = np.where(acting[..., None], mask, np.int8(1))
-        return torch.from_numpy(obs[OBSERVATION_KEY]).flatten(0, 1), torch.from_numpy(mask).flatten(0, 1)
+        return torch.from_numpy(obs[OBSERVATION_KEY]).flatten(0, 1), torch.from_numpy(obs[MASK_KEY]).flatten(0, 1)
 
     def _forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and values of ``(num_envs * n_agents, ...)`` rows, each agent's through its network."""
@@ -305,9 +305,13 @@ class TorchPPO(Algorithm):
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, directory: Path) -> None:
+        """Networks, optimisers, the sampling generator and the training env as it is (its entries' states and
+        generators, the observation it last gave, the episodes in flight and their statistics), so a resumed
+        run continues exactly where this one stood."""
         torch.save({"models": [model.state_dict() for model in self.models],
                     "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
                     "generator": self.generator.get_state()}, directory / "torch_ppo.pt")
+        (directory / TRAINING_ENV_FILE).write_bytes(pickle.dumps({"env": self.env, "obs": self._obs}))
         self.save_counters(directory)
 
     def restore(self, directory: Path) -> None:
@@ -319,6 +323,10 @@ class TorchPPO(Algorithm):
             model.load_state_dict(weights)
             optimizer.load_state_dict(moments)
         self.generator.set_state(state["generator"])
+        if (directory / TRAINING_ENV_FILE).is_file():  # older checkpoints restart the env from its seed
+            saved = pickle.loads((directory / TRAINING_ENV_FILE).read_bytes())
+            self.env.close()
+            self.env, self._obs = saved["env"], saved["obs"]
         self.restore_counters(directory)
 
     def close(self) -> None:

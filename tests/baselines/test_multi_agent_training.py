@@ -9,8 +9,7 @@ import envs
 from baselines.backends.rllib_multi_agent import MultiAgentTrainingEnv
 from baselines.training_env import TrainingContext
 from envs.masking import MASK_KEY, OBSERVATION_KEY
-from suite import results
-from tests.helpers import TINY, TINY_SETTINGS, assert_ray_is_gone, build_algo, run_main
+from tests.helpers import TINY, TINY_SETTINGS, assert_ray_is_gone, build_algo, run_folder, run_main
 
 
 @pytest.mark.parametrize("penalty", [None, 0.5])
@@ -46,7 +45,7 @@ def test_masked_ppo_trains_three_traders_with_one_shared_policy_and_never_errs(t
                     "--algo", "masked_ppo", "--steps", "1024", "--episodes", "4", "--out", str(tmp_path), "--quiet",
                     "--eval-every", "1", *TINY) == 0
     assert_ray_is_gone()
-    directory = results.run_dir(tmp_path, "portfolio", "masked_ppo", 0)
+    directory = run_folder(tmp_path, "portfolio", "masked_ppo", 0)
     progress, evaluation = pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
     assert progress["env_steps"].tolist() == [512, 1024]
     assert (progress["invalid_action_rate"] == 0).all()
@@ -66,7 +65,7 @@ def test_penalty_ppo_trains_one_policy_per_car(tmp_path):
                     "--algo-config", "policies=per_agent", "--steps", "512", "--episodes", "3",
                     "--out", str(tmp_path), "--quiet", *TINY) == 0
     assert_ray_is_gone()
-    directory = results.run_dir(tmp_path, "speed_limit", "penalty_ppo", 0)
+    directory = run_folder(tmp_path, "speed_limit", "penalty_ppo", 0)
     evaluation = pd.read_csv(directory / "eval.csv")
     assert set(evaluation["agent"]) == {"car_0", "car_1"} and set(evaluation["mask"]) == {"off"}
     assert (directory / "checkpoint" / "rllib").is_dir()
@@ -124,7 +123,7 @@ def test_torch_masked_ppo_trains_three_traders_with_one_shared_network(tmp_path)
     import ray
 
     assert not ray.is_initialized()
-    directory = results.run_dir(tmp_path, "portfolio", "masked_ppo", 0)
+    directory = run_folder(tmp_path, "portfolio", "masked_ppo", 0)
     progress, evaluation = pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
     assert (progress["invalid_action_rate"] == 0).all() and progress["eval_return_mean"].notna().all()
     for agent in ("trader_0", "trader_1", "trader_2"):
@@ -143,7 +142,7 @@ def test_torch_penalty_ppo_trains_one_network_per_car_and_resumes_exactly(tmp_pa
               "policies=per_agent", "--episodes", "3", "--quiet", *TORCH_TINY]
     assert run_main(*common, "--steps", "2048", "--out", str(tmp_path / "whole")) == 0
     assert run_main(*common, "--steps", "1024", "--checkpoint-every", "1", "--out", str(tmp_path / "split")) == 0
-    whole, split = (results.run_dir(tmp_path / out, "speed_limit", "penalty_ppo", 0) for out in ("whole", "split"))
+    whole, split = (run_folder(tmp_path / out, "speed_limit", "penalty_ppo", 0) for out in ("whole", "split"))
     (split / "eval.csv").unlink()  # killed in evaluation
     assert run_main(*common, "--steps", "2048", "--resume", "--out", str(tmp_path / "split")) == 0
     evaluation = pd.read_csv(whole / "eval.csv")
@@ -186,9 +185,9 @@ def test_the_torch_backend_learns_with_three_traders(tmp_path):
               "--quiet", "--seed", "1"]
     assert run_main(*common, "--algo", "random_valid") == 0
     assert run_main(*common, "--algo", "masked_ppo", "--backend", "torch", "--steps", "40000") == 0
-    directory = results.run_dir(tmp_path, "portfolio", "masked_ppo", 1)
+    directory = run_folder(tmp_path, "portfolio", "masked_ppo", 1)
     progress, evaluation = pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
-    baseline = pd.read_csv(results.run_dir(tmp_path, "portfolio", "random_valid", 1) / "eval.csv")["return"].mean()
+    baseline = pd.read_csv(run_folder(tmp_path, "portfolio", "random_valid", 1) / "eval.csv")["return"].mean()
     greedy = evaluation.query("policy == 'greedy' and mask == 'on'").groupby("agent")["return"].mean()
     assert (greedy > 1.9 * baseline).all(), (greedy, baseline)
     assert progress["portfolio_value_mean"].iloc[-2:].mean() > progress["portfolio_value_mean"].iloc[:2].mean() + 250

@@ -9,7 +9,7 @@ import pytest
 import ray
 
 from suite import results
-from tests.helpers import TINY, assert_ray_is_gone, build_algo, read_run, run_main
+from tests.helpers import TINY, assert_ray_is_gone, build_algo, read_run, run_folder, run_main
 
 
 def tiny_run(out, algo, *extra, steps=1024):
@@ -61,7 +61,7 @@ def test_remote_env_runners_sample_and_report_the_same_columns(tmp_path):
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert tiny_run(tmp_path, "masked_ppo", "--checkpoint-every", "1") == 0
-    directory = results.run_dir(tmp_path, "portfolio", "masked_ppo", 0)
+    directory = run_folder(tmp_path, "portfolio", "masked_ppo", 0)
     (directory / "eval.csv").unlink()  # as if killed during evaluation
     assert tiny_run(tmp_path, "masked_ppo", "--checkpoint-every", "1", "--resume", steps=2048) == 0
     assert_ray_is_gone()
@@ -71,7 +71,10 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert progress["wall_seconds"].is_monotonic_increasing
     assert config["steps"] == 2048 and len(config["resumed"]) == 1
     (directory / "eval.csv").unlink()
-    assert tiny_run(tmp_path, "masked_ppo", "--resume", "--lr", "0.1", steps=2048) == 2  # another config
+    # another config is another run, in a folder of its own: nothing to resume there, it starts
+    assert tiny_run(tmp_path, "masked_ppo", "--resume", "--lr", "0.1", steps=512) == 0
+    runs = results.load(tmp_path).runs
+    assert len(runs) == 2 and runs["config_id"].nunique() == 2 and "lr=0.1" in " ".join(runs["run"])
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -98,7 +101,7 @@ def test_masked_ppo_learns_to_beat_random_valid(tmp_path):
     assert run_main(*common, "--algo", "masked_ppo", "--steps", "100000") == 0
     assert_ray_is_gone()
     _, progress, evaluation = read_run(tmp_path, "portfolio", "masked_ppo", seed=1)
-    baseline = pd.read_csv(results.run_dir(tmp_path, "portfolio", "random_valid", 1) / "eval.csv")["return"].mean()
+    baseline = pd.read_csv(run_folder(tmp_path, "portfolio", "random_valid", 1) / "eval.csv")["return"].mean()
     greedy = evaluation.query("policy == 'greedy' and mask == 'on'")["return"].mean()
     assert (progress["invalid_action_rate"] == 0).all()
     assert (evaluation.loc[evaluation["mask"] == "on", "invalid_actions"] == 0).all()
@@ -113,7 +116,7 @@ def test_projected_ppo_learns_the_continuous_allocation(tmp_path):
     # A constant rate: the default decays linearly to 0 at the budget, which on a short run halves the learning.
     assert run_main(*common, "--algo", "masked_ppo", "--steps", "120000", "--algo-config", "lr_schedule=constant") == 0
     assert_ray_is_gone()
-    directory = results.run_dir(tmp_path, "sum_to_zero", "masked_ppo", 0)
+    directory = run_folder(tmp_path, "sum_to_zero", "masked_ppo", 0)
     progress, evaluation = pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
     greedy = evaluation.query("policy == 'greedy' and mask == 'on'")
     assert (progress["invalid_action_rate"] == 0).all() and (greedy["invalid_actions"] == 0).all()

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("sb3_contrib", reason='the compare extra: pip install -e ".[compare]"')
 
 from suite import results
-from tests.helpers import TIMING, TINY, build_algo, run_main
+from tests.helpers import TIMING, TINY, build_algo, run_folder, run_main
 
 
 def tiny_run(out, *extra, env="portfolio", steps=1024):
@@ -15,7 +15,7 @@ def tiny_run(out, *extra, env="portfolio", steps=1024):
 
 
 def read_run(out, env="portfolio"):
-    directory = results.run_dir(out, env, "sb3_maskable_ppo", 0)
+    directory = run_folder(out, env, "sb3_maskable_ppo", 0)
     return pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
 
 
@@ -71,7 +71,7 @@ def test_bad_input_is_one_line_with_status_2(tmp_path, capsys, argv, message):
 def test_linear_learning_rate_and_resume_from_a_checkpoint(tmp_path):
     linear = ["--algo-config", "lr_schedule=linear", "--checkpoint-every", "1"]
     assert tiny_run(tmp_path, *linear, steps=1024) == 0
-    directory = results.run_dir(tmp_path, "portfolio", "sb3_maskable_ppo", 0)
+    directory = run_folder(tmp_path, "portfolio", "sb3_maskable_ppo", 0)
     (directory / "eval.csv").unlink()  # as if killed during evaluation
     assert tiny_run(tmp_path, *linear, "--resume", steps=1536) == 0
     progress, _ = read_run(tmp_path)

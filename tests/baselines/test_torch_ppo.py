@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from baselines.backends.torch_ppo import advantages
 from baselines.masked_logits import MASKED_LOGIT, apply_mask, log_prob_and_entropy, sample_with_log_prob
 from suite import results
-from tests.helpers import TIMING, TINY, run_main
+from tests.helpers import TIMING, TINY, run_folder, run_main
 
 TORCH = [*TINY, "--backend", "torch"]
 
@@ -24,7 +24,7 @@ def tiny_run(out, algo="masked_ppo", *extra, env="portfolio", steps=1024):
 
 
 def read_run(out, algo="masked_ppo", env="portfolio", seed=0):
-    directory = results.run_dir(out, env, algo, seed)
+    directory = run_folder(out, env, algo, seed)
     return pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
 
 
@@ -126,7 +126,7 @@ def test_a_seed_repeats_a_torch_run_exactly_and_another_seed_differs(tmp_path):
 def test_an_interrupted_torch_run_resumes_where_it_stopped(tmp_path):
     assert tiny_run(tmp_path / "whole", "masked_ppo", steps=2048) == 0
     assert tiny_run(tmp_path / "split", "masked_ppo", "--checkpoint-every", "1", steps=1024) == 0
-    (results.run_dir(tmp_path / "split", "portfolio", "masked_ppo", 0) / "eval.csv").unlink()  # killed in evaluation
+    (run_folder(tmp_path / "split", "portfolio", "masked_ppo", 0) / "eval.csv").unlink()  # killed in evaluation
     assert tiny_run(tmp_path / "split", "masked_ppo", "--resume", steps=2048) == 0
     whole, _ = read_run(tmp_path / "whole")
     split, _ = read_run(tmp_path / "split")
@@ -141,7 +141,7 @@ def test_torch_masked_ppo_learns_to_beat_random_valid(tmp_path):
     assert run_main(*common, "--algo", "random_valid") == 0
     assert run_main(*common, "--algo", "masked_ppo", "--backend", "torch", "--steps", "80000") == 0
     progress, evaluation = read_run(tmp_path, seed=1)
-    baseline = pd.read_csv(results.run_dir(tmp_path, "portfolio", "random_valid", 1) / "eval.csv")["return"].mean()
+    baseline = pd.read_csv(run_folder(tmp_path, "portfolio", "random_valid", 1) / "eval.csv")["return"].mean()
     greedy = evaluation.query("policy == 'greedy' and mask == 'on'")["return"].mean()
     assert (progress["invalid_action_rate"] == 0).all()
     assert greedy > 1.4 * baseline, (greedy, baseline)

@@ -147,6 +147,30 @@ def test_cli_bad_input_is_one_line_with_status_2(tmp_path, capsys, argv, message
     assert not (tmp_path / "report.md").exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--threshold", "toy=nan"], "--threshold expects a finite return, got toy=nan"),
+    (["--threshold", "nope=3"], "--threshold names env 'nope', which no run under"),
+    (["--out", "FILE"], "cannot write the report to"),
+])
+def test_cli_bad_input_on_real_runs_is_one_line_with_status_2(toy, capsys, argv, message):
+    (toy / "FILE").write_text("a file, not a folder")
+    argv = [str(toy / "FILE") if a == "FILE" else a for a in argv]
+    assert run_cli(report.main, "python -m suite.report", [str(toy), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_damaged_run_is_a_problem_of_the_report_never_a_traceback(toy, make_run, capsys):
+    header_only = make_run(toy, "toy", "masked_ppo", 7) / "progress.csv"
+    header_only.write_text(header_only.read_text().splitlines()[0] + "\n")
+    bad_seed = '{"env": "toy", "algo": "masked_ppo", "seed": "x"}'
+    (make_run(toy, "toy", "masked_ppo", 8) / "config.json").write_text(bad_seed)
+    assert run_cli(report.main, "python -m suite.report", [str(toy)]) == 0
+    out, err = capsys.readouterr()
+    assert "progress.csv has no rows though eval.csv exists" in err and "seed is not an integer" in err
+    assert "## Problems" in out and "Traceback" not in err
+
+
 def test_the_report_scores_each_env_config_against_its_own_references_and_lists_agents(tmp_path):
     for algo in ("random_valid", "oracle"):
         for agents in (1, 3):

@@ -1,6 +1,7 @@
 """suite.results.load: every run of a folder as tidy frames, with unfinished, failed and corrupt
 runs flagged instead of mixed in, and a damaged file never stopping the rest."""
 
+import pandas as pd
 import pytest
 
 from baselines.random_valid import RandomValid
@@ -45,7 +46,7 @@ def test_unfinished_failed_and_corrupt_runs_are_flagged_and_the_rest_still_loads
     assert problem[1] == "unfinished: 200 of 1,000 env steps, no eval.csv"
     assert problem[2] == "failed: RuntimeError: the learner diverged"
     assert problem[3].startswith("progress.csv is unreadable")
-    assert problem[4] == "eval.csv has 1 truncated row(s)"
+    assert problem[4] == "eval.csv was cut mid-row (its last line is unfinished); eval.csv has 1 truncated row(s)"
     assert problem[5].startswith("config.json is unreadable")
     assert problem[6].startswith("eval.csv is unreadable (EmptyDataError")
     assert len(loaded.problems) == 6 and all(line.startswith("portfolio/masked_ppo/seed") for line in loaded.problems)
@@ -99,3 +100,31 @@ def test_a_run_that_fails_is_recorded_as_failed_and_a_rerun_clears_it(tmp_path, 
     monkeypatch.setitem(baselines.registry._ALGOS, "failing_test_algo", RandomValid)
     assert run_cli(run.main, "python -m suite.run", [*common, "--algo", "failing_test_algo", "--resume"]) == 0
     assert set(results.load(tmp_path).runs["status"]) == {"complete"}
+
+
+def test_damage_a_summary_must_not_average_is_found(tmp_path, make_run):
+    make_run(tmp_path, seed=0)
+    header_only = make_run(tmp_path, seed=1) / "progress.csv"
+    header_only.write_text(header_only.read_text().splitlines()[0] + "\n")
+    record = make_run(tmp_path, seed=2) / "config.json"
+    record.write_text(record.read_text().replace('"seed": 2', '"seed": "two"'))
+    text_return = make_run(tmp_path, seed=3) / "eval.csv"
+    text_return.write_text(text_return.read_text().replace("13.0", "thirteen"))
+    mid_row = make_run(tmp_path, seed=4, iterations=3) / "progress.csv"
+    mid_row.write_text(mid_row.read_text()[:-4])  # cut inside the last row, after its required columns
+    make_run(tmp_path, seed=5, iterations=13, steps=3100)  # progress stops at 1,300 of 3,100 env steps
+    mixed = make_run(tmp_path, seed=6) / "eval.csv"  # two writers: 5 episodes where config.json asks for 3
+    frame = pd.read_csv(mixed)
+    pd.concat([frame, frame.head(2).assign(episode=[3, 4])]).to_csv(mixed, index=False)
+    loaded = results.load(tmp_path)
+    status = dict(zip(loaded.runs["seed"], loaded.runs["status"]))
+    problem = dict(zip(loaded.runs["seed"], loaded.runs["problem"]))
+    assert status == {0: "complete", 1: "corrupt", 2: "corrupt", 3: "corrupt", 4: "corrupt", 5: "corrupt",
+                      6: "corrupt"}, problem
+    assert problem[1] == "progress.csv has no rows though eval.csv exists"
+    assert problem[2] == "config.json is unreadable (its seed is not an integer ('two'))"
+    assert problem[3].startswith("eval.csv has text in its numeric column 'return' (1 row(s))")
+    assert problem[4].startswith("progress.csv was cut mid-row")
+    assert problem[5] == "progress.csv stops at 1,300 of the 3,100 env steps config.json asks for"
+    assert problem[6] == "the files disagree: eval.csv has [5] episode(s) per policy, config.json asks for 3"
+    assert set(loaded.complete().runs["seed"]) == {0}

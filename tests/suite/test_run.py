@@ -65,7 +65,8 @@ def test_existing_run_is_not_clobbered_without_overwrite(tmp_path, capsys):
     capsys.readouterr()
     assert run_main(*small(tmp_path, "--seed", "0")) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "already holds a complete run; pass --overwrite" in err
+    assert err.count("\n") == 1 and "already holds a complete run (config.json, progress.csv, eval.csv" in err
+    assert "pass --overwrite" in err
     assert {p.name: p.read_bytes() for p in seed_dir(tmp_path).glob("*.*")} == before
     assert run_main(*small(tmp_path, "--overwrite", "--episodes", "5")) == 0
     assert len(pd.read_csv(seed_dir(tmp_path) / "eval.csv")) == 5
@@ -102,12 +103,24 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch, caps
                                   pd.read_csv(seed_dir(tmp_path / "straight") / "eval.csv"))
 
 
-def test_resume_with_a_different_config_is_refused(tmp_path, capsys):
+def test_runs_that_differ_in_config_or_backend_get_folders_of_their_own(tmp_path):
+    assert run_main(*small(tmp_path)) == 0
+    assert run_main(*small(tmp_path, "--env-config", "start_cash=50")) == 0  # no "already holds a run"
+    assert run_main(*small(tmp_path, "--env-config", "start_cash=50", "--algo-config", "num_envs=8")) == 0
+    runs = results.load(tmp_path).runs.sort_values("run")
+    assert runs["run"].tolist() == ["portfolio/random_valid/num_envs=8,start_cash=50.0/seed0",
+                                    "portfolio/random_valid/seed0", "portfolio/random_valid/start_cash=50.0/seed0"]
+    assert runs["config_id"].nunique() == 3 and set(runs["status"]) == {"complete"}
+
+
+def test_resume_of_a_run_with_another_identity_is_refused(tmp_path, capsys):
     assert run_main(*small(tmp_path)) == 0
     (seed_dir(tmp_path) / "eval.csv").unlink()  # make it look interrupted
+    record = json.loads((seed_dir(tmp_path) / "config.json").read_text())
+    (seed_dir(tmp_path) / "config.json").write_text(json.dumps({**record, "env_version": -1}))  # another env version
     capsys.readouterr()
-    assert run_main(*small(tmp_path, "--resume", "--env-config", "start_cash=50")) == 2
-    assert "different env_config" in capsys.readouterr().err
+    assert run_main(*small(tmp_path, "--resume")) == 2
+    assert "it was run with a different env_version" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -124,12 +137,43 @@ def test_resume_with_a_different_config_is_refused(tmp_path, capsys):
      "algo 'random_valid': unknown config key 'lr'"),
     (["--env", "portfolio", "--algo", "random_valid", "--overwrite", "--resume"], "not allowed with argument"),
     (["--algo", "random_valid"], "the following arguments are required: --env"),
+    # non-finite numbers are refused, not trained into NaN weights or written as non-JSON "Infinity"
+    (["--env", "portfolio", "--algo", "masked_ppo", "--algo-config", "lr=inf"], "config key 'lr' must be finite"),
+    (["--env", "portfolio", "--algo", "masked_ppo", "--algo-config", "entropy_coeff=inf"],
+     "config key 'entropy_coeff' must be finite"),
+    (["--env", "portfolio", "--algo", "penalty_ppo", "--algo-config", "reward_scale=inf"],
+     "config key 'reward_scale' must be finite"),
+    (["--env", "portfolio", "--algo", "random_valid", "--env-config", "price_impact=inf"],
+     "config key 'price_impact' must be finite"),
+    (["--env", "portfolio", "--algo", "random_valid", "--env-config", "start_cash=inf"],
+     "config key 'start_cash' must be finite"),
+    (["--env", "speed_limit", "--algo", "random_valid", "--env-config", "time_cost=inf"],
+     "config key 'time_cost' must be finite"),
+    (["--env", "portfolio", "--algo", "random_valid", "--lr", "inf"], "--lr: expected a positive number"),
+    # sizes that cannot fit are refused up front, with the estimate
+    (["--env", "portfolio", "--algo", "random_valid", "--env-config", "periods=100000000"],
+     "GiB of memory needed (estimate)"),
+    (["--env", "speed_limit", "--algo", "random_valid", "--env-config", "road_length=10000000"],
+     "GiB of memory needed (estimate)"),
+    (["--env", "portfolio", "--algo", "masked_ppo", "--algo-config", "hidden=100000,100000"],
+     "networks of hidden sizes 100000,100000: about"),
+    # the training env may change the reward, not the agents
+    (["--env", "portfolio", "--algo", "masked_ppo", "--algo-config", "train_env_config=n_agents=3"],
+     "train_env_config may change how the training env rewards or runs, not its agents"),
+    (["--env", "portfolio", "--algo", "masked_ppo", "--address", "ray://127.0.0.1:1"], "ray[client]"),
+    (["--env", "portfolio", "--algo", "masked_ppo", "--address", "localhost:99999"], "expects HOST:PORT"),
 ])
 def test_bad_input_is_one_line_status_2_and_writes_nothing(tmp_path, capsys, argv, message):
     assert run_main(*argv, "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_an_out_folder_name_too_long_for_the_file_system_is_one_line(tmp_path, capsys):
+    assert run_main(*small(tmp_path / ("x" * 300))) == 2
+    err = capsys.readouterr().err
+    assert "cannot write results under" in err and "too long" in err and err.count("\n") == 1
 
 
 def test_unwritable_out_is_refused(tmp_path, capsys):

@@ -109,8 +109,63 @@ def test_sweep_bad_input_is_one_line_with_status_2(tmp_path, capsys, argv, messa
     assert not ray.is_initialized()
 
 
-def test_a_sweep_refuses_a_run_folder_holding_another_config(tmp_path, capsys):
+def test_a_sweep_refuses_a_run_folder_holding_another_run(tmp_path, capsys):
     assert sweep("--env", "portfolio", "--algo", "random_valid", "--out", str(tmp_path), *SMALL) == 0
+    # another config has folders of its own
     assert sweep("--env", "portfolio", "--algo", "random_valid", "--seeds", "2", "--env-config", "start_cash=500",
-                 "--out", str(tmp_path), *SMALL) == 2
-    assert "sweep: cannot --resume" in capsys.readouterr().err
+                 "--out", str(tmp_path), *SMALL) == 0
+    config = tmp_path / "portfolio" / "random_valid" / "seed0" / "config.json"
+    config.write_text(config.read_text().replace('"env_version": 0', '"env_version": -1'))  # another env version
+    (config.parent / "eval.csv").unlink()
+    capsys.readouterr()
+    assert sweep("--env", "portfolio", "--algo", "random_valid", "--seeds", "2", "--out", str(tmp_path), *SMALL) == 2
+    err = capsys.readouterr().err
+    assert "sweep: cannot --resume" in err and "different env_version" in err
+
+
+def test_a_sweep_leaves_other_files_in_out_alone(tmp_path):
+    (tmp_path / ".tune").mkdir()
+    (tmp_path / ".tune" / "notes.txt").write_text("mine")
+    assert sweep("--env", "portfolio", "--algo", "random_valid", "--seeds", "2", "--out", str(tmp_path), *SMALL) == 0
+    assert (tmp_path / ".tune" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tune", "portfolio"]  # Tune's own bookkeeping is gone
+
+
+def test_a_trial_on_a_node_that_does_not_see_out_fails_instead_of_writing_elsewhere(tmp_path):
+    from suite import runner
+    from suite import sweep as sweep_module
+
+    request = runner.RunRequest.build("portfolio", "random_valid", 0, out=tmp_path / "out", steps=100)
+    options = {"out": str(tmp_path / "out"), "sweep_id": "abc", "imports": [], "overwrite": False,
+               "checkpoint_every": 1, "eval_every": 0}
+    with pytest.raises(runner.RunFailed, match="must be on storage every node shares"):
+        sweep_module._trial({"index": 0}, [request], options)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_sweep_says_what_is_unfinished_and_exits_non_zero_and_the_rerun_finishes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    argv = [sys.executable, "-m", "suite.run", "--env", "portfolio", "--algo", "random_valid", "--seeds", "2",
+            "--steps", "3000000", "--episodes", "5", "--out", str(tmp_path)]
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.rglob("progress.csv")):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "0 of 2 run(s) complete, 0 failed, 2 unfinished" in out  # the run it stopped, and the one never started
+    assert "unfinished: random_valid on portfolio, seed 0" in err and "seed 1" in err
+    assert "run the same command again to continue them" in err
+    # the rerun resumes what is left (with a budget that is already reached, to keep the test short)
+    assert sweep(*[("2000" if a == "3000000" else a) for a in argv[3:]]) == 0
+    assert set(results.load(tmp_path).runs["status"]) == {"complete"}
+    assert_ray_is_gone()
