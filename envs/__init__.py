@@ -17,6 +17,7 @@ from envs.registry import (
                            EnvSpec,
                            config_dict,
                            describe,
+                           levels,
                            make,
                            make_core,
                            make_multi_agent_vector,
@@ -24,6 +25,7 @@ from envs.registry import (
                            make_vector,
                            names,
                            register,
+                           register_level,
                            resolve_config,
                            spec,
                            unregister,
@@ -31,6 +33,6 @@ from envs.registry import (
 
 __all__ = [
     "AdmissibleSet", "ConfigError", "Constraint", "EnvCore", "EnvSpec", "StepResult",
-    "config_dict", "describe", "make", "make_core", "resolve_config", "make_multi_agent_vector", "make_parallel",
-    "make_vector", "names", "register", "spec", "unregister",
+    "config_dict", "describe", "levels", "make", "make_core", "resolve_config", "make_multi_agent_vector",
+    "make_parallel", "make_vector", "names", "register", "register_level", "spec", "unregister",
 ]

@@ -102,6 +102,26 @@ default, the post's market) recovers independent traders; ``0.01`` to ``0.05`` i
 for three traders who trade up to 150 units of an asset per period between them. One trader's own
 flow moves prices too when ``λ > 0``.
 
+## Levels
+
+The seed's problem is ``portfolio`` (level 1). Bigger ones, each a registered name:
+
+| name | assets | trade sizes per asset | flat mask | C6 | inadmissible share |
+| --- | --- | --- | --- | --- | --- |
+| ``portfolio`` | 3 | 11 | 33 | no | 44% |
+| ``portfolio-m`` | 10 | 21 | 210 | yes | 90% |
+| ``portfolio-l`` | 30 | 51 | 1,530 | yes | 96% |
+| ``portfolio-xl`` | 30 | 101 | 3,030 | yes | 98% |
+
+``n_assets`` adds assets after the post's three, each with a mean curve, noise, costs and a
+concentration cap drawn from its index (:func:`asset_parameters`; the cap is constraint ``C5``, "no
+buying it while it is worth more than its cap of the portfolio", generalising C2 and C3);
+``lot_levels`` sets the trade sizes (sell or buy 10 to 10 x ``lot_levels`` units); ``affordable_buys``
+adds ``C6``, "no buying more units than the cash pays for" (the post fills such a buy partially
+instead). The inadmissible share is the mean fraction of the flat mask that is masked where
+``random_valid`` plays (``python -m suite.levels``). The reference policy and
+:func:`relaxed_value_bound` cover every level.
+
 ## Version History
 
 - v0: the post's environment with its bugs fixed:
@@ -117,6 +137,8 @@ flow moves prices too when ``λ > 0``.
     ``periods`` trades and pays the value after the last one.
   The episode's price noise is drawn at reset from the env's generator (one generator per batch
   entry), so a batch entry and a single env with the same seed see the same prices.
+  ``n_assets``, ``lot_levels`` and ``affordable_buys`` (the levels) were added later without changing
+  the default env.
 """
 
 from __future__ import annotations
@@ -128,17 +150,25 @@ from functools import lru_cache
 import numpy as np
 from gymnasium import spaces
 
-from envs.config import setting
+from envs.config import ConfigError, setting
 from envs.core import EnvCore, StepResult
 from envs.masking import MASK_DTYPE, Constraint, FlatMaskMultiDiscrete
-from envs.registry import register
+from envs.registry import register, register_level
 
-__all__ = ["PortfolioConfig", "PortfolioCore", "PortfolioState", "continuation_values", "relaxed_value_bound"]
+__all__ = ["PortfolioConfig", "PortfolioCore", "PortfolioState", "continuation_values", "relaxed_value_bound",
+           "asset_parameters", "mean_prices"]
 
-N_ASSETS = 3
-HOLD = 5
-#: Units traded by each action value: sell 50..10, hold, buy 10..50.
-TRADE_UNITS = np.array([-50, -40, -30, -20, -10, 0, 10, 20, 30, 40, 50], dtype=np.float64)
+#: The post's assets; later ones (``n_assets > 3``) are generated from their index (:func:`asset_parameters`).
+POST_ASSETS = 3
+N_ASSETS = POST_ASSETS
+#: Trade sizes per side at the post's granularity (sell 50..10, hold, buy 10..50): ``lot_levels``'s default.
+LOT_LEVELS = 5
+#: The hold action at the default granularity (action ``lot_levels`` in general).
+HOLD = LOT_LEVELS
+#: Units in one lot: action ``hold + k`` buys ``k`` lots, ``hold - k`` sells them.
+LOT = 10
+#: Units traded by each action value at the default granularity: sell 50..10, hold, buy 10..50.
+TRADE_UNITS = LOT * np.arange(-LOT_LEVELS, LOT_LEVELS + 1, dtype=np.float64)
 #: The post's mean price at reset and the parameters of its mean curves.
 INITIAL_MEAN_PRICE = np.array([40.0, 35.0, 48.0])
 #: C2 and C3: the largest share of the portfolio value an asset may have and still be bought.
@@ -152,14 +182,52 @@ TARGET_MULTIPLE = 3.0
 #: Monte Carlo draws per period for the reference policy's continuation values (0.3 s once per config).
 PLAN_SAMPLES = 1 << 17
 PLAN_SEED = 20_251_123
+#: Seed of the generated assets' parameters (asset i draws from ``default_rng([ASSET_SEED, i])``).
+ASSET_SEED = 20_261_130
+#: The post's per-unit costs and noise, the defaults of the per-asset settings.
+POST_BUY_COST, POST_SELL_COST, POST_NOISE = (0.03, 0.045, 0.035), (0.025, 0.035, 0.03), (4.0, 2.0, 7.0)
 
 
 def _positive(x) -> bool:
     return x > 0
 
 
-def _three_non_negative(xs) -> bool:
-    return len(xs) == N_ASSETS and all(x >= 0 for x in xs)
+def _non_negative_numbers(xs) -> bool:
+    return len(xs) > 0 and all(x >= 0 for x in xs)
+
+
+def asset_parameters(n_assets: int) -> dict[str, np.ndarray]:
+    """Every asset's mean curve, noise, costs and concentration cap: arrays of ``n_assets``.
+
+    Assets 1 to 3 are the post's (mean curves in the module docstring; asset 3's cap of 1/3 is C2,
+    asset 2's of 2/3 is C3, asset 1 has none). Asset ``i >= 4`` draws its own from
+    ``np.random.default_rng([ASSET_SEED, i])``, the same on every machine: a mean curve
+    ``p0 + trend t + amplitude sin(2 pi t / period + phase)`` with ``p0`` uniform in [20, 60], ``trend`` in
+    [-0.1, 0.5], ``amplitude`` in [0, 6], ``period`` in [5, 20] periods and ``phase`` in [0, 2 pi); a noise
+    standard deviation uniform in [1, 7] dollars; buy and sell costs uniform in [0.02, 0.05] and [0.02,
+    0.04] dollars per unit; a concentration cap (C5) of 1/4, 1/3 or 1/2, equally likely.
+    """
+    keys = ("p0", "trend", "amplitude", "period", "phase", "noise", "buy_cost", "sell_cost", "cap")
+    out = {key: np.zeros(n_assets) for key in keys}
+    post = {"p0": INITIAL_MEAN_PRICE, "noise": POST_NOISE, "buy_cost": POST_BUY_COST, "sell_cost": POST_SELL_COST,
+            "cap": (1.0, C3_SHARE, C2_SHARE)}
+    for key, values in post.items():
+        out[key][:POST_ASSETS] = np.asarray(values)[:n_assets]
+    for i in range(POST_ASSETS, n_assets):
+        rng = np.random.default_rng([ASSET_SEED, i])
+        out["p0"][i], out["trend"][i] = rng.uniform(20, 60), rng.uniform(-0.1, 0.5)
+        out["amplitude"][i], out["period"][i], out["phase"][i] = rng.uniform(0, 6), rng.uniform(5, 20), \
+            rng.uniform(0, 2 * np.pi)
+        out["noise"][i], out["buy_cost"][i], out["sell_cost"][i] = rng.uniform(1, 7), rng.uniform(0.02, 0.05), \
+            rng.uniform(0.02, 0.04)
+        out["cap"][i] = rng.choice([0.25, 1 / 3, 0.5])
+    return out
+
+
+def _per_asset(values: tuple[float, ...], generated: np.ndarray, n_assets: int) -> np.ndarray:
+    """A per-asset setting: ``n_assets`` values, from the given ones and, past them, the generated ones."""
+    given = np.asarray(values, dtype=np.float64)[:n_assets]
+    return np.concatenate([given, generated[len(given):n_assets]])
 
 
 @dataclass(frozen=True)
@@ -170,13 +238,16 @@ class PortfolioConfig:
                                 check=_positive, accepts="a positive number")
     periods: int = setting(20, "investment periods (trades) per episode",
                            check=_positive, accepts="a positive integer")
-    buy_cost: tuple[float, ...] = setting((0.03, 0.045, 0.035), "transaction cost per unit bought, per asset, dollars",
-                                          check=_three_non_negative, accepts="3 non-negative numbers")
-    sell_cost: tuple[float, ...] = setting((0.025, 0.035, 0.03), "transaction cost per unit sold, per asset, dollars",
-                                           check=_three_non_negative, accepts="3 non-negative numbers")
-    price_noise_std: tuple[float, ...] = setting((4.0, 2.0, 7.0),
-                                                 "standard deviation of each price around its mean, dollars",
-                                                 check=_three_non_negative, accepts="3 non-negative numbers")
+    buy_cost: tuple[float, ...] = setting(POST_BUY_COST, "transaction cost per unit bought, per asset, dollars (the "
+                                          "first assets' when fewer than n_assets: the rest are generated)",
+                                          check=_non_negative_numbers, accepts="non-negative numbers, one per asset")
+    sell_cost: tuple[float, ...] = setting(POST_SELL_COST, "transaction cost per unit sold, per asset, dollars (as "
+                                           "buy_cost)", check=_non_negative_numbers,
+                                           accepts="non-negative numbers, one per asset")
+    price_noise_std: tuple[float, ...] = setting(POST_NOISE,
+                                                 "standard deviation of each price around its mean, dollars (as "
+                                                 "buy_cost)", check=_non_negative_numbers,
+                                                 accepts="non-negative numbers, one per asset")
     min_price: float = setting(0.01, "floor of every price, dollars", check=_positive, accepts="a positive number")
     reward: str = setting("final_value", "reward: final_value (dollars), final_return (final value / start cash) "
                           "or value_change (dense, per-step change / start cash)", choices=REWARDS)
@@ -185,17 +256,23 @@ class PortfolioConfig:
     price_impact: float = setting(0.0, "dollars each price moves per unit of all traders' net order flow (units "
                                   "bought minus sold), permanently; 0: traders do not move prices",
                                   check=lambda v: v >= 0, accepts="a non-negative number")
+    n_assets: int = setting(POST_ASSETS, "assets traded: the post's three, then generated ones (see Levels)",
+                            check=lambda v: 1 <= v <= 1000, accepts="an integer in 1..1000")
+    lot_levels: int = setting(LOT_LEVELS, "trade sizes per side: sell or buy 10, 20, ..., 10 x lot_levels units",
+                              check=lambda v: 1 <= v <= 500, accepts="an integer in 1..500")
+    affordable_buys: bool = setting(False, "C6: no buying more units of an asset than the cash pays for (price and "
+                                    "buy cost; the post fills such a buy partially instead)")
 
 
 @dataclass
 class PortfolioState:
-    """Batched state. ``B`` = batch entries, ``A`` = agents."""
+    """Batched state. ``B`` = batch entries, ``A`` = agents, ``K`` = assets."""
 
-    holdings: np.ndarray  # (B, A, 3) units held, float64 (multiples of 10)
+    holdings: np.ndarray  # (B, A, K) units held, float64 (multiples of 10)
     cash: np.ndarray      # (B, A) dollars
-    prices: np.ndarray    # (B, 3) current prices, shared by all agents of an entry
+    prices: np.ndarray    # (B, K) current prices, shared by all agents of an entry
     t: np.ndarray         # (B,) trades made so far this episode
-    impact: np.ndarray | None = None  # (B, 3) dollars the traders' past net flow has moved prices (0: none)
+    impact: np.ndarray | None = None  # (B, K) dollars the traders' past net flow has moved prices (0: none)
 
     def __post_init__(self):
         if self.impact is None:
@@ -206,25 +283,33 @@ class PortfolioState:
                               self.impact.copy())
 
 
-def mean_prices(periods: int) -> np.ndarray:
-    """Mean price of each asset at t = 0..periods: ``(periods + 1, 3)``; row 0 is the reset mean."""
+def mean_prices(periods: int, n_assets: int = POST_ASSETS) -> np.ndarray:
+    """Mean price of each asset at t = 0..periods: ``(periods + 1, n_assets)``; row 0 is the reset mean."""
     t = np.arange(periods + 1, dtype=np.float64)
-    curves = np.stack([40.0 + 0.4 * t + 4.0 * np.cos(2 * np.pi * t / 16),
-                       35.0 + 0.1 * t,
-                       48.0 + 0.3 * t - 6.0 * np.sin(2 * np.pi * t / 7)], axis=-1)
-    curves[0] = INITIAL_MEAN_PRICE
-    return curves
+    post = np.stack([40.0 + 0.4 * t + 4.0 * np.cos(2 * np.pi * t / 16),
+                     35.0 + 0.1 * t,
+                     48.0 + 0.3 * t - 6.0 * np.sin(2 * np.pi * t / 7)], axis=-1)
+    post[0] = INITIAL_MEAN_PRICE
+    if n_assets <= POST_ASSETS:
+        return post[:, :n_assets].copy()
+    extra = asset_parameters(n_assets)
+    k = slice(POST_ASSETS, n_assets)
+    generated = extra["p0"][k] + extra["trend"][k] * t[:, None] + extra["amplitude"][k] * np.sin(
+        2 * np.pi * t[:, None] / extra["period"][k] + extra["phase"][k])
+    return np.concatenate([post, generated], axis=1)
 
 
 def _draw_prices(rng: np.random.Generator, mean: np.ndarray, std: np.ndarray, min_price: float) -> np.ndarray:
-    return np.maximum(mean + std * rng.standard_normal((PLAN_SAMPLES, N_ASSETS)), min_price)
+    return np.maximum(mean + std * rng.standard_normal((PLAN_SAMPLES, len(mean))), min_price)
 
 
 @lru_cache(maxsize=16)
-def _plan(periods: int, price_noise_std: tuple[float, ...], min_price: float) -> tuple[np.ndarray, np.ndarray, float]:
-    mean, std = mean_prices(periods), np.asarray(price_noise_std, dtype=np.float64)
+def _plan(periods: int, price_noise_std: tuple[float, ...], min_price: float,
+          n_assets: int = POST_ASSETS) -> tuple[np.ndarray, np.ndarray, float]:
+    mean = mean_prices(periods, n_assets)
+    std = _per_asset(price_noise_std, asset_parameters(n_assets)["noise"], n_assets)
     rng = np.random.default_rng(PLAN_SEED)
-    cash_value, asset_value = np.ones(periods + 1), np.zeros((periods + 1, N_ASSETS))
+    cash_value, asset_value = np.ones(periods + 1), np.zeros((periods + 1, n_assets))
     for t in range(periods, -1, -1):
         prices = _draw_prices(rng, mean[t], std, min_price)
         if t == periods:
@@ -244,59 +329,28 @@ def continuation_values(config: PortfolioConfig) -> tuple[np.ndarray, np.ndarray
     """The relaxed problem's expected continuation values, per dollar (see "Reference policy").
 
     Returns ``(A, B)``: ``A[t]`` (``(periods + 1,)``) is the expected final wealth of one dollar held
-    in cash from period ``t`` on, acting optimally from there; ``B[t, i] / p`` (``(periods + 1, 3)``)
+    in cash from period ``t`` on, acting optimally from there; ``B[t, i] / p`` (``(periods + 1, n_assets)``)
     is that of one dollar put in asset ``i`` at price ``p`` in period ``t - 1``. Entry 0 is unused.
     Deterministic (a fixed seed) and cached per configuration.
     """
-    cash_value, asset_value, _ = _plan(config.periods, tuple(config.price_noise_std), config.min_price)
+    cash_value, asset_value, _ = _plan(config.periods, tuple(config.price_noise_std), config.min_price,
+                                       config.n_assets)
     return cash_value, asset_value
 
 
 def relaxed_value_bound(config: PortfolioConfig) -> float:
     """Expected final value of the relaxed problem: an upper bound on any policy's mean, dollars.
 
-    Dropping lot sizes, the 50-unit cap, C2/C3 and transaction costs only enlarges what a trader
+    Dropping lot sizes, the trade cap, C2/C3/C5 and transaction costs only enlarges what a trader
     can do, so no policy of the real env can average more (up to Monte Carlo error, about 0.1%).
     """
-    return config.start_cash * _plan(config.periods, tuple(config.price_noise_std), config.min_price)[2]
+    return config.start_cash * _plan(config.periods, tuple(config.price_noise_std), config.min_price,
+                                     config.n_assets)[2]
 
 
 def portfolio_value(state: PortfolioState) -> np.ndarray:
     """Cash plus holdings at current prices: ``(B, A)`` dollars."""
     return state.cash + np.einsum("bak,bk->ba", state.holdings, state.prices)
-
-
-# --- Constraint predicates: straight transcriptions of C1..C4, independent of the mask code. ---
-# Each takes the state and actions (B, A, 3) and says which sub-actions it admits.
-
-def _admits_c1(state: PortfolioState, actions: np.ndarray) -> np.ndarray:
-    units_sold = np.where(actions < HOLD, 10 * (HOLD - actions), 0)
-    return units_sold <= state.holdings
-
-
-def _buy_share_rule(asset: int, share: float):
-    def admits(state: PortfolioState, actions: np.ndarray) -> np.ndarray:
-        total = portfolio_value(state)
-        holding_value = state.holdings[..., asset] * state.prices[:, None, asset]
-        over = holding_value > total * share
-        ok = np.ones(actions.shape, dtype=bool)
-        ok[..., asset] = ~((actions[..., asset] > HOLD) & over)
-        return ok
-    return admits
-
-
-def _admits_c4(state: PortfolioState, actions: np.ndarray) -> np.ndarray:
-    return ~((actions > HOLD) & (state.cash[..., None] < C4_MIN_CASH))
-
-
-CONSTRAINTS = (
-    Constraint("C1", "no selling more units than held", _admits_c1),
-    Constraint("C2", "no buying asset 3 while it is worth more than 1/3 of the portfolio",
-               _buy_share_rule(C2_ASSET, C2_SHARE)),
-    Constraint("C3", "no buying asset 2 while it is worth more than 2/3 of the portfolio",
-               _buy_share_rule(C3_ASSET, C3_SHARE)),
-    Constraint("C4", "no buying with less than $1 cash", _admits_c4),
-)
 
 
 class PortfolioCore(EnvCore):
@@ -308,31 +362,90 @@ class PortfolioCore(EnvCore):
     episode_metrics = ("portfolio_value",)
 
     def __init__(self, config: PortfolioConfig, num_envs: int = 1, strict: bool = False):
+        n = config.n_assets
+        for key in ("buy_cost", "sell_cost", "price_noise_std"):
+            given = len(getattr(config, key))
+            if given not in (n, POST_ASSETS):
+                raise ConfigError(f"env 'portfolio': config key {key!r} has {given} value(s) for n_assets={n}; give "
+                                  f"{n}, or the post's {POST_ASSETS} (the first {n} of them are taken, or the rest "
+                                  "generated)")
         super().__init__(config, num_envs, strict)
-        self.action_space = FlatMaskMultiDiscrete([len(TRADE_UNITS)] * N_ASSETS)
-        high = np.full(2 * N_ASSETS + 2, np.finfo(np.float32).max, dtype=np.float32)  # unbounded in practice
+        self.n_assets, self.hold = n, config.lot_levels
+        #: Units traded by each action value: sell 10 x lot_levels .. 10, hold, buy 10 .. 10 x lot_levels.
+        self.trade_units = LOT * np.arange(-self.hold, self.hold + 1, dtype=np.float64)
+        self.action_space = FlatMaskMultiDiscrete([len(self.trade_units)] * n)
+        high = np.full(2 * n + 2, np.finfo(np.float32).max, dtype=np.float32)  # unbounded in practice
         high[-1] = 1.0
         self.feature_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
-        self._mean = mean_prices(config.periods)                      # (T + 1, 3)
-        self._std = np.asarray(config.price_noise_std, dtype=np.float64)
-        self._buy_cost = np.asarray(config.buy_cost, dtype=np.float64)
-        self._sell_cost = np.asarray(config.sell_cost, dtype=np.float64)
-        self._noise = np.zeros((num_envs, config.periods + 1, N_ASSETS))  # each episode's standard normals
+        generated = asset_parameters(n)
+        self._mean = mean_prices(config.periods, n)                      # (T + 1, n)
+        self._std = _per_asset(config.price_noise_std, generated["noise"], n)
+        self._buy_cost = _per_asset(config.buy_cost, generated["buy_cost"], n)
+        self._sell_cost = _per_asset(config.sell_cost, generated["sell_cost"], n)
+        #: Concentration caps of the assets after the post's (C5); the post's own are C2 and C3.
+        self._caps = generated["cap"][POST_ASSETS:]
+        self._noise = np.zeros((num_envs, config.periods + 1, n))  # each episode's standard normals
         self._last_value = np.zeros((num_envs, self.n_agents))
 
     @property
     def constraints(self) -> Sequence[Constraint]:
-        return CONSTRAINTS
+        rules = [Constraint("C1", "no selling more units than held", self._admits_c1)]
+        if self.n_assets > C2_ASSET:
+            rules.append(Constraint("C2", "no buying asset 3 while it is worth more than 1/3 of the portfolio",
+                                    self._share_rule(C2_ASSET, C2_SHARE)))
+        if self.n_assets > C3_ASSET:
+            rules.append(Constraint("C3", "no buying asset 2 while it is worth more than 2/3 of the portfolio",
+                                    self._share_rule(C3_ASSET, C3_SHARE)))
+        rules.append(Constraint("C4", "no buying with less than $1 cash", self._admits_c4))
+        if self.n_assets > POST_ASSETS:
+            rules.append(Constraint("C5", "no buying an asset after the third while it is worth more than its "
+                                          "concentration cap of the portfolio (1/4, 1/3 or 1/2)", self._admits_c5))
+        if self.config.affordable_buys:
+            rules.append(Constraint("C6", "no buying more units of an asset than the cash pays for",
+                                    self._admits_c6))
+        return rules
+
+    # --- Constraint predicates: straight transcriptions of C1..C5, independent of the mask code. ---
+    # Each takes the state and actions (B, A, n_assets) and says which sub-actions it admits.
+
+    def _admits_c1(self, state: PortfolioState, actions: np.ndarray) -> np.ndarray:
+        units_sold = np.where(actions < self.hold, LOT * (self.hold - actions), 0)
+        return units_sold <= state.holdings
+
+    def _share_rule(self, asset: int, share: float):
+        def admits(state: PortfolioState, actions: np.ndarray) -> np.ndarray:
+            total = portfolio_value(state)
+            holding_value = state.holdings[..., asset] * state.prices[:, None, asset]
+            over = holding_value > total * share
+            ok = np.ones(actions.shape, dtype=bool)
+            ok[..., asset] = ~((actions[..., asset] > self.hold) & over)
+            return ok
+        return admits
+
+    def _admits_c4(self, state: PortfolioState, actions: np.ndarray) -> np.ndarray:
+        return ~((actions > self.hold) & (state.cash[..., None] < C4_MIN_CASH))
+
+    def _admits_c5(self, state: PortfolioState, actions: np.ndarray) -> np.ndarray:
+        total = portfolio_value(state)[..., None]
+        over = state.holdings[..., POST_ASSETS:] * state.prices[:, None, POST_ASSETS:] > total * self._caps
+        ok = np.ones(actions.shape, dtype=bool)
+        ok[..., POST_ASSETS:] = ~((actions[..., POST_ASSETS:] > self.hold) & over)
+        return ok
+
+    def _admits_c6(self, state: PortfolioState, actions: np.ndarray) -> np.ndarray:
+        units = np.where(actions > self.hold, LOT * (actions - self.hold), 0)
+        return units * (state.prices[:, None, :] + self._buy_cost) <= state.cash[..., None]
 
     # ------------------------------------------------------------------ episode
 
     def reset_envs(self, env_ids: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        n = self.n_assets
         if self.state is None:
             B, A = self.num_envs, self.n_agents
-            self.state = PortfolioState(np.zeros((B, A, N_ASSETS)), np.zeros((B, A)),
-                                        np.zeros((B, N_ASSETS)), np.zeros(B, dtype=np.int64))
+            self.state = PortfolioState(np.zeros((B, A, n)), np.zeros((B, A)), np.zeros((B, n)),
+                                        np.zeros(B, dtype=np.int64))
         for env_id, rng in zip(env_ids, rngs):  # once per episode, not per step
-            self._noise[env_id] = rng.standard_normal((self.config.periods + 1, N_ASSETS))
+            self._noise[env_id] = rng.standard_normal((self.config.periods + 1, n))
         s = self.state
         s.holdings[env_ids] = 0.0
         s.cash[env_ids] = self.config.start_cash
@@ -357,52 +470,58 @@ class PortfolioCore(EnvCore):
         return np.concatenate([s.holdings, s.cash[..., None], prices, left], axis=-1).astype(np.float32)
 
     def action_mask(self) -> np.ndarray:
-        s = self.state
+        s, hold, n = self.state, self.hold, self.n_assets
         B, A = s.cash.shape
-        mask = np.ones((B, A, N_ASSETS, len(TRADE_UNITS)), dtype=MASK_DTYPE)
-        # C1: sell action a sells -TRADE_UNITS[a] units; admissible while that many are held.
-        mask[..., :HOLD] = s.holdings[..., None] >= -TRADE_UNITS[:HOLD]
-        # C2, C3: share of the portfolio value per asset; C4: cash. All buys of an asset share one verdict.
+        mask = np.ones((B, A, n, len(self.trade_units)), dtype=MASK_DTYPE)
+        # C1: sell action a sells -trade_units[a] units; admissible while that many are held.
+        mask[..., :hold] = s.holdings[..., None] >= -self.trade_units[:hold]
+        # C2, C3, C5: share of the portfolio value per asset; C4: cash. All buys of an asset share one verdict.
         total = portfolio_value(s)
         holding_value = s.holdings * s.prices[:, None, :]
         can_buy = np.broadcast_to((s.cash >= C4_MIN_CASH)[..., None], holding_value.shape).copy()
         for asset, share in ((C2_ASSET, C2_SHARE), (C3_ASSET, C3_SHARE)):
-            can_buy[..., asset] &= ~(holding_value[..., asset] > total * share)
-        mask[..., HOLD + 1:] = can_buy[..., None]
-        return mask.reshape(B, A, N_ASSETS * len(TRADE_UNITS))
+            if asset < n:
+                can_buy[..., asset] &= ~(holding_value[..., asset] > total * share)
+        if n > POST_ASSETS:
+            can_buy[..., POST_ASSETS:] &= ~(holding_value[..., POST_ASSETS:] > total[..., None] * self._caps)
+        mask[..., hold + 1:] = can_buy[..., None]
+        if self.config.affordable_buys:  # C6: the buy of k lots costs 10 k (price + buy cost)
+            unit_cost = s.prices[:, None, :, None] + self._buy_cost[:, None]
+            mask[..., hold + 1:] &= self.trade_units[hold + 1:] * unit_cost <= s.cash[..., None, None]
+        return mask.reshape(B, A, n * len(self.trade_units))
 
     def metrics(self) -> dict[str, np.ndarray]:
         return {"portfolio_value": portfolio_value(self.state)}
 
     def idle_action(self) -> np.ndarray:
-        return np.full(N_ASSETS, HOLD, dtype=np.int64)
+        return np.full(self.n_assets, self.hold, dtype=np.int64)
 
     # ------------------------------------------------------------------ dynamics
 
     def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
         """Inadmissible sub-actions hold their asset."""
-        return np.where(inadmissible, HOLD, actions)
+        return np.where(inadmissible, self.hold, actions)
 
     def transition(self, actions: np.ndarray) -> StepResult:
-        s = self.state
+        s, hold = self.state, self.hold
         cash = s.cash.copy()
         held_before = s.holdings.copy()
-        for k in range(N_ASSETS):  # assets in order, each trading against the cash the previous left
+        for k in range(self.n_assets):  # assets in order, each trading against the cash the previous left
             a = actions[..., k]
-            lots = np.abs(a - HOLD).astype(np.float64)  # lots of 10 units
+            lots = np.abs(a - hold).astype(np.float64)  # lots of 10 units
             price = s.prices[:, None, k]
             # Sale: the per-unit cost is paid from cash, so a sale is cut to what the cash covers.
-            sell = a < HOLD
-            sell_lots = np.where(10 * lots * self._sell_cost[k] > cash,
-                                 np.floor(cash / (10 * self._sell_cost[k])) if self._sell_cost[k] > 0 else lots, lots)
+            sell = a < hold
+            sell_lots = np.where(LOT * lots * self._sell_cost[k] > cash,
+                                 np.floor(cash / (LOT * self._sell_cost[k])) if self._sell_cost[k] > 0 else lots, lots)
             # Purchase: price plus the *buy* cost per unit, partially filled up to the cash.
-            buy = a > HOLD
+            buy = a > hold
             unit_cost = price + self._buy_cost[k]
-            buy_lots = np.where(10 * lots * unit_cost > cash, np.floor(cash / (10 * unit_cost)), lots)
+            buy_lots = np.where(LOT * lots * unit_cost > cash, np.floor(cash / (LOT * unit_cost)), lots)
             traded = np.where(sell, -sell_lots, np.where(buy, buy_lots, 0.0))
-            s.holdings[..., k] += 10 * traded
-            cash += np.where(sell, 10 * sell_lots * (price - self._sell_cost[k]),
-                             np.where(buy, -10 * buy_lots * unit_cost, 0.0))
+            s.holdings[..., k] += LOT * traded
+            cash += np.where(sell, LOT * sell_lots * (price - self._sell_cost[k]),
+                             np.where(buy, -LOT * buy_lots * unit_cost, 0.0))
         s.cash[...] = np.maximum(cash, 0.0)  # rounding of the partial fill can leave -1e-13
         s.t += 1
         if self.config.price_impact:
@@ -423,9 +542,11 @@ class PortfolioCore(EnvCore):
 
     @classmethod
     def state_bytes(cls, config: PortfolioConfig, num_envs: int) -> int:
-        """Each entry's episode noise, ``(periods + 1, 3)``, dominates; then holdings, cash, prices."""
-        return 8 * (num_envs * ((config.periods + 1) * N_ASSETS + config.n_agents * (N_ASSETS + 2) + 2 * N_ASSETS + 1)
-                    + (config.periods + 1) * N_ASSETS)
+        """Each entry's episode noise, ``(periods + 1, n_assets)``, dominates; then holdings, cash, prices, and
+        the mask of ``n_assets x (2 lot_levels + 1)`` values per agent."""
+        n, actions = config.n_assets, config.n_assets * (2 * config.lot_levels + 1)
+        return 8 * (num_envs * ((config.periods + 1) * n + config.n_agents * (n + 2 + actions) + 2 * n + 1)
+                    + (config.periods + 1) * n)
 
     @classmethod
     def target_return(cls, config: PortfolioConfig) -> float:
@@ -438,7 +559,7 @@ class PortfolioCore(EnvCore):
     # ------------------------------------------------------------------ reference policy
 
     def oracle_actions(self) -> np.ndarray:
-        """The model-aware reference policy's action for every entry: ``(batch, agents, 3)``.
+        """The model-aware reference policy's action for every entry: ``(batch, agents, n_assets)``.
 
         A strong heuristic, not an exact optimum (see "Reference policy" in the module docstring):
         rank cash and the assets by the relaxed problem's continuation value per dollar; sell what
@@ -448,45 +569,48 @@ class PortfolioCore(EnvCore):
         s, c = self.state, self.config
         cash_value, asset_value = continuation_values(c)
         nxt = np.minimum(s.t, c.periods - 1) + 1                     # (B,) the period the trade pays in
-        worth = (asset_value[nxt] / s.prices)[:, None, :]             # (B, 1, 3) per dollar put in now
+        worth = (asset_value[nxt] / s.prices)[:, None, :]             # (B, 1, K) per dollar put in now
         in_cash = cash_value[nxt][:, None]                            # (B, 1)
-        can_buy = self.action_mask().reshape(*s.holdings.shape, len(TRADE_UNITS))[..., -1].astype(bool)
-        buyable = np.where(can_buy, worth, -np.inf)                   # (B, A, 3)
+        can_buy = self.action_mask().reshape(*s.holdings.shape, len(self.trade_units))[..., -1].astype(bool)
+        buyable = np.where(can_buy, worth, -np.inf)                   # (B, A, K)
         best_buy = buyable.max(axis=-1)
         best_other = np.maximum(best_buy, in_cash)[..., None]
         round_trip = 1 + (self._sell_cost + self._buy_cost.max()) / s.prices[:, None, :]
         sell = (s.holdings > 0) & (worth * round_trip < best_other)
-        # Assets trade in order 1, 2, 3 against the cash the previous left: buy the best one, and
+        # Assets trade in order 1, 2, 3, ... against the cash the previous left: buy the best one, and
         # better-than-cash ones after it (they get only its leftovers), never ones before it.
-        first = np.where(np.isfinite(best_buy), buyable.argmax(axis=-1), N_ASSETS)[..., None]
-        buy = can_buy & ~sell & (worth > in_cash[..., None]) & (np.arange(N_ASSETS) >= first)
-        sell_lots = (np.minimum(s.holdings, TRADE_UNITS[-1]) // 10).astype(np.int64)
-        return np.where(sell, HOLD - sell_lots, np.where(buy, len(TRADE_UNITS) - 1, HOLD))
+        first = np.where(np.isfinite(best_buy), buyable.argmax(axis=-1), self.n_assets)[..., None]
+        buy = can_buy & ~sell & (worth > in_cash[..., None]) & (np.arange(self.n_assets) >= first)
+        sell_lots = (np.minimum(s.holdings, self.trade_units[-1]) // LOT).astype(np.int64)
+        return np.where(sell, self.hold - sell_lots, np.where(buy, len(self.trade_units) - 1, self.hold))
 
     # ------------------------------------------------------------------ checkers
 
     def sample_states(self, rng: np.random.Generator, num_states: int) -> PortfolioState:
         """Arbitrary states, weighted towards the constraints' edges.
 
-        Holdings are multiples of 10 with many at 0..60 (the C1 edges); cash mixes values around
-        $1 (C4) with large ones; one asset is often given a value share near 1/3 or 2/3 (C2, C3).
+        Holdings are multiples of 10 with many at 0 .. 10 (lot_levels + 1) (the C1 edges); cash mixes
+        values around $1 (C4) with large ones; asset 2 or 3 is often given a value share near 2/3 or 1/3
+        (C3, C2).
         """
-        A = self.n_agents
-        holdings = 10.0 * rng.choice([0, 1, 2, 3, 4, 5, 6, 10, 30, 100], size=(num_states, A, N_ASSETS))
+        A, n = self.n_agents, self.n_assets
+        lots = [0, 1, 2, 3, 4, 5, 6, 10, 30, 100] if self.hold == LOT_LEVELS else \
+            sorted({0, 1, 2, self.hold - 1, self.hold, self.hold + 1, 2 * self.hold, 10 * self.hold})
+        holdings = float(LOT) * rng.choice(lots, size=(num_states, A, n))
         cash = np.where(rng.random((num_states, A)) < 0.3,
                         rng.choice([0.0, 0.5, 0.99, 1.0, 1.01], size=(num_states, A)),
                         rng.uniform(0, 5000, size=(num_states, A)))
-        prices = rng.uniform(self.config.min_price, 100.0, size=(num_states, N_ASSETS))
+        prices = rng.uniform(self.config.min_price, 100.0, size=(num_states, n))
         t = rng.integers(0, self.config.periods, size=num_states)
         state = PortfolioState(holdings, cash, prices, t)
         # Put some states right around the C2/C3 thresholds by choosing the price of that asset.
-        near = rng.random(num_states) < 0.4
+        near = rng.random(num_states) < (0.4 if n > C2_ASSET else 0.0)
         asset = rng.choice([C3_ASSET, C2_ASSET], size=num_states)
         share = np.where(asset == C2_ASSET, C2_SHARE, C3_SHARE) * rng.choice([0.999, 1.0, 1.001], size=num_states)
         rows = np.flatnonzero(near & (holdings[:, 0, :].min(axis=-1) > 0))
         for i in rows:  # only for checker states: a small loop over sampled rows is fine here
             k = asset[i]
-            others = cash[i, 0] + sum(holdings[i, 0, j] * prices[i, j] for j in range(N_ASSETS) if j != k)
+            others = cash[i, 0] + sum(holdings[i, 0, j] * prices[i, j] for j in range(n) if j != k)
             # value_k = share * (others + value_k)  =>  value_k = share * others / (1 - share)
             prices[i, k] = max(share[i] * others / (1 - share[i]) / holdings[i, 0, k], self.config.min_price)
         return state
@@ -494,3 +618,13 @@ class PortfolioCore(EnvCore):
 
 register("portfolio", PortfolioCore,
          description="constrained portfolio trading: 3 assets + cash, MultiDiscrete([11, 11, 11]), constraints C1-C4")
+#: The levels (see "Levels" in the module docstring): more assets, finer trade sizes, buys the cash pays for.
+LEVELS = {"portfolio-m": (2, {"n_assets": 10, "lot_levels": 10, "affordable_buys": True}),
+          "portfolio-l": (3, {"n_assets": 30, "lot_levels": 25, "affordable_buys": True}),
+          "portfolio-xl": (4, {"n_assets": 30, "lot_levels": 50, "affordable_buys": True})}
+for _name, (_level, _overrides) in LEVELS.items():
+    _actions = _overrides["n_assets"] * (2 * _overrides["lot_levels"] + 1)
+    register_level(_name, "portfolio", _level, _overrides,
+                   description=f"portfolio, level {_level}: {_overrides['n_assets']} assets x "
+                               f"{2 * _overrides['lot_levels'] + 1} trade sizes ({_actions} flat mask entries), "
+                               "C1-C6")

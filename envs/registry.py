@@ -17,7 +17,8 @@ from envs.config import ConfigError, build_config, check_fits, config_to_dict, d
 from envs.core import EnvCore
 from envs.views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
 
-__all__ = ["EnvSpec", "CommonConfig", "register", "unregister", "names", "spec", "resolve_config", "config_dict",
+__all__ = ["EnvSpec", "CommonConfig", "register", "register_level", "levels", "unregister", "names", "spec",
+           "resolve_config", "config_dict",
            "describe", "make_core", "make", "make_parallel", "make_vector", "make_multi_agent_vector"]
 
 
@@ -31,17 +32,23 @@ class CommonConfig:
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """A registered env.
+    """A registered env, or a level of one.
 
     Attributes:
         name: the registry name (``suite.run --env NAME``).
         entry_point: ``"package.module:CoreClass"`` or the :class:`EnvCore` subclass itself.
         description: one line for listings.
+        defaults: config values of this name, under the user's overrides (a level's size).
+        family: the env the name is a level of (itself for the seed size).
+        level: 1 for the seed's size, then 2, 3, ... as the action space grows.
     """
 
     name: str
     entry_point: str | type[EnvCore]
     description: str = ""
+    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+    family: str = ""
+    level: int = 1
 
     def load(self) -> type[EnvCore]:
         """The core class, importing its module on first use (a one-line ``ConfigError`` if it cannot)."""
@@ -85,8 +92,27 @@ def register(name: str, entry_point: str | type[EnvCore], *, description: str = 
         raise TypeError(f"env {name!r}: entry point {entry_point!r} is not an EnvCore subclass")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"env {name!r} is already registered; pass overwrite=True to replace it")
-    _REGISTRY[name] = EnvSpec(name, entry_point, description)
+    _REGISTRY[name] = EnvSpec(name, entry_point, description, family=name)
     return _REGISTRY[name]
+
+
+def register_level(name: str, base: str, level: int, overrides: dict[str, Any], *, description: str = "",
+                   overwrite: bool = False) -> EnvSpec:
+    """Register ``name`` as level ``level`` of the env ``base``: the same env with ``overrides`` as its
+    defaults (a bigger action space). The seed's size is ``base`` itself, level 1."""
+    family = spec(base)
+    if not isinstance(level, int) or level < 2:
+        raise ValueError(f"level {name!r}: levels above the seed's are numbered from 2, got {level!r}")
+    register(name, family.entry_point, description=description, overwrite=overwrite)
+    _REGISTRY[name] = dataclasses.replace(_REGISTRY[name], defaults={**family.defaults, **overrides},
+                                          family=family.family, level=level)
+    resolve_config(name, {})  # the overrides are checked now
+    return _REGISTRY[name]
+
+
+def levels(family: str) -> list[str]:
+    """The names of ``family``'s levels, smallest first (the family itself is level 1)."""
+    return [s.name for s in sorted(_REGISTRY.values(), key=lambda s: s.level) if s.family == family]
 
 
 def unregister(name: str) -> None:
@@ -112,7 +138,9 @@ def resolve_config(name: str, overrides: dict[str, Any]) -> tuple[Any, CommonCon
 
     Unknown keys, wrong types and out-of-range values raise a one-line :class:`ConfigError`.
     """
-    core_cls = spec(name).load()
+    env_spec = spec(name)
+    core_cls = env_spec.load()
+    overrides = {**env_spec.defaults, **overrides}
     own = [f.name for f in dataclasses.fields(core_cls.Config)]
     common_keys = [f.name for f in dataclasses.fields(CommonConfig) if f.name not in own]
     unknown = [k for k in overrides if k not in own and k not in common_keys]
@@ -131,8 +159,13 @@ def config_dict(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe(name: str) -> list[dict[str, str]]:
-    """One row per config key of env ``name`` (its own, then the common options)."""
-    own = describe_config(spec(name).load().Config)
+    """One row per config key of env ``name`` (its own, then the common options), a level's defaults shown."""
+    env_spec = spec(name)
+    own = describe_config(env_spec.load().Config)
+    for row in own:
+        if row["key"] in env_spec.defaults:
+            value = env_spec.defaults[row["key"]]
+            row["default"] = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
     taken = {row["key"] for row in own}
     return own + [row for row in describe_config(CommonConfig) if row["key"] not in taken]
 

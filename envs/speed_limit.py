@@ -94,10 +94,26 @@ cars behind. The others drive on until they arrive or the step limit truncates t
 
 See :class:`SpeedLimitConfig`. Every env also accepts ``strict`` (see ``envs.registry.CommonConfig``).
 
+## Levels
+
+The seed's car is ``speed_limit`` (level 1). Bigger ones keep the post's comfort rules in levels
+(+2/-3 levels a step, 2 of reward per level of change) on a finer speed scale and a longer road,
+with zone limits, zone lengths and the cells looked ahead scaled to the top speed
+(:func:`scaled_level`):
+
+| name | speed levels | road, cells | zone limits | inadmissible share | oracle (DP) |
+| --- | --- | --- | --- | --- | --- |
+| ``speed_limit`` | 10 | 100 | 3, 6, 9 | 58% | exact |
+| ``speed_limit-m`` | 25 | 300 | 8, 16, 24 | 81% | exact |
+| ``speed_limit-l`` | 50 | 1,000 | 16, 33, 49 | 90% | exact, about 20 ms per road (once per episode) |
+
+The inadmissible share is the mean fraction of levels masked where ``random_valid`` drives
+(``python -m suite.levels``).
+
 ## Version History
 
-- v0: first version. Several cars (``n_agents > 1``, S4, ``start_gap``, ``min_gap``) were added later
-  without changing the single-car env.
+- v0: first version. Several cars (``n_agents > 1``, S4, ``start_gap``, ``min_gap``) and ``n_levels``
+  (the levels) were added later without changing the single-car env.
 """
 
 from __future__ import annotations
@@ -111,7 +127,7 @@ from gymnasium import spaces
 from envs.config import ConfigError, setting
 from envs.core import EnvCore, StepResult
 from envs.masking import MASK_DTYPE, Constraint
-from envs.registry import register
+from envs.registry import register, register_level
 
 __all__ = ["SpeedLimitConfig", "SpeedLimitCore", "SpeedLimitState", "ZONE_LETTERS", "N_LEVELS",
            "braking_respects_limits"]
@@ -136,8 +152,8 @@ class SpeedLimitConfig:
                                           check=lambda v: len(v) == 3 and min(v) >= 0 and sum(v) > 0,
                                           accepts="3 non-negative numbers, not all 0")
     zone_limits: tuple[int, ...] = setting((3, 6, 9), "speed limit of residential, urban and arterial zones, levels",
-                                           check=lambda v: len(v) == 3 and all(1 <= x <= TOP for x in v),
-                                           accepts="3 integers in 1..9")
+                                           check=lambda v: len(v) == 3 and all(x >= 1 for x in v),
+                                           accepts="3 integers in 1..n_levels - 1")
     min_zone_length: int = setting(5, "shortest zone, cells", check=_positive, accepts="a positive integer")
     max_zone_length: int = setting(20, "longest zone, cells", check=_positive, accepts="a positive integer")
     layout: str = setting("", "fixed layout, one letter per cell (R, U, A); empty: drawn per episode",
@@ -159,6 +175,8 @@ class SpeedLimitConfig:
                              check=_positive, accepts="a positive integer")
     min_gap: int = setting(2, "several cars: S4, the fewest cells a car may be behind its leader",
                            check=_positive, accepts="a positive integer")
+    n_levels: int = setting(N_LEVELS, "speed levels 0 .. n_levels - 1 (cells advanced per step)",
+                            check=lambda v: 2 <= v <= 1000, accepts="an integer in 2..1000")
 
 
 @dataclass
@@ -190,7 +208,7 @@ def _window_min(limits: np.ndarray, start: np.ndarray, levels: np.ndarray) -> np
 
 
 def braking_respects_limits(limits: np.ndarray, position: np.ndarray, speed: np.ndarray, road_length: int,
-                            max_brake: int) -> np.ndarray:
+                            max_brake: int, top: int = TOP) -> np.ndarray:
     """S3 by simulation: from ``(position, speed)``, does braking by ``max_brake`` per step respect S1?
 
     Forward, state by state, independent of the per-episode ``safe_speed`` table. ``limits`` is
@@ -199,10 +217,10 @@ def braking_respects_limits(limits: np.ndarray, position: np.ndarray, speed: np.
     ok = np.ones(position.shape, dtype=bool)
     pos, level = position.copy(), speed.copy()
     rows = np.arange(len(limits)).reshape(-1, *([1] * (position.ndim - 1)))
-    for _ in range(TOP // max_brake + 1):
+    for _ in range(top // max_brake + 1):
         level = np.maximum(level - max_brake, 0)
         moving = (level > 0) & (pos < road_length)
-        for k in range(TOP + 1):  # every cell of the window pos .. pos + level
+        for k in range(top + 1):  # every cell of the window pos .. pos + level
             inside = moving & (k <= level)
             cell = np.minimum(pos + k, limits.shape[1] - 1)
             ok &= ~inside | (limits[rows, cell] >= level)
@@ -232,13 +250,19 @@ class SpeedLimitCore(EnvCore):
             if (config.n_agents - 1) * config.start_gap >= config.road_length:
                 raise ConfigError(f"env 'speed_limit': {config.n_agents} cars {config.start_gap} cells apart do not "
                                   f"fit on a road of {config.road_length} cells")
+        if max(config.zone_limits) > config.n_levels - 1:
+            top = config.n_levels - 1
+            raise ConfigError(f"env 'speed_limit': zone_limits {list(config.zone_limits)} exceed the top level {top} "
+                              f"of n_levels={config.n_levels}; give limits in 1..{top}")
         super().__init__(config, num_envs, strict)
-        self.action_space = spaces.Discrete(N_LEVELS)
+        #: Speed levels 0 .. top (``n_levels``; 10 in the post's car).
+        self.n_levels, self.top = config.n_levels, config.n_levels - 1
+        self.action_space = spaces.Discrete(self.n_levels)
         n_features = 4 + config.lookahead + (2 if config.n_agents > 1 else 0)
         high = np.full(n_features, np.finfo(np.float32).max, dtype=np.float32)  # unbounded in practice
         self.feature_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
-        self._pad = max(TOP, config.lookahead) + 1
-        self._levels = np.arange(N_LEVELS)
+        self._pad = max(self.top, config.lookahead) + 1
+        self._levels = np.arange(self.n_levels)
         self._mix = np.asarray(config.zone_mix, dtype=np.float64) / sum(config.zone_mix)
         self._mix_cdf = self._mix.cumsum() / self._mix.cumsum()[-1]  # as Generator.choice computes it
         self._zone_limits = np.asarray(config.zone_limits, dtype=np.int64)
@@ -247,21 +271,22 @@ class SpeedLimitCore(EnvCore):
         self._comfort = (a >= v - config.max_brake) & (a <= v + config.max_accel)
         # S4: the distance covered while braking fully from each level, and the level after one step of it.
         self._braked = np.maximum(self._levels - config.max_brake, 0)
-        self._braking_distance = np.array([sum(max(v - k * config.max_brake, 0) for k in range(1, N_LEVELS + 1))
+        self._braking_distance = np.array([sum(max(v - k * config.max_brake, 0) for k in range(1, self.n_levels + 1))
                                            for v in self._levels])
         # The oracle's dynamic-programming tables, computed lazily once per episode (see oracle_actions).
         self._episode = np.zeros(num_envs, dtype=np.int64)
         self._oracle_episode = np.full(num_envs, -1, dtype=np.int64)
-        self._oracle_values = np.zeros((num_envs, config.road_length + self._pad, N_LEVELS))
+        self._oracle_values = np.zeros((num_envs, config.road_length + self._pad, self.n_levels))
 
     @classmethod
     def state_bytes(cls, config: SpeedLimitConfig, num_envs: int) -> int:
         """Per entry: the road's limits and safe speeds, the levels each cell admits and the oracle's
         table of values (all ``road_length`` long); the oracle's admissible table is built a road at a time
         over ``(cells, levels, levels)``."""
-        cells = config.road_length + max(TOP, config.lookahead) + 1
-        per_entry = cells * (8 + 8 + N_LEVELS * 8) + (config.road_length + 1) * N_LEVELS + 8 * 3 * config.n_agents
-        return num_envs * per_entry + 8 * cells * N_LEVELS * N_LEVELS
+        levels = config.n_levels
+        cells = config.road_length + max(levels - 1, config.lookahead) + 1
+        per_entry = cells * (8 + 8 + levels * 8) + (config.road_length + 1) * levels + 8 * 3 * config.n_agents
+        return num_envs * per_entry + 8 * cells * levels * levels
 
     @property
     def constraints(self) -> Sequence[Constraint]:
@@ -304,10 +329,10 @@ class SpeedLimitCore(EnvCore):
         """
         L, brake = self.config.road_length, self.config.max_brake
         n, cells = limits.shape
-        safe = np.full((n, cells), TOP, dtype=np.int64)
+        safe = np.full((n, cells), self.top, dtype=np.int64)
         u = np.maximum(self._levels - brake, 0)                          # next level of full braking
         # The lowest limit over cells p .. p + u of every cell p and level, all at once: (n, L, levels).
-        windows = np.lib.stride_tricks.sliding_window_view(limits[:, :L + TOP], TOP + 1, axis=1)
+        windows = np.lib.stride_tricks.sliding_window_view(limits[:, :L + self.top], self.top + 1, axis=1)
         passable = np.minimum.accumulate(windows, axis=-1)[..., u] >= u
         for p in range(L - 1, -1, -1):  # sequential: safe[p] depends on safe[p + u]
             ok = (u == 0) | (passable[:, p] & (u <= safe[:, p + u]))
@@ -335,9 +360,9 @@ class SpeedLimitCore(EnvCore):
         if self.state is None:
             B, A, cells = self.num_envs, self.n_agents, c.road_length + self._pad
             self.state = SpeedLimitState(np.zeros((B, A), dtype=np.int64), np.zeros((B, A), dtype=np.int64),
-                                         np.zeros(B, dtype=np.int64), np.full((B, cells), TOP, dtype=np.int64),
-                                         np.full((B, cells), TOP, dtype=np.int64),
-                                         np.zeros((B, c.road_length + 1, N_LEVELS), dtype=bool))
+                                         np.zeros(B, dtype=np.int64), np.full((B, cells), self.top, dtype=np.int64),
+                                         np.full((B, cells), self.top, dtype=np.int64),
+                                         np.zeros((B, c.road_length + 1, self.n_levels), dtype=bool))
         s = self.state
         for env_id, rng in zip(env_ids, rngs):  # once per episode, not per step
             s.limits[env_id, :c.road_length] = self._zone_limits[self.draw_layout(rng)]
@@ -432,13 +457,13 @@ class SpeedLimitCore(EnvCore):
         """
         L, n = self.config.road_length, len(limits)
         cell, level = np.meshgrid(np.arange(L), self._levels, indexing="ij")
-        grid = SpeedLimitState(np.broadcast_to(cell.ravel(), (n, L * N_LEVELS)).copy(),
-                               np.broadcast_to(level.ravel(), (n, L * N_LEVELS)).copy(),
+        grid = SpeedLimitState(np.broadcast_to(cell.ravel(), (n, L * self.n_levels)).copy(),
+                               np.broadcast_to(level.ravel(), (n, L * self.n_levels)).copy(),
                                np.zeros(n, dtype=np.int64), limits, safe, self.cell_levels(limits, safe))
         saved, saved_envs = self.state, self.num_envs
         self.state, self.num_envs = grid, n
         try:
-            return self.action_mask().astype(bool).reshape(n, L, N_LEVELS, N_LEVELS)
+            return self.action_mask().astype(bool).reshape(n, L, self.n_levels, self.n_levels)
         finally:
             self.state, self.num_envs = saved, saved_envs
 
@@ -453,7 +478,7 @@ class SpeedLimitCore(EnvCore):
         c, L = self.config, self.config.road_length
         n, cells = limits.shape
         admissible = self.admissible_table(limits, safe)                          # (n, L, v, a)
-        values = np.zeros((n, cells, N_LEVELS))
+        values = np.zeros((n, cells, self.n_levels))
         change_cost = c.comfort_cost * np.abs(self._levels[:, None] - self._levels[None, :])  # (v, a)
         rows = np.arange(n)[:, None]
         for p in range(L - 1, -1, -1):
@@ -505,7 +530,7 @@ class SpeedLimitCore(EnvCore):
         level = actions[..., 0]
         ok = np.ones(level.shape, dtype=bool)
         rows = np.arange(len(state.limits))[:, None]
-        for k in range(TOP + 1):  # each cell pos + k the car passes through at this level
+        for k in range(self.top + 1):  # each cell pos + k the car passes through at this level
             cell = np.minimum(state.position + k, state.limits.shape[1] - 1)
             ok &= (k > level) | (state.limits[rows, cell] >= level)
         return ok[..., None]
@@ -528,7 +553,7 @@ class SpeedLimitCore(EnvCore):
         leader_speed = np.maximum(leader_speed - c.max_brake, 0)
         leader_pos = leader_pos + leader_speed
         ok = leader_pos - follower_pos >= c.min_gap
-        for _ in range(TOP // c.max_brake + 2):
+        for _ in range(self.top // c.max_brake + 2):
             follower_speed = np.maximum(follower_speed - c.max_brake, 0)
             leader_speed = np.maximum(leader_speed - c.max_brake, 0)
             follower_pos = follower_pos + follower_speed
@@ -539,7 +564,7 @@ class SpeedLimitCore(EnvCore):
     def _admits_s3(self, state: SpeedLimitState, actions: np.ndarray) -> np.ndarray:
         level = actions[..., 0]
         return braking_respects_limits(state.limits, state.position + level, level, self.config.road_length,
-                                       self.config.max_brake)[..., None]
+                                       self.config.max_brake, self.top)[..., None]
 
     # ------------------------------------------------------------------ checkers
 
@@ -552,7 +577,7 @@ class SpeedLimitCore(EnvCore):
         """
         L = self.config.road_length
         cells = L + self._pad
-        limits = np.full((num_states, cells), TOP, dtype=np.int64)
+        limits = np.full((num_states, cells), self.top, dtype=np.int64)
         for i in range(num_states):  # checker states only
             limits[i, :L] = self._zone_limits[self.draw_layout(rng)]
         safe = self.safe_speeds(limits)
@@ -573,11 +598,11 @@ class SpeedLimitCore(EnvCore):
         n, rows = len(safe), np.arange(len(safe))
         position = np.zeros((n, self.n_agents), dtype=np.int64)
         speed = np.zeros((n, self.n_agents), dtype=np.int64)
-        position[:, 0] = np.where(rng.random(n) < 0.1, L + rng.integers(0, TOP + 1, n), rng.integers(0, L, n))
+        position[:, 0] = np.where(rng.random(n) < 0.1, L + rng.integers(0, self.top + 1, n), rng.integers(0, L, n))
         for i in range(self.n_agents):
             if i > 0:
                 leader_pos, leader_speed = position[:, i - 1], speed[:, i - 1]
-                wanted = rng.integers(0, N_LEVELS, n)
+                wanted = rng.integers(0, self.n_levels, n)
                 room = np.minimum(leader_pos + self._braked[leader_speed] - wanted,
                                   leader_pos + self._braking_distance[leader_speed] - self._braking_distance[wanted])
                 room = np.minimum(room - c.min_gap, leader_pos - c.min_gap)
@@ -586,7 +611,7 @@ class SpeedLimitCore(EnvCore):
                 speed[:, i] = wanted
             on_road = position[:, i] < L
             top = safe[rows, np.minimum(position[:, i], L - 1)]
-            drawn = speed[:, i] if i else rng.integers(0, N_LEVELS, n)
+            drawn = speed[:, i] if i else rng.integers(0, self.n_levels, n)
             speed[:, i] = np.where(on_road, np.minimum(drawn, top), 0)
         # Where the lane was too short for the draws, the start layout at a random offset instead.
         leader_pos, leader_speed = position[:, :-1], speed[:, :-1]
@@ -605,3 +630,26 @@ class SpeedLimitCore(EnvCore):
 register("speed_limit", SpeedLimitCore,
          description="residential speed-limit car: Discrete(10) speed levels, constraints S1 limit, S2 comfort, "
                      "S3 can-stop")
+
+
+def scaled_level(n_levels: int, road_length: int) -> dict[str, object]:
+    """The post's car with ``n_levels`` speed levels on a road of ``road_length`` cells.
+
+    Zone limits, zone lengths and the cells looked ahead scale with the top speed; the comfort rules
+    stay the post's, in levels (at most +2/-3 levels a step, 2 of reward per level of change): a
+    finer speed scale under the same rules makes more of the action space inadmissible in every state
+    (58% of the levels at the seed's size, 81% and 90% at the next two, ``python -m suite.levels``).
+    """
+    scale = (n_levels - 1) / TOP
+    return {"n_levels": n_levels, "road_length": road_length,
+            "zone_limits": tuple(round(limit * scale) for limit in (3, 6, 9)),
+            "min_zone_length": round(5 * scale), "max_zone_length": round(20 * scale),
+            "lookahead": 2 * (n_levels - 1) + 6, "max_steps": 2 * road_length}
+
+
+#: The levels (see "Levels" in the module docstring): more speed levels on a longer road.
+LEVELS = {"speed_limit-m": (2, scaled_level(25, 300)), "speed_limit-l": (3, scaled_level(50, 1000))}
+for _name, (_level, _overrides) in LEVELS.items():
+    register_level(_name, "speed_limit", _level, _overrides,
+                   description=f"speed_limit, level {_level}: Discrete({_overrides['n_levels']}) speed levels on a "
+                               f"road of {_overrides['road_length']} cells")

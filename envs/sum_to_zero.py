@@ -71,6 +71,13 @@ Truncated after ``max_steps`` steps (the task itself never ends; there is no ter
 
 See :class:`SumToZeroConfig`. Every env also accepts ``strict`` (see ``envs.registry.CommonConfig``).
 
+## Levels
+
+``sum_to_zero`` (13 targets, the question's) is level 1; ``sum_to_zero-m`` has 100 targets and
+``sum_to_zero-l`` 1,000. Every action drawn uniformly from the box misses the admissible set (it is
+thinner than the box by a whole dimension), by a mean Euclidean distance of 1.75, 5.6 and 18.2
+(``python -m suite.levels``); the oracle stays exact and the projection ``O(n log n)``.
+
 ## Version History
 
 - v0: first version. The question's accepted answer normalises target weights with
@@ -91,7 +98,7 @@ from gymnasium import spaces
 from envs.config import ConfigError, setting
 from envs.core import EnvCore, StepResult
 from envs.masking import BoundedSumSet, Constraint
-from envs.registry import register
+from envs.registry import register, register_level
 
 __all__ = ["SumToZeroConfig", "SumToZeroCore", "SumToZeroState", "softmax"]
 
@@ -299,3 +306,8 @@ class SumToZeroCore(EnvCore):
 register("sum_to_zero", SumToZeroCore,
          description="sum-to-zero reallocation among 13 targets: Box(-1, 1, (13,)), admissible set Z1 sum-zero, "
                      "Z2 bounds, with an exact Euclidean projection")
+#: The levels (see "Levels" in the module docstring): more targets.
+LEVELS = {"sum_to_zero-m": (2, {"n_targets": 100}), "sum_to_zero-l": (3, {"n_targets": 1000})}
+for _name, (_level, _overrides) in LEVELS.items():
+    register_level(_name, "sum_to_zero", _level, _overrides,
+                   description=f"sum_to_zero, level {_level}: reallocation among {_overrides['n_targets']} targets")

@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.describe:
             raise UsageError("--describe takes one env and one algo, not a sweep")
         plan = sweep.plan_sweep(args, lambda env, algo, seed: request_from(args, env=env, algo=algo, seed=seed,
-                                                                           command=command))
+                                                                           command=command), algo_overrides(args))
         return sweep.run_sweep(args, plan)
     if args.describe:
         print(describe_algo(args.algo, args.env))

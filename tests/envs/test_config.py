@@ -22,12 +22,16 @@ def test_strict_is_a_common_option_of_every_env():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"cash": 5}, "unknown config key 'cash'; accepted keys: start_cash, periods, buy_cost, sell_cost, "
-                  "price_noise_std, min_price, reward, n_agents, price_impact, strict"),
+                  "price_noise_std, min_price, reward, n_agents, price_impact, n_assets, lot_levels, affordable_buys, "
+                  "strict"),
     ({"periods": "abc"}, "config key 'periods' expects an integer, got 'abc'"),
     ({"periods": 2.5}, "config key 'periods' expects an integer"),
     ({"periods": 0}, "config key 'periods' must be a positive integer; got 0"),
     ({"start_cash": -1}, "config key 'start_cash' must be a positive number; got -1"),
-    ({"buy_cost": "0.1,0.2"}, "config key 'buy_cost' must be 3 non-negative numbers"),
+    ({"buy_cost": "0.1,-0.2"}, "config key 'buy_cost' must be non-negative numbers, one per asset"),
+    ({"buy_cost": "0.1,0.2"}, "config key 'buy_cost' has 2 value(s) for n_assets=3; give 3"),
+    ({"n_assets": 0}, "config key 'n_assets' must be an integer in 1..1000; got 0"),
+    ({"lot_levels": 0}, "config key 'lot_levels' must be an integer in 1..500; got 0"),
     ({"reward": "profit"}, "config key 'reward' must be one of final_value, final_return, value_change; got 'profit'"),
     ({"strict": "maybe"}, "config key 'strict' expects a boolean, got 'maybe'"),
     ({"n_agents": True}, "config key 'n_agents' expects an integer"),

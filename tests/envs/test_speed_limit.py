@@ -148,7 +148,10 @@ def test_observation_shows_speed_position_and_limits_ahead():
     ({"layout": "RUA", "road_length": 10}, "layout has 3 cells but road_length is 10; set road_length=3"),
     ({"layout": "RUX"}, "must be letters R, U and A only"),
     ({"min_zone_length": 9, "max_zone_length": 3}, "min_zone_length (9) exceeds max_zone_length (3)"),
-    ({"zone_limits": (0, 5, 9)}, "3 integers in 1..9"),
+    ({"zone_limits": (0, 5, 9)}, "3 integers in 1..n_levels - 1"),
+    ({"zone_limits": (3, 6, 10)}, "zone_limits [3, 6, 10] exceed the top level 9 of n_levels=10; give limits in 1..9"),
+    ({"n_levels": 1}, "config key 'n_levels' must be an integer in 2..1000"),
+    ({"n_levels": 30, "zone_limits": (3, 6, 30)}, "exceed the top level 29 of n_levels=30"),
 ])
 def test_bad_config_is_one_line(config, message):
     with pytest.raises(ConfigError, match=None) as error:
