@@ -23,7 +23,7 @@ from typing import Any
 import envs
 from baselines.algorithm import Algorithm
 from baselines.registry import load_backend
-from baselines.settings import ENV_DEFAULTS
+from baselines.settings import env_defaults
 from baselines.training_env import ACTION_MODES
 from envs.config import ConfigError, build_config
 
@@ -85,11 +85,11 @@ class Method:
     # ------------------------------------------------------------------ the registry entry
 
     def make_config(self, env_name: str, overrides: Mapping[str, Any], *, owner: str) -> Any:
-        """``Config`` defaults < the env's :data:`baselines.settings.ENV_DEFAULTS` (the keys that are
-        fields of ``Config``) < ``overrides``; validated, one-line errors."""
+        """``Config`` defaults < the env's :func:`baselines.settings.env_defaults` (the keys that are fields of
+        ``Config``) < ``overrides``; validated, one-line errors."""
         fields = {f.name for f in dataclasses.fields(self.Config)}
-        env_defaults = {key: value for key, value in ENV_DEFAULTS.get(env_name, {}).items() if key in fields}
-        return build_config(self.Config, {**env_defaults, **overrides}, owner=owner)
+        tuned = {key: value for key, value in env_defaults(env_name).items() if key in fields}
+        return build_config(self.Config, {**tuned, **overrides}, owner=owner)
 
     def implementation(self, config: Any) -> Callable[..., Algorithm]:
         """The backend named by ``config.backend``, bound to this method."""

@@ -22,6 +22,7 @@ _ALGOS: dict[str, str | AlgoEntry] = {
     "random_valid": "baselines.random_valid:RandomValid",
     "oracle": "baselines.oracle:Oracle",
     "masked_ppo": "baselines.methods.masked_ppo:METHOD",
+    "naive_masked_ppo": "baselines.methods.naive_masked_ppo:METHOD",
     "penalty_ppo": "baselines.methods.penalty_ppo:METHOD",
     "normalize_ppo": "baselines.methods.normalize_ppo:METHOD",
     "sb3_maskable_ppo": "baselines.methods.sb3_maskable_ppo:METHOD",  # needs the compare extra

@@ -6,7 +6,8 @@ backend. ``--algo-config KEY=VALUE`` sets any field.
 
 :data:`ENV_DEFAULTS` holds what is tuned per env, for every method at once: a method's config takes
 the entries of its env that name one of its fields (``penalty`` only reaches penalty PPO), over the
-dataclass defaults and under the user's overrides. The measurements behind each choice are noted
+dataclass defaults and under the user's overrides. A level of an env (``portfolio-l``) takes its
+family's entries, then its own (:func:`env_defaults`). The measurements behind each choice are noted
 beside it.
 """
 
@@ -17,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+import envs
 from baselines.training_env import OBS_TRANSFORMS
 from envs.config import ConfigError, check_fits, setting
 
-__all__ = ["PPOSettings", "ENV_DEFAULTS", "BACKENDS", "backend_setting", "check_settings", "check_network_fits",
-           "learning_rate"]
+__all__ = ["PPOSettings", "ENV_DEFAULTS", "env_defaults", "BACKENDS", "backend_setting", "check_settings",
+           "check_network_fits", "learning_rate"]
 
 ACTIVATIONS = ("tanh", "relu", "silu")
 
@@ -124,6 +126,15 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "sum_to_zero": {"obs_transform": "none", "log_std_init": -2.5, "entropy_coeff": 0.0, "gamma": 0.5, "lr": 5e-4,
                     "lr_schedule": "linear", "penalty": 1.0},
 }
+
+
+def env_defaults(env_name: str) -> dict[str, Any]:
+    """The per-env defaults of ``env_name``: its family's (a level's env), then its own."""
+    try:
+        family = envs.spec(env_name).family
+    except ConfigError:  # an env registered later (a user's, imported in a worker): no defaults
+        family = env_name
+    return {**ENV_DEFAULTS.get(family, {}), **(ENV_DEFAULTS.get(env_name, {}) if env_name != family else {})}
 
 
 def check_settings(config: PPOSettings, budget: int | None) -> None:

@@ -21,7 +21,7 @@ Two shapes of the same thing:
   :class:`ScaleObservation`, :class:`AdmitAllWhenDone`, :class:`LearningReward`, :class:`FeaturesOnly`
   and :class:`MapActions`;
 - :class:`MultiAgentTrainingVector`: the same per-agent steps over ``envs.make_multi_agent_vector``'s
-  ``(num_envs, n_agents, ...)`` arrays (discrete actions); the torch backend trains on it directly
+  ``(num_envs, n_agents, ...)`` arrays; the torch backend trains on it directly
   (one agent is the case k = 1), RLlib's multi-agent API through
   :class:`baselines.backends.rllib_multi_agent.MultiAgentTrainingEnv`.
 
@@ -45,7 +45,7 @@ from envs.config import ConfigError, parse_assignments
 from envs.masking import MASK_KEY, OBSERVATION_KEY, admit_all_unless
 
 __all__ = ["OBS_TRANSFORMS", "ACTION_MODES", "TrainingContext", "training_env_config", "transform_features",
-           "transformed_box", "agent_action_space", "env_actions", "unsquash", "action_distance",
+           "transformed_box", "agent_action_space", "env_actions", "agents_env_actions", "unsquash", "action_distance",
            "inadmissibility_cost", "learning_reward", "make_training_env", "TrainingStats", "ScaleObservation",
            "AdmitAllWhenDone", "LearningReward", "FeaturesOnly", "MapActions", "find_wrapper",
            "MultiAgentTrainingVector"]
@@ -129,13 +129,19 @@ def agent_action_space(env_space: spaces.Box, mode: str) -> spaces.Box:
 
 def env_actions(core: Any, actions: np.ndarray, mode: str) -> np.ndarray:
     """The env actions ``(N, *shape)`` for agent actions ``(N, *shape)`` in ``core``'s current state."""
-    batched = np.asarray(actions, dtype=np.float64)[:, None]  # (N, agents=1, ...)
+    return agents_env_actions(core, np.asarray(actions)[:, None], mode)[:, 0]
+
+
+def agents_env_actions(core: Any, actions: np.ndarray, mode: str) -> np.ndarray:
+    """The env actions ``(N, agents, *shape)`` for agent actions ``(N, agents, *shape)`` in ``core``'s
+    current state, by ``mode`` (:data:`ACTION_MODES`)."""
+    batched = np.asarray(actions, dtype=np.float64)
     if mode == "raw":
-        return batched[:, 0]
+        return batched
     if mode == "project":
-        return core.admissible_set().project(batched)[:, 0]
+        return core.admissible_set().project(batched)
     if mode == "normalize":
-        return core.reallocation_to(batched)[:, 0]
+        return core.reallocation_to(batched)
     raise ValueError(f"unknown action mode {mode!r}; accepted: {', '.join(ACTION_MODES)}")
 
 
@@ -335,13 +341,14 @@ def make_training_env(config: dict[str, Any]) -> gym.vector.VectorEnv:
 
 
 class MultiAgentTrainingVector:
-    """``num_envs`` episodes of a k-agent discrete env, each agent seeing and learning what one agent would.
+    """``num_envs`` episodes of a k-agent env, each agent seeing and learning what one agent would.
 
     Over ``envs.make_multi_agent_vector`` (``(num_envs, n_agents, ...)`` arrays, next-step autoreset
     of an entry once all its agents have left), per agent: episode statistics in the env's own
     reward (drained once per iteration), the observation transform, the mask if the agent observes
-    it, and the learning reward, as :func:`make_training_env` does for one agent (``action_mode`` is
-    ignored: the actions are categorical).
+    it (discrete envs), the agent's continuous actions mapped to the env's by ``action_mode`` (Box
+    envs: the agent acts in :func:`agent_action_space`), and the learning reward, as
+    :func:`make_training_env` does for one agent.
 
     ``acted`` (after a step) and ``acting`` (for the next one) say which agents take part: an agent
     that has left or whose entry is resetting gets reward 0 and a stale observation, and its action
@@ -351,16 +358,15 @@ class MultiAgentTrainingVector:
     def __init__(self, context: TrainingContext, num_envs: int):
         self.vec = envs.make_multi_agent_vector(context.env_name, num_envs, **context.env_config)
         core = self.vec.core
-        if not core.discrete:
-            raise ValueError(f"several agents train with masked categorical actions; env {context.env_name!r} "
-                             f"has {core.action_space}")
         self.core, self.context = core, context
         self.num_envs, self.n_agents, self.agent_ids = num_envs, core.n_agents, list(core.agent_ids)
+        self.observes_mask = core.discrete and context.observes_mask
         features = transformed_box(core.feature_space, context.obs_transform)
         #: One agent's observation space: the features alone for a method that must not see the mask.
         self.single_observation_space = spaces.Dict({**core.observation_space.spaces, OBSERVATION_KEY: features}) \
-            if context.observes_mask else features
-        self.single_action_space = core.action_space
+            if self.observes_mask else features
+        self.single_action_space = core.action_space if core.discrete else \
+            agent_action_space(core.action_space, context.action_mode)
         self._tracker = EpisodeTracker(num_envs * core.n_agents, core.episode_metrics, next_step_autoreset=False)
         self._env_steps = 0  # steps of an entry in which any of its agents acted, since the last drain
         self._episode_env_steps = np.zeros(num_envs, dtype=np.int64)
@@ -381,7 +387,7 @@ class MultiAgentTrainingVector:
         """What the agents see; the mask of an agent that will not act admits everything (its action is not
         executed, and the mask of an agent whose episode is over may admit nothing)."""
         features = transform_features(obs[OBSERVATION_KEY], self.context.obs_transform)
-        if not self.context.observes_mask:
+        if not self.observes_mask:
             return features
         return {OBSERVATION_KEY: features, MASK_KEY: admit_all_unless(self.vec.acting, obs[MASK_KEY])}
 
@@ -394,14 +400,20 @@ class MultiAgentTrainingVector:
         return self._observe(obs), info
 
     def step(self, actions: np.ndarray):
-        """``actions`` ``(num_envs, n_agents, n_sub)``; returns the five values with the learning reward."""
+        """``actions`` ``(num_envs, n_agents, n_sub)`` (Box: ``(num_envs, n_agents, *shape)`` in the agent's
+        action space); returns the five values with the learning reward."""
+        penalty = self.context.penalty
+        distance = None
+        if not self.core.discrete:
+            actions = agents_env_actions(self.core, actions, self.context.action_mode)
+            if penalty is not None:
+                distance = action_distance(self.core, actions)
         obs, reward, terminated, truncated, info = self.vec.step(actions)
         stepped = self.vec.acted.any(axis=1)
         self._env_steps += int(stepped.sum())
         self._episode_env_steps += stepped
         self._tracker.update(reward, terminated, truncated, info, active=self.vec.acted)
-        penalty = self.context.penalty
-        cost = inadmissibility_cost(info["invalid_actions"]) if penalty is not None else None  # 0 if not acting
+        cost = inadmissibility_cost(info["invalid_actions"], distance) if penalty is not None else None  # 0: idle
         reward = learning_reward(reward, cost, penalty, self.context.reward_scale)
         self._episode_env_steps[~self.vec.live.any(axis=1)] = 0  # entries whose episode is over
         return self._observe(obs), reward, terminated, truncated, info

@@ -36,12 +36,13 @@ from typing import Any
 
 import envs
 from baselines import algo_names, load_algo
+from baselines.method import Method
 from baselines.ray_session import connect_ray
 from envs.config import ConfigError, parse_assignments
 from suite import files, results, runner
 from suite.cli import UsageError, import_user_modules
 
-__all__ = ["SweepPlan", "expand_names", "plan_sweep", "run_sweep", "is_sweep"]
+__all__ = ["SweepPlan", "SweepEntry", "expand_names", "plan_entries", "plan_sweep", "run_sweep", "is_sweep"]
 
 
 def is_sweep(args) -> bool:
@@ -63,40 +64,71 @@ def expand_names(value: str, known: list[str], what: str) -> list[str]:
 
 @dataclass
 class SweepPlan:
-    """What a sweep will do: runs to start (with whether each resumes) and runs left out (with why)."""
+    """What a sweep will do: runs to start and runs left out (with why)."""
 
     runs: list[Any]
     left_out: list[str]
     overwrite: bool = False
 
 
-def plan_sweep(args, request_for) -> SweepPlan:
-    """Expand the args into runs; ``request_for(env, algo, seed)`` builds and validates one RunRequest."""
+@dataclass(frozen=True)
+class SweepEntry:
+    """One run of a sweep, before it is validated: env, algo, seed and their config overrides."""
+
+    env: str
+    algo: str
+    seed: int
+    env_config: tuple[tuple[str, Any], ...] = ()
+    algo_config: tuple[tuple[str, Any], ...] = ()
+    steps: int | None = None
+
+
+def plan_entries(entries: list[SweepEntry], build, *, overwrite: bool, strict_pairs: bool = False) -> SweepPlan:
+    """Validate ``entries`` into runs; ``build(entry)`` makes its RunRequest.
+
+    Pairs an algo cannot run are left out with the reason (refused when ``strict_pairs``: the one pair
+    asked for); complete runs are left out; a folder holding a run of another identity is refused
+    before any trial starts.
+    """
+    runs, left_out, reasons = [], [], {}
+    for entry in entries:
+        key = (entry.env, entry.algo, entry.env_config, entry.algo_config)
+        if key not in reasons:
+            env_config = envs.config_dict(entry.env, dict(entry.env_config))
+            backend = dict(entry.algo_config).get("backend")
+            entry_point = load_algo(entry.algo)
+            reasons[key] = entry_point.incompatibility(entry.env, env_config, backend) \
+                if backend and isinstance(entry_point, Method) else entry_point.incompatibility(entry.env, env_config)
+            if reasons[key]:
+                if strict_pairs:
+                    raise ConfigError(reasons[key])
+                left_out.append(f"{entry.algo} on {entry.env}: {reasons[key]}")
+        if reasons[key]:
+            continue
+        request = build(entry)
+        try:
+            state = runner.prepare_directory(request, overwrite=overwrite, resume=not overwrite)
+        except UsageError as error:
+            raise UsageError(f"sweep: {error}") from None
+        if state == runner.COMPLETE:
+            left_out.append(f"{entry.algo} on {entry.env}, seed {entry.seed}: already complete")
+            continue
+        runs.append(request)
+    return SweepPlan(runs, left_out, overwrite)
+
+
+def plan_sweep(args, request_for, algo_config: dict[str, Any] | None = None) -> SweepPlan:
+    """Expand the command line's envs, algos and seeds into runs; ``request_for(env, algo, seed)`` builds one
+    (``algo_config``: the command line's algo overrides, for the pairs' checks)."""
     env_names = expand_names(args.env, envs.names(), "env")
     algos = expand_names(args.algo, algo_names(), "algo")
     first = args.seed or 0
-    seeds = list(range(first, first + (args.seeds or 1)))
-    runs, left_out = [], []
-    for env in env_names:
-        env_config = envs.config_dict(env, parse_assignments(args.env_config))
-        for algo in algos:
-            reason = load_algo(algo).incompatibility(env, env_config)
-            if reason:
-                if len(env_names) == 1 and len(algos) == 1:  # the one pair asked for
-                    raise ConfigError(reason)
-                left_out.append(f"{algo} on {env}: {reason}")
-                continue
-            for seed in seeds:
-                request = request_for(env, algo, seed)
-                try:  # a folder holding another config is refused here, before any trial starts
-                    state = runner.prepare_directory(request, overwrite=args.overwrite, resume=not args.overwrite)
-                except UsageError as error:
-                    raise UsageError(f"sweep: {error}") from None
-                if state == runner.COMPLETE:
-                    left_out.append(f"{algo} on {env}, seed {seed}: already complete")
-                    continue
-                runs.append(request)
-    return SweepPlan(runs, left_out, args.overwrite)
+    env_config = tuple(parse_assignments(args.env_config).items())
+    overrides = tuple((algo_config or {}).items())
+    entries = [SweepEntry(env, algo, seed, env_config, overrides) for env in env_names for algo in algos
+               for seed in range(first, first + (args.seeds or 1))]
+    return plan_entries(entries, lambda entry: request_for(entry.env, entry.algo, entry.seed),
+                        overwrite=args.overwrite, strict_pairs=len(env_names) == 1 and len(algos) == 1)
 
 
 #: The file a sweep's driver writes into ``--out`` and every trial looks for before it starts.

@@ -7,6 +7,10 @@ Dict observation. The ``"action_mask"`` entry is applied to the policy head's lo
 computes log-probabilities, ratios and entropy of the masked distribution, the one the actions
 were sampled from.
 
+With ``mask_in_loss=False`` (naive masking) the module samples from the masked logits itself in the
+exploration pass and returns the action with its log-probability under the **unmasked** logits, and
+``_forward_train`` returns the unmasked logits: the loss is the unmasked policy's.
+
 Masked logits are set to the most negative float (not ``-inf``): their probability is exactly 0,
 while entropy (``p log p``) and KL terms stay finite. ``Discrete`` and ``MultiDiscrete`` spaces
 share one path: the flat mask has one block per sub-action, in the order RLlib's
@@ -23,7 +27,7 @@ import torch
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
 
-from baselines.masked_logits import apply_mask
+from baselines.masked_logits import apply_mask, log_prob_and_entropy, sample_with_log_prob
 from envs.masking import MASK_KEY, OBSERVATION_KEY, action_nvec
 
 __all__ = ["MaskedPPOTorchRLModule"]
@@ -33,8 +37,8 @@ class MaskedPPOTorchRLModule(DefaultPPOTorchRLModule):
     """PPO's default torch module with the suite's action mask applied to its logits.
 
     ``model_config`` takes RLlib's ``DefaultModelConfig`` keys plus ``env_name`` (for error
-    messages). The observation space must be the suite's ``Dict(observation=Box,
-    action_mask=Box)``.
+    messages) and ``mask_in_loss`` (default True; False: naive masking). The observation space must
+    be the suite's ``Dict(observation=Box, action_mask=Box)``.
     """
 
     def __init__(self, *args, observation_space: gym.Space | None = None, action_space: gym.Space | None = None,
@@ -45,6 +49,7 @@ class MaskedPPOTorchRLModule(DefaultPPOTorchRLModule):
                              f"{MASK_KEY!r}; got {observation_space}")
         model_config = dict(model_config or {})
         self.env_name = model_config.pop("env_name", "?")
+        self.mask_in_loss = bool(model_config.pop("mask_in_loss", True))
         self.nvec = action_nvec(action_space)
         self._observation_space_with_mask = observation_space
         # The catalog builds the encoder for the features alone.
@@ -65,10 +70,23 @@ class MaskedPPOTorchRLModule(DefaultPPOTorchRLModule):
         out[Columns.ACTION_DIST_INPUTS] = apply_mask(out[Columns.ACTION_DIST_INPUTS], mask, self.nvec, self.env_name)
         return out
 
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        if self.mask_in_loss:
+            return self._forward(batch, **kwargs)  # RLlib samples from the masked logits
+        inner, mask = self._unpack(batch)
+        out = super()._forward(inner, **kwargs)
+        logits = out[Columns.ACTION_DIST_INPUTS]
+        actions, _ = sample_with_log_prob(apply_mask(logits, mask, self.nvec, self.env_name), self.nvec)
+        out[Columns.ACTION_LOGP] = log_prob_and_entropy(logits, actions, self.nvec)[0]
+        out[Columns.ACTIONS] = actions[..., 0] if isinstance(self.action_space, gym.spaces.Discrete) else actions
+        return out  # ACTION_DIST_INPUTS stay the unmasked logits, the distribution the loss compares with
+
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         inner, mask = self._unpack(batch)
         out = super()._forward_train(inner, **kwargs)
-        out[Columns.ACTION_DIST_INPUTS] = apply_mask(out[Columns.ACTION_DIST_INPUTS], mask, self.nvec, self.env_name)
+        if self.mask_in_loss:
+            out[Columns.ACTION_DIST_INPUTS] = apply_mask(out[Columns.ACTION_DIST_INPUTS], mask, self.nvec,
+                                                         self.env_name)
         return out
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any | None = None):

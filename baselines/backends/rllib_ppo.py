@@ -128,8 +128,8 @@ class RLlibPPO(Algorithm):
         if self.method.observes_mask:
             from baselines.backends.rllib_masking_module import MaskedPPOTorchRLModule
 
-            return RLModuleSpec(module_class=MaskedPPOTorchRLModule, model_config={**model_config,
-                                                                                   "env_name": self.env_name})
+            return RLModuleSpec(module_class=MaskedPPOTorchRLModule, model_config={
+                **model_config, "env_name": self.env_name, "mask_in_loss": self.method.mask_in_loss})
         return RLModuleSpec(model_config=model_config)
 
     def _rllib_config(self):

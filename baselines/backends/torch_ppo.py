@@ -21,7 +21,9 @@ other):
   k = 1, and several agents share one network or have one each (``policies``), as on RLlib's
   multi-agent API, but all ``num_envs x n_agents`` of them are sampled in one forward pass;
 - the masking: :func:`baselines.masked_logits.apply_mask` on the policy's logits, in sampling
-  and in the loss, exactly as in the RLlib masking module;
+  and in the loss (naive masking: in sampling only), exactly as in the RLlib masking module; Box
+  actions: RLlib's default diagonal Gaussian with its ``log_std_init`` shift and unsquashing
+  (:mod:`baselines.backends.torch_policy_heads`);
 - evaluation (:func:`baselines.evaluation.network_policies`) and the results files.
 
 The algorithm is PPO with the clipped surrogate, GAE, a separate policy and value network of
@@ -30,7 +32,7 @@ normalised per minibatch, the value loss clipped at ``vf_clip_param`` (RLlib's m
 (eps 1e-5, the fused implementation) with global gradient-norm clipping. Steps that only reset an
 entry (next-step autoreset) are left out of the loss; truncated episodes bootstrap from the value
 of their last observation, and so are the steps of an agent that has left its episode while the
-others play on. Discrete envs only (continuous ones: ``backend=rllib``).
+others play on.
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ import torch
 from torch import nn
 
 from baselines.algorithm import Algorithm, Policy, derived_seed
+from baselines.backends.torch_policy_heads import CategoricalHead, GaussianHead
 from baselines.episodes import progress_row
 from baselines.evaluation import joint_policy, network_policies
-from baselines.masked_logits import apply_mask, log_prob_and_entropy, sample_with_log_prob
 from baselines.settings import PPOSettings, check_network_fits, check_settings, learning_rate
-from baselines.training_env import MultiAgentTrainingVector, TrainingContext, transform_features
+from baselines.training_env import MultiAgentTrainingVector, TrainingContext, agent_action_space, transform_features
 from envs.config import ConfigError
 from envs.masking import MASK_KEY, OBSERVATION_KEY, action_nvec
 
@@ -77,11 +79,11 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str, out_ga
 
 
 class ActorCritic(nn.Module):
-    """Separate policy (logits) and value networks over the observation features."""
+    """Separate policy (distribution inputs) and value networks over the observation features."""
 
-    def __init__(self, n_features: int, n_logits: int, hidden: tuple[int, ...], activation: str):
+    def __init__(self, n_features: int, n_outputs: int, hidden: tuple[int, ...], activation: str):
         super().__init__()
-        self.policy = _mlp(n_features, hidden, n_logits, activation, out_gain=0.01)
+        self.policy = _mlp(n_features, hidden, n_outputs, activation, out_gain=0.01)
         self.value = _mlp(n_features, hidden, 1, activation, out_gain=1.0)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +142,10 @@ class TorchPPO(Algorithm):
         if c.train_batch_size % c.num_envs_per_env_runner:
             raise ConfigError(f"algo config: backend=torch needs train_batch_size ({c.train_batch_size}) to be a "
                               f"multiple of num_envs_per_env_runner ({c.num_envs_per_env_runner})")
-        self.nvec = [int(n) for n in action_nvec(self.action_space)]
+        #: How the policy's outputs become actions: masked categoricals, or a Gaussian (Box actions).
+        self.head = CategoricalHead(action_nvec(self.action_space), env_name, mask_in_loss=method.mask_in_loss) \
+            if core.discrete else GaussianHead(agent_action_space(self.action_space, method.action_mode),
+                                               c.log_std_init)
         self.n_agents = len(self.agent_ids)
         self.env = MultiAgentTrainingVector(self.context, c.num_envs_per_env_runner)
         #: The network that acts for agent j: ``self.models[self.model_of[j]]``.
@@ -148,7 +153,7 @@ class TorchPPO(Algorithm):
         n_features = int(np.prod(core.feature_space.shape))
         with torch.random.fork_rng():
             torch.manual_seed(derived_seed(seed, "policy"))
-            self.models = nn.ModuleList([ActorCritic(n_features, sum(self.nvec), c.hidden, c.activation)
+            self.models = nn.ModuleList([ActorCritic(n_features, self.head.n_outputs, c.hidden, c.activation)
                                          for _ in range(max(self.model_of) + 1)])
         self.optimizers = [torch.optim.Adam(model.parameters(), lr=c.lr, eps=1e-5, fused=True)  # fused: 15% faster
                            for model in self.models]
@@ -157,10 +162,7 @@ class TorchPPO(Algorithm):
 
     @classmethod
     def incompatibility_with(cls, method, env_name: str, core) -> str | None:
-        """What this backend cannot do: Box actions."""
-        if not core.discrete:
-            return (f"{method.name} backend=torch is for discrete actions; env {env_name!r} has {core.action_space}: "
-                    f"use backend=rllib")
+        """Nothing: every action space and method the suite has (discrete and Box) runs here."""
         return None
 
     # ------------------------------------------------------------------ acting
@@ -181,9 +183,6 @@ class TorchPPO(Algorithm):
         return (torch.stack([logits for logits, _ in outputs], dim=1).flatten(0, 1),
                 torch.stack([value for _, value in outputs], dim=1).flatten(0, 1))
 
-    def _logits(self, logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return logits if mask is None else apply_mask(logits, mask, self.nvec, self.env_name)
-
     def _rollout(self) -> dict[str, np.ndarray | torch.Tensor]:
         c = self.config
         n, k = c.num_envs_per_env_runner, self.n_agents
@@ -197,14 +196,15 @@ class TorchPPO(Algorithm):
         with torch.no_grad():
             for t in range(steps):
                 feats, mask = self._split(self._obs)
-                logits, value = self._forward(feats)
-                action, log_prob = sample_with_log_prob(self._logits(logits, mask), self.nvec, self.generator)
+                out, value = self._forward(feats)
+                action, log_prob = self.head.sample(out, mask, self.generator)
                 features.append(feats)
                 masks.append(mask)
                 actions.append(action)
                 log_probs.append(log_prob)
                 values[t] = value.numpy()
-                self._obs, reward, done, cut, _ = self.env.step(action.numpy().reshape(n, k, -1))
+                env_action = self.head.env_actions(action)
+                self._obs, reward, done, cut, _ = self.env.step(env_action.reshape(n, k, *env_action.shape[1:]))
                 rewards[t], terminated[t], truncated[t] = reward.reshape(-1), done.reshape(-1), cut.reshape(-1)
                 real[t] = self.env.acted.reshape(-1)
             values[steps] = self._forward(self._split(self._obs)[0])[1].numpy()
@@ -243,9 +243,9 @@ class TorchPPO(Algorithm):
                 order = torch.randperm(size, generator=self.generator)
                 for start in range(0, size, c.minibatch_size):
                     index = order[start:start + c.minibatch_size]
-                    logits, value = model(rows["features"][index])
-                    logits = self._logits(logits, rows["masks"][index] if "masks" in rows else None)
-                    log_prob, entropy = log_prob_and_entropy(logits, rows["actions"][index], self.nvec)
+                    out, value = model(rows["features"][index])
+                    mask = rows["masks"][index] if "masks" in rows else None
+                    log_prob, entropy = self.head.log_prob_and_entropy(out, mask, rows["actions"][index])
                     adv = rows["advantages"][index]
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(index) > 1 else adv
                     ratio = torch.exp(log_prob - rows["log_probs"][index])
@@ -282,17 +282,17 @@ class TorchPPO(Algorithm):
     # ------------------------------------------------------------------ evaluation
 
     def dist_inputs(self, model: ActorCritic):
-        """``(observations, masked) -> (N, sum(nvec))`` numpy logits of ``model``'s policy (see
-        :data:`baselines.evaluation.DistInputs`)."""
+        """``(observations, masked) -> (N, k)`` numpy distribution inputs of ``model``'s policy: logits,
+        masked or not, or a Gaussian's mean and log std (see :data:`baselines.evaluation.DistInputs`)."""
         transform = self.context.obs_transform
 
         @torch.no_grad()
-        def logits(observations: dict[str, np.ndarray], masked: bool) -> np.ndarray:
+        def inputs(observations: dict[str, np.ndarray], masked: bool) -> np.ndarray:
             out = model.policy(torch.from_numpy(transform_features(observations[OBSERVATION_KEY], transform)))
-            return apply_mask(out, torch.from_numpy(observations[MASK_KEY]), self.nvec, self.env_name).numpy() \
-                if masked else out.numpy()
+            mask = torch.from_numpy(observations[MASK_KEY]) if masked and MASK_KEY in observations else None
+            return self.head.dist_inputs(out, mask)
 
-        return logits
+        return inputs
 
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
         """The method's policies (:func:`baselines.evaluation.network_policies`); with several agents, each

@@ -27,7 +27,7 @@ __all__ = ["NormalizePPOConfig", "METHOD"]
 class NormalizePPOConfig(PPOSettings):
     """Normalize PPO's training config: the PPO settings and the backend."""
 
-    backend: str = backend_setting("rllib")
+    backend: str = backend_setting("rllib", "torch")
 
 
 METHOD = Method(

@@ -103,3 +103,33 @@ def test_gaussian_module_starts_at_the_configured_spread():
         mean, log_std = getattr(shifted, forward)({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS].chunk(2, dim=-1)
         mean0, log_std0 = getattr(default, forward)({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS].chunk(2, dim=-1)
         assert torch.allclose(mean, mean0) and torch.allclose(log_std, log_std0 - 2.5)
+
+
+def test_naive_masking_samples_admissible_actions_with_the_unmasked_log_probability():
+    """Its log-probability differs from masked PPO's exactly where the mask removes probability mass:
+    log p_naive(a) = log p_masked(a) + log(admitted mass of each block)."""
+    naive = RLModuleSpec(module_class=MaskedPPOTorchRLModule,
+                         observation_space=masked_observation_space(spaces.Box(-1, 1, (8,), np.float32),
+                                                                    spaces.MultiDiscrete(NVEC)),
+                         action_space=spaces.MultiDiscrete(NVEC),
+                         model_config={"fcnet_hiddens": [32], "env_name": "test-env", "mask_in_loss": False}).build()
+    rng = np.random.default_rng(1)
+    mask = random_masks(rng, 256, NVEC)
+    mask[:64] = 1  # nothing removed in the first 64 rows
+    batch = {Columns.OBS: {"observation": torch.randn(256, 8), "action_mask": torch.from_numpy(mask)}}
+    out = naive.forward_exploration(batch)
+    actions = out[Columns.ACTIONS]
+    assert torch.all(torch.from_numpy(mask).gather(1, actions + torch.tensor([0, 11, 22])) == 1)  # admissible
+    unmasked = out[Columns.ACTION_DIST_INPUTS]
+    masked = naive._forward({**batch})[Columns.ACTION_DIST_INPUTS]  # the masked logits of the same network
+    logp_unmasked = TorchMultiCategorical.from_logits(unmasked, input_lens=NVEC).logp(actions)
+    logp_masked = TorchMultiCategorical.from_logits(masked, input_lens=NVEC).logp(actions)
+    assert torch.allclose(out[Columns.ACTION_LOGP], logp_unmasked)
+    admitted_mass = sum(torch.log((torch.softmax(block, -1) * block_mask).sum(-1))
+                        for block, block_mask in zip(torch.split(unmasked, NVEC, -1),
+                                                     torch.split(torch.from_numpy(mask).float(), NVEC, -1)))
+    assert torch.allclose(logp_unmasked, logp_masked + admitted_mass, atol=1e-5)
+    assert torch.allclose(logp_unmasked[:64], logp_masked[:64], atol=1e-6)  # no mass removed: equal
+    assert torch.all(logp_unmasked[64:] < logp_masked[64:])                # mass removed: lower
+    train = naive.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
+    assert torch.allclose(train, unmasked)  # the loss sees the unmasked logits

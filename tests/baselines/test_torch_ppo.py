@@ -149,8 +149,8 @@ def test_torch_masked_ppo_learns_to_beat_random_valid(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--env", "sum_to_zero", "--algo", "masked_ppo"], "masked_ppo backend=torch is for discrete actions"),
-    (["--env", "portfolio", "--algo", "normalize_ppo"], "config key 'backend' must be one of rllib; got 'torch'"),
+    (["--env", "portfolio", "--algo", "normalize_ppo"], "normalize_ppo handles continuous actions; env 'portfolio'"),
+    (["--env", "portfolio", "--algo", "sb3_maskable_ppo"], "config key 'backend' must be one of sb3; got 'torch'"),
     (["--env", "portfolio", "--algo", "masked_ppo", "--num-env-runners", "2"],
      "backend=torch samples in one process; num_env_runners must be 0"),
     (["--env", "portfolio", "--algo", "masked_ppo", "--algo-config", "train_batch_size=1000",
@@ -167,3 +167,94 @@ def test_bad_backend_input_is_one_line_with_status_2(tmp_path, capsys, argv, mes
 def test_an_unknown_backend_is_refused(tmp_path, capsys):
     assert run_main("--env", "portfolio", "--algo", "masked_ppo", "--backend", "jax", "--out", str(tmp_path)) == 2
     assert "config key 'backend' must be one of" in capsys.readouterr().err
+
+
+def test_naive_masking_on_the_torch_backend_stores_and_learns_from_the_unmasked_log_probability():
+    from tests.helpers import TINY_SETTINGS, build_algo
+
+    algo = build_algo("naive_masked_ppo", "portfolio", budget=10_000, backend="torch", **TINY_SETTINGS)
+    try:
+        batch = algo._rollout()
+        with torch.no_grad():
+            logits, _ = algo.models[0](batch["features"])
+        nvec = algo.head.nvec
+        unmasked, _ = log_prob_and_entropy(logits, batch["actions"], nvec)
+        masked, _ = log_prob_and_entropy(apply_mask(logits, batch["masks"], nvec, "x"), batch["actions"], nvec)
+        assert torch.allclose(batch["log_probs"], unmasked, atol=1e-5)
+        assert (batch["masks"] == 0).any(dim=-1).all()  # portfolio always masks something (sales of nothing)
+        assert torch.all(unmasked < masked)
+        admitted = torch.gather(batch["masks"], 1, batch["actions"] + torch.tensor([0, 11, 22]))
+        assert torch.all(admitted == 1)  # sampled from the masked distribution
+        learner = algo._learn(batch)
+        assert learner["entropy"] > 0.99 * 3 * math.log(11)  # the unmasked entropy: near uniform over 11 values
+    finally:
+        algo.close()
+
+
+# ---------------------------------------------------------------------- Box actions (sum_to_zero)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), dims=st.integers(1, 40), log_std_init=st.floats(-3.0, 1.0))
+def test_the_gaussian_head_is_a_diagonal_normal_shifted_by_log_std_init(seed, dims, log_std_init):
+    from gymnasium import spaces
+
+    from baselines.backends.torch_policy_heads import GaussianHead
+
+    gen = torch.Generator().manual_seed(seed)
+    head = GaussianHead(spaces.Box(-1.0, 1.0, (dims,)), log_std_init)
+    out = torch.randn(16, 2 * dims, generator=gen, dtype=torch.float64)
+    actions, log_prob = head.sample(out, None, gen)
+    normal = torch.distributions.Normal(out[:, :dims], (out[:, dims:] + log_std_init).exp())
+    torch.testing.assert_close(log_prob, normal.log_prob(actions).sum(-1))
+    lp, entropy = head.log_prob_and_entropy(out, None, actions)
+    torch.testing.assert_close(entropy, normal.entropy().sum(-1))
+    torch.testing.assert_close(lp, log_prob)
+    env_actions = head.env_actions(actions)
+    assert env_actions.shape == (16, dims) and np.all(np.abs(env_actions) <= 1.0)
+    np.testing.assert_allclose(head.dist_inputs(out, None)[:, dims:], out[:, dims:].numpy() + log_std_init)
+
+
+def test_box_training_steps_are_those_of_the_rllib_training_env():
+    """The torch backend's training env (several-agent vector, k = 1) and RLlib's (the wrapper chain) give the
+    same learning reward for the same agent actions: projection, normalisation and the distance penalty are
+    one piece of arithmetic on both backends."""
+    from baselines.training_env import (
+        MultiAgentTrainingVector,
+        TrainingContext,
+        TrainingStats,
+        find_wrapper,
+        make_training_env,
+    )
+
+    rng = np.random.default_rng(0)
+    for mode, penalty in (("project", None), ("raw", 3.0), ("normalize", None)):
+        context = TrainingContext("sum_to_zero", {}, "none", 0.5, observes_mask=True, penalty=penalty,
+                                  action_mode=mode)
+        flat = make_training_env({**context.as_dict(), "num_envs": 4})
+        agents = MultiAgentTrainingVector(context, 4)
+        obs_flat, _ = flat.reset(seed=3)
+        obs_agents, _ = agents.reset(seed=3)
+        assert flat.single_action_space == agents.single_action_space
+        for _ in range(25):
+            np.testing.assert_allclose(obs_agents[:, 0], obs_flat)
+            actions = rng.uniform(agents.single_action_space.low, agents.single_action_space.high, (4, 13))
+            obs_flat, reward_flat, *_ = flat.step(actions)
+            obs_agents, reward_agents, *_ = agents.step(actions[:, None])
+            np.testing.assert_allclose(reward_agents[:, 0], reward_flat)
+        stats = find_wrapper(flat, TrainingStats).drain()
+        assert stats["invalid_steps"] == agents.drain()["invalid_steps"]
+        assert (stats["invalid_steps"] > 0) == (mode == "raw")
+
+
+@pytest.mark.parametrize("algo", ["masked_ppo", "normalize_ppo"])
+def test_torch_box_methods_never_send_an_inadmissible_action_and_learn(tmp_path, algo):
+    """40k env steps (about 7 seconds): projection and normalisation keep every action admissible, and the
+    greedy policy beats random-valid's 19.2 by far (RLlib reaches 42.4 in 1M steps)."""
+    assert run_main("--env", "sum_to_zero", "--algo", algo, "--backend", "torch", "--steps", "40960",
+                    "--episodes", "50", "--out", str(tmp_path), "--quiet") == 0
+    progress, evaluation = read_run(tmp_path, algo, env="sum_to_zero")
+    assert (progress["invalid_action_rate"] == 0).all()
+    on = evaluation.query("mask == 'on'")
+    assert (on["invalid_steps"] == 0).all()
+    assert on.query("policy == 'greedy'")["return"].mean() > 30.0
