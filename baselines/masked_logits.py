@@ -17,6 +17,7 @@ __all__ = ["MASKED_LOGIT", "apply_mask", "sample_with_log_prob", "log_prob_and_e
 
 #: Logit of a masked value: probability exactly 0, entropy and KL terms finite.
 MASKED_LOGIT = torch.finfo(torch.float32).min
+_MASKED = torch.tensor(MASKED_LOGIT)  # a 0-d tensor: torch.where broadcasts it, no full-size copy
 
 
 def apply_mask(logits: torch.Tensor, mask: torch.Tensor, nvec: Sequence[int], env_name: str) -> torch.Tensor:
@@ -25,15 +26,17 @@ def apply_mask(logits: torch.Tensor, mask: torch.Tensor, nvec: Sequence[int], en
     Raises :class:`envs.masking.EmptyMaskError` naming ``env_name`` when a row admits no value of
     some sub-action: sampling there would silently pick an inadmissible action.
     """
-    admitted = mask.bool()
-    blocks = torch.split(admitted, list(nvec), dim=-1)
-    for k, block in enumerate(blocks):
-        empty = ~block.any(dim=-1)
-        if bool(empty.any()):
-            count = int(empty.sum())
-            raise EmptyMaskError(f"env {env_name!r} produced {count} observation(s) whose action mask admits no "
-                                 f"value of sub-action {k}; every env must keep at least one action admissible")
-    return torch.where(admitted, logits, torch.full_like(logits, MASKED_LOGIT))
+    admitted = mask if mask.dtype == torch.bool else mask.bool()
+    if len(set(nvec)) == 1:  # one pass over all sub-actions (30 strided ones cost 3 times as much)
+        empty = ~admitted.unflatten(-1, (len(nvec), int(nvec[0]))).any(dim=-1)
+    else:
+        empty = torch.stack([~block.any(dim=-1) for block in torch.split(admitted, list(nvec), dim=-1)], dim=-1)
+    if bool(empty.any()):
+        k = int(empty.reshape(-1, len(nvec)).any(dim=0).nonzero()[0])
+        count = int(empty[..., k].sum())
+        raise EmptyMaskError(f"env {env_name!r} produced {count} observation(s) whose action mask admits no "
+                             f"value of sub-action {k}; every env must keep at least one action admissible")
+    return torch.where(admitted, logits, _MASKED)
 
 
 def _blocks(logits: torch.Tensor, nvec: Sequence[int]) -> list[torch.Tensor]:

@@ -101,7 +101,7 @@ class Method:
         kind = "discrete" if core.discrete else "continuous"
         if kind not in self.action_spaces:
             return f"{self.name} handles {' and '.join(self.action_spaces)} actions; env {env_name!r} has " \
-                   f"{core.action_space}"
+                   f"{' '.join(str(core.action_space).split())}"
         missing = [hook for hook in self.requires if not core.provides(hook)]
         if missing:
             hooks = ", ".join(f"{hook}()" for hook in missing)

@@ -15,17 +15,24 @@ import pytest
 import envs
 
 #: The episode lengths are 20 (portfolio), about 20 (speed_limit) and 50 (sum_to_zero) steps, so
-#: the default rounds cross several autoresets.
-CASES = [("portfolio", 1024), ("portfolio", 4096), ("speed_limit", 1024), ("sum_to_zero", 1024)]
+#: the default rounds cross several autoresets. The largest levels (portfolio-xl: 30 assets x 101
+#: trade sizes; speed_limit-l: 50 levels, a 1,000-cell road; sum_to_zero-l: 1,000 targets) follow.
+CASES = [("portfolio", 1024), ("portfolio", 4096), ("speed_limit", 1024), ("sum_to_zero", 1024),
+         ("portfolio-xl", 1024), ("speed_limit-l", 1024), ("sum_to_zero-l", 1024)]
 
 
 def admissible_policy(name):
     """``observations -> actions`` for a batch, admissible by construction."""
-    if name == "portfolio":
-        return lambda obs: np.full((len(obs["action_mask"]), 3), 5)                    # hold
-    if name == "speed_limit":
-        return lambda obs: (obs["action_mask"] * np.arange(10)).argmax(axis=-1)        # fastest admissible
-    return lambda obs: np.zeros((len(obs["observation"]), 13), dtype=np.float32)       # no reallocation
+    core = envs.make_core(name)
+    family = envs.spec(name).family
+    if family == "portfolio":
+        hold = core.hold
+        return lambda obs: np.full((len(obs["action_mask"]), core.n_assets), hold)          # hold
+    if family == "speed_limit":
+        levels = np.arange(core.action_space.n)
+        return lambda obs: (obs["action_mask"] * levels).argmax(axis=-1)                    # fastest admissible
+    shape = core.action_space.shape
+    return lambda obs: np.zeros((len(obs["observation"]), *shape), dtype=np.float32)      # no reallocation
 
 
 @pytest.mark.parametrize("name, n", CASES, ids=[f"{name}-{n}" for name, n in CASES])
