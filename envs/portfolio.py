@@ -366,7 +366,7 @@ class PortfolioCore(EnvCore):
         for key in ("buy_cost", "sell_cost", "price_noise_std"):
             given = len(getattr(config, key))
             if given not in (n, POST_ASSETS):
-                raise ConfigError(f"env 'portfolio': config key {key!r} has {given} value(s) for n_assets={n}; give "
+                raise ConfigError(f"config key {key!r} has {given} value(s) for n_assets={n}; give "
                                   f"{n}, or the post's {POST_ASSETS} (the first {n} of them are taken, or the rest "
                                   "generated)")
         super().__init__(config, num_envs, strict)
@@ -563,7 +563,8 @@ class PortfolioCore(EnvCore):
 
         A strong heuristic, not an exact optimum (see "Reference policy" in the module docstring):
         rank cash and the assets by the relaxed problem's continuation value per dollar; sell what
-        is beaten by more than its round-trip cost; buy the best buyable asset worth more than cash.
+        is beaten by more than its round-trip cost; buy the best buyable asset worth more than cash,
+        as much of it as is admissible.
         Every action it returns is admissible.
         """
         s, c = self.state, self.config
@@ -571,7 +572,11 @@ class PortfolioCore(EnvCore):
         nxt = np.minimum(s.t, c.periods - 1) + 1                     # (B,) the period the trade pays in
         worth = (asset_value[nxt] / s.prices)[:, None, :]             # (B, 1, K) per dollar put in now
         in_cash = cash_value[nxt][:, None]                            # (B, 1)
-        can_buy = self.action_mask().reshape(*s.holdings.shape, len(self.trade_units))[..., -1].astype(bool)
+        mask = self.action_mask().reshape(*s.holdings.shape, len(self.trade_units)).astype(bool)
+        # The largest admissible buy of each asset: all of them without C6; with C6, the most lots the
+        # cash pays for (C6 admits a prefix of the buy sizes, as a larger buy costs more).
+        largest_buy = self.hold + mask[..., self.hold + 1:].sum(axis=-1)
+        can_buy = largest_buy > self.hold
         buyable = np.where(can_buy, worth, -np.inf)                   # (B, A, K)
         best_buy = buyable.max(axis=-1)
         best_other = np.maximum(best_buy, in_cash)[..., None]
@@ -582,7 +587,7 @@ class PortfolioCore(EnvCore):
         first = np.where(np.isfinite(best_buy), buyable.argmax(axis=-1), self.n_assets)[..., None]
         buy = can_buy & ~sell & (worth > in_cash[..., None]) & (np.arange(self.n_assets) >= first)
         sell_lots = (np.minimum(s.holdings, self.trade_units[-1]) // LOT).astype(np.int64)
-        return np.where(sell, self.hold - sell_lots, np.where(buy, len(self.trade_units) - 1, self.hold))
+        return np.where(sell, self.hold - sell_lots, np.where(buy, largest_buy, self.hold))
 
     # ------------------------------------------------------------------ checkers
 

@@ -184,7 +184,11 @@ def make_core(name: str, num_envs: int = 1, **config: Any) -> EnvCore:
     core_cls = spec(name).load()
     check_fits(core_cls.state_bytes(env_config, num_envs) + ENTRY_BYTES * num_envs,
                f"env {name!r} with {num_envs:,} entr{'y' if num_envs == 1 else 'ies'} and this config")
-    core = core_cls(env_config, num_envs=num_envs, strict=common.strict)
+    try:
+        core = core_cls(env_config, num_envs=num_envs, strict=common.strict)
+    except ConfigError as error:  # the core's checks across keys, named after the env as the user called it
+        message = str(error)
+        raise ConfigError(message if message.startswith("env ") else f"env {name!r}: {message}") from None
     core.name = name
     return core
 

@@ -238,21 +238,21 @@ class SpeedLimitCore(EnvCore):
 
     def __init__(self, config: SpeedLimitConfig, num_envs: int = 1, strict: bool = False):
         if config.layout and len(config.layout) != config.road_length:
-            raise ConfigError(f"env 'speed_limit': layout has {len(config.layout)} cells but road_length is "
+            raise ConfigError(f"layout has {len(config.layout)} cells but road_length is "
                               f"{config.road_length}; set road_length={len(config.layout)}")
         if config.min_zone_length > config.max_zone_length:
-            raise ConfigError(f"env 'speed_limit': min_zone_length ({config.min_zone_length}) exceeds "
+            raise ConfigError(f"min_zone_length ({config.min_zone_length}) exceeds "
                               f"max_zone_length ({config.max_zone_length})")
         if config.n_agents > 1:
             if config.start_gap < config.min_gap:
-                raise ConfigError(f"env 'speed_limit': start_gap ({config.start_gap}) must be at least min_gap "
+                raise ConfigError(f"start_gap ({config.start_gap}) must be at least min_gap "
                                   f"({config.min_gap}), or S4 would fail at the start")
             if (config.n_agents - 1) * config.start_gap >= config.road_length:
-                raise ConfigError(f"env 'speed_limit': {config.n_agents} cars {config.start_gap} cells apart do not "
+                raise ConfigError(f"{config.n_agents} cars {config.start_gap} cells apart do not "
                                   f"fit on a road of {config.road_length} cells")
         if max(config.zone_limits) > config.n_levels - 1:
             top = config.n_levels - 1
-            raise ConfigError(f"env 'speed_limit': zone_limits {list(config.zone_limits)} exceed the top level {top} "
+            raise ConfigError(f"zone_limits {list(config.zone_limits)} exceed the top level {top} "
                               f"of n_levels={config.n_levels}; give limits in 1..{top}")
         super().__init__(config, num_envs, strict)
         #: Speed levels 0 .. top (``n_levels``; 10 in the post's car).

@@ -1,9 +1,10 @@
 """``python -m suite.report [RESULTS]``: one comparison of every complete run, as files and a table.
 
 Writes ``summary.csv`` (one row per env, algo and config), ``agents.csv`` (multi-agent runs: one row
-per agent too), ``report.md`` (the same as markdown tables, the problems found, and the plots) and
-``plots/*.png`` (learning curves per env; the penalty-size sweep where there is one), and prints the
-tables.
+per agent too), ``scaling.csv`` (runs on two or more levels of an env: score by level and method,
+:mod:`suite.scaling`), ``report.md`` (the same as markdown tables, the scaling paragraphs, the
+problems found, and the plots) and ``plots/*.png`` (learning curves per env; the penalty-size sweep
+where there is one; the scaling figure per env family), and prints the tables.
 
 The analysis is pure functions of the frames :func:`suite.results.load` returns (bsuite's style):
 :func:`run_scores` reduces each run to its numbers, :func:`summarize` aggregates runs of one
@@ -39,13 +40,13 @@ import pandas as pd
 
 import envs
 from envs.config import ConfigError, parse_assignments
-from suite import files, results
+from suite import files, results, scaling
 from suite.cli import Parser, UsageError, run_cli
 from suite.stats import mean_ci
 
 __all__ = ["env_target", "headline_evals", "run_scores", "references", "summarize", "agent_summary",
            "learning_curves",
-           "markdown", "plot_learning_curves", "plot_penalty_sweep", "write_report", "main"]
+           "markdown", "scaling_markdown", "plot_learning_curves", "plot_penalty_sweep", "write_report", "main"]
 
 #: Envs without a target return of their own are timed to the return at this score.
 THRESHOLD_SCORE = 80.0
@@ -286,9 +287,38 @@ def _fixed(value: float, decimals: int = 1) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:,.{decimals}f}"
 
 
+def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]:
+    """The scaling section of ``report.md``: per family, the paragraph (:func:`suite.scaling.describe`), the
+    figure and a table of score by level and method."""
+    lines = ["## Scaling with the level", "",
+             "Normalised score (0 = random_valid, 100 = oracle on each level), mean and 95% CI over seeds, "
+             "by level; levels are placed at their inadmissible share (`python -m suite.levels`).", ""]
+    for family in scaling.families(table):
+        rows = table[table["family"] == family]
+        rows = rows[~rows["algo"].isin(scaling.REFERENCES)]
+        levels = rows.drop_duplicates("level").sort_values("level")
+        lines += [f"### {family}", "", scaling.describe(table, family), ""]
+        if family in plots:
+            lines += [f"![scaling {family}]({plots[family]})", ""]
+        header = " | ".join(f"{r['env']} ({r['x']:.1%})" if "distance" not in r["x_label"]
+                            else f"{r['env']} (distance {r['x']:.3g})" for _, r in levels.iterrows())
+        lines += [f"| method | {header} |", "| --- |" + " --- |" * len(levels)]
+        for method, line in rows.groupby("method", sort=True):
+            cells = []
+            for level in levels["level"]:
+                row = line[line["level"] == level]
+                cells.append("–" if row.empty else
+                             f"{_fixed(row['score'].iloc[0])} ({_fixed(row['score_ci_low'].iloc[0])} to "
+                             f"{_fixed(row['score_ci_high'].iloc[0])})")
+            lines.append(f"| {method} | {' | '.join(cells)} |")
+        lines.append("")
+    return lines
+
+
 def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str] = (),
-             agents: pd.DataFrame | None = None) -> str:
-    """``report.md``: a table per env (and per agent for multi-agent runs), then the problems and the plots."""
+             agents: pd.DataFrame | None = None, scaling_lines: Sequence[str] = ()) -> str:
+    """``report.md``: a table per env (and per agent for multi-agent runs), the scaling section where the
+    runs cover levels, then the problems and the plots."""
     lines = ["# maskbench report", ""]
     for env, group in summary.groupby("env", sort=False):
         threshold = group["threshold"].iloc[0]
@@ -319,6 +349,7 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
                 lines.append(f"| {r['algo']} | {labels.get(r['config_id']) or '–'} | {r['agent']} | "
                              f"{_fmt(r['return_mean'])}{ci} | {100 * r['eval_invalid_rate']:.2f}% |")
             lines.append("")
+    lines += list(scaling_lines)
     if problems:
         lines += ["## Problems", "", *[f"- {p}" for p in problems], ""]
     if plots:
@@ -400,6 +431,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
         raise UsageError(f"cannot write the report to {str(out)!r}: {error.strerror or error}") from None
     plots: list[str] = []
     agents = agent_summary(loaded)
+    scaling_lines: list[str] = []
     if not summary.empty:
         files.atomic_write_csv(out / "summary.csv", summary)
         if not agents.empty:
@@ -407,20 +439,31 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
         curves = learning_curves(loaded.complete().progress)
         import matplotlib.pyplot as plt
 
+        def save(name: str, fig) -> str | None:
+            if fig is None:
+                return None
+            try:
+                (out / "plots").mkdir(exist_ok=True)
+                fig.savefig(out / "plots" / f"{name}.png")
+            except OSError as error:
+                raise UsageError(f"cannot write plots under {str(out)!r}: {error.strerror or error}") from None
+            finally:
+                plt.close(fig)
+            return f"plots/{name}.png"
+
         for env in summary["env"].unique():
             for name, fig in ((f"learning_curves_{env}", plot_learning_curves(curves, env)),
                               (f"penalty_sweep_{env}", plot_penalty_sweep(summary, env))):
-                if fig is None:
-                    continue
-                try:
-                    (out / "plots").mkdir(exist_ok=True)
-                    fig.savefig(out / "plots" / f"{name}.png")
-                except OSError as error:
-                    raise UsageError(f"cannot write plots under {str(out)!r}: {error.strerror or error}") from None
-                finally:
-                    plt.close(fig)
-                plots.append(f"plots/{name}.png")
-    text = markdown(summary, problems, plots, agents) if not summary.empty else \
+                saved = save(name, fig)
+                if saved:
+                    plots.append(saved)
+        table = scaling.scaling_table(summary)
+        if not table.empty:
+            files.atomic_write_csv(out / "scaling.csv", table)
+            figures = {family: save(f"scaling_{family}", scaling.plot_scaling(table, family))
+                       for family in scaling.families(table)}
+            scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})
+    text = markdown(summary, problems, plots, agents, scaling_lines) if not summary.empty else \
         "# maskbench report\n\nNo complete run.\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
     files.atomic_write_text(out / "report.md", text)
     return summary, problems, text

@@ -348,6 +348,19 @@ def test_reference_policy_beats_simpler_policies_and_stays_under_the_relaxed_bou
     assert 9000 < bound < 9700
 
 
+@pytest.mark.parametrize("level", ["portfolio-m", "portfolio-l", "portfolio-xl"])
+def test_reference_policy_at_every_level_is_admissible_and_beats_random_valid_by_far(level):
+    """At the levels C6 admits only the buys the cash pays for: the reference buys the largest admissible one (it
+    once asked for the largest of all, which C6 refused, and held cash: $1,569 against random-valid's $1,870)."""
+    core = envs.make_core(level, 200, strict=True)  # strict: any inadmissible action raises
+    nvec = [int(n) for n in core.nvec]
+    reference = play(core, lambda c: c.oracle_actions()).mean()
+    rng = np.random.default_rng(0)
+    random_valid = play(core, lambda c: sample_masked(rng, c.action_mask(), nvec)).mean()
+    assert reference > 3 * random_valid, (reference, random_valid)
+    assert reference < relaxed_value_bound(core.config)
+
+
 def test_relaxed_bound_without_noise_is_the_product_of_the_best_growth_per_period():
     """Noise-free prices are the mean curves: the relaxed optimum rides the best-rising asset each period."""
     config = envs.resolve_config("portfolio", {"price_noise_std": (0.0, 0.0, 0.0)})[0]
