@@ -1,0 +1,82 @@
+"""The scaling analysis (suite.scaling) and its place in suite.report, on runs with known scores."""
+
+import pandas as pd
+import pytest
+
+from suite import report, results, scaling
+from tests.helpers import write_synthetic_run
+
+#: Per level, per method: the return of every episode of every seed (random_valid 0 and oracle 100 make
+#: the return the score).
+RETURNS = {"portfolio": {"random_valid": 0.0, "oracle": 100.0, "masked_ppo": 80.0, "naive_masked_ppo": 60.0,
+                         ("penalty_ppo", 0.1): 70.0, ("penalty_ppo", 1.0): 50.0},
+           "portfolio-m": {"random_valid": 0.0, "oracle": 100.0, "masked_ppo": 70.0, "naive_masked_ppo": 40.0,
+                           ("penalty_ppo", 0.1): 20.0, ("penalty_ppo", 1.0): 30.0}}
+
+
+@pytest.fixture(scope="module")
+def scaling_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scaling")
+    for env, methods in RETURNS.items():
+        for method, value in methods.items():
+            algo, penalty = method if isinstance(method, tuple) else (method, None)
+            config = {"lr": 0.001} if penalty is None else {"lr": 0.001, "penalty": penalty}
+            for seed in range(3):
+                write_synthetic_run(root / f"p{penalty}", env, algo, seed, algo_config=config,
+                                    returns=[value + seed - 1] * 3)  # seeds 1 below, at and 1 above: mean = value
+    return root
+
+
+def test_the_table_places_each_level_at_its_inadmissible_share_one_row_per_method(scaling_runs):
+    summary, _ = report.summarize(results.load(scaling_runs))
+    table = scaling.scaling_table(summary)
+    assert set(table["method"]) == {"random_valid", "oracle", "masked_ppo", "naive_masked_ppo",
+                                    "penalty_ppo [penalty=0.1]", "penalty_ppo [penalty=1.0]"}
+    place = table.drop_duplicates("env").set_index("env")
+    assert place.loc["portfolio", "x"] < place.loc["portfolio-m", "x"]
+    assert (place["level"].to_dict(), place["actions"].to_dict()) == ({"portfolio": 1, "portfolio-m": 2},
+                                                                     {"portfolio": 33, "portfolio-m": 210})
+    masked = table[table["method"] == "masked_ppo"].set_index("env")
+    assert masked.loc["portfolio", "score"] == pytest.approx(80.0)
+    assert masked.loc["portfolio-m", "score"] == pytest.approx(70.0)
+    assert masked.loc["portfolio-m", "score_ci_low"] < 70.0 < masked.loc["portfolio-m", "score_ci_high"]
+    assert scaling.families(table) == ["portfolio"]
+
+
+def test_the_paragraph_says_what_the_numbers_show(scaling_runs):
+    summary, _ = report.summarize(results.load(scaling_runs))
+    text = scaling.describe(scaling.scaling_table(summary), "portfolio")
+    assert "from portfolio (33 actions" in text and "to portfolio-m (210 actions" in text
+    assert "masked_ppo 80 → 70" in text and "naive_masked_ppo 60 → 40" in text
+    # The best penalty is 0.1 at the smallest level, 1.0 at the largest: edges 80 - 70 and 70 - 30.
+    assert ("Masking's edge over the best penalty (penalty_ppo [penalty=0.1] at the smallest level, "
+            "penalty_ppo [penalty=1.0] at the largest) grows: +10 → +40 points.") in text
+    assert "Naive masking ends between the best penalty and masking at the largest level (40)." in text
+
+
+def test_an_edge_that_does_not_grow_is_said_plainly():
+    rows = []
+    for level, env, x in ((1, "speed_limit", 0.5), (2, "speed_limit-m", 0.8)):
+        for method, score in (("masked_ppo", 98.0), ("penalty_ppo [penalty=1.0]", 97.0)):
+            rows.append({"family": "speed_limit", "level": level, "env": env, "actions": 10 * level, "x": x,
+                         "x_label": "inadmissible share", "method": method, "algo": method.split(" ")[0],
+                         "score": score})
+    text = scaling.describe(pd.DataFrame(rows), "speed_limit")
+    assert "stays about the same (within 5 points): +1 → +1 points" in text
+
+
+def test_the_report_writes_the_scaling_table_figure_and_section(scaling_runs, tmp_path):
+    _, _, text = report.write_report(scaling_runs, tmp_path)
+    assert (tmp_path / "plots" / "scaling_portfolio.png").stat().st_size > 10_000
+    table = pd.read_csv(tmp_path / "scaling.csv")
+    assert len(table) == 12 and set(table["env"]) == {"portfolio", "portfolio-m"}
+    assert "## Scaling with the level" in text and "### portfolio" in text
+    assert "![scaling portfolio](plots/scaling_portfolio.png)" in text
+    assert "| masked_ppo | 80.0 (" in text
+
+
+def test_runs_on_one_level_make_no_scaling_section(tmp_path):
+    for algo, value in (("random_valid", 0.0), ("oracle", 10.0), ("masked_ppo", 5.0)):
+        write_synthetic_run(tmp_path / "runs", "portfolio", algo, 0, returns=[value] * 3)
+    _, _, text = report.write_report(tmp_path / "runs", tmp_path / "out")
+    assert "Scaling" not in text and not (tmp_path / "out" / "scaling.csv").exists()

@@ -1,0 +1,104 @@
+"""Studies (python -m suite.study): a sweep written as data runs from its file, resumes, and refuses bad files
+in one line."""
+
+import textwrap
+
+import pytest
+
+from suite import results, study
+from tests.helpers import assert_ray_is_gone
+
+TINY_STUDY = textwrap.dedent('''
+    description = "two levels, the references and a grid"
+    seeds = 2
+    episodes = 4
+    eval_every = 0
+
+    [[group]]
+    envs = ["portfolio", "portfolio-m"]
+    algos = ["random_valid", "oracle"]
+    steps = 1000
+
+    [[group]]
+    envs = ["sum_to_zero"]
+    algos = ["penalty_ppo", "naive_masked_ppo"]
+    steps = 1000
+    env_config = { max_steps = 10 }
+    grid = { penalty = [0.1, 1.0] }
+    [group.algo_config]  # a table of its own: TOML's inline tables take one line
+    backend = "torch"
+    train_batch_size = 512
+    minibatch_size = 128
+    num_epochs = 2
+    num_envs_per_env_runner = 16
+    hidden = "16"
+''')
+
+
+def write(tmp_path, text, name="tiny.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_entries_are_the_cross_product_in_file_order_seeds_innermost(tmp_path):
+    entries = study.study_entries(study.load_study(write(tmp_path, TINY_STUDY)))
+    assert len(entries) == 2 * 2 * 2 + 1 * 2 * 2 * 2
+    assert [(e.env, e.algo, e.seed) for e in entries[:3]] == [("portfolio", "random_valid", 0),
+                                                               ("portfolio", "random_valid", 1),
+                                                               ("portfolio", "oracle", 0)]
+    last = entries[-1]
+    assert (last.env, last.algo, last.seed, dict(last.algo_config)["penalty"], dict(last.env_config), last.steps) == \
+        ("sum_to_zero", "naive_masked_ppo", 1, 1.0, {"max_steps": 10}, 1000)
+
+
+def test_the_suites_scaling_study_lists_every_level_and_leaves_out_what_cannot_run(tmp_path, capsys):
+    assert study.main(["scaling", "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "210 run(s) to start, 10 left out" in out
+    assert "left out: naive_masked_ppo on sum_to_zero-l: naive_masked_ppo handles discrete actions" in out
+    assert "penalty_ppo on portfolio-xl, seed 2, 100,000 steps" in out
+    assert all(len(line) < 400 for line in out.splitlines())
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_a_study_runs_from_its_file_and_a_rerun_starts_nothing(tmp_path, capsys):
+    path = write(tmp_path, TINY_STUDY)
+    out = tmp_path / "out"
+    assert study.main([str(path), "--out", str(out), "--quiet"]) == 0
+    assert_ray_is_gone()
+    loaded = results.load(out)
+    assert len(loaded.runs) == 8 + 4 and set(loaded.runs["status"]) == {"complete"}
+    assert set(loaded.runs["env"]) == {"portfolio", "portfolio-m", "sum_to_zero"}
+    penalties = loaded.runs.loc[loaded.runs["algo"] == "penalty_ppo", "algo.penalty"]
+    assert sorted(penalties) == [0.1, 0.1, 1.0, 1.0]  # a folder per penalty (config variants)
+    assert "left out: naive_masked_ppo on sum_to_zero" in capsys.readouterr().err
+    assert study.main([str(path), "--out", str(out), "--dry-run"]) == 0
+    assert "0 run(s) to start" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seeds = 2\n", "study bad.toml: no [[group]] of runs"),
+    ("sedes = 2\n[[group]]\nenvs=['portfolio']\nalgos=['oracle']\n", "study bad.toml: unknown key 'sedes'"),
+    ("[[group]]\nenvs=['portfolio']\n", "study bad.toml, group 1: needs envs and algos"),
+    ("[[group]]\nenvs=['portfolio']\nalgos=['oracle']\nstep=5\n", "(unknown: 'step')"),
+    ("[[group\n", "cannot read study"),
+    ("[[group]]\nenvs=['portfolio-xxl']\nalgos=['oracle']\n", "unknown env 'portfolio-xxl'"),
+    ("[[group]]\nenvs=['portfolio']\nalgos=['masked_ppo']\nalgo_config={lr=-1}\n", "config key 'lr'"),
+])
+def test_a_bad_study_file_is_one_line_with_status_2(tmp_path, capsys, text, message):
+    from suite.cli import run_cli
+
+    path = write(tmp_path, text, "bad.toml")
+    assert run_cli(study.main, "python -m suite.study", [str(path), "--out", str(tmp_path / "out"),
+                                                         "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_unknown_study_name_lists_the_suites_studies(capsys):
+    from suite.cli import run_cli
+
+    assert run_cli(study.main, "python -m suite.study", ["no_such_study"]) == 2
+    assert "no study 'no_such_study': give a study file's path or one of the suite's studies (scaling)" in \
+        capsys.readouterr().err
