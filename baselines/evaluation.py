@@ -21,14 +21,16 @@ from baselines.episodes import EpisodeTracker
 from baselines.training_env import agent_action_space, env_actions, unsquash
 from envs.masking import MASK_KEY, action_nvec, admit_all_unless, is_discrete
 
-__all__ = ["evaluate", "joint_policy", "choose_actions", "logit_policy", "gaussian_policy", "network_policies",
+__all__ = ["evaluate", "joint_policy", "choose_actions", "logit_policy", "gaussian_policy", "dirichlet_policy",
+           "network_policies",
            "POLICIES"]
 
 #: The evaluated ways of acting from a network: its most likely action, and a sample.
 POLICIES = ("greedy", "stochastic")
 
 #: ``dist_inputs(observations, masked) -> (N, k)`` numpy: a network's distribution inputs on one agent's
-#: ``(N, ...)`` observations (discrete: flat logits, masked or not; Box: Gaussian mean and log std).
+#: ``(N, ...)`` observations (discrete: flat logits, masked or not; Box: Gaussian mean and log std, or
+#: Dirichlet concentrations).
 DistInputs = Callable[[dict[str, np.ndarray], bool], np.ndarray]
 
 
@@ -74,6 +76,19 @@ def gaussian_policy(dist_inputs_of: Callable[[dict[str, np.ndarray]], np.ndarray
     return policy
 
 
+def dirichlet_policy(alpha_of: Callable[[dict[str, np.ndarray]], np.ndarray], mode: str, *,
+                     stochastic: bool) -> Policy:
+    """An evaluation :data:`Policy` from a Dirichlet over target weights: ``alpha_of(observations) -> (N, n)``
+    concentrations. ``stochastic``: a sample from ``rng`` (normalised Gammas); else the mean. The targets
+    become the env's actions with ``mode`` (``normalize``: the reallocation that reaches them)."""
+    def policy(observations, rng, env):
+        alpha = np.asarray(alpha_of(observations), dtype=np.float64)
+        targets = rng.standard_gamma(alpha) if stochastic else alpha
+        return env_actions(env.core, targets / targets.sum(axis=-1, keepdims=True), mode)
+
+    return policy
+
+
 def network_policies(method: Any, action_space: spaces.Space, dist_inputs: DistInputs) -> dict[tuple[str, str], Policy]:
     """The policies ``method`` evaluates, from a network's :data:`DistInputs`, keyed ``(policy, mask)``.
 
@@ -91,6 +106,8 @@ def network_policies(method: Any, action_space: spaces.Space, dist_inputs: DistI
 
             if discrete:
                 policies[(name, mask)] = logit_policy(inputs, action_space, stochastic=name == "stochastic")
+            elif method.distribution == "dirichlet":
+                policies[(name, mask)] = dirichlet_policy(inputs, method.action_mode, stochastic=name == "stochastic")
             else:
                 agent_space = agent_action_space(action_space, method.action_mode)
                 policies[(name, mask)] = gaussian_policy(inputs, agent_space, method.action_mode if on else "raw",
@@ -120,8 +137,11 @@ def joint_policy(policies: list[Policy]) -> Policy:
 
 def evaluate(env_name: str, env_config: dict[str, Any], policy: Policy, *, episodes: int,
              seed_base: int, rng: np.random.Generator, max_batch: int = 256,
-             max_steps: int = 1_000_000) -> list[dict[str, Any]]:
+             max_steps: int = 1_000_000, corruption: Any = None) -> list[dict[str, Any]]:
     """Play ``episodes`` episodes, episode i on env seed ``seed_base + i``, batched.
+
+    ``corruption`` (a :class:`baselines.mask_noise.MaskCorruption`): the policy sees the mask through it;
+    the env still enforces its true constraints.
 
     Returns one record per episode (see :class:`EpisodeTracker`) with ``episode`` and ``env_seed``.
     With several agents (``n_agents`` in ``env_config``), the env is ``envs.make_multi_agent_vector``,
@@ -136,15 +156,18 @@ def evaluate(env_name: str, env_config: dict[str, Any], policy: Policy, *, episo
             env = envs.make_vector(env_name, n, **env_config)
         else:
             env = envs.make_multi_agent_vector(env_name, n, **env_config)
-        tracker = EpisodeTracker(n * n_agents, env.core.episode_metrics, next_step_autoreset=n_agents == 1)
+        tracker = EpisodeTracker.of(env.core, n * n_agents, next_step_autoreset=n_agents == 1)
         obs, _ = env.reset(seed=[seed_base + start + i for i in range(n)])
+        if corruption is not None:
+            corruption.start()
         done = np.zeros(n * n_agents, dtype=bool)
         batch_records: dict[int, dict[str, Any]] = {}
         for _ in range(max_steps):
             if done.all():
                 break
             if MASK_KEY in obs:  # entries whose episode is over act no more: their masks may admit nothing
-                obs = {**obs, MASK_KEY: admit_all_unless(env.acting, obs[MASK_KEY])}
+                seen = obs[MASK_KEY] if corruption is None else corruption(obs[MASK_KEY])
+                obs = {**obs, MASK_KEY: admit_all_unless(env.acting, seen)}
             obs, reward, terminated, truncated, info = env.step(policy(obs, rng, env))
             active = None if n_agents == 1 else env.acted
             for record in tracker.update(reward, terminated, truncated, info, active=active):

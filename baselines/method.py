@@ -27,13 +27,15 @@ from baselines.settings import env_defaults
 from baselines.training_env import ACTION_MODES
 from envs.config import ConfigError, build_config
 
-__all__ = ["Method", "MASK_ON", "MASK_OFF"]
+__all__ = ["Method", "MASK_ON", "MASK_OFF", "DISTRIBUTIONS"]
 
 #: How a policy is evaluated: with the method's handling of the constraint (``on``: masked logits,
 #: projected or normalised actions) or without it (``off``: the raw network, the env's fallback meets
 #: inadmissible actions and counts them).
 MASK_ON, MASK_OFF = "on", "off"
 _SPACES = ("discrete", "continuous")
+#: Box envs: the action distributions a method may declare.
+DISTRIBUTIONS = ("gaussian", "dirichlet")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class Method:
             the loss uses the unmasked logits, "naive" masking).
         penalised: the learning reward loses ``config.penalty`` per inadmissible sub-action (Box:
             per unit of distance to the admissible set).
+        lagrangian: inadmissibility is a cost (the same measure as ``penalised``'s) held to
+            ``config.cost_limit`` per episode by a learned Lagrange multiplier, with a cost critic of
+            its own (constrained RL's PPO-Lagrangian; see :mod:`baselines.methods.lagrangian_ppo`).
+        distribution: Box envs: the policy's action distribution, ``gaussian`` (a diagonal Gaussian,
+            unsquashed onto the action box) or ``dirichlet`` (target weights on the simplex).
         action_mode: Box envs: how the agent's action becomes the env's
             (``baselines.training_env.ACTION_MODES``).
         action_spaces: the kinds of action space it handles (``discrete``, ``continuous``).
@@ -64,6 +71,8 @@ class Method:
     observes_mask: bool
     mask_in_loss: bool = True
     penalised: bool = False
+    lagrangian: bool = False
+    distribution: str = "gaussian"
     action_mode: str = "raw"
     action_spaces: tuple[str, ...] = _SPACES
     requires: tuple[str, ...] = ()
@@ -75,6 +84,8 @@ class Method:
             raise ValueError(f"method {self.name}: action_mode must be one of {ACTION_MODES}")
         if not set(self.action_spaces) <= set(_SPACES) or not set(self.eval_masks) <= {MASK_ON, MASK_OFF}:
             raise ValueError(f"method {self.name}: action_spaces in {_SPACES}, eval_masks in (on, off)")
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"method {self.name}: distribution must be one of {DISTRIBUTIONS}")
 
     @property
     def backends(self) -> tuple[str, ...]:

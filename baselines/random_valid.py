@@ -80,9 +80,10 @@ class RandomValid(Algorithm):
             self.env = envs.make_multi_agent_vector(env_name, config.num_envs, **env_config)
         self.policy = RandomValidPolicy(self.env.single_action_space)
         self.rng = np.random.default_rng(derived_seed(seed, "policy"))
-        self.tracker = EpisodeTracker(config.num_envs * self.n_agents, self.env.core.episode_metrics,
-                                      next_step_autoreset=self.n_agents == 1)
+        self.tracker = EpisodeTracker.of(self.env.core, config.num_envs * self.n_agents,
+                                         next_step_autoreset=self.n_agents == 1)
         self.obs, _ = self.env.reset(seed=derived_seed(seed, "env"))
+        self._enforcement_drained = self.env.core.enforcement_seconds
 
     def _act(self, obs: dict[str, np.ndarray], rng: np.random.Generator, env: envs.views.VectorView) -> np.ndarray:
         if not self.policy.discrete:
@@ -106,11 +107,15 @@ class RandomValid(Algorithm):
         self.env_steps += env_steps
         self.episodes += len(finished)
         multi = self.n_agents > 1
+        drained = self.tracker.drain()  # this iteration's violations (its episodes are ``finished``)
+        enforcement = self.env.core.enforcement_seconds - self._enforcement_drained
+        self._enforcement_drained = self.env.core.enforcement_seconds
         return progress_row(env_steps=self.env_steps, episodes=self.episodes, steps=env_steps,
                             invalid_steps=self.tracker.steps_with_invalid - invalid_before, finished=finished,
                             seconds=time.perf_counter() - started,
                             agent_steps=self.tracker.steps - steps_before if multi else None,
-                            agent_ids=self.env.agent_ids if multi else None)
+                            agent_ids=self.env.agent_ids if multi else None, violations=drained["violations"],
+                            violation_distance=drained["violation_distance"], enforcement_seconds=enforcement)
 
     def eval_policies(self) -> dict[tuple[str, str], Policy]:
         return {("stochastic", "on"): self._act}

@@ -25,6 +25,8 @@ _ALGOS: dict[str, str | AlgoEntry] = {
     "naive_masked_ppo": "baselines.methods.naive_masked_ppo:METHOD",
     "penalty_ppo": "baselines.methods.penalty_ppo:METHOD",
     "normalize_ppo": "baselines.methods.normalize_ppo:METHOD",
+    "lagrangian_ppo": "baselines.methods.lagrangian_ppo:METHOD",
+    "dirichlet_ppo": "baselines.methods.dirichlet_ppo:METHOD",
     "sb3_maskable_ppo": "baselines.methods.sb3_maskable_ppo:METHOD",  # needs the compare extra
 }
 

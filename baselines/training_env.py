@@ -30,6 +30,7 @@ No Ray and no torch here: every backend uses this module.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,9 +46,9 @@ from envs.config import ConfigError, parse_assignments
 from envs.masking import MASK_KEY, OBSERVATION_KEY, admit_all_unless
 
 __all__ = ["OBS_TRANSFORMS", "ACTION_MODES", "TrainingContext", "training_env_config", "transform_features",
-           "transformed_box", "agent_action_space", "env_actions", "agents_env_actions", "unsquash", "action_distance",
-           "inadmissibility_cost", "learning_reward", "make_training_env", "TrainingStats", "ScaleObservation",
-           "AdmitAllWhenDone", "LearningReward", "FeaturesOnly", "MapActions", "find_wrapper",
+           "transformed_box", "agent_action_space", "env_actions", "agents_env_actions", "unsquash",
+           "inadmissibility_cost", "step_cost", "learning_reward", "make_training_env", "TrainingStats",
+           "ScaleObservation", "AdmitAllWhenDone", "LearningReward", "FeaturesOnly", "MapActions", "find_wrapper",
            "MultiAgentTrainingVector"]
 
 OBS_TRANSFORMS = ("none", "symlog")
@@ -134,15 +135,17 @@ def env_actions(core: Any, actions: np.ndarray, mode: str) -> np.ndarray:
 
 def agents_env_actions(core: Any, actions: np.ndarray, mode: str) -> np.ndarray:
     """The env actions ``(N, agents, *shape)`` for agent actions ``(N, agents, *shape)`` in ``core``'s
-    current state, by ``mode`` (:data:`ACTION_MODES`)."""
+    current state, by ``mode`` (:data:`ACTION_MODES`); the time a projection or normalisation takes is
+    added to ``core.enforcement_seconds``."""
     batched = np.asarray(actions, dtype=np.float64)
     if mode == "raw":
         return batched
-    if mode == "project":
-        return core.admissible_set().project(batched)
-    if mode == "normalize":
-        return core.reallocation_to(batched)
-    raise ValueError(f"unknown action mode {mode!r}; accepted: {', '.join(ACTION_MODES)}")
+    if mode not in ACTION_MODES:
+        raise ValueError(f"unknown action mode {mode!r}; accepted: {', '.join(ACTION_MODES)}")
+    started = time.perf_counter()
+    mapped = core.admissible_set().project(batched) if mode == "project" else core.reallocation_to(batched)
+    core.enforcement_seconds += time.perf_counter() - started
+    return mapped
 
 
 def unsquash(actions: np.ndarray, space: spaces.Box) -> np.ndarray:
@@ -153,19 +156,18 @@ def unsquash(actions: np.ndarray, space: spaces.Box) -> np.ndarray:
     return np.clip(actions, space.low, space.high)
 
 
-def action_distance(core: Any, env_actions: np.ndarray) -> np.ndarray:
-    """Euclidean distance of each Box action ``(N, agents, *shape)`` to its state's admissible set, in
-    the core's current state: call it *before* the step that executes the actions."""
-    return core.admissible_set().distance(np.asarray(env_actions, dtype=np.float64))
-
-
 def inadmissibility_cost(invalid: np.ndarray, distance: np.ndarray | None = None) -> np.ndarray:
     """How inadmissible each step's action was: the number of inadmissible sub-actions (discrete:
     ``distance`` None), or the Euclidean distance to the admissible set where the action was
-    inadmissible (Box: ``distance`` from :func:`action_distance`). ``invalid`` is the step's
-    ``info["invalid_actions"]`` (0 for entries that only reset, which so cost nothing)."""
+    inadmissible (Box: ``distance``, the step's ``info["violation_distance"]``). ``invalid`` is the
+    step's ``info["invalid_actions"]`` (0 for entries that only reset, which so cost nothing)."""
     invalid = np.asarray(invalid, dtype=np.float64)
     return invalid if distance is None else distance * (invalid > 0)
+
+
+def step_cost(info: dict[str, Any]) -> np.ndarray:
+    """:func:`inadmissibility_cost` of a step from its info (the core measured the distance, Box envs)."""
+    return inadmissibility_cost(info["invalid_actions"], info.get("violation_distance"))
 
 
 def learning_reward(reward: np.ndarray, cost: np.ndarray | None, penalty: float | None,
@@ -193,11 +195,12 @@ class TrainingStats(VectorWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv):
         super().__init__(env)
-        self._metrics = tuple(env.unwrapped.core.episode_metrics)
-        self._tracker = EpisodeTracker(self.num_envs, self._metrics)
+        self.core = env.unwrapped.core
+        self._tracker = EpisodeTracker.of(self.core, self.num_envs)
+        self._enforcement_drained = self.core.enforcement_seconds
 
     def reset(self, **kwargs):
-        self._tracker = EpisodeTracker(self.num_envs, self._metrics)  # episodes in flight are abandoned
+        self._tracker = EpisodeTracker.of(self.core, self.num_envs)  # episodes in flight are abandoned
         return super().reset(**kwargs)
 
     def step(self, actions):
@@ -206,8 +209,11 @@ class TrainingStats(VectorWrapper):
         return obs, reward, terminated, truncated, info
 
     def drain(self) -> dict[str, Any]:
-        """Steps, steps with an inadmissible sub-action and finished episodes since the last drain."""
-        return self._tracker.drain()
+        """Since the last drain: :meth:`EpisodeTracker.drain` and the seconds spent enforcing the constraints
+        (``enforcement_seconds``: masks, checks, projections)."""
+        spent, self._enforcement_drained = self.core.enforcement_seconds - self._enforcement_drained, \
+            self.core.enforcement_seconds
+        return {**self._tracker.drain(), "enforcement_seconds": spent}
 
 
 class ScaleObservation(VectorWrapper):
@@ -253,10 +259,8 @@ class LearningReward(VectorWrapper):
         self.core = env.unwrapped.core
 
     def step(self, actions):
-        measure = self.penalty is not None and not self.core.discrete
-        distance = action_distance(self.core, np.asarray(actions)[:, None])[:, 0] if measure else None
         obs, reward, terminated, truncated, info = super().step(actions)
-        cost = inadmissibility_cost(info["invalid_actions"], distance) if self.penalty is not None else None
+        cost = step_cost(info) if self.penalty is not None else None
         return obs, learning_reward(reward, cost, self.penalty, self.scale), terminated, truncated, info
 
 
@@ -367,7 +371,8 @@ class MultiAgentTrainingVector:
             if self.observes_mask else features
         self.single_action_space = core.action_space if core.discrete else \
             agent_action_space(core.action_space, context.action_mode)
-        self._tracker = EpisodeTracker(num_envs * core.n_agents, core.episode_metrics, next_step_autoreset=False)
+        self._tracker = EpisodeTracker.of(core, num_envs * core.n_agents, next_step_autoreset=False)
+        self._enforcement_drained = core.enforcement_seconds
         self._env_steps = 0  # steps of an entry in which any of its agents acted, since the last drain
         self._episode_env_steps = np.zeros(num_envs, dtype=np.int64)
 
@@ -403,17 +408,14 @@ class MultiAgentTrainingVector:
         """``actions`` ``(num_envs, n_agents, n_sub)`` (Box: ``(num_envs, n_agents, *shape)`` in the agent's
         action space); returns the five values with the learning reward."""
         penalty = self.context.penalty
-        distance = None
         if not self.core.discrete:
             actions = agents_env_actions(self.core, actions, self.context.action_mode)
-            if penalty is not None:
-                distance = action_distance(self.core, actions)
         obs, reward, terminated, truncated, info = self.vec.step(actions)
         stepped = self.vec.acted.any(axis=1)
         self._env_steps += int(stepped.sum())
         self._episode_env_steps += stepped
         self._tracker.update(reward, terminated, truncated, info, active=self.vec.acted)
-        cost = inadmissibility_cost(info["invalid_actions"], distance) if penalty is not None else None  # 0: idle
+        cost = step_cost(info) if penalty is not None else None  # 0 for agents that did not act
         reward = learning_reward(reward, cost, penalty, self.context.reward_scale)
         self._episode_env_steps[~self.vec.live.any(axis=1)] = 0  # entries whose episode is over
         return self._observe(obs), reward, terminated, truncated, info
@@ -421,7 +423,9 @@ class MultiAgentTrainingVector:
     def drain(self) -> dict[str, Any]:
         """Env steps, agent steps, agent steps with an inadmissible sub-action and finished agent-episodes
         (``env_index = i * n_agents + j`` for entry i, agent j) since the last drain."""
-        out = {"env_steps": self._env_steps, **self._tracker.drain()}
+        spent, self._enforcement_drained = self.core.enforcement_seconds - self._enforcement_drained, \
+            self.core.enforcement_seconds
+        out = {"env_steps": self._env_steps, **self._tracker.drain(), "enforcement_seconds": spent}
         self._env_steps = 0
         return out
 

@@ -15,6 +15,7 @@ fallback before the env's own :meth:`EnvCore.transition` runs.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,10 @@ class StepResult:
         terminated: ``(batch, agents)`` bool: the episode ended by the env's own rules.
         truncated: ``(batch, agents)`` bool: the episode was cut short (time limit).
         info: name -> ``(batch, agents)`` array. :meth:`EnvCore.step` adds ``invalid_actions``
-            (int) and ``violated`` (``(batch, agents, n_constraints)`` bool).
+            (int), ``violated`` (``(batch, agents, n_constraints)`` bool: the constraints the
+            attempted action violated, before the fallback) and, for Box actions,
+            ``violation_distance`` (float: the attempted action's Euclidean distance to the
+            admissible set, 0 where it was admissible).
     """
 
     reward: np.ndarray
@@ -97,6 +101,9 @@ class EnvCore(ABC):
         self.n_agents = int(getattr(config, "n_agents", 1))
         self.strict = bool(strict)
         self.state: Any = None
+        #: Seconds spent enforcing the constraints so far: masks, admissibility checks, and the
+        #: projections of the suite's training envs (they add theirs). Training reports its share.
+        self.enforcement_seconds = 0.0
 
     # ---------------------------------------------------------------- to implement per env
 
@@ -247,7 +254,9 @@ class EnvCore(ABC):
         try:
             obs = {masking.OBSERVATION_KEY: self.features()}
             if self.discrete:
+                started = time.perf_counter()
                 obs[masking.MASK_KEY] = self.action_mask()
+                self.enforcement_seconds += time.perf_counter() - started
         except Exception as error:
             raise self._failure("its observation", error) from error
         if acting is not None and self.discrete:
@@ -325,12 +334,18 @@ class EnvCore(ABC):
                 discarded).
         """
         actions = self.as_batched_actions(actions)
+        started = time.perf_counter()
         inadmissible = self.inadmissible(actions)
         if active is not None:
             inadmissible &= np.asarray(active, dtype=bool)[:, None, None]
         violated = np.zeros((self.num_envs, self.n_agents, len(self.constraints)), dtype=bool)
+        distance = None if self.discrete else np.zeros((self.num_envs, self.n_agents))
         if inadmissible.any():
             violated = masking.violated_constraints(self.constraints, self.state, actions)
+            if distance is not None:
+                distance = np.where(inadmissible[..., 0], self.admissible_set().distance(actions), 0.0)
+        self.enforcement_seconds += time.perf_counter() - started
+        if inadmissible.any():
             if self.strict:
                 raise InadmissibleActionError(self._describe_violation(actions, inadmissible, violated))
             try:
@@ -343,6 +358,8 @@ class EnvCore(ABC):
             raise self._failure("step", error) from error
         result.info["invalid_actions"] = inadmissible.sum(axis=-1)
         result.info["violated"] = violated & inadmissible.any(axis=-1, keepdims=True)
+        if distance is not None:
+            result.info["violation_distance"] = distance
         return result
 
     def violated_names(self, violated_row: np.ndarray) -> list[str]:

@@ -56,6 +56,8 @@ def _reset_info(core: EnvCore) -> dict[str, np.ndarray]:
     shape = (core.num_envs, core.n_agents)
     info = {"invalid_actions": np.zeros(shape, dtype=np.int64),
             "violated": np.zeros((*shape, len(core.constraints)), dtype=bool)}
+    if not core.discrete:
+        info["violation_distance"] = np.zeros(shape)
     info.update(core.metrics())
     return info
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from envs.config import ConfigError
 
 __all__ = ["UsageError", "CommandFailed", "Parser", "run_cli", "positive_int", "positive_float", "non_negative_int",
-           "add_import_flag", "import_user_modules"]
+           "probabilities", "add_import_flag", "import_user_modules"]
 
 
 class UsageError(Exception):
@@ -55,6 +55,17 @@ def _number(kind: type, words: str, accepts) -> Callable[[str], int | float]:
 positive_int = _number(int, "a positive integer", lambda v: v > 0)
 non_negative_int = _number(int, "a non-negative integer", lambda v: v >= 0)
 positive_float = _number(float, "a positive number", lambda v: 0 < v < float("inf"))
+
+
+def probabilities(text: str) -> tuple[float, ...]:
+    """An argparse ``type``: a comma list of probabilities in [0, 1] (e.g. ``0,0.1,0.3``), sorted, unique."""
+    try:
+        values = sorted({float(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        values = []
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected a comma list of probabilities in [0, 1], got {text!r}")
+    return tuple(values)
 
 
 def add_import_flag(parser: argparse.ArgumentParser) -> None:

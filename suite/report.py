@@ -1,10 +1,12 @@
 """``python -m suite.report [RESULTS]``: one comparison of every complete run, as files and a table.
 
 Writes ``summary.csv`` (one row per env, algo and config), ``agents.csv`` (multi-agent runs: one row
-per agent too), ``scaling.csv`` (runs on two or more levels of an env: score by level and method,
-:mod:`suite.scaling`), ``report.md`` (the same as markdown tables, the scaling paragraphs, the
-problems found, and the plots) and ``plots/*.png`` (learning curves per env; the penalty-size sweep
-where there is one; the scaling figure per env family), and prints the tables.
+per agent too), ``violations.csv`` (per constraint, :mod:`suite.violations`), ``mask_noise.csv``
+(runs evaluated under corrupted masks, :mod:`suite.mask_noise_report`), ``scaling.csv`` (runs on two
+or more levels of an env: score by level and method, :mod:`suite.scaling`), ``report.md`` (the same
+as markdown tables, the scaling paragraphs, the problems found, and the plots) and ``plots/*.png``
+(learning curves per env; the penalty-size sweep where there is one; the corrupted-mask curves; the
+scaling figure per env family), and prints the tables.
 
 The analysis is pure functions of the frames :func:`suite.results.load` returns (bsuite's style):
 :func:`run_scores` reduces each run to its numbers, :func:`summarize` aggregates runs of one
@@ -42,7 +44,9 @@ import envs
 from envs.config import ConfigError, parse_assignments
 from suite import files, results, scaling
 from suite.cli import Parser, UsageError, run_cli
+from suite.mask_noise_report import mask_noise_table, plot_mask_noise
 from suite.stats import mean_ci
+from suite.violations import violation_markdown, violation_table
 
 __all__ = ["env_target", "headline_evals", "run_scores", "references", "summarize", "agent_summary",
            "learning_curves",
@@ -98,10 +102,11 @@ def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataF
     done = loaded.complete()
     if done.runs.empty:
         return pd.DataFrame(columns=[*results.RUN_COLUMNS, "return"])
-    head = headline_evals(done.evals)
+    clean = results.clean_evals(done.evals)
+    head = headline_evals(clean)
     runs = done.runs.set_index("run")
     progress_of = dict(tuple(done.progress.groupby("run", sort=False)))
-    evals_of = dict(tuple(done.evals.groupby("run", sort=False)))
+    evals_of = dict(tuple(clean.groupby("run", sort=False)))
     env_columns = sorted(c for c in runs.columns if c.startswith("env."))
     rows = []
     for run, group in head.groupby("run", sort=False):
@@ -316,7 +321,8 @@ def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]
 
 
 def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str] = (),
-             agents: pd.DataFrame | None = None, scaling_lines: Sequence[str] = ()) -> str:
+             agents: pd.DataFrame | None = None, scaling_lines: Sequence[str] = (),
+             violations: pd.DataFrame | None = None) -> str:
     """``report.md``: a table per env (and per agent for multi-agent runs), the scaling section where the
     runs cover levels, then the problems and the plots."""
     lines = ["# maskbench report", ""]
@@ -338,6 +344,8 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
                 f"{_fixed(r['steps_to_threshold'], 0)} / {_fixed(r['seconds_to_threshold'])} | "
                 f"{_fixed(r['env_steps_per_second'], 0)} |")
         lines.append("")
+        if violations is not None and not violations.empty:
+            lines += violation_markdown(violations, env)
         mine = agents[agents["env"] == env] if agents is not None and not agents.empty else ()
         if len(mine):
             labels = dict(zip(group["config_id"], group["config"]))
@@ -420,7 +428,9 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
     if unknown:
         raise UsageError(f"--threshold names env {unknown[0]!r}, which no run under {str(path)!r} has; envs there: "
                          f"{', '.join(sorted(set(loaded.runs['env'])))}")
-    metrics = [c for c in loaded.evals.columns if c not in (*results.RUN_COLUMNS, *results.EVAL_COLUMNS)]
+    not_metrics = (*results.RUN_COLUMNS, *results.EVAL_COLUMNS, results.MASK_NOISE, results.MASK_NOISE_P,
+                   "violation_distance")
+    metrics = [c for c in loaded.evals.columns if c not in not_metrics and not c.startswith("violations_")]
     summary, problems = summarize(loaded, thresholds, metrics)
     out = Path(out if out is not None else path)
     try:
@@ -432,7 +442,15 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
     plots: list[str] = []
     agents = agent_summary(loaded)
     scaling_lines: list[str] = []
+    violations = pd.DataFrame()
     if not summary.empty:
+        labels = dict(zip(summary["config_id"], summary["config"]))
+        violations = violation_table(loaded, labels)
+        if not violations.empty:
+            files.atomic_write_csv(out / "violations.csv", violations)
+        noise = mask_noise_table(loaded, labels)
+        if not noise.empty:
+            files.atomic_write_csv(out / "mask_noise.csv", noise)
         files.atomic_write_csv(out / "summary.csv", summary)
         if not agents.empty:
             files.atomic_write_csv(out / "agents.csv", agents)
@@ -453,7 +471,8 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
 
         for env in summary["env"].unique():
             for name, fig in ((f"learning_curves_{env}", plot_learning_curves(curves, env)),
-                              (f"penalty_sweep_{env}", plot_penalty_sweep(summary, env))):
+                              (f"penalty_sweep_{env}", plot_penalty_sweep(summary, env)),
+                              (f"mask_noise_{env}", plot_mask_noise(noise, env) if not noise.empty else None)):
                 saved = save(name, fig)
                 if saved:
                     plots.append(saved)
@@ -463,7 +482,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
             figures = {family: save(f"scaling_{family}", scaling.plot_scaling(table, family))
                        for family in scaling.families(table)}
             scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})
-    text = markdown(summary, problems, plots, agents, scaling_lines) if not summary.empty else \
+    text = markdown(summary, problems, plots, agents, scaling_lines, violations) if not summary.empty else \
         "# maskbench report\n\nNo complete run.\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
     files.atomic_write_text(out / "report.md", text)
     return summary, problems, text

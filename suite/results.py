@@ -37,7 +37,7 @@ import pandas as pd
 from suite.files import LOCK_FILE
 
 __all__ = ["PROGRESS_COLUMNS", "EVAL_COLUMNS", "RUN_COLUMNS", "RUN_STATUSES", "Results", "load", "run_dir",
-           "variant_label", "ordered", "is_complete", "config_id"]
+           "variant_label", "ordered", "is_complete", "config_id", "clean_evals", "MASK_NOISE", "MASK_NOISE_P"]
 
 PROGRESS_COLUMNS = ["iteration", "env_steps", "episodes", "wall_seconds", "episode_return_mean",
                     "episode_return_min", "episode_return_max", "invalid_action_rate"]
@@ -46,6 +46,15 @@ EVAL_COLUMNS = ["episode", "env_seed", "policy", "mask", "agent", "return", "len
                 "invalid_actions"]
 
 CONFIG_FILE, PROGRESS_FILE, EVAL_FILE, CHECKPOINT_DIR = "config.json", "progress.csv", "eval.csv", "checkpoint"
+#: eval.csv columns of the corrupted-mask evaluations (``--eval-mask-noise``): the corruption and its probability.
+MASK_NOISE, MASK_NOISE_P = "mask_noise", "mask_noise_p"
+
+
+def clean_evals(evals: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation rows with the true mask: all of them, but the corrupted-mask evaluations'."""
+    if MASK_NOISE not in evals:
+        return evals
+    return evals[evals[MASK_NOISE].isna() | (evals[MASK_NOISE] == "none")]
 ERROR_FILE = "error.txt"
 #: Columns identifying a run in every frame :func:`load` returns.
 RUN_COLUMNS = ["env", "algo", "seed", "status", "config_id", "run"]
@@ -199,7 +208,7 @@ def _consistency(record: dict[str, Any], progress: pd.DataFrame | None, evals: p
         problems.append(f"{PROGRESS_FILE} stops at {int(progress['env_steps'].iloc[-1]):,} of the "
                         f"{steps:,} env steps {CONFIG_FILE} asks for")
     episodes = record.get("episodes")
-    keys = [c for c in ("policy", "mask", "agent") if c in evals and evals[c].notna().any()]
+    keys = [c for c in ("policy", "mask", "agent", MASK_NOISE, MASK_NOISE_P) if c in evals and evals[c].notna().any()]
     per_policy = evals.groupby(keys, dropna=False).size() if keys else pd.Series([len(evals)])
     if isinstance(episodes, int) and not (per_policy == episodes).all():
         problems.append(f"the files disagree: {EVAL_FILE} has {sorted(set(per_policy.tolist()))} episode(s) per "

@@ -23,6 +23,7 @@ from suite.cli import (
     non_negative_int,
     positive_float,
     positive_int,
+    probabilities,
     run_cli,
 )
 
@@ -69,6 +70,10 @@ def build_parser() -> Parser:
     parser.add_argument("--out", default="results", help="results folder")
     parser.add_argument("--checkpoint-every", type=positive_int, default=10,
                         help="save a checkpoint every N training iterations (and always at the end)")
+    parser.add_argument("--eval-mask-noise", type=probabilities, default=(), metavar="P[,P...]",
+                        help="also evaluate the policies that read the mask under corrupted masks (admissible "
+                             "values hidden, inadmissible ones leaked, the previous step's mask) with each "
+                             "probability P; eval.csv's mask_noise and mask_noise_p columns say which")
     parser.add_argument("--eval-every", type=non_negative_int, default=5,
                         help="every N training iterations, evaluate the algo's headline policy on the "
                              "evaluation seeds into progress.csv (eval_* columns; 0: only at the end)")
@@ -86,7 +91,7 @@ def request_from(args, *, env: str | None = None, algo: str | None = None, seed:
     return runner.RunRequest.build(env or args.env, algo or args.algo, args.seed if seed is None else seed,
                                    out=args.out, env_config=parse_assignments(args.env_config),
                                    algo_config=algo_overrides(args), steps=args.steps, episodes=args.episodes,
-                                   address=args.address, command=command)
+                                   address=args.address, command=command, eval_mask_noise=args.eval_mask_noise)
 
 
 def algo_overrides(args) -> dict[str, str]:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,9 @@ import envs
 from baselines import EVAL_SEED_BASE, load_algo
 from baselines.algorithm import Algorithm, Policy, derived_seed
 from baselines.evaluation import evaluate
-from envs.config import build_config, config_to_dict
+from baselines.mask_noise import KINDS as MASK_NOISE_KINDS
+from baselines.mask_noise import MaskCorruption
+from envs.config import ConfigError, build_config, config_to_dict
 from envs.core import EnvFailure
 from suite import files, results
 from suite.cli import CommandFailed, UsageError
@@ -58,11 +60,14 @@ class RunRequest:
     directory: Path
     address: str | None = None
     command: str | None = None  # the command line that asked for the run (a sweep's, for its trials)
+    #: Probabilities of the corrupted-mask evaluations (:mod:`baselines.mask_noise`); empty: none.
+    eval_mask_noise: tuple[float, ...] = ()
 
     @classmethod
     def build(cls, env: str, algo: str, seed: int, *, out: str | Path, env_config: Mapping[str, Any] | None = None,
               algo_config: Mapping[str, Any] | None = None, steps: int | None = None, episodes: int = 100,
-              address: str | None = None, command: str | None = None) -> RunRequest:
+              address: str | None = None, command: str | None = None,
+              eval_mask_noise: Sequence[float] = ()) -> RunRequest:
         """Validate names and configs (one-line ``ConfigError`` on a mistake) into a request.
 
         ``env_config`` / ``algo_config``: overrides, Python values or ``KEY=VALUE`` strings' values;
@@ -75,13 +80,17 @@ class RunRequest:
                                         | _differences(full_algo_config,
                                                        config_to_dict(entry.make_config(env, {}, owner=algo))))
         directory = results.run_dir(Path(out).absolute(), env, algo, seed, variant)
+        noise = tuple(sorted({float(p) for p in eval_mask_noise}))
+        if any(not 0.0 <= p <= 1.0 for p in noise):
+            raise ConfigError(f"eval_mask_noise takes probabilities in [0, 1], got {list(noise)}")
         return cls(env, full_env_config, algo, full_algo_config, seed, steps or entry.default_steps, episodes,
-                   directory, address, command)
+                   directory, address, command, noise)
 
     def record(self) -> dict[str, Any]:
         return {"env": self.env, "env_config": self.env_config, "algo": self.algo, "algo_config": self.algo_config,
                 "seed": self.seed, "steps": self.steps, "episodes": self.episodes,
                 "eval_seeds": [EVAL_SEED_BASE, EVAL_SEED_BASE + self.episodes - 1],
+                **({"eval_mask_noise": list(self.eval_mask_noise)} if self.eval_mask_noise else {}),
                 "env_version": envs.spec(self.env).load().version, **_ray_placement(self.address),
                 "command": self.command or " ".join([Path(sys.executable).name, "-m", "suite.run", *sys.argv[1:]]),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -230,11 +239,33 @@ def _check_finite(row: dict[str, Any], episodes_before: int) -> None:
                         f"(mean episode return {row['episode_return_mean']}); check its config")
 
 
-def _play(request: RunRequest, policy: Policy) -> list[dict[str, Any]]:
-    """One record per evaluation episode of ``policy`` (episode i on env seed EVAL_SEED_BASE + i)."""
+def _play(request: RunRequest, policy: Policy, corruption: MaskCorruption | None = None) -> list[dict[str, Any]]:
+    """One record per evaluation episode of ``policy`` (episode i on env seed EVAL_SEED_BASE + i), the policy
+    seeing its mask through ``corruption`` if given."""
     rng = np.random.default_rng(derived_seed(request.seed, "eval"))
     return evaluate(request.env, request.env_config, policy, episodes=request.episodes,
-                    seed_base=EVAL_SEED_BASE, rng=rng)
+                    seed_base=EVAL_SEED_BASE, rng=rng, corruption=corruption)
+
+
+def _corrupted_mask_rows(request: RunRequest, algo: Algorithm) -> list[dict[str, Any]]:
+    """The evaluations under corrupted masks (``request.eval_mask_noise``): every policy that reads the mask
+    (mask ``on`` of an algo that observes it, discrete envs), each corruption kind at each probability above
+    0; the clean rows (``mask_noise`` ``none``, ``mask_noise_p`` 0) are the usual ones."""
+    core = envs.make_core(request.env, 1, **request.env_config)
+    if not request.eval_mask_noise or not core.discrete or not getattr(load_algo(request.algo), "observes_mask",
+                                                                         False):
+        return []
+    rows = []
+    for (policy_name, mask), policy in algo.eval_policies().items():
+        if mask != "on":
+            continue
+        for kind in MASK_NOISE_KINDS:
+            for p in (p for p in request.eval_mask_noise if p > 0):
+                rng = np.random.default_rng(derived_seed(request.seed, f"mask-noise-{kind}-{p}"))
+                corruption = MaskCorruption(kind, p, [int(n) for n in core.nvec], rng)
+                rows += [{"policy": policy_name, "mask": mask, "mask_noise": kind, "mask_noise_p": p, **record}
+                         for record in _play(request, policy, corruption)]
+    return rows
 
 
 def _progress_evaluation(request: RunRequest, algo: Algorithm) -> dict[str, float]:
@@ -327,6 +358,9 @@ def _train_and_evaluate(request: RunRequest, algo: Algorithm, lock: files.RunLoc
         eval_rows = [{"policy": policy_name, "mask": mask, **record}
                      for (policy_name, mask), policy in algo.eval_policies().items()
                      for record in _play(request, policy)]
+        corrupted = _corrupted_mask_rows(request, algo)
+        if corrupted:
+            eval_rows = [{**row, "mask_noise": "none", "mask_noise_p": 0.0} for row in eval_rows] + corrupted
         frame = results.ordered(eval_rows, results.EVAL_COLUMNS)
         files.atomic_write_csv(directory / results.EVAL_FILE, frame)
     except Exception as error:
@@ -346,7 +380,7 @@ def summary(request: RunRequest, progress: pd.DataFrame, evaluation: pd.DataFram
     agents = int(request.env_config.get("n_agents", 1))
     per_agent = f" per agent ({agents} agents)" if agents > 1 else ""
     parts = []
-    for (policy, mask), group in evaluation.groupby(["policy", "mask"], sort=False):
+    for (policy, mask), group in results.clean_evals(evaluation).groupby(["policy", "mask"], sort=False):
         mean, low, high = mean_ci(group["return"])
         text = f"{policy} policy, mask {mask}: mean return{per_agent} {mean:,.4g} (95% CI {low:,.4g} to {high:,.4g})"
         for metric in core_cls.episode_metrics:

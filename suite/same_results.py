@@ -4,9 +4,10 @@ The proof that a refactor preserves behaviour: run the same seeded runs before a
 (``--make OUT`` runs the standard set below: every env with random_valid, oracle, masked and
 penalty PPO on both backends where they apply, normalize_ppo, sb3_maskable_ppo and several-agent
 runs, seed 0, 16,384 env steps, 10 evaluation episodes, an evaluation every iteration), then compare
-the folders. Runs are matched by env, env config, algo and seed (and the algo config keys both
-records have, so a key added by the change does not hide a run); ``progress.csv`` must be identical
-but for its timing columns, ``eval.csv`` identical. Exits 1 on any difference or unmatched run.
+the folders. Runs are matched by env, algo and seed and the env and algo config keys both records
+have (a key added by the change, with its default, does not hide a run); ``progress.csv`` must be
+identical but for its timing columns, ``eval.csv`` identical, in every column the old files have
+(columns added by the change are new results). Exits 1 on any difference or unmatched run.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from suite.cli import Parser, UsageError, run_cli
 __all__ = ["REGRESSION_SET", "TIMING_COLUMNS", "compare", "make", "main"]
 
 #: Columns that measure time, not behaviour.
-TIMING_COLUMNS = ("wall_seconds", "env_steps_per_second", "agent_steps_per_second")
+TIMING_COLUMNS = ("wall_seconds", "env_steps_per_second", "agent_steps_per_second", "enforcement_share")
 
 #: (env, algo, env config, algo config, sub-folder): the runs ``--make`` produces.
 REGRESSION_SET: list[tuple[str, str, dict[str, str], dict[str, str], str]] = [
@@ -60,10 +61,10 @@ def _runs(root: Path) -> list[tuple[Path, dict]]:
 
 def _same_run(a: dict, b: dict) -> bool:
     a, b = files.json_safe(a), files.json_safe(b)  # "inf" and Infinity, as older config.json files wrote it
-    if any(a.get(k) != b.get(k) for k in ("env", "env_config", "algo", "seed")):
+    if any(a.get(k) != b.get(k) for k in ("env", "algo", "seed")):
         return False
-    common = a["algo_config"].keys() & b["algo_config"].keys()
-    return all(a["algo_config"][k] == b["algo_config"][k] for k in common)
+    return all(a[part][k] == b[part][k] for part in ("env_config", "algo_config")
+               for k in a[part].keys() & b[part].keys())
 
 
 def _frames_differ(old: Path, new: Path, name: str, ignore: Sequence[str]) -> str | None:
@@ -71,8 +72,10 @@ def _frames_differ(old: Path, new: Path, name: str, ignore: Sequence[str]) -> st
     b = pd.read_csv(new / name, dtype=str, keep_default_na=False)
     a = a.drop(columns=[c for c in ignore if c in a])
     b = b.drop(columns=[c for c in ignore if c in b])
-    if list(a.columns) != list(b.columns):
-        return f"{name} columns differ: {sorted(set(a.columns) ^ set(b.columns))}"
+    missing = [c for c in a.columns if c not in b.columns]
+    if missing:
+        return f"{name} lost columns: {missing}"
+    b = b[list(a.columns)]  # columns added since are new results, not a changed one
     if a.shape != b.shape:
         return f"{name} has {len(a)} rows before, {len(b)} after"
     diff = (a != b).to_numpy()

@@ -19,7 +19,7 @@ TINY_SETTINGS = {"train_batch_size": "512", "minibatch_size": "128", "num_epochs
 #: :data:`TINY_SETTINGS` as ``suite.run`` arguments.
 TINY = [item for key, value in TINY_SETTINGS.items() for item in ("--algo-config", f"{key}={value}")]
 #: progress.csv columns that measure time, not behaviour.
-TIMING = ["wall_seconds", "env_steps_per_second"]
+TIMING = ["wall_seconds", "env_steps_per_second", "enforcement_share"]
 
 
 def run_main(*argv) -> int:

@@ -98,3 +98,20 @@ def python_blocks_using(marker: str) -> list[str]:
 def test_the_readme_env_examples_run(marker):
     (source,) = python_blocks_using(marker)
     exec(compile(source, f"README example using {marker}", "exec"), {})
+
+
+def test_the_methods_table_lists_every_algo_with_its_backends():
+    """The README's table of methods says which backends run each one: the registry's own answer."""
+    from baselines import algo_names, load_algo
+    from baselines.method import Method
+
+    lines = README.splitlines()
+    start = lines.index("| algo | what the agent sees | an inadmissible action | action spaces | backends | "
+                        "evaluated policies (`eval.csv`) |")
+    table = [line for line in lines[start + 2:start + 40] if line.startswith("| `")]
+    for name in algo_names():
+        row = next((line for line in table if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"{name} is missing from the README's methods table"
+        entry = load_algo(name)
+        if isinstance(entry, Method):
+            assert row.split(" | ")[4] == ", ".join(entry.backends), (name, row.split(" | ")[4])

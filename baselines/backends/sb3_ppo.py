@@ -39,7 +39,7 @@ from gymnasium.utils import seeding
 
 import envs
 from baselines.algorithm import Algorithm, Policy, derived_seed
-from baselines.episodes import EpisodeTracker, progress_row
+from baselines.episodes import EpisodeTracker, merge_drains, progress_row
 from baselines.evaluation import network_policies
 from baselines.settings import PPOSettings, check_network_fits, check_settings
 from baselines.training_env import learning_reward, training_env_config, transform_features, transformed_box
@@ -76,7 +76,7 @@ def make_sb3_vec_env(env_name: str, env_config: dict[str, Any], num_envs: int, *
             if self.core.n_agents != 1 or not self.core.discrete:
                 raise ConfigError(f"SB3VecEnv: env {env_name!r} must be single-agent with discrete actions")
             self.obs_transform, self.reward_scale = obs_transform, reward_scale
-            self.tracker = EpisodeTracker(num_envs, tuple(self.core.episode_metrics), next_step_autoreset=False)
+            self.tracker = EpisodeTracker.of(self.core, num_envs, next_step_autoreset=False)
             self._rngs: list[np.random.Generator] = []
             self._actions: np.ndarray | None = None
             super().__init__(num_envs, transformed_box(self.core.feature_space, obs_transform), self.core.action_space)
@@ -91,7 +91,7 @@ def make_sb3_vec_env(env_name: str, env_config: dict[str, Any], num_envs: int, *
             self._reset_seeds()
             self.core.reset(np.arange(self.num_envs), self._rngs)
             # A new tracker: episodes in flight are abandoned (learn() resets once, before any step).
-            self.tracker = EpisodeTracker(self.num_envs, self.tracker.metrics, next_step_autoreset=False)
+            self.tracker = EpisodeTracker.of(self.core, self.num_envs, next_step_autoreset=False)
             return self._features()
 
         def step_async(self, actions: np.ndarray) -> None:
@@ -159,6 +159,8 @@ class _EpisodeStats(gym.Wrapper):
         self.steps = self.invalid_steps = 0
         self.finished: list[dict[str, Any]] = []
         self._episode = [0.0, 0, 0, 0]  # return, length, invalid steps, invalid actions
+        #: Steps whose attempted action violated each constraint (the core's names), since the last drain.
+        self.violations = dict.fromkeys((c.name for c in env.unwrapped.core.constraints), 0)
 
     def reset(self, **kwargs):
         self._episode = [0.0, 0, 0, 0]
@@ -169,6 +171,8 @@ class _EpisodeStats(gym.Wrapper):
         invalid = int(info["invalid_actions"])
         self.steps += 1
         self.invalid_steps += invalid > 0
+        for name in info["violated"] if invalid else ():
+            self.violations[name] += 1
         episode = self._episode
         episode[0] += float(reward)
         episode[1] += 1
@@ -223,14 +227,14 @@ def make_dummy_vec_env(env_name: str, env_config: dict[str, Any], num_envs: int,
 
 def drain_dummy_stats(venv) -> dict[str, Any]:
     """Steps, steps with an inadmissible action and finished episodes of all envs since the last drain."""
-    out = {"steps": 0, "invalid_steps": 0, "episodes": []}
+    parts = []
     for env in venv.stats:
-        out["steps"] += env.steps
-        out["invalid_steps"] += env.invalid_steps
-        out["episodes"] += env.finished
+        parts.append({"steps": env.steps, "invalid_steps": env.invalid_steps, "episodes": env.finished,
+                      "violations": env.violations})
         env.steps = env.invalid_steps = 0
         env.finished = []
-    return out
+        env.violations = dict.fromkeys(env.violations, 0)
+    return merge_drains(parts)
 
 
 _ACTIVATION_FNS = {"tanh": "Tanh", "relu": "ReLU", "silu": "SiLU"}
@@ -322,7 +326,8 @@ class SB3PPO(Algorithm):
                    "vf_explained_var": logged.get("train/explained_variance", np.nan),
                    "lr": logged.get("train/learning_rate", np.nan)}
         return progress_row(env_steps=self.env_steps, episodes=self.episodes, steps=steps, invalid_steps=invalid,
-                            finished=finished, seconds=time.perf_counter() - started, learner=learner)
+                            finished=finished, seconds=time.perf_counter() - started, learner=learner,
+                            violations=stats.get("violations"))
 
     def dist_inputs(self):
         """``(observations, masked) -> (N, sum(nvec))`` numpy logits of the trained policy (see

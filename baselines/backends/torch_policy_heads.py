@@ -16,6 +16,10 @@ holds one head and never branches on the action space itself.
   module for Box actions). Samples are read as [-1, 1] per dimension and unsquashed onto the agent's
   action space (:func:`baselines.training_env.unsquash`, RLlib's ``normalize_actions``); the
   log-probability is of the sample before unsquashing, as in RLlib.
+- :class:`DirichletHead`: allocation envs (``dirichlet_ppo``); target weights on the simplex from
+  a Dirichlet with concentrations ``1 + softplus(output)``, sampled in float64 from a numpy generator
+  of the run (torch's Gamma sampler takes no generator) and kept :data:`EDGE` inside the boundary,
+  where the log-density of a sample that underflowed to 0 would be NaN.
 """
 
 from __future__ import annotations
@@ -25,12 +29,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 
 from baselines.masked_logits import apply_mask, log_prob_and_entropy, sample_with_log_prob
 from baselines.training_env import unsquash
 
-__all__ = ["CategoricalHead", "GaussianHead"]
+__all__ = ["CategoricalHead", "GaussianHead", "DirichletHead", "EDGE"]
+
+#: How far inside the simplex's boundary a Dirichlet sample is kept (each weight at least this).
+EDGE = 1e-6
 
 
 class CategoricalHead:
@@ -104,3 +112,42 @@ class GaussianHead:
     def dist_inputs(self, out: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
         """Evaluation's mean and log standard deviation (:func:`baselines.evaluation.gaussian_policy`)."""
         return torch.cat(self._mean_log_std(out), dim=-1).numpy()
+
+
+class DirichletHead:
+    """A Dirichlet over ``n`` target weights (see the module docstring); ``rng`` draws the samples."""
+
+    def __init__(self, n: int, rng: np.random.Generator):
+        self.n_outputs = int(n)
+        self.rng = rng
+
+    @staticmethod
+    def concentrations(out: torch.Tensor) -> torch.Tensor:
+        """``alpha = 1 + softplus(out)``: at least 1, a bounded density on the closed simplex."""
+        return 1.0 + F.softplus(out)
+
+    @staticmethod
+    def inside(targets: np.ndarray | torch.Tensor):
+        """Targets moved at least :data:`EDGE` inside the simplex's boundary, renormalised to sum to 1."""
+        clipped = targets.clip(EDGE, 1.0)
+        return clipped / clipped.sum(-1, keepdims=True) if isinstance(clipped, np.ndarray) \
+            else clipped / clipped.sum(-1, keepdim=True)
+
+    def sample(self, out: torch.Tensor, mask: torch.Tensor | None,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        gamma = self.rng.standard_gamma(self.concentrations(out).double().numpy())
+        targets = torch.from_numpy(self.inside(gamma / gamma.sum(-1, keepdims=True))).to(out.dtype)
+        return targets, self.log_prob_and_entropy(out, mask, targets)[0]
+
+    def log_prob_and_entropy(self, out: torch.Tensor, mask: torch.Tensor | None,
+                             actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dist = torch.distributions.Dirichlet(self.concentrations(out), validate_args=False)
+        return dist.log_prob(self.inside(actions)), dist.entropy()
+
+    def env_actions(self, actions: torch.Tensor) -> np.ndarray:
+        """The target weights (the training env's ``normalize`` mode turns them into the reallocation)."""
+        return actions.numpy().astype(np.float64)
+
+    def dist_inputs(self, out: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
+        """Evaluation's concentrations (:func:`baselines.evaluation.dirichlet_policy`)."""
+        return self.concentrations(out).numpy()

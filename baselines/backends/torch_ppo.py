@@ -48,11 +48,18 @@ import torch
 from torch import nn
 
 from baselines.algorithm import Algorithm, Policy, derived_seed
-from baselines.backends.torch_policy_heads import CategoricalHead, GaussianHead
+from baselines.backends.torch_policy_heads import CategoricalHead, DirichletHead, GaussianHead
 from baselines.episodes import progress_row
 from baselines.evaluation import joint_policy, network_policies
+from baselines.lagrange import LagrangeMultiplier, combined_advantages
 from baselines.settings import PPOSettings, check_network_fits, check_settings, learning_rate
-from baselines.training_env import MultiAgentTrainingVector, TrainingContext, agent_action_space, transform_features
+from baselines.training_env import (
+    MultiAgentTrainingVector,
+    TrainingContext,
+    agent_action_space,
+    step_cost,
+    transform_features,
+)
 from envs.config import ConfigError
 from envs.masking import MASK_KEY, OBSERVATION_KEY, action_nvec
 
@@ -79,12 +86,15 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str, out_ga
 
 
 class ActorCritic(nn.Module):
-    """Separate policy (distribution inputs) and value networks over the observation features."""
+    """Separate policy (distribution inputs) and value networks over the observation features, and a cost
+    value network (``cost_critic``, Lagrangian PPO)."""
 
-    def __init__(self, n_features: int, n_outputs: int, hidden: tuple[int, ...], activation: str):
+    def __init__(self, n_features: int, n_outputs: int, hidden: tuple[int, ...], activation: str,
+                 cost_critic: bool = False):
         super().__init__()
         self.policy = _mlp(n_features, hidden, n_outputs, activation, out_gain=0.01)
         self.value = _mlp(n_features, hidden, 1, activation, out_gain=1.0)
+        self.cost_value = _mlp(n_features, hidden, 1, activation, out_gain=1.0) if cost_critic else None
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy(features), self.value(features)[..., 0]
@@ -142,10 +152,17 @@ class TorchPPO(Algorithm):
         if c.train_batch_size % c.num_envs_per_env_runner:
             raise ConfigError(f"algo config: backend=torch needs train_batch_size ({c.train_batch_size}) to be a "
                               f"multiple of num_envs_per_env_runner ({c.num_envs_per_env_runner})")
-        #: How the policy's outputs become actions: masked categoricals, or a Gaussian (Box actions).
-        self.head = CategoricalHead(action_nvec(self.action_space), env_name, mask_in_loss=method.mask_in_loss) \
-            if core.discrete else GaussianHead(agent_action_space(self.action_space, method.action_mode),
-                                               c.log_std_init)
+        #: How the policy's outputs become actions: masked categoricals, a Gaussian or a Dirichlet (Box actions).
+        if core.discrete:
+            self.head = CategoricalHead(action_nvec(self.action_space), env_name, mask_in_loss=method.mask_in_loss)
+        elif method.distribution == "dirichlet":
+            rng = np.random.default_rng(derived_seed(seed, "dirichlet"))
+            self.head = DirichletHead(int(np.prod(self.action_space.shape)), rng)
+        else:
+            self.head = GaussianHead(agent_action_space(self.action_space, method.action_mode), c.log_std_init)
+        #: Lagrangian PPO: the multiplier, and each column's cost so far in its episode.
+        self.lagrange = LagrangeMultiplier(c.cost_limit, c.lambda_lr, c.lambda_init, c.lambda_max) \
+            if method.lagrangian else None
         self.n_agents = len(self.agent_ids)
         self.env = MultiAgentTrainingVector(self.context, c.num_envs_per_env_runner)
         #: The network that acts for agent j: ``self.models[self.model_of[j]]``.
@@ -153,12 +170,14 @@ class TorchPPO(Algorithm):
         n_features = int(np.prod(core.feature_space.shape))
         with torch.random.fork_rng():
             torch.manual_seed(derived_seed(seed, "policy"))
-            self.models = nn.ModuleList([ActorCritic(n_features, self.head.n_outputs, c.hidden, c.activation)
+            self.models = nn.ModuleList([ActorCritic(n_features, self.head.n_outputs, c.hidden, c.activation,
+                                                     cost_critic=self.lagrange is not None)
                                          for _ in range(max(self.model_of) + 1)])
         self.optimizers = [torch.optim.Adam(model.parameters(), lr=c.lr, eps=1e-5, fused=True)  # fused: 15% faster
                            for model in self.models]
         self.generator = torch.Generator().manual_seed(derived_seed(seed, "sampling"))
         self._obs, _ = self.env.reset(seed=derived_seed(seed, "env"))
+        self._episode_cost = np.zeros(c.num_envs_per_env_runner * self.n_agents)
 
     @classmethod
     def incompatibility_with(cls, method, env_name: str, core) -> str | None:
@@ -183,6 +202,12 @@ class TorchPPO(Algorithm):
         return (torch.stack([logits for logits, _ in outputs], dim=1).flatten(0, 1),
                 torch.stack([value for _, value in outputs], dim=1).flatten(0, 1))
 
+    def _cost_values(self, features: torch.Tensor) -> torch.Tensor:
+        """The cost critics' values of ``(num_envs * n_agents, ...)`` rows (Lagrangian PPO)."""
+        per_agent = features.unflatten(0, (-1, self.n_agents))
+        return torch.stack([self.models[self.model_of[j]].cost_value(per_agent[:, j])[..., 0]
+                            for j in range(self.n_agents)], dim=1).flatten(0, 1)
+
     def _rollout(self) -> dict[str, np.ndarray | torch.Tensor]:
         c = self.config
         n, k = c.num_envs_per_env_runner, self.n_agents
@@ -193,6 +218,10 @@ class TorchPPO(Algorithm):
         terminated = np.zeros((steps, n * k), dtype=bool)
         truncated = np.zeros((steps, n * k), dtype=bool)
         real = np.zeros((steps, n * k), dtype=bool)
+        lagrangian = self.lagrange is not None
+        costs = np.zeros((steps, n * k), dtype=np.float32) if lagrangian else None
+        cost_values = np.zeros((steps + 1, n * k), dtype=np.float32) if lagrangian else None
+        episode_costs: list[float] = []
         with torch.no_grad():
             for t in range(steps):
                 feats, mask = self._split(self._obs)
@@ -203,11 +232,22 @@ class TorchPPO(Algorithm):
                 actions.append(action)
                 log_probs.append(log_prob)
                 values[t] = value.numpy()
+                if lagrangian:
+                    cost_values[t] = self._cost_values(feats).numpy()
                 env_action = self.head.env_actions(action)
-                self._obs, reward, done, cut, _ = self.env.step(env_action.reshape(n, k, *env_action.shape[1:]))
+                self._obs, reward, done, cut, info = self.env.step(env_action.reshape(n, k, *env_action.shape[1:]))
                 rewards[t], terminated[t], truncated[t] = reward.reshape(-1), done.reshape(-1), cut.reshape(-1)
                 real[t] = self.env.acted.reshape(-1)
-            values[steps] = self._forward(self._split(self._obs)[0])[1].numpy()
+                if lagrangian:  # the cost of each step, and of each episode that ended
+                    costs[t] = step_cost(info).reshape(-1) * real[t]
+                    self._episode_cost += costs[t]
+                    ended = (terminated[t] | truncated[t]) & real[t]
+                    episode_costs += self._episode_cost[ended].tolist()
+                    self._episode_cost[ended] = 0.0
+            last = self._split(self._obs)[0]
+            values[steps] = self._forward(last)[1].numpy()
+            if lagrangian:
+                cost_values[steps] = self._cost_values(last).numpy()
         adv = advantages(rewards, values, terminated, truncated, real, c.gamma, c.gae_lambda)
         keep = torch.from_numpy(real.reshape(-1))
         flat = {"features": torch.stack(features).flatten(0, 1)[keep],
@@ -219,6 +259,11 @@ class TorchPPO(Algorithm):
                 "agents": torch.arange(k).repeat(steps * n)[keep]}
         if masks[0] is not None:
             flat["masks"] = torch.stack(masks).flatten(0, 1)[keep]
+        if lagrangian:
+            cost_adv = advantages(costs, cost_values, terminated, truncated, real, c.gamma, c.gae_lambda)
+            flat["cost_advantages"] = torch.from_numpy(cost_adv.reshape(-1))[keep]
+            flat["cost_returns"] = torch.from_numpy((cost_adv + cost_values[:steps]).reshape(-1))[keep]
+            flat["episode_cost"] = torch.tensor(episode_costs, dtype=torch.float64)
         return flat
 
     # ------------------------------------------------------------------ learning
@@ -233,7 +278,8 @@ class TorchPPO(Algorithm):
                      for m, (model, optimizer) in enumerate(zip(self.models, self.optimizers))]
         c = self.config
         lr = learning_rate(c, self.env_steps, self.budget)
-        totals = {"policy_loss": 0.0, "vf_loss": 0.0, "entropy": 0.0}
+        lagrangian = self.lagrange is not None
+        totals = {"policy_loss": 0.0, "vf_loss": 0.0, "entropy": 0.0, **({"cost_vf_loss": 0.0} if lagrangian else {})}
         updates = 0
         for model, optimizer, rows in parts:
             for group in optimizer.param_groups:
@@ -253,6 +299,11 @@ class TorchPPO(Algorithm):
                                              ratio.clamp(1 - c.clip_param, 1 + c.clip_param) * adv).mean()
                     vf_loss = (value - rows["returns"][index]).pow(2).clamp(max=c.vf_clip_param).mean()
                     loss = policy_loss + c.vf_loss_coeff * vf_loss - c.entropy_coeff * entropy.mean()
+                    if lagrangian:  # the cost critic learns beside the value network, with the same weight
+                        cost_value = model.cost_value(rows["features"][index])[..., 0]
+                        cost_vf_loss = (cost_value - rows["cost_returns"][index]).pow(2).clamp(max=c.vf_clip_param)
+                        loss = loss + c.vf_loss_coeff * cost_vf_loss.mean()
+                        totals["cost_vf_loss"] += cost_vf_loss.mean().item()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
@@ -265,10 +316,20 @@ class TorchPPO(Algorithm):
         explained = 1 - float((returns - values).var() / returns.var()) if returns.var() > 0 else math.nan
         return {**{k: v / max(updates, 1) for k, v in totals.items()}, "vf_explained_var": explained, "lr": lr}
 
+    def _weigh_costs(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Lagrangian PPO: update the multiplier from the rollout's episode costs, then make the batch's
+        advantages :func:`baselines.lagrange.combined_advantages`; the multiplier and cost for progress."""
+        episode_cost = batch.pop("episode_cost")
+        mean_cost = float(episode_cost.mean()) if len(episode_cost) else math.nan
+        multiplier = self.lagrange.update(mean_cost)
+        batch["advantages"] = combined_advantages(batch["advantages"], batch.pop("cost_advantages"), multiplier)
+        return {"lagrange_multiplier": multiplier, "episode_cost_mean": mean_cost}
+
     def train_iteration(self) -> dict[str, float]:
         started = time.perf_counter()
         batch = self._rollout()
-        learner = self._learn(batch)
+        costs = self._weigh_costs(batch) if self.lagrange is not None else {}
+        learner = {**self._learn(batch), **costs}
         stats = self.env.drain()
         self.env_steps += stats["env_steps"]
         self.episodes += len(stats["episodes"])
@@ -277,7 +338,9 @@ class TorchPPO(Algorithm):
                             invalid_steps=stats["invalid_steps"], finished=stats["episodes"],
                             seconds=time.perf_counter() - started, learner=learner,
                             agent_steps=stats["steps"] if several else None,
-                            agent_ids=self.agent_ids if several else None)
+                            agent_ids=self.agent_ids if several else None, violations=stats["violations"],
+                            violation_distance=stats["violation_distance"],
+                            enforcement_seconds=stats["enforcement_seconds"])
 
     # ------------------------------------------------------------------ evaluation
 
@@ -310,8 +373,11 @@ class TorchPPO(Algorithm):
         run continues exactly where this one stood."""
         torch.save({"models": [model.state_dict() for model in self.models],
                     "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
-                    "generator": self.generator.get_state()}, directory / "torch_ppo.pt")
-        (directory / TRAINING_ENV_FILE).write_bytes(pickle.dumps({"env": self.env, "obs": self._obs}))
+                    "generator": self.generator.get_state(),
+                    **({"lagrange": self.lagrange.state_dict()} if self.lagrange is not None else {})},
+                   directory / "torch_ppo.pt")
+        (directory / TRAINING_ENV_FILE).write_bytes(pickle.dumps({"env": self.env, "obs": self._obs, "head": self.head,
+                                                                  "episode_cost": self._episode_cost}))
         self.save_counters(directory)
 
     def restore(self, directory: Path) -> None:
@@ -323,10 +389,14 @@ class TorchPPO(Algorithm):
             model.load_state_dict(weights)
             optimizer.load_state_dict(moments)
         self.generator.set_state(state["generator"])
+        if self.lagrange is not None:
+            self.lagrange.load_state_dict(state["lagrange"])
         if (directory / TRAINING_ENV_FILE).is_file():  # older checkpoints restart the env from its seed
             saved = pickle.loads((directory / TRAINING_ENV_FILE).read_bytes())
             self.env.close()
             self.env, self._obs = saved["env"], saved["obs"]
+            self.head = saved.get("head", self.head)  # a Dirichlet's sampling generator
+            self._episode_cost = saved.get("episode_cost", self._episode_cost)
         self.restore_counters(directory)
 
     def close(self) -> None:

@@ -117,7 +117,8 @@ def test_a_seed_repeats_a_torch_run_exactly_and_another_seed_differs(tmp_path):
     for out, seed in (("a", "3"), ("b", "3"), ("c", "4")):
         assert tiny_run(tmp_path / out, "masked_ppo", "--seed", seed) == 0
         progress, evaluation = read_run(tmp_path / out, seed=int(seed))
-        frames.append((progress.drop(columns=TIMING), evaluation.drop(columns=["env_seed", "episode"])))
+        frames.append((progress.drop(columns=TIMING, errors="ignore"),
+                       evaluation.drop(columns=["env_seed", "episode"])))
     pd.testing.assert_frame_equal(frames[0][0], frames[1][0])
     pd.testing.assert_frame_equal(frames[0][1], frames[1][1])
     assert not frames[0][0]["policy_loss"].equals(frames[2][0]["policy_loss"])

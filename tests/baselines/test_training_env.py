@@ -29,7 +29,10 @@ def test_training_env_counts_invalid_steps_and_penalises_them():
     assert np.array_equal(info["invalid_actions"], [3, 3, 3, 3])
     assert np.allclose(reward, -21.0)
     stats = find_wrapper(env, TrainingStats)
-    assert stats.drain() == {"steps": 4, "invalid_steps": 4, "episodes": []}
+    drained = stats.drain()
+    assert {key: drained[key] for key in ("steps", "invalid_steps", "episodes", "violations")} == \
+        {"steps": 4, "invalid_steps": 4, "episodes": [], "violations": {"C1": 4, "C2": 0, "C3": 0, "C4": 0}}
+    assert drained["violation_distance"] is None and drained["enforcement_seconds"] > 0
     assert stats.drain()["steps"] == 0
     for _ in range(20):  # the episode ends after 20 trades; holding is always admissible
         env.step(np.full((4, 3), 5))

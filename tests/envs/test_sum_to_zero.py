@@ -87,7 +87,8 @@ def test_reward_is_demand_served_minus_movement_cost():
     np.testing.assert_allclose(obs["observation"][:13], expected_w, atol=1e-7)
     np.testing.assert_allclose(obs["observation"][13:], next_demand, atol=1e-7)
     served = np.minimum(expected_w, next_demand).sum()
-    assert info == {"invalid_actions": 0, "violated": [], "demand_served": pytest.approx(served)}
+    assert info == {"invalid_actions": 0, "violated": [], "violation_distance": 0.0,
+                    "demand_served": pytest.approx(served)}
     assert not terminated and not truncated
 
 

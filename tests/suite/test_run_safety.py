@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from suite import files, results
-from tests.helpers import TINY, assert_ray_is_gone, run_folder, run_main
+from tests.helpers import TIMING, TINY, assert_ray_is_gone, run_folder, run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,8 +91,7 @@ def test_resume_finishes_an_interrupted_checkpoint_swap_and_cleans_leftovers(tmp
     assert run_main(*small(tmp_path / "cut", "--resume")) == 0
     assert "recovered checkpoint/" in capsys.readouterr().err
     assert sorted(p.name for p in directory.iterdir()) == ["checkpoint", "config.json", "eval.csv", "progress.csv"]
-    same = [c for c in pd.read_csv(directory / "progress.csv").columns if c not in ("wall_seconds",
-                                                                                     "env_steps_per_second")]
+    same = [c for c in pd.read_csv(directory / "progress.csv").columns if c not in TIMING]
     pd.testing.assert_frame_equal(pd.read_csv(directory / "progress.csv")[same],
                                   pd.read_csv(folder(tmp_path / "straight") / "progress.csv")[same])
 

@@ -55,7 +55,7 @@ def test_entries_are_the_cross_product_in_file_order_seeds_innermost(tmp_path):
 def test_the_suites_scaling_study_lists_every_level_and_leaves_out_what_cannot_run(tmp_path, capsys):
     assert study.main(["scaling", "--dry-run", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "210 run(s) to start, 10 left out" in out
+    assert "249 run(s) to start, 17 left out" in out
     assert "left out: naive_masked_ppo on sum_to_zero-l: naive_masked_ppo handles discrete actions" in out
     assert "penalty_ppo on portfolio-xl, seed 2, 100,000 steps" in out
     assert all(len(line) < 400 for line in out.splitlines())
