@@ -4,6 +4,7 @@ clean-up check and synthetic run folders. Tests import this module, never each o
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ TINY_SETTINGS = {"train_batch_size": "512", "minibatch_size": "128", "num_epochs
 #: :data:`TINY_SETTINGS` as ``suite.run`` arguments.
 TINY = [item for key, value in TINY_SETTINGS.items() for item in ("--algo-config", f"{key}={value}")]
 #: progress.csv columns that measure time, not behaviour.
-TIMING = ["wall_seconds", "env_steps_per_second", "enforcement_share"]
+TIMING = ["wall_seconds", "env_steps_per_second", "agent_steps_per_second", "enforcement_share"]
 
 
 def run_main(*argv) -> int:
@@ -91,6 +92,16 @@ def build_algo(algo: str, env: str, env_config: dict | None = None, *, seed: int
     entry = load_algo(algo)
     config = entry.make_config(env, {key: str(value) for key, value in settings.items()}, owner=f"algo {algo!r}")
     return entry.implementation(config)(env, dict(env_config or {}), config, seed, budget=budget)
+
+
+def glob_while_running(root: Path, pattern: str) -> list[Path]:
+    """``root.glob(pattern)`` while a run writes under ``root``. The run renames checkpoint folders as it
+    goes, so a folder the walk lists can be gone when it is entered: that look finds nothing (the caller
+    polls again) instead of failing."""
+    try:
+        return list(root.glob(pattern))
+    except FileNotFoundError:
+        return []
 
 
 def random_masks(rng: np.random.Generator, n: int, nvec) -> np.ndarray:
