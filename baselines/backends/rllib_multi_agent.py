@@ -8,11 +8,13 @@ mask if the method observes it; the learning reward); this class only turns its 
 RLlib's per-agent dicts. Agents that leave the episode (a car that reaches the end of the road) get
 no further observations, as RLlib and PettingZoo expect.
 
-RLlib 2.60's ``MultiAgentEnvRunner`` vectorises multi-agent envs only as a
-``SyncVectorMultiAgentEnv`` of such single envs (``gym_env_vectorize_mode="sync"``), stepped one
-by one in Python, so multi-agent sampling is slower per agent step than single-agent sampling
-through the vector entry point; the torch backend (``--backend torch``) trains on the batched
-:class:`~baselines.training_env.MultiAgentTrainingVector` directly.
+Only runs with one module per agent (``policies=per_agent``) come here: RLlib 2.60's
+``MultiAgentEnvRunner`` vectorises multi-agent envs only as a ``SyncVectorMultiAgentEnv`` of such
+single envs (``gym_env_vectorize_mode="sync"``), stepped one by one in Python. With one shared
+module (the default) the backend's batched runner
+(:class:`baselines.backends.rllib_batched_runner.BatchedEnvRunner`) steps the
+:class:`~baselines.training_env.MultiAgentTrainingVector` as whole arrays instead, as the torch
+backend does.
 """
 
 from __future__ import annotations

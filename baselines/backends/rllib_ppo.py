@@ -1,17 +1,21 @@
 """The RLlib backend: PPO with any method on Ray RLlib's new API stack (the default backend).
 
 :class:`RLlibPPO` turns a method (:mod:`baselines.method`) and its settings into an RLlib
-``PPOConfig``: EnvRunners fed by the suite's natively batched vector envs (the training env of
-:mod:`baselines.training_env`), a local Learner, and the RLModule the method needs (the masking
-module of :mod:`baselines.backends.rllib_masking_module` when the agent observes the mask, the
-Gaussian module of :mod:`baselines.backends.rllib_gaussian_module` for Box actions, RLlib's default
-module otherwise). One RLlib iteration per ``train_iteration``, reported as the suite's progress row.
+``PPOConfig``: EnvRunners that step the suite's training env as whole arrays
+(:class:`baselines.backends.rllib_batched_runner.BatchedEnvRunner`, over the training vector of
+:mod:`baselines.training_env` that the torch backend uses too), a local Learner, and the RLModule the
+method needs (the masking module of :mod:`baselines.backends.rllib_masking_module` when the agent
+observes the mask, the Gaussian module of :mod:`baselines.backends.rllib_gaussian_module` for Box
+actions, RLlib's default module otherwise). One RLlib iteration per ``train_iteration``, reported as
+the suite's progress row.
 
-Several agents (an env config with ``n_agents > 1``): the same settings train through RLlib's
-multi-agent API on :class:`baselines.backends.rllib_multi_agent.MultiAgentTrainingEnv`, with one
-module all agents share (``policies=shared``) or one per agent (``policies=per_agent``).
-``train_batch_size`` counts env steps, so a shared module learns from ``n_agents`` times as many
-agent steps per iteration.
+Several agents (an env config with ``n_agents > 1``): with ``policies=shared`` (the default) the
+batched runner samples every agent of every entry with the one module (parameter sharing; each
+agent's steps are an episode of its own); with ``policies=per_agent`` (one module per agent) the run
+goes through RLlib's multi-agent API and its own runner on
+:class:`baselines.backends.rllib_multi_agent.MultiAgentTrainingEnv`, which RLlib 2.60 steps one
+episode at a time. ``train_batch_size`` counts env steps, so a shared module learns from
+``n_agents`` times as many agent steps per iteration.
 
 Ray: a local instance is started with as many CPUs as the machine has (at least the env runners
 asked for), or the algorithm connects to ``address`` (an existing cluster), through
@@ -21,6 +25,7 @@ asked for), or the algorithm connects to ``address`` (an existing cluster), thro
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import warnings
 from pathlib import Path
@@ -30,31 +35,19 @@ import numpy as np
 import torch
 
 from baselines.algorithm import Algorithm, Policy
-from baselines.episodes import progress_row
+from baselines.episodes import merge_drains, progress_row
 from baselines.evaluation import joint_policy, network_policies
 from baselines.ray_session import connect_ray
 from baselines.settings import PPOSettings, check_network_fits, check_settings
-from baselines.training_env import (
-    TrainingContext,
-    TrainingStats,
-    find_wrapper,
-    make_training_env,
-    transform_features,
-)
+from baselines.training_env import TrainingContext, transform_features
 from envs.masking import MASK_KEY, OBSERVATION_KEY
 
-__all__ = ["RLlibPPO", "SHARED_MODULE", "TRAINING_ENV_ID", "MULTI_AGENT_TRAINING_ENV_ID"]
+__all__ = ["RLlibPPO", "MULTI_AGENT_TRAINING_ENV_ID"]
 
-#: The names the training env creators are registered under in Ray's registry.
-TRAINING_ENV_ID = "maskbench-training-env"
+#: The batched runners' state in a checkpoint (pickled: numpy state and generators).
+RUNNERS_FILE = "rllib_runners.pkl"
+#: The name the multi-agent training env creator (one module per agent) is registered under in Ray's registry.
 MULTI_AGENT_TRAINING_ENV_ID = "maskbench-multi-agent-training-env"
-#: The module id of the policy all agents share (``policies=shared``); per agent, the agent ids.
-SHARED_MODULE = "shared"
-
-
-def _map_to_shared(agent_id, episode, **kwargs) -> str:
-    """RLlib's policy mapping with parameter sharing: every agent acts with the shared module."""
-    return SHARED_MODULE
 
 
 def _map_to_own(agent_id, episode, **kwargs) -> str:
@@ -101,14 +94,17 @@ class RLlibPPO(Algorithm):
         return len(self.agent_ids) > 1
 
     @property
+    def batched(self) -> bool:
+        """Whether the batched runner samples (all but one module per agent, which RLlib's own runner does)."""
+        return not self.multi_agent or self.config.policies == "shared"
+
+    @property
     def module_ids(self) -> list[str]:
-        """The RLlib modules (policies): RLlib's default one for one agent; with several, one shared module
-        (``policies=shared``) or one per agent, named after it."""
+        """The RLlib modules (policies): RLlib's default one, which every agent shares (``policies=shared``),
+        or one per agent, named after it."""
         from ray.rllib.core import DEFAULT_MODULE_ID
 
-        if not self.multi_agent:
-            return [DEFAULT_MODULE_ID]
-        return [SHARED_MODULE] if self.config.policies == "shared" else list(self.agent_ids)
+        return [DEFAULT_MODULE_ID] if self.batched else list(self.agent_ids)
 
     def module_of(self, agent: str) -> str:
         """The module that acts for ``agent``."""
@@ -140,25 +136,33 @@ class RLlibPPO(Algorithm):
 
         c = self.config
         spec = self.module_spec()
-        if self.multi_agent:  # RLlib 2.60 vectorises multi-agent envs only as a list of single envs ("sync")
+        runner: dict[str, Any] = {}
+        if self.batched:
+            from baselines.backends.rllib_batched_runner import BatchedEnvRunner
+            from baselines.training_env import MultiAgentTrainingVector
+
+            probe = MultiAgentTrainingVector(self.context, 1)
+            environment = {"observation_space": probe.single_observation_space,
+                           "action_space": probe.single_action_space}
+            runner = {"env_runner_cls": BatchedEnvRunner}
+            probe.close()
+        else:  # RLlib 2.60 vectorises multi-agent envs only as a list of single envs ("sync")
             from baselines.backends.rllib_multi_agent import make_multi_agent_training_env
 
             register_env(MULTI_AGENT_TRAINING_ENV_ID, make_multi_agent_training_env)
-            env_id, vectorize_mode = MULTI_AGENT_TRAINING_ENV_ID, "sync"
-        else:
-            register_env(TRAINING_ENV_ID, make_training_env)
-            env_id, vectorize_mode = TRAINING_ENV_ID, "vector_entry_point"
+            environment = {"env": MULTI_AGENT_TRAINING_ENV_ID}
+            runner = {"gym_env_vectorize_mode": "sync"}
         lr = c.lr if c.lr_schedule == "constant" else [[0, c.lr], [self.budget, 0.0]]
         config = (
             PPOConfig()
             .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
             .framework("torch")
             # Box actions: the Gaussian's samples, read as [-1, 1], are mapped to the space's bounds and
-            # clipped there (RLlib's unsquash_action; evaluation does the same with training_env.unsquash).
-            .environment(env=env_id, env_config=self.context.as_dict(), normalize_actions=True, clip_actions=False)
+            # clipped there (RLlib's unsquash_action; the batched runner and evaluation use training_env.unsquash).
+            .environment(**environment, env_config=self.context.as_dict(), normalize_actions=True,
+                         clip_actions=False)
             .env_runners(num_env_runners=c.num_env_runners, num_envs_per_env_runner=c.num_envs_per_env_runner,
-                         gym_env_vectorize_mode=vectorize_mode, rollout_fragment_length="auto",
-                         num_cpus_per_env_runner=1)
+                         rollout_fragment_length="auto", num_cpus_per_env_runner=1, **runner)
             .learners(num_learners=0)
             .training(lr=lr, gamma=c.gamma, lambda_=c.gae_lambda, clip_param=c.clip_param,
                       vf_clip_param=c.vf_clip_param, entropy_coeff=c.entropy_coeff, vf_loss_coeff=c.vf_loss_coeff,
@@ -167,10 +171,9 @@ class RLlibPPO(Algorithm):
             .debugging(seed=self.seed, log_level="ERROR")
             .reporting(metrics_num_episodes_for_smoothing=1)
         )
-        if not self.multi_agent:
+        if self.batched:
             return config.rl_module(rl_module_spec=spec)
-        mapping = _map_to_shared if len(self.module_ids) == 1 else _map_to_own
-        return (config.multi_agent(policies=set(self.module_ids), policy_mapping_fn=mapping)
+        return (config.multi_agent(policies=set(self.module_ids), policy_mapping_fn=_map_to_own)
                 .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
                     module_id: RLModuleSpec(module_class=spec.module_class, model_config=dict(spec.model_config))
                     for module_id in self.module_ids})))
@@ -180,11 +183,12 @@ class RLlibPPO(Algorithm):
     def _drain_stats(self) -> list[dict[str, Any]]:
         """What every runner's training envs counted since the last drain (one dict per env)."""
         def drain(runner):
+            if getattr(runner, "training_env", None) is not None:  # the batched runner
+                return [runner.drain()]
             env = getattr(runner, "env", None)
-            if env is not None and hasattr(env, "envs"):  # multi-agent: a list of MultiAgentTrainingEnv
+            if env is not None and hasattr(env, "envs"):  # one module per agent: a list of MultiAgentTrainingEnv
                 return [e.unwrapped.drain() for e in env.envs]
-            stats = find_wrapper(env, TrainingStats)
-            return [stats.drain()] if stats is not None else []
+            return []
 
         return [part for parts in self.algo.env_runner_group.foreach_env_runner(drain, local_env_runner=True)
                 for part in parts]
@@ -193,8 +197,9 @@ class RLlibPPO(Algorithm):
         started = time.perf_counter()
         result = self.algo.train()
         parts = self._drain_stats()
-        finished = [e for p in parts for e in p["episodes"]]
-        agent_steps, invalid = sum(p["steps"] for p in parts), sum(p["invalid_steps"] for p in parts)
+        merged = merge_drains(parts)
+        finished = merged["episodes"]
+        agent_steps, invalid = merged["steps"], merged["invalid_steps"]
         steps = sum(p["env_steps"] for p in parts) if self.multi_agent else agent_steps
         self.env_steps += steps
         self.episodes += len(finished)
@@ -206,7 +211,9 @@ class RLlibPPO(Algorithm):
         return progress_row(env_steps=self.env_steps, episodes=self.episodes, steps=steps, invalid_steps=invalid,
                             finished=finished, seconds=time.perf_counter() - started, learner=stats,
                             agent_steps=agent_steps if self.multi_agent else None,
-                            agent_ids=self.agent_ids if self.multi_agent else None)
+                            agent_ids=self.agent_ids if self.multi_agent else None,
+                            violations=merged["violations"], violation_distance=merged["violation_distance"],
+                            enforcement_seconds=sum(p["enforcement_seconds"] for p in parts))
 
     # ------------------------------------------------------------------ evaluation
 
@@ -248,11 +255,29 @@ class RLlibPPO(Algorithm):
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, directory: Path) -> None:
+        """RLlib's checkpoint (module, optimiser, connector and runner state, counters) and, with the batched
+        runner, what it leaves out: every runner's training env and global generators and this process's
+        (:meth:`BatchedEnvRunner.get_suite_state`), so a resumed run continues exactly where this one stood."""
         self.algo.save_to_path(str((directory / "rllib").resolve()))
+        if self.batched:
+            from baselines.backends.rllib_batched_runner import global_rng_state
+
+            runners = self.algo.env_runner_group.foreach_env_runner(
+                lambda runner: (runner.worker_index or 0, runner.get_suite_state()), local_env_runner=True)
+            (directory / RUNNERS_FILE).write_bytes(pickle.dumps({"runners": dict(runners),
+                                                                 "driver": global_rng_state()}))
         self.save_counters(directory)
 
     def restore(self, directory: Path) -> None:
         self.algo.restore_from_path(str((directory / "rllib").resolve()))
+        if self.batched and (directory / RUNNERS_FILE).is_file():  # older checkpoints restart the envs afresh
+            from baselines.backends.rllib_batched_runner import set_global_rng_state
+
+            saved = pickle.loads((directory / RUNNERS_FILE).read_bytes())
+            runners = saved["runners"]
+            self.algo.env_runner_group.foreach_env_runner(
+                lambda runner: runner.set_suite_state(runners.get(runner.worker_index or 0)), local_env_runner=True)
+            set_global_rng_state(saved["driver"])
         self.restore_counters(directory)
 
     def close(self) -> None:

@@ -1,26 +1,34 @@
-"""Training throughput (``group="train"``): RLlib's sampling and one PPO iteration per trainer.
+"""Training throughput (``group="train"``): the learner alone, RLlib's sampling, one PPO iteration per trainer.
 
-Run with ``pytest --benchmark`` (skipped otherwise); ``extra_info["env_steps_per_second"]`` is the
-rate. Portfolio, the default settings (64 envs per runner, 8,192 env steps per iteration, 10
+Run with ``pytest --benchmark -k train`` (skipped otherwise); ``extra_info["env_steps_per_second"]``
+is the rate. Portfolio, the default settings (64 envs per runner, 8,192 env steps per iteration, 10
 epochs of minibatches of 1,024, two 256x256 tanh networks), one process, Ray started here with 2
-CPUs and shut down at the end.
+CPUs and shut down at the end. The tests run in file order, so the ratios below compare figures
+measured side by side in one run.
 
-- ``test_rllib_sampling``: an RLlib ``SingleAgentEnvRunner`` with masked PPO's module collecting
-  8,192 env steps from the suite's batched env (``gym_env_vectorize_mode="vector_entry_point"``,
-  the suite's default) against RLlib's default ``"sync"`` vectorisation of 64 single envs.
+- ``test_learner_alone``: the ceiling for these settings, the PPO updates alone (the torch
+  backend's learner, plain torch, on one rollout's 8,192 rows): no trainer can take env steps
+  faster than it learns from them.
+- ``test_rllib_sampling``: masked PPO's module collecting 8,192 env steps on the suite's batched
+  runner (:class:`baselines.backends.rllib_batched_runner.BatchedEnvRunner`, the default) against
+  RLlib's own ``SingleAgentEnvRunner`` on the suite's batched env (``vector_entry_point``, the
+  default before the batched runner) and on RLlib's ``"sync"`` vectorisation of 64 single envs.
 - ``test_train_iteration``: one training iteration (sampling and learning) of masked PPO on RLlib
   and on the torch backend, and of sb3-contrib's MaskablePPO at the same settings in its usual
   set-up (a DummyVecEnv of single envs) and on the suite's batched env (the last two need
-  ``pip install -e ".[compare]"``).
-  With ``n_agents`` 3, the same iteration of masked PPO with three traders in one market (one
-  shared policy) on RLlib's multi-agent API (which steps one episode at a time) and on the torch
-  backend (all entries and agents batched); ``agent_steps_per_second`` counts each trader's steps.
+  ``pip install -e ".[compare]"``); ``extra_info["share_of_learner_ceiling"]`` is the rate over
+  the learner alone's. With ``n_agents`` 3, three traders in one market with one shared policy
+  (all entries and agents batched on both backends); ``agent_steps_per_second`` counts each
+  trader's steps and ``extra_info["agent_steps_vs_one_agent"]`` divides it by the same backend's
+  one-agent rate.
 """
 
 import gymnasium as gym
 import pytest
 
 STEPS = 8192
+#: Rates measured earlier in this run, for the ratios (filled in file order).
+_RATES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -58,31 +66,59 @@ def _single_training_env(context):
     return _SymlogFeatures(envs.make(context["env_name"], **context["env_config"]))
 
 
-@pytest.mark.parametrize("mode", ["vector_entry_point", "sync"])
 @pytest.mark.benchmark(group="train")
-def test_rllib_sampling(benchmark, ray_local, mode):
+def test_learner_alone(benchmark):
+    import torch
+
+    from tests.helpers import build_algo
+
+    algo = build_algo("masked_ppo", "portfolio", budget=10**7, backend="torch")
+    try:
+        batch = algo._rollout()
+        rows = len(batch["actions"])
+        torch.manual_seed(0)
+        benchmark.pedantic(lambda: algo._learn(batch), rounds=3, iterations=1, warmup_rounds=1)
+        assert rows > STEPS // 2  # reset steps are not learned from
+        _RATES["learner"] = rows / benchmark.stats["mean"]
+        benchmark.extra_info["env_steps_per_second"] = _RATES["learner"]
+    finally:
+        algo.close()
+
+
+@pytest.mark.parametrize("runner", ["batched", "rllib_vector_entry_point", "rllib_sync"])
+@pytest.mark.benchmark(group="train")
+def test_rllib_sampling(benchmark, ray_local, runner):
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
     from ray.tune.registry import register_env
 
+    from baselines.backends.rllib_batched_runner import BatchedEnvRunner
+    from baselines.training_env import make_training_env
     from tests.helpers import build_algo
 
     algo = build_algo("masked_ppo", "portfolio", budget=10**6)
     try:
         rllib_config = algo._rllib_config()
-        if mode == "sync":
-            register_env("maskbench-single-env", _single_training_env)
-            rllib_config = rllib_config.environment(env="maskbench-single-env").env_runners(
-                gym_env_vectorize_mode="sync")
-        runner = SingleAgentEnvRunner(config=rllib_config)
-        runner.sample(num_timesteps=STEPS)  # warm-up: first reset, module build
+        runner_cls = BatchedEnvRunner
+        if runner != "batched":  # RLlib's own runner, on the suite's batched env or on single envs
+            runner_cls = SingleAgentEnvRunner
+            if runner == "rllib_sync":
+                register_env("maskbench-single-env", _single_training_env)
+                env, mode = "maskbench-single-env", "sync"
+            else:
+                register_env("maskbench-training-env", make_training_env)
+                env, mode = "maskbench-training-env", "vector_entry_point"
+            rllib_config = rllib_config.environment(env=env, observation_space=None, action_space=None) \
+                .env_runners(env_runner_cls=SingleAgentEnvRunner, gym_env_vectorize_mode=mode)
+        sampler = runner_cls(config=rllib_config)
+        sampler.sample(num_timesteps=STEPS)  # warm-up: first reset, module build
 
         def sample():
-            return sum(len(episode) for episode in runner.sample(num_timesteps=STEPS))
+            return sum(len(episode) for episode in sampler.sample(num_timesteps=STEPS))
 
         steps = benchmark.pedantic(sample, rounds=3, iterations=1)
         assert steps >= STEPS
         benchmark.extra_info["env_steps_per_second"] = steps / benchmark.stats["mean"]
-        runner.stop()
+        sampler.stop()
     finally:
         algo.close()
 
@@ -111,6 +147,12 @@ def test_train_iteration(benchmark, ray_local, name, n_agents):
         assert all(row["invalid_action_rate"] == 0 for row in rows)
         benchmark.extra_info["env_steps_per_iteration"] = float(steps)
         benchmark.extra_info["env_steps_per_second"] = float(steps) / benchmark.stats["mean"]
-        benchmark.extra_info["agent_steps_per_second"] = n_agents * float(steps) / benchmark.stats["mean"]
+        rate = float(steps) / benchmark.stats["mean"]
+        benchmark.extra_info["agent_steps_per_second"] = n_agents * rate
+        if "learner" in _RATES:
+            benchmark.extra_info["share_of_learner_ceiling"] = rate / _RATES["learner"]
+        _RATES[f"{name}/{n_agents}"] = n_agents * rate
+        if n_agents > 1 and f"{name}/1" in _RATES:
+            benchmark.extra_info["agent_steps_vs_one_agent"] = n_agents * rate / _RATES[f"{name}/1"]
     finally:
         algo.close()

@@ -1,5 +1,6 @@
 """A run killed with SIGKILL wherever it is (training, checkpointing, writing results) and resumed with
---resume ends with the progress.csv (timing aside) and eval.csv of the run that was never interrupted."""
+--resume ends with the progress.csv (timing aside) and eval.csv of the run that was never interrupted: on the
+torch backend, on RLlib (its batched runner, one agent and several) and for the references."""
 
 import os
 import signal
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 
 from suite import results
-from tests.helpers import TIMING, TINY, run_folder, run_main
+from tests.helpers import TIMING, TINY, glob_while_running, run_folder, run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,6 +24,10 @@ RUNS = {
     "random_valid": ("portfolio", ["--algo", "random_valid", "--algo-config", "steps_per_iteration=500",
                                    "--steps", "6000"]),
     "lagrangian": ("speed_limit", ["--algo", "lagrangian_ppo", *TINY, "--steps", "5120"]),
+    # RLlib with the batched runner: its checkpoint adds the runners' envs and every global generator.
+    "rllib": ("portfolio", ["--algo", "masked_ppo", *TINY, "--steps", "5120"]),
+    "rllib_agents": ("speed_limit", ["--algo", "masked_ppo", *TINY, "--env-config", "n_agents=3", "--steps", "5120"]),
+    "rllib_remote": ("portfolio", ["--algo", "masked_ppo", *TINY, "--num-env-runners", "1", "--steps", "5120"]),
     "dirichlet": ("sum_to_zero", ["--algo", "dirichlet_ppo", *TINY, "--steps", "5120"]),
 }
 
@@ -46,7 +51,7 @@ def kill_after(out, which, algo, at_rows):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        found = list(Path(out).glob(f"{RUNS[which][0]}/{algo}/**/seed0"))
+        found = glob_while_running(Path(out), f"{RUNS[which][0]}/{algo}/**/seed0")
         if found and rows(found[0]) >= at_rows:
             os.kill(proc.pid, signal.SIGKILL)
             break
@@ -59,7 +64,9 @@ def kill_after(out, which, algo, at_rows):
 @pytest.mark.parametrize("which, algo, at_rows", [("torch", "masked_ppo", 2), ("torch", "masked_ppo", 7),
                                                    ("random_valid", "random_valid", 3),
                                                    ("lagrangian", "lagrangian_ppo", 4),
-                                                   ("dirichlet", "dirichlet_ppo", 4)])
+                                                   ("dirichlet", "dirichlet_ppo", 4), ("rllib", "masked_ppo", 3),
+                                                   ("rllib_agents", "masked_ppo", 3),
+                                                   ("rllib_remote", "masked_ppo", 3)])
 def test_a_run_killed_anywhere_and_resumed_is_the_run_it_continues(tmp_path, which, algo, at_rows):
     env = RUNS[which][0]
     assert run_main(*command(tmp_path / "straight", which)) == 0
