@@ -17,6 +17,7 @@ from envs.registry import (
                            EnvSpec,
                            config_dict,
                            describe,
+                           gymnasium_id,
                            levels,
                            make,
                            make_core,
@@ -33,6 +34,7 @@ from envs.registry import (
 
 __all__ = [
     "AdmissibleSet", "ConfigError", "Constraint", "EnvCore", "EnvSpec", "StepResult",
-    "config_dict", "describe", "levels", "make", "make_core", "resolve_config", "make_multi_agent_vector",
+    "config_dict", "describe", "gymnasium_id", "levels", "make", "make_core", "resolve_config",
+    "make_multi_agent_vector",
     "make_parallel", "make_vector", "names", "register", "register_level", "spec", "unregister",
 ]

@@ -13,11 +13,15 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium
+
 from envs.config import ConfigError, build_config, check_fits, config_to_dict, describe_config, setting
 from envs.core import EnvCore
+from envs.gymnasium_ids import register_id, unregister_id
 from envs.views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
 
 __all__ = ["EnvSpec", "CommonConfig", "register", "register_level", "levels", "unregister", "names", "spec",
+           "gymnasium_id",
            "resolve_config", "config_dict",
            "describe", "make_core", "make", "make_parallel", "make_vector", "make_multi_agent_vector"]
 
@@ -93,7 +97,19 @@ def register(name: str, entry_point: str | type[EnvCore], *, description: str = 
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"env {name!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[name] = EnvSpec(name, entry_point, description, family=name)
+    _register_gymnasium_id(_REGISTRY[name])
     return _REGISTRY[name]
+
+
+def _register_gymnasium_id(env_spec: EnvSpec) -> None:
+    """``env_spec``'s Gymnasium id (:mod:`envs.gymnasium_ids`), versioned by its core class; an entry point
+    that cannot be loaded yet gets none (``envs.make`` names the problem when the env is used)."""
+    unregister_id(env_spec.name)
+    try:
+        version = env_spec.load().version
+    except (ConfigError, TypeError):
+        return
+    register_id(env_spec.name, version)
 
 
 def register_level(name: str, base: str, level: int, overrides: dict[str, Any], *, description: str = "",
@@ -116,8 +132,21 @@ def levels(family: str) -> list[str]:
 
 
 def unregister(name: str) -> None:
-    """Remove a registered env (tests and notebooks that register throwaway envs)."""
+    """Remove a registered env and its Gymnasium id (tests and notebooks that register throwaway envs)."""
     _REGISTRY.pop(name, None)
+    unregister_id(name)
+
+
+def gymnasium_id(name: str) -> str | None:
+    """The Gymnasium id of the registered env ``name`` (``gymnasium.make(envs.gymnasium_id("portfolio"))``),
+    None while its entry point cannot be loaded."""
+    from envs import gymnasium_ids
+
+    env_spec = spec(name)
+    try:
+        return gymnasium_ids.gymnasium_id(name, env_spec.load().version)
+    except (ConfigError, TypeError):
+        return None
 
 
 def names() -> list[str]:
@@ -199,7 +228,9 @@ def make(name: str, **config: Any) -> SingleAgentView:
     if core.n_agents != 1:
         raise ConfigError(f"env {name!r}: make() is single-agent; use make_parallel() (PettingZoo) or "
                           f"make_multi_agent_vector() (batched) for n_agents={core.n_agents}")
-    return SingleAgentView(core, spec_name=name)
+    view = SingleAgentView(core, spec_name=name)
+    view.spec = _gymnasium_spec(name, config)
+    return view
 
 
 def make_parallel(name: str, **config: Any) -> ParallelView:
@@ -219,7 +250,18 @@ def make_vector(name: str, num_envs: int, **config: Any) -> VectorView:
     if core.n_agents != 1:
         raise ConfigError(f"env {name!r}: make_vector() is single-agent; use make_multi_agent_vector() for "
                           f"n_agents={core.n_agents}")
-    return VectorView(core, spec_name=name)
+    view = VectorView(core, spec_name=name)
+    view.spec = _gymnasium_spec(name, config)
+    return view
+
+
+def _gymnasium_spec(name: str, config: dict[str, Any]) -> gymnasium.envs.registration.EnvSpec | None:
+    """The Gymnasium spec of ``name`` with this config as its kwargs (``env.spec``, as ``gymnasium.make`` sets it),
+    so ``gymnasium.make(env.spec)`` makes the same env again."""
+    env_id = gymnasium_id(name)
+    if env_id is None or env_id not in gymnasium.registry:
+        return None
+    return dataclasses.replace(gymnasium.registry[env_id], kwargs={"name": name, **config})
 
 
 def make_multi_agent_vector(name: str, num_envs: int, **config: Any) -> MultiAgentVectorView:

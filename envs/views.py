@@ -91,8 +91,9 @@ class SingleAgentView(gym.Env):
                 truncated, _agent_info(self.core, result.info, 0, 0))
 
     def action_masks(self) -> np.ndarray:
-        """The current flat mask (the accessor sb3-contrib's MaskablePPO looks for)."""
-        return self.core.action_mask()[0, 0].astype(bool)
+        """The current flat mask as int8, the observation's dtype and the one ``Discrete.sample(mask=...)`` and
+        ``MultiDiscrete.sample`` accept (the accessor sb3-contrib's MaskablePPO looks for)."""
+        return self.core.action_mask()[0, 0].astype(np.int8)
 
     def admissible_set(self):
         """The current state's admissible set (continuous envs): ``contains`` / ``project`` / ``sample``."""
@@ -257,8 +258,8 @@ class VectorView(gym.vector.VectorEnv):
         return self._observation(), reward, terminated, truncated, self._vector_info(info)
 
     def action_masks(self) -> np.ndarray:
-        """The current flat masks ``(num_envs, mask_size)`` as bool."""
-        return self.core.action_mask()[:, 0].astype(bool)
+        """The current flat masks ``(num_envs, mask_size)`` as int8 (as in the observations)."""
+        return self.core.action_mask()[:, 0].astype(np.int8)
 
     def admissible_set(self):
         """The admissible sets of every entry (continuous envs), batched ``(num_envs,)``."""

@@ -1,0 +1,84 @@
+"""Gymnasium ids: every env and level reached the way Gymnasium users reach an env (``gymnasium.make``,
+``gymnasium.make_vec``, ``env.spec``, ``check_env``), and a user's env gets an id when it is registered."""
+
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+
+
+def test_every_env_and_level_has_a_versioned_id_in_the_maskbench_namespace():
+    ids = {name: envs.gymnasium_id(name) for name in envs.names()}
+    assert ids["portfolio"] == "maskbench/Portfolio-v0"
+    assert ids["speed_limit-m"] == "maskbench/SpeedLimit-M-v0"
+    assert ids["sum_to_zero-l"] == "maskbench/SumToZero-L-v0"
+    for name, env_id in ids.items():
+        assert gymnasium.spec(env_id).kwargs == {"name": name}
+        assert gymnasium.spec(env_id).version == envs.spec(name).load().version
+    assert len(set(ids.values())) == len(ids)
+
+
+@pytest.mark.parametrize("name", envs.names())
+def test_gymnasium_make_gives_the_env_with_its_spec_and_masked_random_play_is_admissible(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # gymnasium.make's passive checker has nothing to say
+        env = gymnasium.make(envs.gymnasium_id(name))
+        obs, _ = env.reset(seed=0)
+        assert env.spec.id == envs.gymnasium_id(name)
+        assert isinstance(env.unwrapped, envs.make(name).__class__)
+        for _ in range(20):
+            if env.unwrapped.core.discrete:
+                mask = env.unwrapped.action_masks()
+                assert mask.dtype == np.int8 and np.array_equal(mask, obs["action_mask"])
+                action = env.action_space.sample(mask=mask)
+            else:
+                action = env.unwrapped.admissible_set().sample(np.random.default_rng(0))
+            obs, _, terminated, truncated, info = env.step(action)
+            assert info["invalid_actions"] == 0
+            if terminated or truncated:
+                obs, _ = env.reset()
+
+
+@pytest.mark.parametrize("env_id", ["maskbench/Portfolio-v0", "maskbench/SpeedLimit-v0", "maskbench/SumToZero-v0"])
+def test_check_env_passes_on_the_made_env(env_id):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gymnasium.make(env_id).unwrapped)
+
+
+def test_make_vec_with_the_vector_entry_point_is_the_natively_batched_env():
+    vec = gymnasium.make_vec("maskbench/SpeedLimit-v0", 16, vectorization_mode="vector_entry_point", road_length=50)
+    assert isinstance(vec, envs.make_vector("speed_limit", 2).__class__)
+    assert vec.num_envs == 16 and vec.unwrapped.core.config.road_length == 50
+    obs, _ = vec.reset(seed=0)
+    masks = vec.action_masks()
+    assert masks.dtype == np.int8 and masks.shape == (16, 10)
+    actions = np.array([np.flatnonzero(row)[-1] for row in masks])
+    _, _, _, _, info = vec.step(actions)
+    assert not info["invalid_actions"].any()
+
+
+def test_the_spec_of_a_configured_env_makes_the_same_env_again():
+    env = envs.make("portfolio", n_assets=5, periods=7)
+    assert env.spec.id == "maskbench/Portfolio-v0"
+    again = gymnasium.make(env.spec)
+    assert again.unwrapped.core.config == env.core.config
+    assert envs.make_vector("portfolio", 3, n_assets=5).spec.kwargs == {"name": "portfolio", "n_assets": 5}
+
+
+def test_a_users_env_gets_an_id_when_registered_and_loses_it_when_unregistered():
+    envs.register("my_cars", "envs.speed_limit:SpeedLimitCore", description="a user's env")
+    try:
+        assert envs.gymnasium_id("my_cars") == "maskbench/MyCars-v0"
+        env = gymnasium.make("maskbench/MyCars-v0", max_steps=30)
+        env.reset(seed=1)
+        assert env.unwrapped.core.config.max_steps == 30
+    finally:
+        envs.unregister("my_cars")
+    assert "maskbench/MyCars-v0" not in gymnasium.registry
+    with pytest.raises(gymnasium.error.Error):
+        gymnasium.make("maskbench/MyCars-v0")
