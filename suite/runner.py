@@ -375,24 +375,31 @@ def _train_and_evaluate(request: RunRequest, algo: Algorithm, lock: files.RunLoc
 
 
 def summary(request: RunRequest, progress: pd.DataFrame, evaluation: pd.DataFrame) -> str:
-    """The closing paragraph: evaluation return with a 95% CI, invalid-action rates, where the files are."""
+    """What a person reads at the end of a run: a headline, one table row per evaluated policy and mask
+    (mean return with its 95% CI, each env metric's final value, the share of episodes with an
+    inadmissible action), the training's invalid-action rate and where the files are."""
     core_cls = envs.spec(request.env).load()
     agents = int(request.env_config.get("n_agents", 1))
-    per_agent = f" per agent ({agents} agents)" if agents > 1 else ""
-    parts = []
+    header = ["policy", "mask", f"return{' per agent' if agents > 1 else ''} (95% CI)",
+              *[f"final {metric.replace('_', ' ')}" for metric in core_cls.episode_metrics],
+              "episodes with inadmissible"]
+    table = []
     for (policy, mask), group in results.clean_evals(evaluation).groupby(["policy", "mask"], sort=False):
         mean, low, high = mean_ci(group["return"])
-        text = f"{policy} policy, mask {mask}: mean return{per_agent} {mean:,.4g} (95% CI {low:,.4g} to {high:,.4g})"
-        for metric in core_cls.episode_metrics:
-            m_mean, m_low, m_high = mean_ci(group[metric])
-            text += f", final {metric.replace('_', ' ')} {m_mean:,.2f} (95% CI {m_low:,.2f} to {m_high:,.2f})"
-        text += f", invalid actions in {100 * (group['invalid_steps'] > 0).mean():.1f}% of episodes"
-        parts.append(text)
+        ci = f" ({low:,.4g} to {high:,.4g})" if np.isfinite(low) else ""
+        table.append([policy, mask, f"{mean:,.4g}{ci}",
+                      *[f"{group[metric].mean():,.2f}" for metric in core_cls.episode_metrics],
+                      f"{100 * (group['invalid_steps'] > 0).mean():.1f}%"])
+    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
+    lines = ["  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+             for row in [header, *table]]
     weights = progress["env_steps"].diff().fillna(progress["env_steps"])
     train_invalid = float((progress["invalid_action_rate"] * weights).sum() / weights.sum())
     files = ", ".join([results.CONFIG_FILE, results.PROGRESS_FILE, results.EVAL_FILE])
-    return (f"{request.algo} on {request.env}, seed {request.seed}, {int(progress['env_steps'].iloc[-1]):,} "
-            f"training env steps, {request.episodes} evaluation episodes: " + "; ".join(parts)
-            + f". Invalid-action rate in training: {100 * train_invalid:.2f}% of {'agent' if agents > 1 else 'env'} "
-            "steps. "
-            f"Files: {request.directory}/{{{files}}}.")
+    return "\n".join([
+        f"{request.algo} on {request.env}{f' ({agents} agents)' if agents > 1 else ''}, seed {request.seed}: "
+        f"{int(progress['env_steps'].iloc[-1]):,} training env steps, {request.episodes} evaluation episodes per "
+        f"policy and mask",
+        *lines,
+        f"  inadmissible in training: {100 * train_invalid:.2f}% of {'agent' if agents > 1 else 'env'} steps",
+        f"  files: {request.directory}/{{{files}}}"])
