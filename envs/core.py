@@ -31,7 +31,7 @@ __all__ = ["EnvCore", "StepResult", "EnvFailure", "OPTIONAL_HOOKS"]
 
 #: What an env may offer beyond the abstract methods (see "optional hooks" in :class:`EnvCore`).
 OPTIONAL_HOOKS = ("metrics", "idle_action", "sample_states", "oracle_actions", "check_oracle_config",
-                  "reallocation_to", "target_return", "state_bytes")
+                  "render_text", "render_rgb", "reallocation_to", "target_return", "state_bytes")
 
 
 class EnvFailure(RuntimeError):
@@ -199,6 +199,22 @@ class EnvCore(ABC):
         to target). Without one the report uses the return at score 80.
         """
         return None
+
+    def render_text(self, entry: int) -> str:
+        """Batch entry ``entry``'s current state as text, every agent of it (``render_mode="ansi"``).
+
+        Called by the Gymnasium and PettingZoo views' ``render()``. The base class prints each agent's
+        features; an env should say what a person needs to see (holdings and prices, the road, ...).
+        """
+        features = self.features()[entry]
+        return "\n".join(f"agent {i}: " + np.array2string(row, precision=3, max_line_width=120)
+                         for i, row in enumerate(features.reshape(len(features), -1)))
+
+    def render_rgb(self, entry: int) -> np.ndarray:
+        """Batch entry ``entry``'s current state as an image ``(height, width, 3)`` uint8
+        (``render_mode="rgb_array"``), for envs where a picture helps (the road). Called by the views'
+        ``render()``; envs without one do not list ``"rgb_array"`` in their render modes."""
+        raise NotImplementedError(f"{type(self).__name__} has no picture; render_mode='ansi' prints it")
 
     @classmethod
     def state_bytes(cls, config: Any, num_envs: int) -> int:

@@ -496,6 +496,20 @@ class PortfolioCore(EnvCore):
     def idle_action(self) -> np.ndarray:
         return np.full(self.n_assets, self.hold, dtype=np.int64)
 
+    def render_text(self, entry: int) -> str:
+        """The period, each asset's price, and each trader's cash, holdings and value."""
+        s = self.state
+        value = portfolio_value(s)[entry]
+        shown = min(self.n_assets, 10)
+        more = f" (+{self.n_assets - shown} more assets)" if self.n_assets > shown else ""
+        lines = [f"period {int(s.t[entry])}/{self.config.periods}  prices "
+                 + " ".join(f"{p:,.2f}" for p in s.prices[entry, :shown]) + more]
+        for agent in range(self.n_agents):
+            held = " ".join(f"{h:,.0f}" for h in s.holdings[entry, agent, :shown])
+            lines.append(f"{self.agent_prefix}_{agent}: cash ${s.cash[entry, agent]:,.2f}  held {held}{more}  "
+                         f"value ${value[agent]:,.2f}")
+        return "\n".join(lines)
+
     # ------------------------------------------------------------------ dynamics
 
     def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:

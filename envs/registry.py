@@ -222,20 +222,21 @@ def make_core(name: str, num_envs: int = 1, **config: Any) -> EnvCore:
     return core
 
 
-def make(name: str, **config: Any) -> SingleAgentView:
-    """``name`` as a single-agent ``gymnasium.Env``."""
+def make(name: str, render_mode: str | None = None, **config: Any) -> SingleAgentView:
+    """``name`` as a single-agent ``gymnasium.Env``; ``render_mode`` ``"ansi"`` (every env) or ``"rgb_array"``
+    (envs that draw a picture) makes ``render()`` return it."""
     core = make_core(name, **config)
     if core.n_agents != 1:
         raise ConfigError(f"env {name!r}: make() is single-agent; use make_parallel() (PettingZoo) or "
                           f"make_multi_agent_vector() (batched) for n_agents={core.n_agents}")
-    view = SingleAgentView(core, spec_name=name)
-    view.spec = _gymnasium_spec(name, config)
+    view = SingleAgentView(core, spec_name=name, render_mode=render_mode)
+    view.spec = _gymnasium_spec(name, {**config, **({"render_mode": render_mode} if render_mode else {})})
     return view
 
 
-def make_parallel(name: str, **config: Any) -> ParallelView:
-    """``name`` as a ``pettingzoo.ParallelEnv`` with ``n_agents`` agents."""
-    return ParallelView(make_core(name, **config), spec_name=name)
+def make_parallel(name: str, render_mode: str | None = None, **config: Any) -> ParallelView:
+    """``name`` as a ``pettingzoo.ParallelEnv`` with ``n_agents`` agents (``render_mode`` as in :func:`make`)."""
+    return ParallelView(make_core(name, **config), spec_name=name, render_mode=render_mode)
 
 
 def _check_num_envs(name: str, num_envs: Any) -> None:

@@ -419,6 +419,43 @@ class SpeedLimitCore(EnvCore):
         """What a car that has left the road is given in the PettingZoo view: level 0 (it is inert)."""
         return np.zeros((), dtype=np.int64)  # Discrete: one scalar level
 
+    def _zone_of_cells(self, entry: int) -> np.ndarray:
+        """The zone (index into ``ZONE_LETTERS``) of every cell of entry ``entry``'s road, from its limits."""
+        limits = self.state.limits[entry, :self.config.road_length]
+        return np.argmax(limits[:, None] == self._zone_limits[None, :], axis=1)
+
+    def render_text(self, entry: int) -> str:
+        """The road, one character per cell (its zone's letter, a car's digit where it stands), then each
+        car's cell, speed and the limit there."""
+        s, c = self.state, self.config
+        road = np.array(list(ZONE_LETTERS.lower()))[self._zone_of_cells(entry)]
+        for agent in range(self.n_agents):
+            cell = int(s.position[entry, agent])
+            if cell < c.road_length:
+                road[cell] = str(agent % 10)
+        zones = ", ".join(f"{zone.lower()}: limit {limit}" for zone, limit in zip(ZONE_LETTERS, c.zone_limits))
+        lines = [f"step {int(s.t[entry])}  road |{''.join(road)}|  ({zones})"]
+        for agent in range(self.n_agents):
+            cell = int(s.position[entry, agent])
+            limit = f"limit {int(s.limits[entry, cell])}" if cell < c.road_length else "past the end"
+            lines.append(f"{self.agent_prefix}_{agent}: cell {cell}/{c.road_length}  speed {int(s.speed[entry, agent])}"
+                         f"  {limit}")
+        return "\n".join(lines)
+
+    def render_rgb(self, entry: int) -> np.ndarray:
+        """The road seen from above: a band coloured by zone (green residential, amber urban, grey arterial),
+        a lane per car with the car in red; about 800 pixels wide."""
+        s, c = self.state, self.config
+        px = max(1, 800 // c.road_length)
+        colours = np.array([[120, 190, 120], [230, 190, 90], [170, 170, 170]], dtype=np.uint8)
+        band = np.repeat(colours[self._zone_of_cells(entry)][None], 12, axis=0)    # (12, L, 3)
+        lanes = np.full((8 * self.n_agents, c.road_length, 3), 245, dtype=np.uint8)
+        for agent in range(self.n_agents):
+            cell = int(s.position[entry, agent])
+            if cell < c.road_length:
+                lanes[8 * agent + 1:8 * agent + 7, cell] = (200, 30, 30)
+        return np.repeat(np.concatenate([band, lanes], axis=0), px, axis=1)
+
     def metrics(self) -> dict[str, np.ndarray]:
         return {"position": np.minimum(self.state.position, self.config.road_length).astype(np.float64)}
 

@@ -223,6 +223,21 @@ class SumToZeroCore(EnvCore):
         w = self.state.weights
         return BoundedSumSet(-w, 1.0 - w, 0.0, atol=self.config.tolerance)
 
+    def render_text(self, entry: int) -> str:
+        """The step, the demand now per target, and each allocator's weights and the demand it served so far
+        (at most 13 targets shown)."""
+        s = self.state
+        shown = min(s.weights.shape[-1], 13)
+        more = f" (+{s.weights.shape[-1] - shown} more targets)" if s.weights.shape[-1] > shown else ""
+        served = self.metrics()["demand_served"][entry]
+        lines = [f"step {int(s.t[entry])}/{self.config.max_steps}  demand  "
+                 + " ".join(f"{d:.2f}" for d in self._demand_at(0)[entry, :shown]) + more]
+        for agent in range(self.n_agents):
+            lines.append(f"{self.agent_prefix}_{agent}: weights "
+                         + " ".join(f"{w:.2f}" for w in s.weights[entry, agent, :shown])
+                         + f"{more}  served so far {served[agent]:.3f} per step")
+        return "\n".join(lines)
+
     def metrics(self) -> dict[str, np.ndarray]:
         """``demand_served``: mean share of demand served per step so far this episode."""
         s = self.state

@@ -24,6 +24,7 @@ import pettingzoo
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
+from envs.config import ConfigError
 from envs.core import EnvCore
 
 __all__ = ["SingleAgentView", "ParallelView", "VectorView", "MultiAgentVectorView"]
@@ -62,16 +63,46 @@ def _reset_info(core: EnvCore) -> dict[str, np.ndarray]:
     return info
 
 
+#: Frames per second for a viewer of successive renders (steps have no duration of their own).
+RENDER_FPS = 4
+
+
+def render_modes(core: EnvCore) -> list[str]:
+    """The render modes of ``core``'s env: text always, a picture when the env draws one."""
+    return ["ansi", "rgb_array"] if type(core).provides("render_rgb") else ["ansi"]
+
+
+def check_render_mode(core: EnvCore, render_mode: str | None) -> str | None:
+    """``render_mode`` if ``core``'s env renders so (None: no rendering); a one-line ``ConfigError`` otherwise."""
+    if render_mode is not None and render_mode not in render_modes(core):
+        raise ConfigError(f"env {core.name!r}: render_mode {render_mode!r} is not offered; accepted: "
+                         f"{', '.join(render_modes(core))} (or None)")
+    return render_mode
+
+
+def render(core: EnvCore, render_mode: str | None, entry: int = 0):
+    """What ``render()`` returns in ``render_mode``: the text, the image, or None without a mode."""
+    if render_mode is not None and core.state is None:
+        raise gym.error.ResetNeeded(f"env {core.name!r}: call reset() before render(), there is no state to draw yet")
+    if render_mode == "ansi":
+        return core.render_text(entry)
+    if render_mode == "rgb_array":
+        return core.render_rgb(entry)
+    return None
+
+
 class SingleAgentView(gym.Env):
     """A maskbench env as a single-agent ``gymnasium.Env`` (batch 1)."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, core: EnvCore, spec_name: str | None = None):
+    def __init__(self, core: EnvCore, spec_name: str | None = None, render_mode: str | None = None):
         if core.num_envs != 1 or core.n_agents != 1:
             raise ValueError("the Gymnasium view is one env with one agent: use make_parallel or "
                              "make_multi_agent_vector for n_agents > 1 and make_vector for batches")
         self.core = core
+        self.metadata = {**self.metadata, "render_modes": render_modes(core), "render_fps": RENDER_FPS}
+        self.render_mode = check_render_mode(core, render_mode)
         self.observation_space = core.observation_space
         self.action_space = core.action_space
         self.name = spec_name or type(core).__name__
@@ -89,6 +120,10 @@ class SingleAgentView(gym.Env):
         terminated, truncated = bool(result.terminated[0, 0]), bool(result.truncated[0, 0])
         return (self._observation(acting=not (terminated or truncated)), float(result.reward[0, 0]), terminated,
                 truncated, _agent_info(self.core, result.info, 0, 0))
+
+    def render(self):
+        """The current state as text (``render_mode="ansi"``) or an image (``"rgb_array"``); None without a mode."""
+        return render(self.core, self.render_mode)
 
     def action_masks(self) -> np.ndarray:
         """The current flat mask as int8, the observation's dtype and the one ``Discrete.sample(mask=...)`` and
@@ -108,15 +143,22 @@ class ParallelView(pettingzoo.ParallelEnv):
 
     metadata = {"render_modes": [], "is_parallelizable": True, "name": "maskbench"}
 
-    def __init__(self, core: EnvCore, spec_name: str | None = None):
+    def __init__(self, core: EnvCore, spec_name: str | None = None, render_mode: str | None = None):
         if core.num_envs != 1:
             raise ValueError("the PettingZoo view is one env (batch 1)")
         self.core = core
-        self.metadata = {**self.metadata, "name": spec_name or type(core).__name__}
+        self.metadata = {**self.metadata, "name": spec_name or type(core).__name__, "render_modes": render_modes(core),
+                         "render_fps": RENDER_FPS}
+        self.render_mode = check_render_mode(core, render_mode)
         self.possible_agents = list(core.agent_ids)
         self.agents: list[str] = []
         self._observation_space = core.observation_space
         self._action_space = core.action_space
+        features = core.feature_space
+        #: The global state (centralised critics): every agent's features, agent after agent.
+        self.state_space = gym.spaces.Box(np.tile(features.low.reshape(-1), len(self.possible_agents)),
+                                      np.tile(features.high.reshape(-1), len(self.possible_agents)),
+                                      dtype=features.dtype)
         self._np_random: np.random.Generator | None = None
 
     def observation_space(self, agent: str):
@@ -144,6 +186,11 @@ class ParallelView(pettingzoo.ParallelEnv):
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"no action for agent(s) {missing}")
+        for agent in self.agents:
+            if np.size(actions[agent]) != max(1, int(np.prod(self._action_space.shape))):
+                raise ValueError(f"agent {agent!r}: an action of {self._action_space} has shape "
+                                 f"{self._action_space.shape}; got {actions[agent]!r} (one index into the flat "
+                                 f"mask is an action of a Discrete space only)")
         batched = np.stack([np.reshape(actions[a] if a in self.agents else self.core.idle_action(), -1)
                             for a in self.possible_agents])  # a Discrete action may come as () or (1,)
         result = self.core.step(batched[None])
@@ -156,6 +203,12 @@ class ParallelView(pettingzoo.ParallelEnv):
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         return self._observations(live, self.agents), rewards, terminations, truncations, infos
 
+    def state(self) -> np.ndarray:
+        """The global state: every agent's features (``obs["observation"]``) in agent order (:attr:`state_space`)."""
+        if self.core.state is None:
+            raise gym.error.ResetNeeded(f"env {self.core.name!r}: call reset() before state()")
+        return self.core.features()[0].reshape(-1)
+
     def action_mask(self, agent: str) -> np.ndarray:
         return self.core.action_mask()[0, self.possible_agents.index(agent)]
 
@@ -164,7 +217,8 @@ class ParallelView(pettingzoo.ParallelEnv):
         return self.core.admissible_set()[0, self.possible_agents.index(agent)]
 
     def render(self):
-        return None
+        """Every agent's state as text (``render_mode="ansi"``) or the entry as an image (``"rgb_array"``)."""
+        return render(self.core, self.render_mode)
 
     def close(self):
         pass
