@@ -1,4 +1,5 @@
-"""The README's promises: its set-up commands are what CI runs, its register example works."""
+"""The README's and the docs' promises: the set-up commands are what CI runs, the examples run, the methods
+table is the registry's, the README stays short (CI builds the docs with mkdocs build --strict)."""
 
 import re
 import subprocess
@@ -15,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 README = (ROOT / "README.md").read_text()
+#: The documentation pages (docs/), which hold what the README used to.
+DOCS = {path.relative_to(ROOT).as_posix(): path.read_text() for path in sorted((ROOT / "docs").rglob("*.md"))}
 
 
 def setup_commands() -> list[str]:
@@ -33,7 +36,8 @@ def test_ci_runs_the_readme_setup_commands_verbatim():
 
 
 def register_example_source() -> str:
-    return README.split("<!-- register-example -->", 1)[1].split("```python\n", 1)[1].split("\n```", 1)[0]
+    after = DOCS["docs/register-env.md"].split("<!-- register-example -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("\n```", 1)[0]
 
 
 @pytest.fixture
@@ -89,15 +93,27 @@ def _base_env():
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
-def python_blocks_using(marker: str) -> list[str]:
-    blocks = [block.split("\n```", 1)[0] for block in README.split("```python\n")[1:]]
-    return [block for block in blocks if marker in block]
+def python_blocks_using(marker: str) -> list[tuple[str, str]]:
+    """``(page, source)`` of every Python block of the README and the docs that uses ``marker``."""
+    found = []
+    for page, text in {"README.md": README, **DOCS}.items():
+        blocks = [block.split("\n```", 1)[0] for block in text.split("```python\n")[1:]]
+        found += [(page, block) for block in blocks if marker in block]
+    return found
 
 
 @pytest.mark.parametrize("marker", ['envs.make("portfolio")', 'envs.make("sum_to_zero")'])
-def test_the_readme_env_examples_run(marker):
-    (source,) = python_blocks_using(marker)
-    exec(compile(source, f"README example using {marker}", "exec"), {})
+def test_the_env_examples_of_the_readme_and_docs_run(marker):
+    found = python_blocks_using(marker)
+    assert found, f"no example uses {marker}"
+    for page, source in found:
+        exec(compile(source, f"{page} example using {marker}", "exec"), {})
+
+
+def test_the_readme_is_short_and_links_to_pages_that_exist():
+    assert len(README.encode()) <= 10_000
+    for link in re.findall(r"\]\(((?:docs|results|examples)/[^)#]+)\)", README):
+        assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
 
 
 def test_the_methods_table_lists_every_algo_with_its_backends():
@@ -105,13 +121,13 @@ def test_the_methods_table_lists_every_algo_with_its_backends():
     from baselines import algo_names, load_algo
     from baselines.method import Method
 
-    lines = README.splitlines()
+    lines = DOCS["docs/methods.md"].splitlines()
     start = lines.index("| algo | what the agent sees | an inadmissible action | action spaces | backends | "
                         "evaluated policies (`eval.csv`) |")
     table = [line for line in lines[start + 2:start + 40] if line.startswith("| `")]
     for name in algo_names():
         row = next((line for line in table if line.startswith(f"| `{name}` |")), None)
-        assert row is not None, f"{name} is missing from the README's methods table"
+        assert row is not None, f"{name} is missing from the methods table (docs/methods.md)"
         entry = load_algo(name)
         if isinstance(entry, Method):
             assert row.split(" | ")[4] == ", ".join(entry.backends), (name, row.split(" | ")[4])

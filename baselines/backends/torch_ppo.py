@@ -1,14 +1,15 @@
 """The single-process torch backend: PPO with a method in one process (``--backend torch``).
 
-Why it exists: on one small machine RLlib's per-iteration machinery (EnvRunner, connectors,
-episode objects, the Learner's batch pipeline) costs more than the PPO arithmetic itself: cProfile
-of an RLlib iteration on portfolio showed about 1.3 s of sampling per 8,192 env steps, most of it
-in connector pipelines and per-env unbatching, against 0.13 s for the same rollout in a plain
-batched loop. With several agents RLlib 2.60 also steps the env one episode at a time. This
-backend runs the same algorithm as that loop (one forward pass per step of all
-``num_envs_per_env_runner`` entries and their agents, PPO epochs over the flat batch) and is
-1.7 to 2.2 times as fast as RLlib with one agent and 2.8 times with three (README, "Speed"). RLlib
-stays the default, and the way to use more than one machine.
+Why it exists: on one small machine RLlib's per-iteration machinery costs more than the PPO arithmetic
+itself. RLlib's own runner sampled about 1 s per 8,192 env steps on portfolio (connector pipelines,
+per-env unbatching), against about 0.3 s for the same rollout as arrays; the RLlib backend now samples
+with its own batched runner (:mod:`baselines.backends.rllib_batched_runner`), but RLlib's Learner
+still takes about twice this backend's time for the same updates (cProfile: its learner connector,
+Adam one tensor at a time, a finiteness check of every gradient, per-minibatch metrics). This backend
+runs the same algorithm as a plain loop (one forward pass per step of all ``num_envs_per_env_runner``
+entries and their agents, PPO epochs over the flat batch) at about 86% of the learner-alone ceiling,
+about twice RLlib's speed on 2 cores (docs/benchmarks.md). RLlib stays the default, and the way to
+use more than one machine.
 
 What is shared with the RLlib backend, so the two are one algorithm (and neither inherits from the
 other):
