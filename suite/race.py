@@ -7,7 +7,9 @@ slows another down), evaluating its greedy masked policy on the fixed evaluation
 ``--eval-every`` iterations. It then prints, per contender: env steps per second, and the env
 steps and wall seconds until the evaluated mean return first reaches ``--target`` (default: the
 env's own target return, e.g. portfolio's $3,000, the post's headline), each the median over the
-seeds that reach it.
+seeds (a seed that never reaches it counts as infinitely slow, so a median is finite only when most
+seeds got there), and each contender's wall time to the target over the baseline's with a 95%
+bootstrap interval (:func:`suite.stats.ratio_of_medians_ci`; five seeds or more make it informative).
 
 Contenders: ``masked_ppo`` on RLlib (the default backend), ``masked_ppo`` on the single-process
 torch backend, and ``sb3_maskable_ppo`` (needs ``pip install -e ".[compare]"``; left out with a
@@ -31,6 +33,7 @@ from baselines import load_algo
 from envs.config import parse_assignments
 from suite import report, results, runner
 from suite.cli import Parser, UsageError, non_negative_int, positive_float, positive_int, run_cli
+from suite.stats import median_with_failures, ratio_of_medians_ci
 
 __all__ = ["CONTENDERS", "main", "race_table"]
 
@@ -48,7 +51,7 @@ def build_parser() -> Parser:
     parser.add_argument("--env", required=True, help="a discrete env (the race is on masked categorical actions)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help=f"comma list of: {', '.join(CONTENDERS)}")
-    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per contender (0, 1, ...)")
+    parser.add_argument("--seeds", type=positive_int, default=5, help="seeds per contender (0, 1, ...)")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="training budget per run (default: the algo's)")
     parser.add_argument("--target", type=float, default=None,
@@ -64,24 +67,34 @@ def build_parser() -> Parser:
     return parser
 
 
-def race_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per contender from ``suite.report.summarize`` over the race folder.
-
-    ``runs`` is ``results.load(out).runs``: its ``run`` paths start with the contender's folder.
-    """
-    contender_of = {cid: Path(run).parts[0] for cid, run in zip(runs["config_id"], runs["run"])}
+def race_table(summary: pd.DataFrame, loaded: results.Results, target: float) -> pd.DataFrame:
+    """One row per contender: ``suite.report.summarize``'s figures over the race folder, the medians over
+    all seeds of env steps and wall seconds to ``target`` (failures infinitely slow) and the ratio of
+    wall time to target to the baseline's with its bootstrap interval."""
+    done = loaded.complete()
+    contender_of = {cid: Path(run).parts[0] for cid, run in zip(done.runs["config_id"], done.runs["run"])}
+    progress_of = dict(tuple(done.progress.groupby("run", sort=False)))
+    crossings = {}  # contender -> per-seed (env steps, seconds) to target
+    for cid, run in zip(done.runs["config_id"], done.runs["run"]):
+        crossings.setdefault(contender_of[cid], []).append(report.first_crossing(progress_of[run], target))
     table = pd.DataFrame({
         "contender": summary["config_id"].map(contender_of),
         "seeds": summary["seeds"], "env_steps_per_second": summary["env_steps_per_second"],
-        "seeds_reaching": summary["seeds_reaching"], "steps_to_target": summary["steps_to_threshold"],
-        "seconds_to_target": summary["seconds_to_threshold"], "final_return": summary["return_mean"],
+        "seeds_reaching": summary["seeds_reaching"], "final_return": summary["return_mean"],
         "final_return_ci_low": summary["return_ci_low"], "final_return_ci_high": summary["return_ci_high"],
         "train_invalid_rate": summary["train_invalid_rate"]})
+    table["steps_to_target"] = [median_with_failures([c[0] for c in crossings[name]]) for name in table["contender"]]
+    table["seconds_to_target"] = [median_with_failures([c[1] for c in crossings[name]])
+                                  for name in table["contender"]]
     baseline = table[table["contender"] == BASELINE]
     if len(baseline):
         base = baseline.iloc[0]
         table["speed_vs_sb3"] = table["env_steps_per_second"] / base["env_steps_per_second"]
-        table["time_to_target_vs_sb3"] = table["seconds_to_target"] / base["seconds_to_target"]
+        ratios = [ratio_of_medians_ci([c[1] for c in crossings[name]], [c[1] for c in crossings[BASELINE]])
+                  for name in table["contender"]]
+        table["time_to_target_vs_sb3"] = [r[0] for r in ratios]
+        table["time_to_target_vs_sb3_ci_low"] = [r[1] for r in ratios]
+        table["time_to_target_vs_sb3_ci_high"] = [r[2] for r in ratios]
     return table.sort_values("contender").reset_index(drop=True)
 
 
@@ -90,8 +103,8 @@ def _fmt(value: float, pattern: str) -> str:
 
 
 def format_table(table: pd.DataFrame, target: float) -> str:
-    header = (f"| contender | seeds | env steps/s | seeds reaching {target:,.0f} | env steps to target | "
-              "wall s to target | final return (95% CI) | × sb3 speed | × sb3 time to target |")
+    header = (f"| contender | seeds | env steps/s | seeds reaching {target:,.0f} | median env steps to target | "
+              "median wall s to target | final return (95% CI) | × sb3 speed | × sb3 time to target (95% CI) |")
     lines = [header, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in table.iterrows():
         lines.append(f"| {r['contender']} | {r['seeds']} | {_fmt(r['env_steps_per_second'], ',.0f')} | "
@@ -99,7 +112,9 @@ def format_table(table: pd.DataFrame, target: float) -> str:
                      f"{_fmt(r['seconds_to_target'], ',.0f')} | {_fmt(r['final_return'], ',.0f')} "
                      f"({_fmt(r['final_return_ci_low'], ',.0f')}–{_fmt(r['final_return_ci_high'], ',.0f')}) | "
                      f"{_fmt(r.get('speed_vs_sb3', math.nan), '.2f')} | "
-                     f"{_fmt(r.get('time_to_target_vs_sb3', math.nan), '.2f')} |")
+                     f"{_fmt(r.get('time_to_target_vs_sb3', math.nan), '.2f')} "
+                     f"({_fmt(r.get('time_to_target_vs_sb3_ci_low', math.nan), '.2f')}–"
+                     f"{_fmt(r.get('time_to_target_vs_sb3_ci_high', math.nan), '.2f')}) |")
     return "\n".join(lines)
 
 
@@ -144,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if summary.empty:
         raise UsageError(f"no complete run in {out}")
     summary = summary[summary["env"] == args.env]
-    table = race_table(summary, loaded.complete().runs)
+    table = race_table(summary, loaded, target)
     print(format_table(table, target))
     table.to_csv(out / f"race_{args.env}.csv", index=False)
     print(f"written: {out / f'race_{args.env}.csv'}")

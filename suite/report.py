@@ -87,7 +87,9 @@ def _evaluated_during_training(progress: pd.DataFrame) -> bool:
     return "eval_return_mean" in progress and bool(progress["eval_return_mean"].notna().any())
 
 
-def _first_crossing(progress: pd.DataFrame, threshold: float) -> tuple[float, float]:
+def first_crossing(progress: pd.DataFrame, threshold: float) -> tuple[float, float]:
+    """Env steps and wall seconds at the first periodic evaluation whose mean return reached ``threshold``
+    (NaN, NaN: never, or the run was not evaluated during training)."""
     if not _evaluated_during_training(progress) or math.isnan(threshold):
         return math.nan, math.nan
     hit = progress[progress["eval_return_mean"] >= threshold]
@@ -215,7 +217,7 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
         lower, upper = refs.loc[(env, group["env_config"].iloc[0])]
         normalised = 100 * (group["return"] - lower) / (upper - lower) if upper != lower else group["return"] * math.nan
         threshold = _threshold(env, group["target"].iloc[0], lower, upper, thresholds)
-        crossings = [_first_crossing(progress_of[run], threshold) for run in group["run"]]
+        crossings = [first_crossing(progress_of[run], threshold) for run in group["run"]]
         reached = [c for c in crossings if not math.isnan(c[0])]
         mean, low, high = mean_ci(group["return"])
         s_mean, s_low, s_high = mean_ci(normalised)

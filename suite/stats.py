@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["mean_ci"]
+__all__ = ["mean_ci", "median_with_failures", "ratio_of_medians_ci"]
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -22,3 +23,43 @@ def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> t
         return (mean, math.nan, math.nan)
     half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
     return (mean, mean - half, mean + half)
+
+
+def median_with_failures(values: Sequence[float] | np.ndarray) -> float:
+    """The median of times to a target over seeds, a seed that never reached it counting as infinitely slow
+    (NaN in ``values``): the median is finite only when more than half the seeds reached the target."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return math.nan
+    return float(np.median(np.where(np.isnan(x), np.inf, x)))
+
+
+def ratio_of_medians_ci(values: Sequence[float] | np.ndarray, baseline: Sequence[float] | np.ndarray,
+                        confidence: float = 0.95, n_resamples: int = 10_000,
+                        seed: int = 0) -> tuple[float, float, float]:
+    """``median(values) / median(baseline)`` and its percentile bootstrap interval (scipy.stats.bootstrap, the
+    two samples resampled independently: different seeds of different trainers are not paired).
+
+    Medians are :func:`median_with_failures` (NaN: a seed that never reached the target). A resample whose
+    medians are both infinite has no ratio and counts as infinitely slow, so an interval reaching ``inf``
+    says the seeds cannot bound the ratio from above.
+    """
+    x, y = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if x.size == 0 or y.size == 0:
+        return (math.nan, math.nan, math.nan)
+
+    def ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        top = np.median(np.where(np.isnan(a), np.inf, a), axis=axis)
+        bottom = np.median(np.where(np.isnan(b), np.inf, b), axis=axis)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = top / bottom
+        return np.where(np.isnan(out), np.inf, out)
+
+    point = float(ratio(x, y))
+    if x.size < 2 and y.size < 2:
+        return (point, math.nan, math.nan)
+    with warnings.catch_warnings():  # scipy warns when every resample gives one value (identical seeds)
+        warnings.simplefilter("ignore")
+        result = stats.bootstrap((x, y), ratio, paired=False, vectorized=True, confidence_level=confidence,
+                                 n_resamples=n_resamples, method="percentile", rng=np.random.default_rng(seed))
+    return (point, float(result.confidence_interval.low), float(result.confidence_interval.high))
