@@ -42,7 +42,7 @@ import pandas as pd
 
 import envs
 from envs.config import ConfigError, parse_assignments
-from suite import files, results, scaling
+from suite import aggregate, aggregate_plots, files, results, scaling
 from suite.cli import Parser, UsageError, run_cli
 from suite.mask_noise_report import mask_noise_table, plot_mask_noise
 from suite.stats import mean_ci
@@ -444,6 +444,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
     plots: list[str] = []
     agents = agent_summary(loaded)
     scaling_lines: list[str] = []
+    across_lines: list[str] = []
     violations = pd.DataFrame()
     if not summary.empty:
         labels = dict(zip(summary["config_id"], summary["config"]))
@@ -484,10 +485,46 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
             figures = {family: save(f"scaling_{family}", scaling.plot_scaling(table, family))
                        for family in scaling.families(table)}
             scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})
-    text = markdown(summary, problems, plots, agents, scaling_lines, violations) if not summary.empty else \
+        across_lines = _across_tasks(loaded, out, save)
+    text = markdown(summary, problems, plots, agents, [*across_lines, *scaling_lines], violations) \
+        if not summary.empty else \
         "# maskbench report\n\nNo complete run.\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
     files.atomic_write_text(out / "report.md", text)
     return summary, problems, text
+
+
+def _across_tasks(loaded: results.Results, out: Path, save) -> list[str]:
+    """raw_scores.csv (every run's task, method, seed and score, for other tools), and where at least one
+    method has scored runs: aggregate.csv, probability_of_improvement.csv, performance_profiles.csv, their
+    figures and the report's section."""
+    scores = run_scores(loaded)
+    labels, _ = _config_differences(loaded.complete().runs)
+    raw = aggregate.raw_scores(scores, references(scores), labels)
+    files.atomic_write_csv(out / "raw_scores.csv", raw)
+    table = aggregate.aggregate_table(raw)
+    if table.empty:
+        return []
+    poi = aggregate.probability_of_improvement(raw)
+    profiles = aggregate.performance_profiles(raw)
+    files.atomic_write_csv(out / "aggregate.csv", table)
+    files.atomic_write_csv(out / "probability_of_improvement.csv", poi)
+    files.atomic_write_csv(out / "performance_profiles.csv", profiles)
+    figures = [save("aggregate", aggregate_plots.plot_aggregates(table)),
+               save("performance_profiles", aggregate_plots.plot_performance_profiles(profiles)),
+               save("probability_of_improvement", aggregate_plots.plot_probability_of_improvement(poi))]
+    lines = ["## Across tasks", "",
+             "Normalised scores (0 = random_valid, 100 = oracle) over every task (env x env config) each method ran, "
+             "each task weighing the same whatever its seeds; 95% intervals by the stratified bootstrap (runs "
+             "resampled within each task, 2,000 resamples, percentile). The per-env tables above use Student-t "
+             "intervals over seeds.", "",
+             "| method | tasks | runs | median | IQM | mean | optimality gap |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for _, r in table.iterrows():
+        cells = [f"{r[m]:.1f} ({r[m + '_ci_low']:.1f}–{r[m + '_ci_high']:.1f})"
+                 for m in ("median", "iqm", "mean", "optimality_gap")]
+        lines.append(f"| {r['method']} | {r['tasks']} | {r['runs']} | " + " | ".join(cells) + " |")
+    lines += ["", *[f"![{Path(p).stem}]({p})" for p in figures if p], ""]
+    return lines
 
 
 def _thresholds(items: Sequence[str]) -> dict[str, float]:

@@ -133,6 +133,22 @@ def test_cli_writes_summary_report_and_plots(toy, capsys):
     assert "## toy" in text and "![learning_curves_toy](plots/learning_curves_toy.png)" in text
     png = (out / "plots" / "learning_curves_toy.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    # across tasks: every run's score for other tools, and the aggregate of the one learning method
+    raw = pd.read_csv(out / "raw_scores.csv")
+    assert len(raw) == 9 and set(raw.columns) >= {"task", "method", "seed", "score"}
+    assert sorted(raw.loc[raw["method"] == "masked_ppo", "score"]) == pytest.approx(
+        sorted(summary_scores(raw)))
+    aggregate = pd.read_csv(out / "aggregate.csv")
+    assert aggregate["method"].tolist() == ["masked_ppo"] and aggregate.loc[0, "mean"] == pytest.approx(50.0)
+    assert "## Across tasks" in text and "![aggregate](plots/aggregate.png)" in text
+    assert (out / "plots" / "performance_profiles.png").is_file()
+
+
+def summary_scores(raw):
+    """masked_ppo's per-seed scores by hand: (return - random_valid's mean) / (oracle's - random_valid's)."""
+    lower = raw.loc[raw["algo"] == "random_valid", "return"].mean()
+    upper = raw.loc[raw["algo"] == "oracle", "return"].mean()
+    return [100 * (r - lower) / (upper - lower) for r in raw.loc[raw["method"] == "masked_ppo", "return"]]
 
 
 @pytest.mark.parametrize("argv, message", [

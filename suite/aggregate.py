@@ -1,0 +1,225 @@
+"""Statistics across tasks, after Agarwal et al. (2021), "Deep RL at the Edge of the Statistical Precipice".
+
+A *task* is an env at one env config (a level, an agent count); a *method* an algo at one config (a
+penalty size is a method of its own). Every run has a normalised score, 0 = ``random_valid``'s mean
+return on its task and 100 = the ``oracle``'s (:func:`raw_scores`, also the machine-readable export).
+Over the runs of several tasks, for each method:
+
+- **mean**, **median**, **IQM** (the interquartile mean: the mean of the middle 50% of runs,
+  ``scipy.stats.trim_mean(x, 0.25)`` when every task has as many runs) and **optimality gap** (the
+  mean shortfall below 100, ``mean(max(100 - x, 0))``);
+- a **stratified bootstrap** 95% interval for each: the runs of each task are resampled with
+  replacement within the task (``scipy.stats.bootstrap`` with one sample per task, which resamples
+  each sample on its own), the statistic recomputed, percentiles taken;
+- the **probability of improvement** of method X over Y: the mean over the tasks both ran of
+  P(a run of X scores above a run of Y) (the Mann-Whitney U statistic over n·m, ties counting half),
+  with its stratified interval;
+- **performance profiles**: the fraction of runs scoring above τ, τ = 0..100, with bands.
+
+Unequal seeds: rliable pools a runs × tasks matrix, which needs the same number of runs per task.
+Here every task carries the same total weight, split evenly over its runs, and the statistics are
+those of that weighted distribution (mean, weighted median, the mean of its middle 50% of mass), so a
+task with 10 seeds does not outweigh one with 3; with equal seeds they are rliable's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["REFERENCE_ALGOS", "METRICS", "raw_scores", "weighted_mean", "weighted_median", "weighted_iqm",
+           "optimality_gap", "aggregate_table", "probability_of_improvement", "performance_profiles",
+           "stratified_interval"]
+
+#: The algos that define the normalised score (left out of the aggregates: 0 and 100 by construction).
+REFERENCE_ALGOS = ("random_valid", "oracle")
+#: The score of a solved task, for the optimality gap.
+GAMMA = 100.0
+
+
+# --------------------------------------------------------------------------------------------
+# Scores
+
+
+def raw_scores(scores: pd.DataFrame, references: pd.DataFrame, config_labels: dict[str, str]) -> pd.DataFrame:
+    """One row per complete run: task, method, seed, return and normalised score (``raw_scores.csv``).
+
+    ``scores`` is :func:`suite.report.run_scores`' frame, ``references`` :func:`suite.report.references`',
+    ``config_labels`` the label of each algo config that differs from its siblings (``penalty=0.1``).
+    Runs of a task without both references get a NaN score.
+    """
+    rows = []
+    for _, run in scores.iterrows():
+        lower, upper = references.loc[(run["env"], run["env_config"])]
+        score = 100 * (run["return"] - lower) / (upper - lower) if upper != lower else math.nan
+        label = config_labels.get(run["config_id"], "")
+        rows.append({"task": run["env"] + (f" [{run['env_config']}]" if run["env_config"] else ""),
+                     "env": run["env"], "env_config": run["env_config"],
+                     "method": run["algo"] + (f" ({label})" if label else ""), "algo": run["algo"],
+                     "seed": int(run["seed"]), "return": float(run["return"]), "score": float(score)})
+    return pd.DataFrame(rows, columns=["task", "env", "env_config", "method", "algo", "seed", "return", "score"])
+
+
+def _by_task(raw: pd.DataFrame, method: str) -> list[np.ndarray]:
+    """The method's scores, one array per task it ran (NaN scores dropped)."""
+    rows = raw[(raw["method"] == method) & raw["score"].notna()]
+    return [group["score"].to_numpy(dtype=np.float64) for _, group in rows.groupby("task", sort=True)]
+
+
+# --------------------------------------------------------------------------------------------
+# Task-weighted statistics: each task weighs 1, split evenly over its runs
+
+
+def _weighted(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    values = np.concatenate([np.asarray(s, dtype=np.float64) for s in samples])
+    weights = np.concatenate([np.full(len(s), 1.0 / len(s)) for s in samples])
+    order = np.argsort(values, kind="stable")
+    return values[order], weights[order] / weights.sum()
+
+
+def weighted_mean(samples: Sequence[np.ndarray]) -> float:
+    """The mean of the task means."""
+    return float(np.mean([np.mean(s) for s in samples]))
+
+
+def _trimmed_mass_mean(values: np.ndarray, weights: np.ndarray, low: float, high: float) -> float:
+    """The mean of the weighted distribution's mass between quantile levels ``low`` and ``high``."""
+    edges = np.concatenate([[0.0], np.cumsum(weights)])
+    kept = np.clip(np.minimum(edges[1:], high) - np.maximum(edges[:-1], low), 0.0, None)
+    return float(np.sum(kept * values) / np.sum(kept))
+
+
+def weighted_median(samples: Sequence[np.ndarray]) -> float:
+    """The median of the task-weighted distribution (the mean of the values at the 50% level when it falls
+    on an edge, as ``np.median`` of an even count does)."""
+    values, weights = _weighted(samples)
+    edges = np.cumsum(weights)
+    below = np.searchsorted(edges, 0.5 - 1e-12)
+    above = np.searchsorted(edges, 0.5 + 1e-12)
+    return float((values[below] + values[min(above, len(values) - 1)]) / 2)
+
+
+def weighted_iqm(samples: Sequence[np.ndarray]) -> float:
+    """The interquartile mean: the mean of the middle 50% of the task-weighted distribution's mass
+    (``scipy.stats.trim_mean(x, 0.25)`` of the pooled runs when every task has as many runs and the
+    quartiles fall between runs)."""
+    values, weights = _weighted(samples)
+    return _trimmed_mass_mean(values, weights, 0.25, 0.75)
+
+
+def optimality_gap(samples: Sequence[np.ndarray], gamma: float = GAMMA) -> float:
+    """The task-weighted mean shortfall below ``gamma`` (scores above it count as 0)."""
+    return float(np.mean([np.mean(np.maximum(gamma - np.asarray(s, dtype=np.float64), 0.0)) for s in samples]))
+
+
+METRICS: dict[str, Callable[[Sequence[np.ndarray]], float]] = {
+    "median": weighted_median, "iqm": weighted_iqm, "mean": weighted_mean, "optimality_gap": optimality_gap}
+
+
+# --------------------------------------------------------------------------------------------
+# Intervals
+
+
+def stratified_interval(samples: Sequence[np.ndarray], statistic: Callable[[Sequence[np.ndarray]], object],
+                        confidence: float = 0.95, n_resamples: int = 2000,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile interval of ``statistic(samples)`` under the stratified bootstrap: each task's runs
+    resampled with replacement within the task (``scipy.stats.bootstrap``, one sample per task).
+
+    A task with one run has nothing to resample and contributes its run every time. Returns (low, high),
+    arrays shaped like the statistic.
+    """
+    samples = [np.asarray(s, dtype=np.float64) for s in samples]
+    varying = [i for i, s in enumerate(samples) if len(s) > 1]
+    if not varying:
+        point = np.asarray(statistic(samples), dtype=np.float64)
+        return point, point
+
+    def resampled(*drawn):
+        full = list(samples)
+        for i, values in zip(varying, drawn):
+            full[i] = values
+        return np.asarray(statistic(full), dtype=np.float64)
+
+    with warnings.catch_warnings():  # a task whose runs all score alike makes scipy warn about degenerate data
+        warnings.simplefilter("ignore")
+        result = stats.bootstrap([samples[i] for i in varying], resampled, vectorized=False, paired=False,
+                                 confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                                 rng=np.random.default_rng(seed))
+    return np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
+
+
+def _methods(raw: pd.DataFrame) -> list[str]:
+    return sorted(m for m, algo in raw.drop_duplicates("method")[["method", "algo"]].itertuples(index=False)
+                  if algo not in REFERENCE_ALGOS and raw.loc[raw["method"] == m, "score"].notna().any())
+
+
+def aggregate_table(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One row per method: the tasks and runs it has, each of :data:`METRICS` with its stratified interval."""
+    rows = []
+    for method in _methods(raw):
+        samples = _by_task(raw, method)
+        row = {"method": method, "tasks": len(samples), "runs": int(sum(len(s) for s in samples))}
+        for name, metric in METRICS.items():
+            low, high = stratified_interval(samples, metric, n_resamples=n_resamples, seed=seed)
+            row.update({name: metric(samples), f"{name}_ci_low": float(low), f"{name}_ci_high": float(high)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _p_greater(x: np.ndarray, y: np.ndarray) -> float:
+    """P(a draw of x > a draw of y), ties counting half: the Mann-Whitney U statistic over n m."""
+    x, y = np.asarray(x)[:, None], np.asarray(y)[None, :]
+    return float((x > y).mean() + 0.5 * (x == y).mean())
+
+
+def probability_of_improvement(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """For every ordered pair of methods sharing a task: P(X > Y) averaged over their shared tasks, with its
+    stratified interval (the runs of X and of Y resampled within each task). P(Y > X) = 1 - P(X > Y), ties
+    counting half, so each pair is bootstrapped once."""
+    methods = _methods(raw)
+    rows = []
+    for x_name, y_name in itertools.combinations(methods, 2):
+        x_tasks = dict(tuple(raw[(raw["method"] == x_name) & raw["score"].notna()].groupby("task")))
+        y_tasks = dict(tuple(raw[(raw["method"] == y_name) & raw["score"].notna()].groupby("task")))
+        shared = sorted(set(x_tasks) & set(y_tasks))
+        if not shared:
+            continue
+        samples = [frame.loc[:, "score"].to_numpy(dtype=np.float64) for task in shared
+                   for frame in (x_tasks[task], y_tasks[task])]
+
+        def statistic(drawn):
+            return np.mean([_p_greater(drawn[i], drawn[i + 1]) for i in range(0, len(drawn), 2)])
+
+        low, high = stratified_interval(samples, statistic, n_resamples=n_resamples, seed=seed)
+        point = float(statistic(samples))
+        rows.append({"method": x_name, "versus": y_name, "tasks": len(shared), "probability_of_improvement": point,
+                     "ci_low": float(low), "ci_high": float(high)})
+        rows.append({"method": y_name, "versus": x_name, "tasks": len(shared),
+                     "probability_of_improvement": 1.0 - point, "ci_low": 1.0 - float(high),
+                     "ci_high": 1.0 - float(low)})
+    return pd.DataFrame(rows, columns=["method", "versus", "tasks", "probability_of_improvement", "ci_low", "ci_high"])
+
+
+def performance_profiles(raw: pd.DataFrame, taus: Sequence[float] | None = None, n_resamples: int = 1000,
+                         seed: int = 0) -> pd.DataFrame:
+    """Per method and τ: the task-weighted fraction of runs scoring above τ, with its stratified band."""
+    taus = np.linspace(0.0, 100.0, 101) if taus is None else np.asarray(taus, dtype=np.float64)
+    rows = []
+    for method in _methods(raw):
+        samples = _by_task(raw, method)
+
+        def profile(drawn):
+            return np.mean([(np.asarray(s)[:, None] > taus[None, :]).mean(axis=0) for s in drawn], axis=0)
+
+        low, high = stratified_interval(samples, profile, n_resamples=n_resamples, seed=seed)
+        for tau, value, lo, hi in zip(taus, profile(samples), low, high):
+            rows.append({"method": method, "tau": float(tau), "fraction_above": float(value),
+                         "ci_low": float(lo), "ci_high": float(hi)})
+    return pd.DataFrame(rows, columns=["method", "tau", "fraction_above", "ci_low", "ci_high"])

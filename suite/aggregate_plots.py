@@ -1,0 +1,88 @@
+"""The figures of the statistics across tasks (:mod:`suite.aggregate`), each readable on its own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["plot_aggregates", "plot_performance_profiles", "plot_probability_of_improvement"]
+
+_TITLES = {"median": "Median", "iqm": "IQM", "mean": "Mean", "optimality_gap": "Optimality gap"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_aggregates(table: pd.DataFrame):
+    """Interval estimates: one panel per statistic, a bar per method from the lower to the upper bound of
+    its stratified bootstrap 95% interval, a tick at the point estimate. None without methods."""
+    if table.empty:
+        return None
+    plt = _plt()
+    methods = table["method"].tolist()
+    fig, axes = plt.subplots(1, len(_TITLES), figsize=(3.2 * len(_TITLES), 0.45 * len(methods) + 1.6), dpi=110,
+                             sharey=True)
+    y = np.arange(len(methods))
+    for ax, (name, title) in zip(axes, _TITLES.items()):
+        low, high, point = table[f"{name}_ci_low"], table[f"{name}_ci_high"], table[name]
+        ax.barh(y, high - low, left=low, height=0.6, alpha=0.5, color="tab:blue")
+        ax.plot(point, y, "|", color="black", markersize=14)
+        ax.set_title(title)
+        ax.set_xlabel("normalised score" + (" (lower is better)" if name == "optimality_gap" else ""))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, methods)
+    fig.suptitle("Across tasks: point estimate and 95% stratified bootstrap interval (0 = random_valid, "
+                 "100 = oracle)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_performance_profiles(profiles: pd.DataFrame):
+    """The fraction of runs (tasks weighted equally) scoring above τ, against τ, with 95% bands."""
+    if profiles.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for method, rows in profiles.groupby("method", sort=True):
+        line, = ax.plot(rows["tau"], rows["fraction_above"], label=method)
+        ax.fill_between(rows["tau"], rows["ci_low"], rows["ci_high"], alpha=0.2, color=line.get_color())
+    ax.set_xlabel("normalised score τ (0 = random_valid, 100 = oracle)")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Performance profiles, 95% stratified bootstrap bands")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_probability_of_improvement(poi: pd.DataFrame):
+    """The matrix of P(row method > column method), averaged over shared tasks, the interval in each cell."""
+    if poi.empty:
+        return None
+    plt = _plt()
+    methods = sorted(set(poi["method"]) | set(poi["versus"]))
+    grid = np.full((len(methods), len(methods)), np.nan)
+    text = {}
+    for r in poi.itertuples(index=False):
+        i, j = methods.index(r.method), methods.index(r.versus)
+        grid[i, j] = r.probability_of_improvement
+        text[(i, j)] = f"{r.probability_of_improvement:.2f}\n[{r.ci_low:.2f}, {r.ci_high:.2f}]"
+    size = 1.0 + 1.1 * len(methods)
+    fig, ax = plt.subplots(figsize=(size + 2, size), dpi=110)
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap="RdBu")
+    for (i, j), label in text.items():
+        ax.text(j, i, label, ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
+    ax.set_yticks(range(len(methods)), methods)
+    ax.set_xlabel("versus (Y)")
+    ax.set_ylabel("method (X)")
+    fig.colorbar(image, ax=ax, label="P(X > Y)")
+    ax.set_title("Probability of improvement, 95% stratified bootstrap interval")
+    fig.tight_layout()
+    return fig
