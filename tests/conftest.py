@@ -45,6 +45,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_fast if run_slow else skip_slow)
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance with 2 CPUs for a module's tests, shut down after them (unless one was running)."""
+    import ray
+
+    from baselines.ray_session import connect_ray
+
+    owned = connect_ray(None, num_cpus=2)
+    yield
+    if owned:
+        ray.shutdown()
+
+
 @pytest.fixture
 def make_run():
     """``make_run(root, env, algo, seed, **numbers)``: see :func:`write_synthetic_run`."""

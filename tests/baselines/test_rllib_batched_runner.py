@@ -10,18 +10,6 @@ from envs.masking import MASK_KEY, split_mask
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from baselines.ray_session import connect_ray
-
-    owned = connect_ray(None, num_cpus=2)
-    yield
-    if owned:
-        ray.shutdown()
-
-
 def _config(env, env_config=None, **settings):
     from tests.helpers import build_algo
 

@@ -31,18 +31,6 @@ STEPS = 8192
 _RATES: dict[str, float] = {}
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from baselines.ray_session import connect_ray
-
-    owned = connect_ray(None, num_cpus=2)
-    yield
-    if owned:
-        ray.shutdown()
-
-
 class _SymlogFeatures(gym.ObservationWrapper):
     """A single env's features through the same transform as the batched training env (mask kept)."""
 
