@@ -131,15 +131,16 @@ def plan_sweep(args, request_for, algo_config: dict[str, Any] | None = None) -> 
                         overwrite=args.overwrite, strict_pairs=len(env_names) == 1 and len(algos) == 1)
 
 
-#: The file a sweep's driver writes into ``--out`` and every trial looks for before it starts.
-NODE_CHECK = ".maskbench-sweep"
+#: The file a sweep's driver writes into ``--out`` and every trial looks for before it starts, one per sweep
+#: (``NODE_CHECK + sweep_id``) so that two sweeps into one folder at once do not take each other's for missing.
+NODE_CHECK = ".maskbench-sweep-"
 
 
 def _trial(config: dict[str, Any], runs: list[Any], options: dict[str, Any]) -> None:
     """One Tune trial: one suite run (its files are the result; Tune only keeps the status)."""
     from ray import tune
 
-    marker = Path(options["out"]) / NODE_CHECK
+    marker = Path(options["out"]) / f"{NODE_CHECK}{options['sweep_id']}"
     if not marker.is_file() or marker.read_text() != options["sweep_id"]:
         raise runner.RunFailed(f"this node does not see {options['out']}, the sweep's --out on the driver: on a "
                                "cluster --out must be on storage every node shares (the same path on each)")
@@ -186,7 +187,7 @@ def run_sweep(args, plan: SweepPlan) -> int:
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     sweep_id = uuid.uuid4().hex
-    files.atomic_write_text(out / NODE_CHECK, sweep_id)
+    files.atomic_write_text(out / f"{NODE_CHECK}{sweep_id}", sweep_id)
 
     class Progress(Callback):
         def __init__(self):
@@ -226,7 +227,7 @@ def run_sweep(args, plan: SweepPlan) -> int:
         progress.bar.close()
     finally:
         shutil.rmtree(storage, ignore_errors=True)
-        (out / NODE_CHECK).unlink(missing_ok=True)
+        (out / f"{NODE_CHECK}{sweep_id}").unlink(missing_ok=True)
         if owns_ray:
             import ray
 

@@ -171,3 +171,24 @@ def test_ctrl_c_on_a_sweep_says_what_is_unfinished_and_exits_non_zero_and_the_re
     assert sweep(*[("2000" if a == "3000000" else a) for a in argv[3:]]) == 0
     assert set(results.load(tmp_path).runs["status"]) == {"complete"}
     assert_ray_is_gone()
+
+
+def test_two_sweeps_into_one_folder_each_find_their_own_node_check(tmp_path, monkeypatch):
+    """Each sweep marks --out with a file of its own: a second sweep started into the same folder must not make
+    the first one's trials believe their node cannot see --out (it did, failing every trial after it)."""
+    from ray import tune
+
+    from suite import runner
+    from suite import sweep as sweep_module
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for sweep_id in ("first", "second"):
+        (out / f"{sweep_module.NODE_CHECK}{sweep_id}").write_text(sweep_id)
+    reported = []
+    monkeypatch.setattr(tune, "report", reported.append)  # outside a Tune session
+    request = runner.RunRequest.build("portfolio", "random_valid", 0, out=out, steps=100, episodes=2)
+    options = {"out": str(out), "sweep_id": "first", "imports": [], "overwrite": False,
+               "checkpoint_every": 1, "eval_every": 0}
+    sweep_module._trial({"index": 0}, [request], options)
+    assert reported and (request.directory / "eval.csv").is_file()
