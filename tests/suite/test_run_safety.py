@@ -149,5 +149,6 @@ def test_ctrl_c_is_one_line_and_status_130(command):
                             stderr=subprocess.PIPE, text=True)
     time.sleep(6)
     proc.send_signal(2)
-    _, err = proc.communicate(timeout=60)
+    # Python handles the signal once the running numpy call returns: on a loaded machine that took over 60 s once
+    _, err = proc.communicate(timeout=240)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
