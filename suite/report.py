@@ -516,7 +516,8 @@ def _across_tasks(loaded: results.Results, out: Path, save) -> list[str]:
              "Normalised scores (0 = random_valid, 100 = oracle) over every task (env x env config) each method ran, "
              "each task weighing the same whatever its seeds; 95% intervals by the stratified bootstrap (runs "
              "resampled within each task, 2,000 resamples, percentile). The per-env tables above use Student-t "
-             "intervals over seeds.", "",
+             "intervals over seeds. Methods that ran different tasks (the tasks column) are not comparable in this "
+             "table; the probability of improvement compares each pair on the tasks both ran.", "",
              "| method | tasks | runs | median | IQM | mean | optimality gap |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in table.iterrows():

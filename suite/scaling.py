@@ -104,8 +104,14 @@ def describe(table: pd.DataFrame, family: str) -> str:
     moves = []
     for method in methods:
         a, b = _score(rows, method, first), _score(rows, method, last)
-        if not (math.isnan(a) and math.isnan(b)):
+        if not math.isnan(a) and not math.isnan(b):
             moves.append(f"{method} {a:.0f} → {b:.0f}")
+        elif not (math.isnan(a) and math.isnan(b)):  # run at some levels only so far: say which it reached
+            run = [level for level in levels if not math.isnan(_score(rows, method, level))]
+            moves.append(f"{method} {_score(rows, method, run[0]):.0f} → {_score(rows, method, run[-1]):.0f} "
+                         f"(at {place.loc[run[0], 'env']} → {place.loc[run[-1], 'env']} only)"
+                         if len(run) > 1 else f"{method} {_score(rows, method, run[0]):.0f} "
+                         f"(at {place.loc[run[0], 'env']} only)")
     parts.append("; ".join(moves) + " (normalised score, 0 = random_valid, 100 = oracle).")
     masked_ends = [_score(rows, MASKED, level) for level in (first, last)]
     penalty_ends = [_best_penalty(rows, level) for level in (first, last)]
