@@ -94,6 +94,15 @@ def build_algo(algo: str, env: str, env_config: dict | None = None, *, seed: int
     return entry.implementation(config)(env, dict(env_config or {}), config, seed, budget=budget)
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` of a subprocess a test interrupts with SIGINT: Ctrl-C's default disposition, which a
+    test run started in the background (``cmd &``: SIGINT ignored, inherited) would otherwise pass on, so
+    that Python would never raise KeyboardInterrupt in the child."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def glob_while_running(root: Path, pattern: str) -> list[Path]:
     """``root.glob(pattern)`` while a run writes under ``root``. The run renames checkpoint folders as it
     goes, so a folder the walk lists can be gone when it is entered: that look finds nothing (the caller

@@ -152,12 +152,13 @@ def test_ctrl_c_on_a_sweep_says_what_is_unfinished_and_exits_non_zero_and_the_re
     import time
     from pathlib import Path
 
-    from tests.helpers import glob_while_running
+    from tests.helpers import default_sigint, glob_while_running
 
     argv = [sys.executable, "-m", "suite.run", "--env", "portfolio", "--algo", "random_valid", "--seeds", "2",
             "--steps", "3000000", "--episodes", "5", "--out", str(tmp_path)]
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and not glob_while_running(tmp_path, "**/progress.csv"):
         time.sleep(0.2)
