@@ -5,7 +5,7 @@ groups of runs; each group is the cross product of its ``envs``, its ``algos``, 
 and, when it has one, its ``grid`` (one run per combination of the listed config values)::
 
     description = "..."
-    seeds = 3                # seeds 0, 1, 2 of every run
+    seeds = 3                # seeds 0, 1, 2 of every run (a group's own ``seeds`` overrides it)
     episodes = 50            # evaluation episodes per policy
     eval_every = 5           # periodic evaluations (the report's learning curves and times to a score)
 
@@ -13,7 +13,8 @@ and, when it has one, its ``grid`` (one run per combination of the listed config
     envs = ["portfolio", "portfolio-m"]
     algos = ["masked_ppo", "naive_masked_ppo"]
     steps = 200000
-    algo_config = { backend = "torch" }
+    seeds = 5                # optional: this group's seed count
+    algo_config = { backend = "torch", hidden = [64, 64] }
     env_config = {}
     grid = { penalty = [0.001, 0.01] }   # optional
 
@@ -44,7 +45,7 @@ __all__ = ["STUDIES", "load_study", "study_entries", "main"]
 #: The suite's own studies.
 STUDIES = Path(__file__).parent / "studies"
 _STUDY_KEYS = {"description", "seeds", "episodes", "eval_every", "group"}
-_GROUP_KEYS = {"envs", "algos", "steps", "algo_config", "env_config", "grid"}
+_GROUP_KEYS = {"envs", "algos", "steps", "seeds", "algo_config", "env_config", "grid"}
 
 
 def study_path(name: str) -> Path:
@@ -90,10 +91,15 @@ def study_entries(study: dict[str, Any]) -> list[sweep.SweepEntry]:
             for algo in group["algos"]:
                 for combination in combinations:
                     algo_config = {**group.get("algo_config", {}), **combination}
-                    for seed in range(int(study.get("seeds", 1))):
-                        entries.append(sweep.SweepEntry(env, algo, seed, tuple(group.get("env_config", {}).items()),
-                                                        tuple(algo_config.items()), group.get("steps")))
+                    for seed in range(int(group.get("seeds", study.get("seeds", 1)))):
+                        entries.append(sweep.SweepEntry(env, algo, seed, _frozen(group.get("env_config", {})),
+                                                        _frozen(algo_config), group.get("steps")))
     return entries
+
+
+def _frozen(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A config as the hashable pairs a sweep entry holds (TOML lists, e.g. ``hidden = [64, 64]``, as tuples)."""
+    return tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in config.items())
 
 
 def build_parser() -> Parser:

@@ -108,3 +108,26 @@ def test_an_unknown_study_name_lists_the_suites_studies(capsys):
     assert run_cli(study.main, "python -m suite.study", ["no_such_study"]) == 2
     assert "no study 'no_such_study': give a study file's path or one of the suite's studies (penalty, scaling)" in \
         capsys.readouterr().err
+
+
+def test_a_groups_own_seeds_override_the_studys_and_toml_lists_are_accepted(tmp_path):
+    text = textwrap.dedent('''
+        seeds = 10
+        [[group]]
+        envs = ["portfolio"]
+        algos = ["masked_ppo"]
+        algo_config = { hidden = [64, 64] }
+        [[group]]
+        envs = ["portfolio-m"]
+        algos = ["masked_ppo"]
+        seeds = 5
+        algo_config = { hidden = "64,64" }
+    ''')
+    entries = study.study_entries(study.load_study(write(tmp_path, text)))
+    assert [(e.env, e.seed) for e in entries] == [("portfolio", s) for s in range(10)] + \
+        [("portfolio-m", s) for s in range(5)]
+    assert dict(entries[0].algo_config) == {"hidden": (64, 64)}
+    hash(entries[0])  # a sweep keys its checks on entries: TOML lists arrive as tuples
+    as_list, as_text = (study.runner.RunRequest.build(e.env, e.algo, 0, out=tmp_path, algo_config=dict(e.algo_config))
+                        for e in (entries[0], entries[-1]))
+    assert as_list.directory.parent.name == as_text.directory.parent.name == "hidden=64-64"
