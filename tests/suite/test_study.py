@@ -106,7 +106,7 @@ def test_an_unknown_study_name_lists_the_suites_studies(capsys):
     from suite.cli import run_cli
 
     assert run_cli(study.main, "python -m suite.study", ["no_such_study"]) == 2
-    assert "no study 'no_such_study': give a study file's path or one of the suite's studies (penalty, scaling)" in \
+    assert "no study 'no_such_study': give a study file's path or one of the suite's studies (penalty, reference, scaling)" in \
         capsys.readouterr().err
 
 
