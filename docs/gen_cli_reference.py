@@ -15,9 +15,11 @@ with mkdocs_gen_files.open("cli-reference.md", "w") as page:
         page.write(f"\n## `python -m suite.{name}`\n\n```text\n{parser.format_help()}```\n")
 
 # The results format page is results/README.md itself (one source), and the reference figures are the
-# committed ones under results/reference/plots/.
+# committed ones: results/reference/plots/ (the round-1 set) as img/, each set under results/reference/
+# (v2, scaling, penalty) as img/<set>/.
 with mkdocs_gen_files.open("results-format.md", "w") as page:
     page.write(Path("results/README.md").read_text())
-for plot in sorted(Path("results/reference/plots").glob("*.png")):
-    with mkdocs_gen_files.open(f"img/{plot.name}", "wb") as image:
+for plot in sorted(Path("results/reference").glob("**/plots/*.png")):
+    subset = plot.parent.parent.relative_to("results/reference")
+    with mkdocs_gen_files.open(str(Path("img") / subset / plot.name), "wb") as image:
         image.write(plot.read_bytes())

@@ -153,17 +153,26 @@ def _trial(config: dict[str, Any], runs: list[Any], options: dict[str, Any]) -> 
                  "policy": f"{headline['policy'].iloc[0]}, mask {headline['mask'].iloc[0]}"})
 
 
-def _status(request) -> str:
-    """``complete``, ``failed`` or ``unfinished``, as the run's folder says."""
+def run_status(request, trial_error: str | None = None) -> str:
+    """``complete``, ``failed`` or ``unfinished``: what the run's folder says, and ``trial_error``, the error
+    Tune reported for its trial. A run that wrote its error file failed; so did a trial that errored before its
+    run started (no config.json: e.g. its node cannot see ``--out``), which a rerun would not cure. A trial
+    that errored after its run started (its node died) left an unfinished run that a rerun resumes."""
     if results.is_complete(request.directory):
         return "complete"
-    return "failed" if (request.directory / results.ERROR_FILE).is_file() else "unfinished"
+    if (request.directory / results.ERROR_FILE).is_file():
+        return "failed"
+    if trial_error is not None and not (request.directory / results.CONFIG_FILE).is_file():
+        return "failed"
+    return "unfinished"
 
 
-def _last_error_line(request) -> str:
+def last_error_line(request, trial_error: str | None = None) -> str:
+    """The last line of the run's error file, else of its trial's error."""
     error_file = request.directory / results.ERROR_FILE
     lines = error_file.read_text(errors="replace").strip().splitlines() if error_file.is_file() else []
-    return lines[-1] if lines else "see Ray's logs"
+    lines = lines or [line for line in str(trial_error or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "see Ray's logs"
 
 
 def run_sweep(args, plan: SweepPlan) -> int:
@@ -202,9 +211,11 @@ def run_sweep(args, plan: SweepPlan) -> int:
         def on_trial_error(self, iteration, trials, trial, **info):
             self.bar.update()
             index = trial.config["index"]
-            self.bar.write(f"FAILED: {labels[index]}: {_last_error_line(plan.runs[index])}")
+            trial_errors[index] = str(trial.get_error() or "the trial failed")
+            self.bar.write(f"FAILED: {labels[index]}: {last_error_line(plan.runs[index], trial_errors[index])}")
 
     interrupted = False
+    trial_errors: dict[int, str] = {}
     owns_ray = connect_ray(args.address, num_cpus=os.cpu_count() or 1)
     storage = Path(tempfile.mkdtemp(prefix=".tune-", dir=out))  # Tune's own bookkeeping, removed at the end
     try:
@@ -232,14 +243,15 @@ def run_sweep(args, plan: SweepPlan) -> int:
             import ray
 
             ray.shutdown()
-    status = {label: _status(request) for label, request in zip(labels, plan.runs)}
+    status = {label: run_status(request, trial_errors.get(index))
+              for index, (label, request) in enumerate(zip(labels, plan.runs))}
     counts = {kind: sum(s == kind for s in status.values()) for kind in ("complete", "failed", "unfinished")}
     print(f"sweep: {counts['complete']} of {len(plan.runs)} run(s) complete, {counts['failed']} failed, "
           f"{counts['unfinished']} unfinished, {len(plan.left_out)} left out; results under {out} "
           f"(python -m suite.report {out})")
-    for label, request in zip(labels, plan.runs):
+    for index, (label, request) in enumerate(zip(labels, plan.runs)):
         if status[label] == "failed":
-            print(f"failed: {label}: {_last_error_line(request)}", file=sys.stderr)
+            print(f"failed: {label}: {last_error_line(request, trial_errors.get(index))}", file=sys.stderr)
         elif status[label] == "unfinished":
             print(f"unfinished: {label} ({request.directory})", file=sys.stderr)
     if counts["unfinished"]:

@@ -193,3 +193,26 @@ def test_two_sweeps_into_one_folder_each_find_their_own_node_check(tmp_path, mon
                "checkpoint_every": 1, "eval_every": 0}
     sweep_module._trial({"index": 0}, [request], options)
     assert reported and (request.directory / "eval.csv").is_file()
+
+
+def test_a_trial_that_errored_before_its_run_started_is_failed_and_one_after_is_unfinished(tmp_path):
+    """The sweep's closing count: a trial whose node could not see --out never started its run, and a rerun
+    would fail the same way (failed, with Tune's error); a trial whose node died mid-run left a run that a
+    rerun resumes (unfinished)."""
+    from suite import runner
+    from suite import sweep as sweep_module
+
+    request = runner.RunRequest.build("portfolio", "random_valid", 0, out=tmp_path, steps=100)
+    node_error = "ray.exceptions.RayTaskError(RunFailed): ...\nRunFailed: this node does not see /x, the sweep's --out"
+    assert sweep_module.run_status(request) == "unfinished"  # not started, no error: never scheduled
+    assert sweep_module.run_status(request, node_error) == "failed"
+    assert sweep_module.last_error_line(request, node_error) == \
+        "RunFailed: this node does not see /x, the sweep's --out"
+    request.directory.mkdir(parents=True)
+    (request.directory / results.CONFIG_FILE).write_text("{}")  # the run had started when its node died
+    assert sweep_module.run_status(request, "ray.exceptions.ActorDiedError: ...") == "unfinished"
+    (request.directory / results.ERROR_FILE).write_text("Traceback ...\nValueError: the env failed\n")
+    assert sweep_module.run_status(request) == "failed"
+    assert sweep_module.last_error_line(request, node_error) == "ValueError: the env failed"
+    assert sweep_module.last_error_line(runner.RunRequest.build("portfolio", "oracle", 0, out=tmp_path)) == \
+        "see Ray's logs"
