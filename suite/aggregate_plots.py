@@ -26,7 +26,7 @@ def plot_aggregates(table: pd.DataFrame):
         return None
     plt = _plt()
     methods = table["method"].tolist()
-    fig, axes = plt.subplots(1, len(_TITLES), figsize=(3.2 * len(_TITLES), 0.45 * len(methods) + 1.6), dpi=110,
+    fig, axes = plt.subplots(1, len(_TITLES), figsize=(3.2 * len(_TITLES), 0.6 * len(methods) + 1.6), dpi=110,
                              sharey=True)
     y = np.arange(len(methods))
     for ax, (name, title) in zip(axes, _TITLES.items()):
@@ -36,7 +36,9 @@ def plot_aggregates(table: pd.DataFrame):
         ax.set_title(title)
         ax.set_xlabel("normalised score" + (" (lower is better)" if name == "optimality_gap" else ""))
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, methods)
+    labels = [f"{method}\n{tasks} task{'s' * (tasks != 1)}, {runs} run{'s' * (runs != 1)}" for method, tasks, runs in
+              zip(methods, table["tasks"], table["runs"])] if {"tasks", "runs"} <= set(table) else methods
+    axes[0].set_yticks(y, labels)  # methods that ran different tasks are not directly comparable: say which
     fig.suptitle("Across tasks: point estimate and 95% stratified bootstrap interval (0 = random_valid, "
                  "100 = oracle)", fontsize=9)
     fig.tight_layout()
