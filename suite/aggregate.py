@@ -34,8 +34,8 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["REFERENCE_ALGOS", "METRICS", "raw_scores", "weighted_mean", "weighted_median", "weighted_iqm",
-           "optimality_gap", "aggregate_table", "probability_of_improvement", "performance_profiles",
-           "stratified_interval"]
+           "optimality_gap", "aggregate_table", "comparable_task_sets", "probability_of_improvement",
+           "performance_profiles", "stratified_interval"]
 
 #: The algos that define the normalised score (left out of the aggregates: 0 and 100 by construction).
 REFERENCE_ALGOS = ("random_valid", "oracle")
@@ -171,6 +171,23 @@ def aggregate_table(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -
             row.update({name: metric(samples), f"{name}_ci_low": float(low), f"{name}_ci_high": float(high)})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def comparable_task_sets(raw: pd.DataFrame) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Where methods ran different tasks (naive masking only discrete actions, the Dirichlet only
+    allocations), the sets of tasks on which several methods can be compared run for run: for each distinct
+    set of tasks some method ran, largest first, that set and every method that ran all of its tasks (two or
+    more). Empty when every method ran the same tasks: the overall table compares them already."""
+    scored = raw[raw["score"].notna() & ~raw["algo"].isin(REFERENCE_ALGOS)]
+    tasks_of = {method: frozenset(rows["task"]) for method, rows in scored.groupby("method", sort=True)}
+    if len(set(tasks_of.values())) < 2:
+        return []
+    sets = []
+    for task_set in sorted(set(tasks_of.values()), key=lambda tasks: (-len(tasks), sorted(tasks))):
+        methods = tuple(method for method, tasks in tasks_of.items() if task_set <= tasks)
+        if len(methods) >= 2:
+            sets.append((tuple(sorted(task_set)), methods))
+    return sets
 
 
 def _p_greater(x: np.ndarray, y: np.ndarray) -> float:

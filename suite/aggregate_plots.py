@@ -19,7 +19,7 @@ def _plt():
     return plt
 
 
-def plot_aggregates(table: pd.DataFrame):
+def plot_aggregates(table: pd.DataFrame, title: str = "Across tasks"):
     """Interval estimates: one panel per statistic, a bar per method from the lower to the upper bound of
     its stratified bootstrap 95% interval, a tick at the point estimate. None without methods."""
     if table.empty:
@@ -39,7 +39,7 @@ def plot_aggregates(table: pd.DataFrame):
     labels = [f"{method}\n{tasks} task{'s' * (tasks != 1)}, {runs} run{'s' * (runs != 1)}" for method, tasks, runs in
               zip(methods, table["tasks"], table["runs"])] if {"tasks", "runs"} <= set(table) else methods
     axes[0].set_yticks(y, labels)  # methods that ran different tasks are not directly comparable: say which
-    fig.suptitle("Across tasks: point estimate and 95% stratified bootstrap interval (0 = random_valid, "
+    fig.suptitle(f"{title}: point estimate and 95% stratified bootstrap interval (0 = random_valid, "
                  "100 = oracle)", fontsize=9)
     fig.tight_layout()
     return fig

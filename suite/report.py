@@ -331,7 +331,8 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
     for env, group in summary.groupby("env", sort=False):
         threshold = group["threshold"].iloc[0]
         lines += [f"## {env}", "",
-                  "Score: 0 = random_valid, 100 = oracle. "
+                  "Score: 0 = random_valid, 100 = oracle. Return and score: mean over seeds; the interval is "
+                  "Student-t's 95% over seeds (the across-task statistics below use the stratified bootstrap). "
                   f"Threshold for steps/seconds: return ≥ {_fmt(threshold)}.", "",
                   "| algo | config | seeds | headline policy | return (95% CI) | score | invalid: train / eval | "
                   "return, mask off | seeds reaching | env steps / seconds to threshold | env steps/s |",
@@ -496,7 +497,8 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
 def _across_tasks(loaded: results.Results, out: Path, save) -> list[str]:
     """raw_scores.csv (every run's task, method, seed and score, for other tools), and where at least one
     method has scored runs: aggregate.csv, probability_of_improvement.csv, performance_profiles.csv, their
-    figures and the report's section."""
+    figures and the report's section; where methods ran different tasks, also the aggregates on each set of
+    tasks several methods share (aggregate_by_task_set.csv, a table and figure each)."""
     scores = run_scores(loaded)
     labels, _ = _config_differences(loaded.complete().runs)
     raw = aggregate.raw_scores(scores, references(scores), labels)
@@ -517,14 +519,30 @@ def _across_tasks(loaded: results.Results, out: Path, save) -> list[str]:
              "each task weighing the same whatever its seeds; 95% intervals by the stratified bootstrap (runs "
              "resampled within each task, 2,000 resamples, percentile). The per-env tables above use Student-t "
              "intervals over seeds. Methods that ran different tasks (the tasks column) are not comparable in this "
-             "table; the probability of improvement compares each pair on the tasks both ran.", "",
-             "| method | tasks | runs | median | IQM | mean | optimality gap |",
+             "table (the tables after it compare them on the tasks they share); the probability of improvement "
+             "compares each pair on the tasks both ran.", "",
+             *_aggregate_lines(table), "", *[f"![{Path(p).stem}]({p})" for p in figures if p], ""]
+    per_set = []
+    for number, (tasks, methods) in enumerate(aggregate.comparable_task_sets(raw), 1):
+        shared = aggregate.aggregate_table(raw[raw["task"].isin(tasks) & raw["method"].isin(methods)])
+        per_set.append(shared.assign(task_set="; ".join(tasks)))
+        title = f"On the {len(tasks)} task{'s' * (len(tasks) != 1)} {', '.join(methods)} all ran"
+        figure = save(f"aggregate_tasks_{number}", aggregate_plots.plot_aggregates(shared, title=title))
+        lines += [f"### {title}", "", f"Tasks: {', '.join(tasks)}.", "", *_aggregate_lines(shared), "",
+                  *([f"![{Path(figure).stem}]({figure})", ""] if figure else [])]
+    if per_set:
+        files.atomic_write_csv(out / "aggregate_by_task_set.csv", pd.concat(per_set, ignore_index=True))
+    return lines
+
+
+def _aggregate_lines(table: pd.DataFrame) -> list[str]:
+    """The aggregate table as markdown: each statistic with its interval."""
+    lines = ["| method | tasks | runs | median | IQM | mean | optimality gap |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in table.iterrows():
         cells = [f"{r[m]:.1f} ({r[m + '_ci_low']:.1f}–{r[m + '_ci_high']:.1f})"
                  for m in ("median", "iqm", "mean", "optimality_gap")]
         lines.append(f"| {r['method']} | {r['tasks']} | {r['runs']} | " + " | ".join(cells) + " |")
-    lines += ["", *[f"![{Path(p).stem}]({p})" for p in figures if p], ""]
     return lines
 
 

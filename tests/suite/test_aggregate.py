@@ -95,3 +95,20 @@ def test_raw_scores_normalise_each_run_against_its_own_tasks_references():
     assert out["score"].tolist() == [50.0, 150.0, 0.0, 50.0]
     assert out["method"].tolist() == ["a (penalty=1)", "a (penalty=10)", "b", "a"]
     assert out["task"].tolist() == ["e", "e", "e", "e [n=2]"]
+
+
+def test_methods_that_ran_different_tasks_are_compared_on_the_tasks_they_share():
+    """As in the reference set: masking and the penalty ran every task, naive masking only the discrete ones,
+    the Dirichlet only the allocation one (references never count)."""
+    every, discrete = ["portfolio", "speed_limit", "sum_to_zero"], ["portfolio", "speed_limit"]
+    frame = raw([(t, "masked", "masked", 0, 50.0) for t in every] + [(t, "penalty", "penalty", 0, 40.0) for t in every]
+                + [(t, "naive", "naive", 0, 30.0) for t in discrete]
+                + [("sum_to_zero", "dirichlet", "dirichlet", 0, 60.0), ("portfolio", "oracle", "oracle", 0, 100.0)])
+    assert aggregate.comparable_task_sets(frame) == [
+        (tuple(every), ("masked", "penalty")),
+        (tuple(discrete), ("masked", "naive", "penalty")),
+        (("sum_to_zero",), ("dirichlet", "masked", "penalty"))]
+    same = frame[frame["method"].isin(["masked", "penalty", "oracle"])]
+    assert aggregate.comparable_task_sets(same) == []  # one set: the overall table compares them already
+    lonely = raw([("a", "x", "x", 0, 1.0), ("b", "y", "y", 0, 2.0)])
+    assert aggregate.comparable_task_sets(lonely) == []  # no two methods share a task

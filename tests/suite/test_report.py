@@ -211,3 +211,24 @@ def test_the_report_scores_each_env_config_against_its_own_references_and_lists_
     assert sorted(agents["agent"].unique()) == ["trader_0", "trader_1", "trader_2"]
     assert len(agents) == 2 * 3 and (agents["eval_invalid_rate"] == 0).all()
     assert "| oracle | n_agents=3 | trader_2 |" in text
+
+
+def test_methods_that_ran_different_tasks_get_a_table_on_the_tasks_they_share(toy, make_run):
+    """A second task "toy2" that only penalty PPO ran beside masked PPO's "toy": the report compares the two
+    on "toy", the one task both ran, in a table and a figure of its own."""
+    for seed in range(2):
+        make_run(toy, "toy", "penalty_ppo", seed, returns=[12.0] * 3, algo_config={"num_envs": 4})  # score 20
+        make_run(toy, "toy2", "random_valid", seed, returns=[0.0] * 3, algo_config={"num_envs": 4})
+        make_run(toy, "toy2", "oracle", seed, returns=[10.0] * 3, algo_config={"num_envs": 4})
+        make_run(toy, "toy2", "penalty_ppo", seed, returns=[5.0] * 3, algo_config={"num_envs": 4})  # score 50
+    out = toy / "report"
+    report.write_report(toy, out)
+    text = (out / "report.md").read_text()
+    task = "toy [periods=20]"  # a task is an env at its env config
+    assert "### On the 1 task masked_ppo, penalty_ppo all ran" in text and f"Tasks: {task}." in text
+    per_set = pd.read_csv(out / "aggregate_by_task_set.csv").set_index("method")
+    assert per_set.loc["penalty_ppo", "mean"] == pytest.approx(20.0)  # toy only, not toy2's 50
+    assert per_set.loc["masked_ppo", "mean"] == pytest.approx(50.0) and set(per_set["task_set"]) == {task}
+    overall = pd.read_csv(out / "aggregate.csv").set_index("method")
+    assert overall.loc["penalty_ppo", "mean"] == pytest.approx((20.0 + 50.0) / 2)
+    assert (out / "plots" / "aggregate_tasks_1.png").is_file()
