@@ -71,7 +71,7 @@ def test_the_suites_scaling_study_lists_every_level_and_leaves_out_what_cannot_r
 def test_a_study_runs_from_its_file_and_a_rerun_starts_nothing(tmp_path, capsys):
     path = write(tmp_path, TINY_STUDY)
     out = tmp_path / "out"
-    assert study.main([str(path), "--out", str(out), "--quiet"]) == 0
+    assert study.main([str(path), "--out", str(out), "--quiet", "--max-concurrent", "2"]) == 0
     assert_ray_is_gone()
     loaded = results.load(out)
     assert len(loaded.runs) == 8 + 4 and set(loaded.runs["status"]) == {"complete"}
