@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -34,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["REFERENCE_ALGOS", "METRICS", "raw_scores", "weighted_mean", "weighted_median", "weighted_iqm",
-           "optimality_gap", "aggregate_table", "comparable_task_sets", "probability_of_improvement",
+           "optimality_gap", "task_labels", "aggregate_table", "comparable_task_sets", "probability_of_improvement",
            "performance_profiles", "stratified_interval"]
 
 #: The algos that define the normalised score (left out of the aggregates: 0 and 100 by construction).
@@ -55,15 +56,37 @@ def raw_scores(scores: pd.DataFrame, references: pd.DataFrame, config_labels: di
     Runs of a task without both references get a NaN score.
     """
     rows = []
+    tasks = task_labels(scores)
     for _, run in scores.iterrows():
         lower, upper = references.loc[(run["env"], run["env_config"])]
         score = 100 * (run["return"] - lower) / (upper - lower) if upper != lower else math.nan
         label = config_labels.get(run["config_id"], "")
-        rows.append({"task": run["env"] + (f" [{run['env_config']}]" if run["env_config"] else ""),
+        rows.append({"task": tasks[(run["env"], run["env_config"])],
                      "env": run["env"], "env_config": run["env_config"],
                      "method": run["algo"] + (f" ({label})" if label else ""), "algo": run["algo"],
                      "seed": int(run["seed"]), "return": float(run["return"]), "score": float(score)})
     return pd.DataFrame(rows, columns=["task", "env", "env_config", "method", "algo", "seed", "return", "score"])
+
+
+def _config_items(env_config: str) -> dict[str, str]:
+    """``"a=1,b=2,3"`` as ``{"a": "1", "b": "2,3"}``: a comma starts a new key only before ``key=``."""
+    parts = re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", env_config) if env_config else []
+    return dict(part.split("=", 1) for part in parts)
+
+
+def task_labels(scores: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """A short name per task (env, env config string): the env's name (a level is a name of its own) where
+    the runs hold one config of that env, else the name and the keys in which its configs differ
+    (``portfolio [n_assets=5]``)."""
+    labels = {}
+    for env, group in scores.drop_duplicates(["env", "env_config"]).groupby("env", sort=False):
+        items = {config: _config_items(config) for config in group["env_config"]}
+        keys = sorted({key for parsed in items.values() for key in parsed})
+        differing = [key for key in keys if len({parsed.get(key) for parsed in items.values()}) > 1]
+        for config, parsed in items.items():
+            shown = ",".join(f"{key}={parsed[key]}" for key in differing if key in parsed)
+            labels[(env, config)] = f"{env} [{shown}]" if shown else env
+    return labels
 
 
 def _by_task(raw: pd.DataFrame, method: str) -> list[np.ndarray]:

@@ -112,3 +112,12 @@ def test_methods_that_ran_different_tasks_are_compared_on_the_tasks_they_share()
     assert aggregate.comparable_task_sets(same) == []  # one set: the overall table compares them already
     lonely = raw([("a", "x", "x", 0, 1.0), ("b", "y", "y", 0, 2.0)])
     assert aggregate.comparable_task_sets(lonely) == []  # no two methods share a task
+
+
+def test_a_task_is_named_by_its_env_and_only_the_config_keys_that_tell_it_apart():
+    scores = pd.DataFrame({"env": ["p", "p", "q", "p-l"],
+                           "env_config": ["n=3,cost=0.03,0.045,lots=5", "n=10,cost=0.03,0.045,lots=5",
+                                          "x=1", "n=30,cost=0.1,lots=25"]})
+    assert aggregate.task_labels(scores) == {("p", "n=3,cost=0.03,0.045,lots=5"): "p [n=3]",
+                                             ("p", "n=10,cost=0.03,0.045,lots=5"): "p [n=10]",
+                                             ("q", "x=1"): "q", ("p-l", "n=30,cost=0.1,lots=25"): "p-l"}

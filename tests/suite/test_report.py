@@ -224,7 +224,7 @@ def test_methods_that_ran_different_tasks_get_a_table_on_the_tasks_they_share(to
     out = toy / "report"
     report.write_report(toy, out)
     text = (out / "report.md").read_text()
-    task = "toy [periods=20]"  # a task is an env at its env config
+    task = "toy"  # a task is an env at its env config, named by the env where it ran at one config
     assert "### On the 1 task masked_ppo, penalty_ppo all ran" in text and f"Tasks: {task}." in text
     per_set = pd.read_csv(out / "aggregate_by_task_set.csv").set_index("method")
     assert per_set.loc["penalty_ppo", "mean"] == pytest.approx(20.0)  # toy only, not toy2's 50
