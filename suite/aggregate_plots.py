@@ -29,11 +29,11 @@ def plot_aggregates(table: pd.DataFrame, title: str = "Across tasks"):
     fig, axes = plt.subplots(1, len(_TITLES), figsize=(3.2 * len(_TITLES), 0.6 * len(methods) + 1.6), dpi=110,
                              sharey=True)
     y = np.arange(len(methods))
-    for ax, (name, title) in zip(axes, _TITLES.items()):
+    for ax, (name, panel_title) in zip(axes, _TITLES.items()):
         low, high, point = table[f"{name}_ci_low"], table[f"{name}_ci_high"], table[name]
         ax.barh(y, high - low, left=low, height=0.6, alpha=0.5, color="tab:blue")
         ax.plot(point, y, "|", color="black", markersize=14)
-        ax.set_title(title)
+        ax.set_title(panel_title)
         ax.set_xlabel("normalised score" + (" (lower is better)" if name == "optimality_gap" else ""))
         ax.grid(axis="x", alpha=0.3)
     labels = [f"{method}\n{tasks} task{'s' * (tasks != 1)}, {runs} run{'s' * (runs != 1)}" for method, tasks, runs in

@@ -154,14 +154,19 @@ def plot_scaling(table: pd.DataFrame, family: str):
         if len(band) >= 2:
             ax.fill_between(band["x"], band["score_ci_low"], band["score_ci_high"], alpha=0.15,
                             color=drawn.get_color())
-    for _, level in rows.drop_duplicates("level").iterrows():
-        ax.annotate(level["env"], (level["x"], 0), textcoords="offset points", xytext=(0, -22), ha="center",
-                    fontsize=7, color="dimgrey")
     ax.set_xlabel(rows["x_label"].iloc[0])
     if "distance" in rows["x_label"].iloc[0]:
         ax.set_xscale("log")
+    from matplotlib.ticker import NullLocator
+
+    levels = rows.drop_duplicates("level").sort_values("x")
+    top = ax.secondary_xaxis("top")  # the level names, slanted: larger levels sit close together (96%, 98%)
+    top.set_xticks(levels["x"].tolist(), levels["env"].tolist(), fontsize=7, rotation=30, ha="left",
+                   color="dimgrey")
+    top.xaxis.set_minor_locator(NullLocator())
+    top.tick_params(length=3, pad=1)
     ax.set_ylabel("normalised score (mean, 95% CI over seeds)")
-    ax.set_title(f"{family}: score against the share of inadmissible actions, per level")
+    ax.set_title(f"{family}: score against the share of inadmissible actions, per level", pad=28)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

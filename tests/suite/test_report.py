@@ -232,3 +232,15 @@ def test_methods_that_ran_different_tasks_get_a_table_on_the_tasks_they_share(to
     overall = pd.read_csv(out / "aggregate.csv").set_index("method")
     assert overall.loc["penalty_ppo", "mean"] == pytest.approx((20.0 + 50.0) / 2)
     assert (out / "plots" / "aggregate_tasks_1.png").is_file()
+
+
+def test_an_aggregate_figure_is_titled_by_the_tasks_it_pools():
+    from suite import aggregate, aggregate_plots
+
+    frame = pd.DataFrame({"task": ["a", "a", "b"], "method": ["x", "x", "x"], "algo": ["x", "x", "x"],
+                          "seed": [0, 1, 0], "score": [10.0, 20.0, 30.0]})
+    figure = aggregate_plots.plot_aggregates(aggregate.aggregate_table(frame, n_resamples=50),
+                                             title="On the 2 tasks x ran")
+    assert figure._suptitle.get_text().startswith("On the 2 tasks x ran: point estimate")
+    assert [ax.get_title() for ax in figure.axes] == ["Median", "IQM", "Mean", "Optimality gap"]
+    assert figure.axes[0].get_yticklabels()[0].get_text() == "x\n2 tasks, 3 runs"
