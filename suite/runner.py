@@ -86,6 +86,13 @@ class RunRequest:
         return cls(env, full_env_config, algo, full_algo_config, seed, steps or entry.default_steps, episodes,
                    directory, address, command, noise)
 
+    @property
+    def label(self) -> str:
+        """``masked_ppo on portfolio, seed 0``, and the config variant when it has one (``[penalty=0.1]``):
+        runs of one sweep that differ only in config have distinct labels."""
+        variant = self.directory.parent.name
+        return f"{self.algo} on {self.env}, seed {self.seed}" + (f" [{variant}]" if variant != self.algo else "")
+
     def record(self) -> dict[str, Any]:
         return {"env": self.env, "env_config": self.env_config, "algo": self.algo, "algo_config": self.algo_config,
                 "seed": self.seed, "steps": self.steps, "episodes": self.episodes,

@@ -111,7 +111,7 @@ def plan_entries(entries: list[SweepEntry], build, *, overwrite: bool, strict_pa
         except UsageError as error:
             raise UsageError(f"sweep: {error}") from None
         if state == runner.COMPLETE:
-            left_out.append(f"{entry.algo} on {entry.env}, seed {entry.seed}: already complete")
+            left_out.append(f"{request.label}: already complete")
             continue
         runs.append(request)
     return SweepPlan(runs, left_out, overwrite)
@@ -192,7 +192,7 @@ def run_sweep(args, plan: SweepPlan) -> int:
     from ray.tune import Callback, FailureConfig, RunConfig, TuneConfig
 
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # failures are reported below, one line each
-    labels = [f"{r.algo} on {r.env}, seed {r.seed}" for r in plan.runs]
+    labels = [request.label for request in plan.runs]
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     sweep_id = uuid.uuid4().hex
@@ -243,16 +243,15 @@ def run_sweep(args, plan: SweepPlan) -> int:
             import ray
 
             ray.shutdown()
-    status = {label: run_status(request, trial_errors.get(index))
-              for index, (label, request) in enumerate(zip(labels, plan.runs))}
-    counts = {kind: sum(s == kind for s in status.values()) for kind in ("complete", "failed", "unfinished")}
+    status = [run_status(request, trial_errors.get(index)) for index, request in enumerate(plan.runs)]
+    counts = {kind: status.count(kind) for kind in ("complete", "failed", "unfinished")}
     print(f"sweep: {counts['complete']} of {len(plan.runs)} run(s) complete, {counts['failed']} failed, "
           f"{counts['unfinished']} unfinished, {len(plan.left_out)} left out; results under {out} "
           f"(python -m suite.report {out})")
     for index, (label, request) in enumerate(zip(labels, plan.runs)):
-        if status[label] == "failed":
+        if status[index] == "failed":
             print(f"failed: {label}: {last_error_line(request, trial_errors.get(index))}", file=sys.stderr)
-        elif status[label] == "unfinished":
+        elif status[index] == "unfinished":
             print(f"unfinished: {label} ({request.directory})", file=sys.stderr)
     if counts["unfinished"]:
         print(f"sweep {'interrupted' if interrupted else 'stopped'} with {counts['unfinished']} run(s) unfinished; "

@@ -73,12 +73,15 @@ def test_a_study_runs_from_its_file_and_a_rerun_starts_nothing(tmp_path, capsys)
     out = tmp_path / "out"
     assert study.main([str(path), "--out", str(out), "--quiet", "--max-concurrent", "2"]) == 0
     assert_ray_is_gone()
+    printed = capsys.readouterr()
+    # runs that differ only in config are counted apart (they were once counted by env, algo and seed)
+    assert "sweep: 12 of 12 run(s) complete, 0 failed, 0 unfinished" in printed.out, printed.out
     loaded = results.load(out)
     assert len(loaded.runs) == 8 + 4 and set(loaded.runs["status"]) == {"complete"}
     assert set(loaded.runs["env"]) == {"portfolio", "portfolio-m", "sum_to_zero"}
     penalties = loaded.runs.loc[loaded.runs["algo"] == "penalty_ppo", "algo.penalty"]
     assert sorted(penalties) == [0.1, 0.1, 1.0, 1.0]  # a folder per penalty (config variants)
-    assert "left out: naive_masked_ppo on sum_to_zero" in capsys.readouterr().err
+    assert "left out: naive_masked_ppo on sum_to_zero" in printed.err
     assert study.main([str(path), "--out", str(out), "--dry-run"]) == 0
     assert "0 run(s) to start" in capsys.readouterr().out
 
