@@ -72,13 +72,22 @@ def load_study(path: Path) -> dict[str, Any]:
         raise UsageError(f"study {path.name}: unknown key {sorted(unknown)[0]!r}; keys: {keys}")
     if not study.get("group"):
         raise UsageError(f"study {path.name}: no [[group]] of runs")
+    _check_count(study, "seeds", f"study {path.name}")
     for number, group in enumerate(study["group"], 1):
         unknown = set(group) - _GROUP_KEYS
         if unknown or not group.get("envs") or not group.get("algos"):
             extra = f" (unknown: {sorted(unknown)[0]!r})" if unknown else ""
             raise UsageError(f"study {path.name}, group {number}: needs envs and algos; keys: "
                              f"{', '.join(sorted(_GROUP_KEYS))}{extra}")
+        _check_count(group, "seeds", f"study {path.name}, group {number}")
     return study
+
+
+def _check_count(table: dict[str, Any], key: str, where: str) -> None:
+    """``table[key]``, when present, is a positive integer (TOML's bool is not one)."""
+    value = table.get(key, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{where}: {key} must be a positive integer, got {value!r}")
 
 
 def study_entries(study: dict[str, Any]) -> list[sweep.SweepEntry]:

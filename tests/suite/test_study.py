@@ -91,6 +91,8 @@ def test_a_study_runs_from_its_file_and_a_rerun_starts_nothing(tmp_path, capsys)
     ("sedes = 2\n[[group]]\nenvs=['portfolio']\nalgos=['oracle']\n", "study bad.toml: unknown key 'sedes'"),
     ("[[group]]\nenvs=['portfolio']\n", "study bad.toml, group 1: needs envs and algos"),
     ("[[group]]\nenvs=['portfolio']\nalgos=['oracle']\nstep=5\n", "(unknown: 'step')"),
+    ("seeds = 'ten'\n[[group]]\nenvs=['portfolio']\nalgos=['oracle']\n", "seeds must be a positive integer, got 'ten'"),
+    ("[[group]]\nenvs=['portfolio']\nalgos=['oracle']\nseeds=0\n", "group 1: seeds must be a positive integer, got 0"),
     ("[[group\n", "cannot read study"),
     ("[[group]]\nenvs=['portfolio-xxl']\nalgos=['oracle']\n", "unknown env 'portfolio-xxl'"),
     ("[[group]]\nenvs=['portfolio']\nalgos=['masked_ppo']\nalgo_config={lr=-1}\n", "config key 'lr'"),
