@@ -3,8 +3,9 @@
 :class:`RLlibPPO` turns a method (:mod:`baselines.method`) and its settings into an RLlib
 ``PPOConfig``: EnvRunners that step the suite's training env as whole arrays
 (:class:`baselines.backends.rllib_batched_runner.BatchedEnvRunner`, over the training vector of
-:mod:`baselines.training_env` that the torch backend uses too), a local Learner, and the RLModule the
-method needs (the masking module of :mod:`baselines.backends.rllib_masking_module` when the agent
+:mod:`baselines.training_env` that the torch backend uses too), a local Learner (RLlib's PPO
+learner without per-minibatch work the suite never uses, :mod:`baselines.backends.rllib_lean_learner`),
+and the RLModule the method needs (the masking module of :mod:`baselines.backends.rllib_masking_module` when the agent
 observes the mask, the Gaussian module of :mod:`baselines.backends.rllib_gaussian_module` for Box
 actions, RLlib's default module otherwise). One RLlib iteration per ``train_iteration``, reported as
 the suite's progress row.
@@ -48,6 +49,14 @@ __all__ = ["RLlibPPO", "MULTI_AGENT_TRAINING_ENV_ID"]
 RUNNERS_FILE = "rllib_runners.pkl"
 #: The name the multi-agent training env creator (one module per agent) is registered under in Ray's registry.
 MULTI_AGENT_TRAINING_ENV_ID = "maskbench-multi-agent-training-env"
+
+
+def learner_class():
+    """The Learner of every RLlib run: RLlib's PPO learner, leaner per minibatch with the same updates
+    (:mod:`baselines.backends.rllib_lean_learner`)."""
+    from baselines.backends.rllib_lean_learner import LeanPPOTorchLearner
+
+    return LeanPPOTorchLearner
 
 
 def _map_to_own(agent_id, episode, **kwargs) -> str:
@@ -164,7 +173,8 @@ class RLlibPPO(Algorithm):
             .env_runners(num_env_runners=c.num_env_runners, num_envs_per_env_runner=c.num_envs_per_env_runner,
                          rollout_fragment_length="auto", num_cpus_per_env_runner=1, **runner)
             .learners(num_learners=0)
-            .training(lr=lr, gamma=c.gamma, lambda_=c.gae_lambda, clip_param=c.clip_param,
+            .training(learner_class=learner_class(), lr=lr, gamma=c.gamma, lambda_=c.gae_lambda,
+                      clip_param=c.clip_param,
                       vf_clip_param=c.vf_clip_param, entropy_coeff=c.entropy_coeff, vf_loss_coeff=c.vf_loss_coeff,
                       grad_clip=c.grad_clip, train_batch_size_per_learner=c.train_batch_size,
                       minibatch_size=c.minibatch_size, num_epochs=c.num_epochs, use_kl_loss=False)

@@ -14,13 +14,15 @@ measured side by side in one run.
   RLlib's own ``SingleAgentEnvRunner`` on the suite's batched env (``vector_entry_point``, the
   default before the batched runner) and on RLlib's ``"sync"`` vectorisation of 64 single envs.
 - ``test_train_iteration``: one training iteration (sampling and learning) of masked PPO on RLlib
-  and on the torch backend, and of sb3-contrib's MaskablePPO at the same settings in its usual
-  set-up (a DummyVecEnv of single envs) and on the suite's batched env (the last two need
-  ``pip install -e ".[compare]"``); ``extra_info["share_of_learner_ceiling"]`` is the rate over
-  the learner alone's. With ``n_agents`` 3, three traders in one market with one shared policy
-  (all entries and agents batched on both backends); ``agent_steps_per_second`` counts each
-  trader's steps and ``extra_info["agent_steps_vs_one_agent"]`` divides it by the same backend's
-  one-agent rate.
+  (with the backend's lean learner, and with RLlib's own ``PPOTorchLearner``, whose updates are the
+  same bits: :mod:`baselines.backends.rllib_lean_learner`) and on the torch backend, and of
+  sb3-contrib's MaskablePPO at the same settings in its usual set-up (a DummyVecEnv of single envs)
+  and on the suite's batched env (the last two need ``pip install -e ".[compare]"``);
+  ``extra_info["share_of_learner_ceiling"]`` is the rate over the learner alone's and
+  ``extra_info["lean_learner_speedup"]`` the lean learner's rate over RLlib's own. With ``n_agents``
+  3, three traders in one market with one shared policy (all entries and agents batched on both
+  backends); ``agent_steps_per_second`` counts each trader's steps and
+  ``extra_info["agent_steps_vs_one_agent"]`` divides it by the same backend's one-agent rate.
 """
 
 import gymnasium as gym
@@ -111,9 +113,16 @@ def test_rllib_sampling(benchmark, ray_local, runner):
         algo.close()
 
 
-def _trainer(name, n_agents):
+def _trainer(name, n_agents, monkeypatch):
     from tests.helpers import build_algo
 
+    if name == "masked_ppo_rllib_stock_learner":
+        from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+
+        from baselines.backends import rllib_ppo
+
+        monkeypatch.setattr(rllib_ppo, "learner_class", lambda: PPOTorchLearner)
+        name = "masked_ppo_rllib"
     if name.startswith("sb3"):
         pytest.importorskip("sb3_contrib", reason='the compare extra: pip install -e ".[compare]"')
         return build_algo("sb3_maskable_ppo", "portfolio", {"n_agents": n_agents}, budget=10**7,
@@ -122,11 +131,12 @@ def _trainer(name, n_agents):
                       backend=name.rsplit("_", 1)[-1])
 
 
-@pytest.mark.parametrize("name, n_agents", [("masked_ppo_rllib", 1), ("masked_ppo_torch", 1), ("sb3_dummy_vec_env", 1),
+@pytest.mark.parametrize("name, n_agents", [("masked_ppo_rllib", 1), ("masked_ppo_rllib_stock_learner", 1),
+                                             ("masked_ppo_torch", 1), ("sb3_dummy_vec_env", 1),
                                              ("sb3_batched", 1), ("masked_ppo_rllib", 3), ("masked_ppo_torch", 3)])
 @pytest.mark.benchmark(group="train")
-def test_train_iteration(benchmark, ray_local, name, n_agents):
-    algo = _trainer(name, n_agents)
+def test_train_iteration(benchmark, ray_local, monkeypatch, name, n_agents):
+    algo = _trainer(name, n_agents, monkeypatch)
     try:
         first = algo.train_iteration()  # warm-up
         rows = []
@@ -140,6 +150,8 @@ def test_train_iteration(benchmark, ray_local, name, n_agents):
         if "learner" in _RATES:
             benchmark.extra_info["share_of_learner_ceiling"] = rate / _RATES["learner"]
         _RATES[f"{name}/{n_agents}"] = n_agents * rate
+        if name == "masked_ppo_rllib_stock_learner" and "masked_ppo_rllib/1" in _RATES:
+            benchmark.extra_info["lean_learner_speedup"] = _RATES["masked_ppo_rllib/1"] / rate
         if n_agents > 1 and f"{name}/1" in _RATES:
             benchmark.extra_info["agent_steps_vs_one_agent"] = n_agents * rate / _RATES[f"{name}/1"]
     finally:

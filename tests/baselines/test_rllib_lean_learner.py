@@ -1,0 +1,90 @@
+"""The lean PPO learner of the RLlib backend computes RLlib's updates bit for bit.
+
+Its categorical loss terms are compared with RLlib's own distributions (values and gradients, with
+masked logits as the masking module makes them), and whole seeded runs through ``suite.run`` with the
+lean learner against RLlib's ``PPOTorchLearner``: the same progress.csv (timing aside) and eval.csv."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical, TorchMultiCategorical
+
+from baselines.backends import rllib_ppo
+from baselines.backends.rllib_lean_learner import LeanPPOTorchLearner, categorical_log_prob_and_entropy
+from baselines.masked_logits import MASKED_LOGIT
+from tests.helpers import TIMING, TINY, assert_ray_is_gone, read_run, run_main
+
+
+def _logits_and_actions(seed: int, nvec: list[int], rows: int = 64):
+    generator = np.random.default_rng(seed)
+    logits = generator.normal(scale=3.0, size=(rows, sum(nvec))).astype(np.float32)
+    blocks = np.split(np.arange(sum(nvec)), np.cumsum(nvec)[:-1])
+    actions = np.stack([generator.integers(0, n, rows) for n in nvec], axis=-1)
+    for k, block in enumerate(blocks):  # mask some values, never the one taken, as the masking module does
+        masked = generator.random((rows, len(block))) < 0.4
+        masked[np.arange(rows), actions[:, k]] = False
+        logits[:, block] = np.where(masked, MASKED_LOGIT, logits[:, block])
+    return torch.tensor(logits, requires_grad=True), torch.tensor(actions)
+
+
+def _rllib_terms(logits, actions, nvec):
+    if len(nvec) == 1:
+        dist = TorchCategorical.from_logits(logits)
+        return dist.logp(actions[:, 0]), dist.entropy()
+    dist = TorchMultiCategorical.from_logits(logits, input_lens=nvec)
+    return dist.logp(actions), dist.entropy()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), nvec=st.lists(st.integers(1, 12), min_size=1, max_size=5))
+def test_log_prob_and_entropy_are_rllibs_to_the_bit_with_their_gradients(seed, nvec):
+    logits, actions = _logits_and_actions(seed, nvec)
+    expected = _rllib_terms(logits, actions, nvec)
+    got = categorical_log_prob_and_entropy(logits, actions[:, 0] if len(nvec) == 1 else actions,
+                                           None if len(nvec) == 1 else nvec)
+    for mine, theirs in zip(got, expected):
+        assert torch.equal(mine, theirs)
+    weights = torch.linspace(-1, 1, len(logits))
+    (grad_mine,) = torch.autograd.grad((got[0] * weights).sum() - 0.01 * got[1].sum(), logits)
+    (grad_theirs,) = torch.autograd.grad((expected[0] * weights).sum() - 0.01 * expected[1].sum(), logits)
+    assert torch.equal(grad_mine, grad_theirs)
+
+
+def test_the_rllib_backend_uses_the_lean_learner():
+    assert rllib_ppo.learner_class() is LeanPPOTorchLearner
+    assert issubclass(LeanPPOTorchLearner, PPOTorchLearner)
+
+
+def _run(out, env, algo, monkeypatch, learner):
+    monkeypatch.setattr(rllib_ppo, "learner_class", lambda: learner)
+    assert run_main("--env", env, "--algo", algo, "--steps", "1024", "--episodes", "4", "--seed", "2",
+                    "--out", str(out), "--quiet", *TINY) == 0
+    assert_ray_is_gone()
+    _, progress, evaluation = read_run(out, env, algo, seed=2)
+    return progress.drop(columns=TIMING, errors="ignore"), evaluation
+
+
+@pytest.mark.parametrize("env, algo", [("portfolio", "masked_ppo"), ("speed_limit", "naive_masked_ppo"),
+                                       ("portfolio", "penalty_ppo"), ("sum_to_zero", "masked_ppo")])
+def test_a_seeded_run_is_the_same_with_rllibs_learner(tmp_path, monkeypatch, env, algo):
+    """MultiDiscrete masked and unmasked, Discrete with naive masking, and Box actions (RLlib's own loss)."""
+    lean = _run(tmp_path / "lean", env, algo, monkeypatch, LeanPPOTorchLearner)
+    rllib = _run(tmp_path / "rllib", env, algo, monkeypatch, PPOTorchLearner)
+    assert lean[0]["policy_loss"].notna().all()
+    pd.testing.assert_frame_equal(lean[0], rllib[0])
+    pd.testing.assert_frame_equal(lean[1], rllib[1])
+
+
+def test_non_finite_gradients_take_rllibs_path(monkeypatch):
+    """A NaN gradient is repaired by RLlib's own apply_gradients (set to zero, the step skipped), not stepped."""
+    calls = []
+    monkeypatch.setattr(PPOTorchLearner, "apply_gradients", lambda self, grads: calls.append(grads))
+    learner = object.__new__(LeanPPOTorchLearner)
+    learner._grad_scalers = learner._lr_scheduler_classes = None
+    grads = {"w": torch.tensor([1.0, float("nan")]), "b": torch.ones(2)}
+    learner.apply_gradients(grads)
+    assert calls == [grads]
