@@ -182,8 +182,13 @@ def _threshold(env: str, target: float, lower: float, upper: float, thresholds: 
 # Over seeds
 
 
-def _config_differences(runs: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
-    """A short label per config_id of groups (env, algo) with several configs, and one problem line each."""
+def _config_differences(runs: pd.DataFrame, pooled: bool = False) -> tuple[dict[str, str], list[str]]:
+    """A short label per config_id of groups (env, algo) with several configs, and one problem line each.
+
+    A setting the suite tunes per env (:data:`baselines.settings.ENV_DEFAULTS`, e.g. the penalty) is also
+    given relative to the env's default, ``penalty=0.1 (10x default)``: its absolute size means different
+    things on different envs. With ``pooled`` (methods pooled across envs, the aggregates) such a setting
+    is named by that ratio alone (``penalty=10x default``), so a method is the same method on every env."""
     labels: dict[str, str] = {}
     problems = []
     config_columns = [c for c in runs.columns if c.startswith(("env.", "algo."))
@@ -194,10 +199,25 @@ def _config_differences(runs: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
             continue
         differing = [c for c in config_columns if per_config[c].astype(str).nunique() > 1]
         for cid, row in per_config.iterrows():
-            labels[cid] = ", ".join(f"{c.split('.', 1)[-1]}={row[c]}" for c in differing)
+            labels[cid] = ", ".join(_setting_label(env, c, row[c], pooled) for c in differing)
         problems.append(f"{env}/{algo}: {len(per_config)} configs differ in {', '.join(differing)}; each is "
                         "summarised on its own row (config column), never averaged together")
     return labels, problems
+
+
+def _setting_label(env: str, column: str, value: Any, pooled: bool) -> str:
+    """``key=value``, with a per-env tuned setting also relative to the env's default (see above)."""
+    from baselines.settings import env_defaults
+
+    key = column.split(".", 1)[-1]
+    default = env_defaults(env).get(key) if column.startswith("algo.") else None
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and default != 0:
+        try:
+            ratio = f"{float(value) / default:g}x default"
+        except (TypeError, ValueError):
+            return f"{key}={value}"
+        return f"{key}={ratio}" if pooled else f"{key}={value} ({ratio})"
+    return f"{key}={value}"
 
 
 def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = None,
@@ -402,7 +422,7 @@ def plot_penalty_sweep(summary: pd.DataFrame, env: str):
                    & summary["config"].str.contains("penalty=")]
     if len(rows) < 2:
         return None
-    penalty = rows["config"].str.extract(r"penalty=([^,]+)")[0].astype(float)
+    penalty = rows["config"].str.extract(r"penalty=([-+0-9.eE]+)")[0].astype(float)
     order = np.argsort(penalty.to_numpy())
     fig, ax = _figure()
     x = penalty.to_numpy()[order]
@@ -500,7 +520,7 @@ def _across_tasks(loaded: results.Results, out: Path, save) -> list[str]:
     figures and the report's section; where methods ran different tasks, also the aggregates on each set of
     tasks several methods share (aggregate_by_task_set.csv, a table and figure each)."""
     scores = run_scores(loaded)
-    labels, _ = _config_differences(loaded.complete().runs)
+    labels, _ = _config_differences(loaded.complete().runs, pooled=True)
     raw = aggregate.raw_scores(scores, references(scores), labels)
     files.atomic_write_csv(out / "raw_scores.csv", raw)
     table = aggregate.aggregate_table(raw)

@@ -31,7 +31,8 @@ def test_the_table_places_each_level_at_its_inadmissible_share_one_row_per_metho
     summary, _ = report.summarize(results.load(scaling_runs))
     table = scaling.scaling_table(summary)
     assert set(table["method"]) == {"random_valid", "oracle", "masked_ppo", "naive_masked_ppo",
-                                    "penalty_ppo [penalty=0.1]", "penalty_ppo [penalty=1.0]"}
+                                    "penalty_ppo [penalty=0.1 (10x default)]",
+                                    "penalty_ppo [penalty=1.0 (100x default)]"}
     place = table.drop_duplicates("env").set_index("env")
     assert place.loc["portfolio", "x"] < place.loc["portfolio-m", "x"]
     assert (place["level"].to_dict(), place["actions"].to_dict()) == ({"portfolio": 1, "portfolio-m": 2},
@@ -49,9 +50,17 @@ def test_the_paragraph_says_what_the_numbers_show(scaling_runs):
     assert "from portfolio (33 actions" in text and "to portfolio-m (210 actions" in text
     assert "masked_ppo 80 → 70" in text and "naive_masked_ppo 60 → 40" in text
     # The best penalty is 0.1 at the smallest level, 1.0 at the largest: edges 80 - 70 and 70 - 30.
-    assert ("Masking's edge over the best penalty (penalty_ppo [penalty=0.1] at the smallest level, "
-            "penalty_ppo [penalty=1.0] at the largest) grows: +10 → +40 points.") in text
+    assert ("Masking's edge over the best penalty (penalty_ppo [penalty=0.1 (10x default)] at the smallest level, "
+            "penalty_ppo [penalty=1.0 (100x default)] at the largest) grows: +10 → +40 points.") in text
     assert "Naive masking ends between the best penalty and masking at the largest level (40)." in text
+
+
+def test_the_aggregates_pool_a_penalty_by_its_size_relative_to_each_envs_default(scaling_runs, tmp_path):
+    """portfolio's default penalty is 0.01: 0.1 is 10x it on every level, so it is one method across levels."""
+    report.write_report(scaling_runs, tmp_path)
+    raw = pd.read_csv(tmp_path / "raw_scores.csv")
+    penalty = raw[raw["algo"] == "penalty_ppo"].groupby("method")["task"].nunique().to_dict()
+    assert penalty == {"penalty_ppo (penalty=10x default)": 2, "penalty_ppo (penalty=100x default)": 2}
 
 
 def test_an_edge_that_does_not_grow_is_said_plainly():

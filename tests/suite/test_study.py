@@ -112,7 +112,7 @@ def test_an_unknown_study_name_lists_the_suites_studies(capsys):
 
     assert run_cli(study.main, "python -m suite.study", ["no_such_study"]) == 2
     assert ("no study 'no_such_study': give a study file's path or one of the suite's studies "
-            "(penalty, reference, scaling)") in capsys.readouterr().err
+            "(defaults, penalty, reference, scaling)") in capsys.readouterr().err
 
 
 def test_a_groups_own_seeds_override_the_studys_and_toml_lists_are_accepted(tmp_path):
