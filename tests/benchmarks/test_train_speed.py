@@ -140,7 +140,7 @@ def test_train_iteration(benchmark, ray_local, monkeypatch, name, n_agents):
     try:
         first = algo.train_iteration()  # warm-up
         rows = []
-        benchmark.pedantic(lambda: rows.append(algo.train_iteration()), rounds=3, iterations=1)
+        benchmark.pedantic(lambda: rows.append(algo.train_iteration()), rounds=5, iterations=1)
         steps = (rows[-1]["env_steps"] - first["env_steps"]) / len(rows)
         assert all(row["invalid_action_rate"] == 0 for row in rows)
         benchmark.extra_info["env_steps_per_iteration"] = float(steps)
