@@ -127,6 +127,12 @@ class PPOSettings:
 #: n = 1,000 no value tried works yet, so the level keeps the seed's: -2.5 trains but ends below
 #: random-valid (greedy 1.3 against 17.8), -4.6 and -6.9 diverge (NaN losses at iterations 1 and 13):
 #: the float32 log-probability of 1,000 narrow Gaussians loses the PPO ratio.
+#:
+#: Network width and epochs: every env keeps two 256x256 networks and 10 epochs, chosen on wall time to a
+#: score on the default backend (suite/studies/defaults.toml, docs/benchmarks.md): 64x64 networks step
+#: 1.5-1.7x faster on RLlib but did not reach $3,000 on portfolio within 410k steps (0/3 seeds; 256x256
+#: 3/3 at a median 246k) nor score 80 on sum_to_zero within 1M (1/3; 256x256 3/3 at 672k), and needed
+#: twice the steps to score 80 on speed_limit.
 ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "portfolio": {"gamma": 1.0, "lr": 1e-3, "train_env_config": ("reward=value_change",), "penalty": 0.01},
     "speed_limit": {"reward_scale": 0.1, "lr_schedule": "linear", "penalty": 1.0},
