@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import torch
 from ray.rllib.algorithms.ppo.ppo import (
     LEARNER_RESULTS_KL_KEY,
@@ -108,8 +109,6 @@ class LeanPPOTorchLearner(PPOTorchLearner):
     def _categorical_nvec(self, module) -> list[int] | None | bool:
         """The sub-action sizes of ``module``'s categorical actions: None for ``Discrete``, a list for
         ``MultiDiscrete``, False for any other action space (RLlib's own loss then)."""
-        import gymnasium as gym
-
         space = module.action_space
         if isinstance(space, gym.spaces.Discrete):
             return None
