@@ -141,6 +141,7 @@ def plot_scaling(table: pd.DataFrame, family: str):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     for value, label in ((0, "random_valid (0)"), (100, "oracle (100)")):
@@ -157,8 +158,6 @@ def plot_scaling(table: pd.DataFrame, family: str):
     ax.set_xlabel(rows["x_label"].iloc[0])
     if "distance" in rows["x_label"].iloc[0]:
         ax.set_xscale("log")
-    from matplotlib.ticker import NullLocator
-
     levels = rows.drop_duplicates("level").sort_values("x")
     top = ax.secondary_xaxis("top")  # the level names, slanted: larger levels sit close together (96%, 98%)
     top.set_xticks(levels["x"].tolist(), levels["env"].tolist(), fontsize=7, rotation=30, ha="left",

@@ -43,7 +43,11 @@ __all__ = ["LeanPPOTorchLearner", "categorical_log_prob_and_entropy"]
 def categorical_log_prob_and_entropy(logits: torch.Tensor, actions: torch.Tensor,
                                      nvec: list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probability of ``actions`` and entropy under the categorical(s) of ``logits``, as RLlib's
-    ``TorchCategorical`` (``nvec`` None: ``Discrete``) or ``TorchMultiCategorical`` compute them."""
+    ``TorchCategorical`` (``nvec`` None: ``Discrete``) or ``TorchMultiCategorical`` compute them.
+
+    Not :func:`baselines.masked_logits.log_prob_and_entropy` (the torch backend's): that one takes
+    ``log_softmax`` and sums the sub-actions in another order, equal to rounding only, and this learner's
+    updates must be RLlib's to the bit."""
     if nvec is None:
         return _categorical(logits, actions)
     parts = [_categorical(block, action)
@@ -65,9 +69,13 @@ def _categorical(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Ten
 class LeanPPOTorchLearner(PPOTorchLearner):
     """RLlib's PPO torch learner, leaner per minibatch (see the module docstring)."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._nvec_of_module: dict[str, list[int] | None | bool] = {}
+
     def compute_loss_for_module(self, *, module_id, config, batch: dict[str, Any], fwd_out: dict[str, Any]):
         module = self.module[module_id].unwrapped()
-        nvec = self._categorical_nvec(module)
+        nvec = self._categorical_nvec(module_id, module)
         if config.use_kl_loss or nvec is False or not config.use_critic:
             return super().compute_loss_for_module(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
         if Columns.LOSS_MASK in batch:
@@ -106,15 +114,20 @@ class LeanPPOTorchLearner(PPOTorchLearner):
         }, key=module_id, window=1)
         return total_loss
 
-    def _categorical_nvec(self, module) -> list[int] | None | bool:
+    def _categorical_nvec(self, module_id, module) -> list[int] | None | bool:
         """The sub-action sizes of ``module``'s categorical actions: None for ``Discrete``, a list for
-        ``MultiDiscrete``, False for any other action space (RLlib's own loss then)."""
-        space = module.action_space
-        if isinstance(space, gym.spaces.Discrete):
-            return None
-        if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
-            return [int(n) for n in action_nvec(space)]
-        return False
+        ``MultiDiscrete``, False for any other action space (RLlib's own loss then). Worked out once per
+        module, not per minibatch."""
+        cache = self._nvec_of_module
+        if module_id not in cache:
+            space = module.action_space
+            if isinstance(space, gym.spaces.Discrete):
+                cache[module_id] = None
+            elif isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
+                cache[module_id] = [int(n) for n in action_nvec(space)]
+            else:
+                cache[module_id] = False
+        return cache[module_id]
 
     def apply_gradients(self, gradients_dict) -> None:
         grads = [g for g in gradients_dict.values() if g is not None]
