@@ -128,18 +128,14 @@ class PPOSettings:
 #: random-valid (greedy 1.3 against 17.8), -4.6 and -6.9 diverge (NaN losses at iterations 1 and 13):
 #: the float32 log-probability of 1,000 narrow Gaussians loses the PPO ratio.
 #:
-#: Network width and epochs, chosen on wall time to a score on the default backend (issue 23;
-#: suite/studies/defaults.toml, docs/benchmarks.md): portfolio and sum_to_zero keep two 256x256 networks and
-#: 10 epochs. 64x64 networks step 1.5-1.7x faster on RLlib but did not reach $3,000 on portfolio within
-#: 410k steps (0/3 seeds; 256x256 3/3 at a median 246k) nor score 80 on sum_to_zero within 1M (1/3;
-#: 256x256 3/3 at 672k). speed_limit (every level) takes two 64x64 networks and 5 epochs: at 205k steps
-#: 93.9 against 256x256's 96.3 (3 seeds each, within noise); at the 1M budget 97.6 against 98.0, score 80
-#: at the same evaluation (41k steps) after 2.2-2.6 s of training instead of 13.6 s, and 1M steps in
-#: 68-73 s instead of 341 s. The reference set v2 had already chosen 64x64 at every speed_limit level
-#: on the torch backend (same score at 100k, 4-6x cheaper); the studies pin the settings they ran with.
+#: Network width and epochs: every env keeps two 256x256 networks and 10 epochs, chosen on wall time to a
+#: score on the default backend (suite/studies/defaults.toml, docs/benchmarks.md): 64x64 networks step
+#: 1.5-1.7x faster on RLlib but did not reach $3,000 on portfolio within 410k steps (0/3 seeds; 256x256
+#: 3/3 at a median 246k) nor score 80 on sum_to_zero within 1M (1/3; 256x256 3/3 at 672k), and needed
+#: twice the steps to score 80 on speed_limit.
 ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "portfolio": {"gamma": 1.0, "lr": 1e-3, "train_env_config": ("reward=value_change",), "penalty": 0.01},
-    "speed_limit": {"reward_scale": 0.1, "lr_schedule": "linear", "penalty": 1.0, "hidden": (64, 64), "num_epochs": 5},
+    "speed_limit": {"reward_scale": 0.1, "lr_schedule": "linear", "penalty": 1.0},
     "sum_to_zero": {"obs_transform": "none", "log_std_init": -2.5, "entropy_coeff": 0.0, "gamma": 0.5, "lr": 5e-4,
                     "lr_schedule": "linear", "penalty": 1.0},
     "sum_to_zero-m": {"log_std_init": -4.6},
