@@ -12,11 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical, TorchMultiCategorical
+from ray.rllib.utils.torch_utils import clip_gradients
 
 from baselines.backends import rllib_ppo
-from baselines.backends.rllib_lean_learner import LeanPPOTorchLearner, categorical_log_prob_and_entropy
+from baselines.backends.rllib_lean_learner import (
+    LeanPPOTorchLearner,
+    categorical_log_prob_and_entropy,
+    clip_gradients_foreach,
+)
 from baselines.masked_logits import MASKED_LOGIT
-from tests.helpers import TIMING, TINY, assert_ray_is_gone, read_run, run_main
+from tests.helpers import TIMING, TINY, TINY_SETTINGS, assert_ray_is_gone, build_algo, read_run, run_main
 
 
 def _logits_and_actions(seed: int, nvec: list[int], rows: int = 64):
@@ -54,9 +59,62 @@ def test_log_prob_and_entropy_are_rllibs_to_the_bit_with_their_gradients(seed, n
     assert torch.equal(grad_mine, grad_theirs)
 
 
-def test_the_rllib_backend_uses_the_lean_learner():
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 12), grad_clip=st.sampled_from([0.05, 0.5, 10.0, 1e6]),
+       holes=st.booleans())
+def test_clipping_by_the_global_norm_is_rllibs_to_the_bit(seed, n, grad_clip, holes):
+    """Gradients of mixed scales (1e-8 to 1e8, so that some norms overflow float32 and RLlib's nan_to_num
+    matters), with and without a parameter that has no gradient, clipped or not."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = [tuple(int(d) for d in torch.randint(1, 40, (int(torch.randint(1, 3, (1,), generator=generator)),),
+                                                  generator=generator)) for _ in range(n)]
+    scales = [10.0 ** float(torch.randint(-8, 9, (1,), generator=generator)) for _ in range(n)]
+    grads = {f"p{k}": torch.randn(shape, generator=generator) * scale for k, (shape, scale) in
+             enumerate(zip(shapes, scales))}
+    if holes:
+        grads["frozen"] = None
+    theirs = {key: None if g is None else g.clone() for key, g in grads.items()}
+    mine = {key: None if g is None else g.clone() for key, g in grads.items()}
+    norm_theirs = clip_gradients(theirs, grad_clip=grad_clip, grad_clip_by="global_norm")
+    norm_mine = clip_gradients_foreach(mine, grad_clip=grad_clip, grad_clip_by="global_norm")
+    assert torch.equal(norm_mine, norm_theirs)
+    for key in grads:
+        assert (mine[key] is None and theirs[key] is None) or torch.equal(mine[key], theirs[key])
+
+
+def test_other_clipping_modes_are_rllibs_own():
+    grads = {"w": torch.tensor([3.0, -4.0])}
+    assert clip_gradients_foreach(grads, grad_clip=1.0, grad_clip_by="value") is None
+    assert torch.equal(grads["w"], torch.tensor([1.0, -1.0]))
+    assert clip_gradients_foreach({"w": torch.ones(2)}, grad_clip=None, grad_clip_by="global_norm") is None
+
+
+@pytest.mark.parametrize("lr_schedule, foreach", [("constant", True), ("linear", False)])
+def test_the_rllib_backend_uses_the_lean_learner(lr_schedule, foreach):
+    """Its learner, clipping and Adam; under a learning-rate schedule (a tensor rate) RLlib's own Adam."""
+    import ray
+
+    from baselines.ray_session import connect_ray
+
     assert rllib_ppo.learner_class() is LeanPPOTorchLearner
     assert issubclass(LeanPPOTorchLearner, PPOTorchLearner)
+    connect_ray(None, num_cpus=2)
+    try:
+        algo = build_algo("masked_ppo", "portfolio", budget=10**6, lr_schedule=lr_schedule, **TINY_SETTINGS)
+        try:
+            learner = algo.algo.learner_group._learner
+            assert isinstance(learner, LeanPPOTorchLearner)
+            assert learner._get_clip_function() is clip_gradients_foreach
+            (module_id,) = learner.module.keys()
+            (optimizer,) = [optimizer for _, optimizer in learner.get_optimizers_for_module(module_id)]
+            assert type(optimizer) is torch.optim.Adam
+            # The seeded-run tests below show that either steps RLlib's bits.
+            assert bool(optimizer.defaults["foreach"]) is foreach
+        finally:
+            algo.close()
+    finally:
+        ray.shutdown()
+    assert_ray_is_gone()
 
 
 def _run(out, env, algo, monkeypatch, learner):
