@@ -23,6 +23,10 @@ removed (cProfile of the RLlib backend on portfolio: 80 minibatches per iteratio
   many scales, and whole seeded runs); torch's ``fused`` Adam is faster still but differs in the last bit,
   so it is not used.
 
+- **The loss statistics of every minibatch**: RLlib logs the policy and value losses, explained variance,
+  entropy and KL of each minibatch with ``window=1``, so only the last minibatch's reach the results. Here
+  they are computed once per update, from the last minibatch's tensors, after the epochs.
+
 Everything else (GAE in the learner connector, the KL loss when enabled, Box actions, the metrics) is
 RLlib's. ``tests/baselines/test_rllib_lean_learner.py`` checks the bit-identity against RLlib's learner.
 """
@@ -98,6 +102,8 @@ class LeanPPOTorchLearner(PPOTorchLearner):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._nvec_of_module: dict[str, list[int] | None | bool] = {}
+        #: Per module, what the loss statistics of the latest minibatch are made of (see compute_loss_for_module).
+        self._last_minibatch: dict[str, tuple] = {}
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         """RLlib's optimiser (Adam at the config's learning rate), stepping all tensors at once. Under a
@@ -130,29 +136,34 @@ class LeanPPOTorchLearner(PPOTorchLearner):
         log_prob, curr_entropy = categorical_log_prob_and_entropy(fwd_out[Columns.ACTION_DIST_INPUTS],
                                                                   batch[Columns.ACTIONS], nvec)
         logp_ratio = torch.exp(log_prob - batch[Columns.ACTION_LOGP])
-        mean_kl_loss = torch.tensor(0.0, device=logp_ratio.device)
-        mean_entropy = possibly_masked_mean(curr_entropy)
         advantages = batch[Postprocessing.ADVANTAGES]
         surrogate_loss = torch.min(advantages * logp_ratio,
                                    advantages * torch.clamp(logp_ratio, 1 - config.clip_param, 1 + config.clip_param))
         value_fn_out = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
         vf_loss = torch.pow(value_fn_out - batch[Postprocessing.VALUE_TARGETS], 2.0)
         vf_loss_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
-        mean_vf_loss = possibly_masked_mean(vf_loss_clipped)
-        mean_vf_unclipped_loss = possibly_masked_mean(vf_loss)
         entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
         total_loss = possibly_masked_mean(-surrogate_loss + config.vf_loss_coeff * vf_loss_clipped
                                           - (entropy_coeff * curr_entropy))
-        self.metrics.log_dict({
-            POLICY_LOSS_KEY: -possibly_masked_mean(surrogate_loss),
-            VF_LOSS_KEY: mean_vf_loss,
-            LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: mean_vf_unclipped_loss,
-            LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY: explained_variance(batch[Postprocessing.VALUE_TARGETS],
-                                                                     value_fn_out),
-            ENTROPY_KEY: mean_entropy,
-            LEARNER_RESULTS_KL_KEY: mean_kl_loss,
-        }, key=module_id, window=1)
+        # RLlib logs these statistics with window=1, so an update reports its last minibatch's: they are worked
+        # out from that minibatch's tensors once the epochs are done (after_gradient_based_update).
+        self._last_minibatch[module_id] = (possibly_masked_mean, surrogate_loss.detach(), vf_loss_clipped.detach(),
+                                           vf_loss.detach(), curr_entropy.detach(),
+                                           batch[Postprocessing.VALUE_TARGETS], value_fn_out.detach())
         return total_loss
+
+    def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        for module_id, (mean, surrogate, vf_clipped, vf, entropy, targets, values) in self._last_minibatch.items():
+            self.metrics.log_dict({
+                POLICY_LOSS_KEY: -mean(surrogate),
+                VF_LOSS_KEY: mean(vf_clipped),
+                LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: mean(vf),
+                LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY: explained_variance(targets, values),
+                ENTROPY_KEY: mean(entropy),
+                LEARNER_RESULTS_KL_KEY: torch.tensor(0.0, device=values.device),
+            }, key=module_id, window=1)
+        self._last_minibatch.clear()
+        super().after_gradient_based_update(timesteps=timesteps)
 
     def _categorical_nvec(self, module_id, module) -> list[int] | None | bool:
         """The sub-action sizes of ``module``'s categorical actions: None for ``Discrete``, a list for
