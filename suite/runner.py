@@ -102,7 +102,7 @@ class RunRequest:
                 "command": self.command or " ".join([Path(sys.executable).name, "-m", "suite.run", *sys.argv[1:]]),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "python": platform.python_version(), "platform": platform.platform(),
-                "libraries": _library_versions(), "git_commit": _git_commit()}
+                "libraries": _library_versions(), "torch_threads": _torch_threads(), "git_commit": _git_commit()}
 
 
 def _differences(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +127,15 @@ def _library_versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def _torch_threads() -> int:
+    """torch's intra-op threads in this process. Its reductions split work by thread, so a seeded run repeats
+    bit for bit only at the same count: a direct run has one per core, a sweep's trial the 1 CPU Ray gives it
+    (``OMP_NUM_THREADS=1``)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _git_commit() -> str | None:

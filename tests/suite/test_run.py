@@ -32,6 +32,9 @@ def test_run_writes_the_three_files_and_a_summary(tmp_path, capsys):
     assert config["env"] == "portfolio" and config["algo"] == "random_valid" and config["seed"] == 0
     assert config["env_config"]["start_cash"] == 1000.0 and config["env_config"]["strict"] is False
     assert config["libraries"]["gymnasium"] and config["steps"] == 6000
+    import torch
+
+    assert config["torch_threads"] == torch.get_num_threads()  # a seeded run repeats at the same thread count
     progress = pd.read_csv(directory / "progress.csv")
     assert list(progress.columns[:len(results.PROGRESS_COLUMNS)]) == results.PROGRESS_COLUMNS
     assert progress["env_steps"].is_monotonic_increasing and progress["env_steps"].iloc[-1] >= 6000

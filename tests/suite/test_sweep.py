@@ -59,8 +59,11 @@ def test_a_sweep_runs_the_grid_leaves_out_what_cannot_run_and_skips_what_is_done
     assert len(loaded.runs) == len(expected) and set(loaded.runs["status"]) == {"complete"}
     import json
 
-    commands = {json.loads((out_dir / r / "config.json").read_text())["command"] for r in loaded.runs["run"]}
+    records = [json.loads((out_dir / r / "config.json").read_text()) for r in loaded.runs["run"]]
+    commands = {record["command"] for record in records}
     assert len(commands) == 1 and "--env all" in commands.pop()  # each trial records the sweep's command
+    # A trial has Ray's 1 CPU, so torch's one thread (a direct run has one per core): results depend on it.
+    assert {record["torch_threads"] for record in records} == {1}
     assert sweep(*argv) == 0  # again: nothing left to do
     out = capsys.readouterr().out
     assert "nothing to run: every run of the sweep is complete or left out" in out
