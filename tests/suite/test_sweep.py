@@ -219,3 +219,33 @@ def test_a_trial_that_errored_before_its_run_started_is_failed_and_one_after_is_
     assert sweep_module.last_error_line(request, node_error) == "ValueError: the env failed"
     assert sweep_module.last_error_line(runner.RunRequest.build("portfolio", "oracle", 0, out=tmp_path)) == \
         "see Ray's logs"
+
+
+@pytest.mark.slow
+def test_a_run_of_a_sweep_repeats_on_its_own_with_one_torch_thread(tmp_path):
+    """The recipe of docs/repeatability.md: a sweep's trial has one torch thread, and a direct run started with
+    ``OMP_NUM_THREADS=1`` is the same run, bit for bit (masked PPO at its default sizes, where torch splits
+    reductions by thread)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    from tests.helpers import TIMING, default_sigint, read_run
+
+    one_iteration = ["--steps", "8192", "--episodes", "5", "--quiet"]
+    assert sweep("--env", "portfolio", "--algo", "masked_ppo,random_valid", "--out", str(tmp_path / "sweep"),
+                 *one_iteration) == 0
+    assert_ray_is_gone()
+    environ = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "suite.run", "--env", "portfolio", "--algo", "masked_ppo",
+                    "--out", str(tmp_path / "direct"), *one_iteration], env=environ, check=True, timeout=300,
+                   cwd=Path(__file__).resolve().parents[2], preexec_fn=default_sigint)
+    swept = read_run(tmp_path / "sweep", "portfolio", "masked_ppo")
+    direct = read_run(tmp_path / "direct", "portfolio", "masked_ppo")
+    assert swept[0]["torch_threads"] == direct[0]["torch_threads"] == 1
+    pd.testing.assert_frame_equal(swept[1].drop(columns=TIMING, errors="ignore"),
+                                  direct[1].drop(columns=TIMING, errors="ignore"))
+    pd.testing.assert_frame_equal(swept[2], direct[2])
