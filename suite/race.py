@@ -154,8 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = results.load(out)
     summary, problems = report.summarize(loaded, {args.env: target})
     for problem in problems:
-        if "configs differ" not in problem:  # the contenders differ by design
-            print(f"problem: {problem}", file=sys.stderr)
+        print(f"problem: {problem}", file=sys.stderr)
     if summary.empty:
         raise UsageError(f"no complete run in {out}")
     summary = summary[summary["env"] == args.env]

@@ -48,7 +48,7 @@ from suite.mask_noise_report import mask_noise_table, plot_mask_noise
 from suite.stats import mean_ci
 from suite.violations import violation_markdown, violation_table
 
-__all__ = ["env_target", "headline_evals", "run_scores", "references", "summarize", "agent_summary",
+__all__ = ["env_target", "headline_evals", "run_scores", "references", "summarize", "config_notes", "agent_summary",
            "learning_curves",
            "markdown", "scaling_markdown", "plot_learning_curves", "plot_penalty_sweep", "write_report", "main"]
 
@@ -183,14 +183,15 @@ def _threshold(env: str, target: float, lower: float, upper: float, thresholds: 
 
 
 def _config_differences(runs: pd.DataFrame, pooled: bool = False) -> tuple[dict[str, str], list[str]]:
-    """A short label per config_id of groups (env, algo) with several configs, and one problem line each.
+    """A short label per config_id of groups (env, algo) with several configs, and one note line each (a grid
+    of configs is what a sweep asks for, not a problem: the report lists them under "Configs compared").
 
     A setting the suite tunes per env (:data:`baselines.settings.ENV_DEFAULTS`, e.g. the penalty) is also
     given relative to the env's default, ``penalty=0.1 (10x default)``: its absolute size means different
     things on different envs. With ``pooled`` (methods pooled across envs, the aggregates) such a setting
     is named by that ratio alone (``penalty=10x default``), so a method is the same method on every env."""
     labels: dict[str, str] = {}
-    problems = []
+    notes = []
     config_columns = [c for c in runs.columns if c.startswith(("env.", "algo."))
                       or c in ("env_version", "steps", "episodes")]
     for (env, algo), group in runs.groupby(["env", "algo"]):
@@ -200,9 +201,14 @@ def _config_differences(runs: pd.DataFrame, pooled: bool = False) -> tuple[dict[
         differing = [c for c in config_columns if per_config[c].astype(str).nunique() > 1]
         for cid, row in per_config.iterrows():
             labels[cid] = ", ".join(_setting_label(env, c, row[c], pooled) for c in differing)
-        problems.append(f"{env}/{algo}: {len(per_config)} configs differ in {', '.join(differing)}; each is "
-                        "summarised on its own row (config column), never averaged together")
-    return labels, problems
+        notes.append(f"{env}/{algo}: {len(per_config)} configs differ in {', '.join(differing)}; each is "
+                     "summarised on its own row (config column), never averaged together")
+    return labels, notes
+
+
+def config_notes(loaded: results.Results) -> list[str]:
+    """One line per (env, algo) whose complete runs hold several configs (the report's "Configs compared")."""
+    return _config_differences(loaded.complete().runs)[1]
 
 
 def _setting_label(env: str, column: str, value: Any, pooled: bool) -> str:
@@ -229,8 +235,7 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
     if scores.empty:
         return pd.DataFrame(), problems + ["no complete run to summarise"]
     refs = references(scores)
-    labels, config_problems = _config_differences(loaded.complete().runs)
-    problems += config_problems
+    labels, _ = _config_differences(loaded.complete().runs)
     progress_of = dict(tuple(loaded.complete().progress.groupby("run", sort=False)))
     rows = []
     for (env, algo, cid), group in scores.groupby(_KEYS, sort=False):
@@ -344,9 +349,9 @@ def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]
 
 def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str] = (),
              agents: pd.DataFrame | None = None, scaling_lines: Sequence[str] = (),
-             violations: pd.DataFrame | None = None) -> str:
+             violations: pd.DataFrame | None = None, notes: Sequence[str] = ()) -> str:
     """``report.md``: a table per env (and per agent for multi-agent runs), the scaling section where the
-    runs cover levels, then the problems and the plots."""
+    runs cover levels, then the configs compared (``notes``), the problems and the plots."""
     lines = ["# maskbench report", ""]
     for env, group in summary.groupby("env", sort=False):
         threshold = group["threshold"].iloc[0]
@@ -381,6 +386,8 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
                              f"{_fmt(r['return_mean'])}{ci} | {100 * r['eval_invalid_rate']:.2f}% |")
             lines.append("")
     lines += list(scaling_lines)
+    if notes:
+        lines += ["## Configs compared", "", *[f"- {n}" for n in notes], ""]
     if problems:
         lines += ["## Problems", "", *[f"- {p}" for p in problems], ""]
     if plots:
@@ -507,7 +514,8 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
                        for family in scaling.families(table)}
             scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})
         across_lines = _across_tasks(loaded, out, save)
-    text = markdown(summary, problems, plots, agents, [*across_lines, *scaling_lines], violations) \
+    text = markdown(summary, problems, plots, agents, [*across_lines, *scaling_lines], violations,
+                    config_notes(loaded)) \
         if not summary.empty else \
         "# maskbench report\n\nNo complete run.\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
     files.atomic_write_text(out / "report.md", text)

@@ -108,8 +108,11 @@ def test_mismatched_configs_are_reported_apart_with_a_message(toy, make_run):
     rows = summary[summary["algo"] == "penalty_ppo"].set_index("config")
     assert set(rows.index) == {"penalty=0.01", "penalty=1.0"} and (rows["seeds"] == 2).all()
     assert rows.loc["penalty=1.0", "return_mean"] == pytest.approx(13.0)
-    assert problems == ["toy/penalty_ppo: 2 configs differ in algo.penalty; each is summarised on its own row "
-                        "(config column), never averaged together"]
+    note = ("toy/penalty_ppo: 2 configs differ in algo.penalty; each is summarised on its own row (config column), "
+            "never averaged together")
+    assert problems == [] and report.config_notes(results.load(toy)) == [note]  # a grid is asked for, not a fault
+    _, _, text = report.write_report(toy, toy / "report")
+    assert f"## Configs compared\n\n- {note}" in text and "## Problems" not in text
     assert report.plot_penalty_sweep(summary, "toy") is not None
     assert report.plot_penalty_sweep(summary[summary["algo"] != "penalty_ppo"], "toy") is None
 
