@@ -13,6 +13,9 @@ measured side by side in one run.
   runner (:class:`baselines.backends.rllib_batched_runner.BatchedEnvRunner`, the default) against
   RLlib's own ``SingleAgentEnvRunner`` on the suite's batched env (``vector_entry_point``, the
   default before the batched runner) and on RLlib's ``"sync"`` vectorisation of 64 single envs.
+- ``test_rllib_learner_update``: RLlib's Learner alone (its learner connector, GAE included, and the
+  epochs of minibatches) on one sampled rollout of 8,192 env steps: with the sampling benchmark it splits
+  an RLlib iteration into its two halves.
 - ``test_train_iteration``: one training iteration (sampling and learning) of masked PPO on RLlib
   (with the backend's lean learner, and with RLlib's own ``PPOTorchLearner``, whose updates are the
   same bits: :mod:`baselines.backends.rllib_lean_learner`) and on the torch backend, and of
@@ -109,6 +112,41 @@ def test_rllib_sampling(benchmark, ray_local, runner):
         assert steps >= STEPS
         benchmark.extra_info["env_steps_per_second"] = steps / benchmark.stats["mean"]
         sampler.stop()
+    finally:
+        algo.close()
+
+
+@pytest.mark.benchmark(group="train")
+def test_rllib_learner_update(benchmark, ray_local):
+    """RLlib's half of an iteration alone: the backend's Learner (learner connector with GAE, then the 10
+    epochs of minibatches) on one sampled rollout, as PPO's ``training_step`` calls it. Beside the
+    learner alone and the sampling benchmark, it splits an RLlib iteration into sampling and learning."""
+    import copy
+
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    from tests.helpers import build_algo
+
+    algo = build_algo("masked_ppo", "portfolio", budget=10**7)
+    try:
+        rllib = algo.algo
+        episodes = rllib.env_runner.sample(num_timesteps=STEPS)
+        steps = sum(len(episode) for episode in episodes)
+        config = rllib.config
+
+        def update(fresh):
+            rllib.learner_group.update(episodes=fresh, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: steps},
+                                       num_epochs=config.num_epochs, minibatch_size=config.minibatch_size,
+                                       shuffle_batch_per_epoch=config.shuffle_batch_per_epoch)
+
+        # RLlib's learner connector appends a step to each episode in place: every round gets its own copy.
+        benchmark.pedantic(update, setup=lambda: ((copy.deepcopy(episodes),), {}), rounds=3, iterations=1,
+                           warmup_rounds=1)
+        assert steps >= STEPS
+        rate = steps / benchmark.stats["mean"]
+        benchmark.extra_info["env_steps_per_second"] = rate
+        if "learner" in _RATES:
+            benchmark.extra_info["share_of_learner_ceiling"] = rate / _RATES["learner"]
     finally:
         algo.close()
 
