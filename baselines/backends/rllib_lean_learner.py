@@ -1,7 +1,7 @@
 """RLlib's PPO learner without the work whose result the suite's PPO never uses; updates are bit-identical.
 
-:class:`LeanPPOTorchLearner` is RLlib 2.60's ``PPOTorchLearner`` with two of its per-minibatch costs
-removed (cProfile of the RLlib backend on portfolio: 80 minibatches per iteration, 25 ms each):
+:class:`LeanPPOTorchLearner` is RLlib 2.60's ``PPOTorchLearner`` with per-minibatch costs
+removed (cProfile of the RLlib backend on portfolio: about 85 minibatches per iteration, 25 ms each):
 
 - **The loss of categorical actions** is RLlib's formula computed on the logits directly. RLlib builds a
   ``torch.distributions.Categorical`` per sub-action twice per minibatch (the current policy's, and the
@@ -22,7 +22,6 @@ removed (cProfile of the RLlib backend on portfolio: 80 minibatches per iteratio
   the same bits as RLlib's on CPU (tested: the clipped gradients and global norm on random gradients of
   many scales, and whole seeded runs); torch's ``fused`` Adam is faster still but differs in the last bit,
   so it is not used.
-
 - **The loss statistics of every minibatch**: RLlib logs the policy and value losses, explained variance,
   entropy and KL of each minibatch with ``window=1``, so only the last minibatch's reach the results. Here
   they are computed once per update, from the last minibatch's tensors, after the epochs.
