@@ -132,7 +132,9 @@ class PPOSettings:
 #: score on the default backend (suite/studies/defaults.toml, docs/benchmarks.md): 64x64 networks step
 #: 1.5-1.7x faster on RLlib but did not reach $3,000 on portfolio within 410k steps (0/3 seeds; 256x256
 #: 3/3 at a median 246k) nor score 80 on sum_to_zero within 1M (1/3; 256x256 3/3 at 672k), and needed
-#: twice the steps to score 80 on speed_limit.
+#: twice the steps to score 80 on speed_limit. 64x64 with 5 epochs got masked PPO to score 80 on
+#: speed_limit in a fifth of the time, but cost penalty PPO its score at the 1M budget (93.2 against 98.8):
+#: these defaults are every method's, so one chosen on a single method must not rank the methods.
 ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "portfolio": {"gamma": 1.0, "lr": 1e-3, "train_env_config": ("reward=value_change",), "penalty": 0.01},
     "speed_limit": {"reward_scale": 0.1, "lr_schedule": "linear", "penalty": 1.0},
