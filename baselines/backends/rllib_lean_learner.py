@@ -26,6 +26,13 @@ removed (cProfile of the RLlib backend on portfolio: about 85 minibatches per it
   entropy and KL of each minibatch with ``window=1``, so only the last minibatch's reach the results. Here
   they are computed once per update, from the last minibatch's tensors, after the epochs.
 
+- **The minibatches**: RLlib's ``Learner.update`` slices and concatenates ``SampleBatch`` objects per
+  minibatch and shuffles the whole batch, column by column, at each pass. Here the same rows in the
+  same order are picked as index arrays (:mod:`baselines.backends.rllib_minibatches`, RLlib's schedule and
+  its draws from numpy's generator) and gathered once per tensor; each minibatch still goes through
+  RLlib's ``_update`` (forward pass, losses, gradients, clipping, optimiser step) and logs RLlib's step
+  metrics. Data iterators, stateful modules and compiled updates take RLlib's own loop.
+
 Everything else (GAE in the learner connector, the KL loss when enabled, Box actions, the metrics) is
 RLlib's. ``tests/baselines/test_rllib_lean_learner.py`` checks the bit-identity against RLlib's learner.
 """
@@ -44,9 +51,12 @@ from ray.rllib.algorithms.ppo.ppo import (
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.core.learner.training_data import TrainingData
 from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.utils.metrics.ray_metrics import TimerAndPrometheusLogger
 from ray.rllib.utils.torch_utils import clip_gradients, explained_variance
 
+from baselines.backends.rllib_minibatches import cyclic_minibatch_indices, take_rows
 from envs.masking import action_nvec
 
 __all__ = ["LeanPPOTorchLearner", "categorical_log_prob_and_entropy", "clip_gradients_foreach"]
@@ -104,6 +114,60 @@ class LeanPPOTorchLearner(PPOTorchLearner):
         #: Per module, what the loss statistics of the latest minibatch are made of (see compute_loss_for_module).
         self._last_minibatch: dict[str, tuple] = {}
 
+    def update(self, batch=None, batches=None, batch_refs=None, episodes=None, episodes_refs=None,
+               data_iterators=None, training_data=None, *, timesteps=None, num_total_minibatches: int = 0,
+               num_epochs: int = 1, minibatch_size: int | None = None, shuffle_batch_per_epoch: bool = False,
+               _no_metrics_reduce: bool = False, **kwargs):
+        """RLlib's ``Learner.update`` with the minibatches of :mod:`baselines.backends.rllib_minibatches`:
+        the same updates and metrics. What that loop does not cover goes to RLlib's own."""
+        plain = (minibatch_size and not num_total_minibatches and not data_iterators and not kwargs
+                 and (training_data is None or not training_data.data_iterators)
+                 and not self._torch_compile_complete_update
+                 and not any(self.module[module_id].is_stateful() for module_id in self.module.keys()))
+        if not plain:
+            return super().update(batch=batch, batches=batches, batch_refs=batch_refs, episodes=episodes,
+                                  episodes_refs=episodes_refs, data_iterators=data_iterators,
+                                  training_data=training_data, timesteps=timesteps,
+                                  num_total_minibatches=num_total_minibatches, num_epochs=num_epochs,
+                                  minibatch_size=minibatch_size, shuffle_batch_per_epoch=shuffle_batch_per_epoch,
+                                  _no_metrics_reduce=_no_metrics_reduce, **kwargs)
+        # Learner.update and Learner._create_iterator_if_necessary (RLlib 2.60), the iterator aside.
+        self._check_is_built()
+        self.before_gradient_based_update(timesteps=timesteps or {})
+        if training_data is None:
+            training_data = TrainingData(batch=batch, batches=batches, batch_refs=batch_refs, episodes=episodes,
+                                         episodes_refs=episodes_refs)
+        training_data.validate()
+        training_data.solve_refs()
+        assert training_data.batches is None, "`training_data.batches` must be None!"
+        self._weights_seq_no += 1
+        batch = self._make_batch_if_necessary(training_data=training_data)
+        for module_id in list(batch.policy_batches.keys()):
+            if not self.should_module_be_updated(module_id, batch):
+                del batch.policy_batches[module_id]
+        if not batch.policy_batches:
+            return {}
+        unknown = set(batch.policy_batches) - set(self.module.keys())
+        if unknown:
+            raise ValueError(f"Batch contains one or more ModuleIDs ({unknown}) that are not in this Learner!")
+        columns = {module_id: dict(module_batch) for module_id, module_batch in batch.policy_batches.items()}
+        env_steps = batch.env_steps()
+        loss_per_module = {}
+        rows = {module_id: len(module_batch) for module_id, module_batch in batch.policy_batches.items()}
+        for indices in cyclic_minibatch_indices(rows, num_epochs=num_epochs, minibatch_size=minibatch_size,
+                                                shuffle=shuffle_batch_per_epoch and num_epochs > 1):
+            minibatch = {module_id: take_rows(columns[module_id], index) for module_id, index in indices.items()}
+            with TimerAndPrometheusLogger(self._metrics_learner_inner_update):
+                _, loss_per_module, _ = self._update(minibatch)
+            counts = _MinibatchCounts({module_id: len(index) for module_id, index in indices.items()}, env_steps)
+            self._log_metrics(batch=counts)
+            self._log_steps_trained_metrics(counts)
+        for module_id, loss in loss_per_module.items():
+            self.metrics.log_value(key=(module_id, self.TOTAL_LOSS_KEY), value=loss, window=1)
+        self.after_gradient_based_update(timesteps=timesteps or {})
+        if not _no_metrics_reduce:
+            return self.metrics.reduce()
+
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         """RLlib's optimiser (Adam at the config's learning rate), stepping all tensors at once. Under a
         learning-rate schedule RLlib's scheduler sets the rate as a tensor, which torch's ``foreach`` Adam
@@ -132,8 +196,8 @@ class LeanPPOTorchLearner(PPOTorchLearner):
         else:
             possibly_masked_mean = torch.mean
         # The order of operations is PPOTorchLearner.compute_loss_for_module's, so every float is the same.
-        log_prob, curr_entropy = categorical_log_prob_and_entropy(fwd_out[Columns.ACTION_DIST_INPUTS],
-                                                                  batch[Columns.ACTIONS], nvec)
+        log_prob, curr_entropy = self.log_prob_and_entropy(fwd_out[Columns.ACTION_DIST_INPUTS],
+                                                           batch[Columns.ACTIONS], nvec)
         logp_ratio = torch.exp(log_prob - batch[Columns.ACTION_LOGP])
         advantages = batch[Postprocessing.ADVANTAGES]
         surrogate_loss = torch.min(advantages * logp_ratio,
@@ -150,6 +214,12 @@ class LeanPPOTorchLearner(PPOTorchLearner):
                                            vf_loss.detach(), curr_entropy.detach(),
                                            batch[Postprocessing.VALUE_TARGETS], value_fn_out.detach())
         return total_loss
+
+    @staticmethod
+    def log_prob_and_entropy(logits: torch.Tensor, actions: torch.Tensor,
+                             nvec: list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss's log-probabilities and entropies of categorical actions: RLlib's, to the bit."""
+        return categorical_log_prob_and_entropy(logits, actions, nvec)
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         for module_id, (mean, surrogate, vf_clipped, vf, entropy, targets, values) in self._last_minibatch.items():
@@ -189,3 +259,15 @@ class LeanPPOTorchLearner(PPOTorchLearner):
         for module_id, optimizer_names in self._module_optimizers.items():
             for optimizer_name in optimizer_names:
                 self.get_optimizer(module_id, optimizer_name).step()
+
+
+class _MinibatchCounts:
+    """What RLlib's per-minibatch step metrics read of a minibatch: each module's rows and the env steps of
+    the whole batch (RLlib's minibatches carry the batch's, so each one counts them again)."""
+
+    def __init__(self, rows: dict[str, int], env_steps: int):
+        self.policy_batches = {module_id: range(n) for module_id, n in rows.items()}
+        self._env_steps = env_steps
+
+    def env_steps(self) -> int:
+        return self._env_steps

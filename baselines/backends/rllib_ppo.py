@@ -51,12 +51,18 @@ RUNNERS_FILE = "rllib_runners.pkl"
 MULTI_AGENT_TRAINING_ENV_ID = "maskbench-multi-agent-training-env"
 
 
-def learner_class():
-    """The Learner of every RLlib run: RLlib's PPO learner, leaner per minibatch with the same updates
+def learner_class(name: str = "fast"):
+    """The Learner of an RLlib run (the ``rllib_learner`` setting): ``fast``, RLlib's PPO on the steps it
+    learns from with the torch backend's kernels (:mod:`baselines.backends.rllib_fast_learner`), or
+    ``exact``, RLlib's PPO learner's updates bit for bit, leaner per minibatch
     (:mod:`baselines.backends.rllib_lean_learner`)."""
-    from baselines.backends.rllib_lean_learner import LeanPPOTorchLearner
+    if name == "exact":
+        from baselines.backends.rllib_lean_learner import LeanPPOTorchLearner
 
-    return LeanPPOTorchLearner
+        return LeanPPOTorchLearner
+    from baselines.backends.rllib_fast_learner import FastPPOTorchLearner
+
+    return FastPPOTorchLearner
 
 
 def _map_to_own(agent_id, episode, **kwargs) -> str:
@@ -173,7 +179,7 @@ class RLlibPPO(Algorithm):
             .env_runners(num_env_runners=c.num_env_runners, num_envs_per_env_runner=c.num_envs_per_env_runner,
                          rollout_fragment_length="auto", num_cpus_per_env_runner=1, **runner)
             .learners(num_learners=0)
-            .training(learner_class=learner_class(), lr=lr, gamma=c.gamma, lambda_=c.gae_lambda,
+            .training(learner_class=learner_class(c.rllib_learner), lr=lr, gamma=c.gamma, lambda_=c.gae_lambda,
                       clip_param=c.clip_param,
                       vf_clip_param=c.vf_clip_param, entropy_coeff=c.entropy_coeff, vf_loss_coeff=c.vf_loss_coeff,
                       grad_clip=c.grad_clip, train_batch_size_per_learner=c.train_batch_size,

@@ -89,27 +89,36 @@ def test_other_clipping_modes_are_rllibs_own():
     assert clip_gradients_foreach({"w": torch.ones(2)}, grad_clip=None, grad_clip_by="global_norm") is None
 
 
-@pytest.mark.parametrize("lr_schedule, foreach", [("constant", True), ("linear", False)])
-def test_the_rllib_backend_uses_the_lean_learner(lr_schedule, foreach):
-    """Its learner, clipping and Adam; under a learning-rate schedule (a tensor rate) RLlib's own Adam."""
+@pytest.mark.parametrize("rllib_learner, lr_schedule, kernel", [
+    ("exact", "constant", "foreach"), ("exact", "linear", "single-tensor"),
+    ("fast", "constant", "fused"), ("fast", "linear", "fused")])
+def test_the_rllib_backend_uses_the_learner_of_its_setting(rllib_learner, lr_schedule, kernel):
+    """Its learner, clipping and Adam; the exact learner under a learning-rate schedule (a tensor rate) steps
+    RLlib's own Adam. ``fast`` is the default."""
     import ray
 
+    from baselines.backends.rllib_fast_learner import FastPPOTorchLearner
     from baselines.ray_session import connect_ray
+    from baselines.settings import PPOSettings
 
-    assert rllib_ppo.learner_class() is LeanPPOTorchLearner
-    assert issubclass(LeanPPOTorchLearner, PPOTorchLearner)
+    assert PPOSettings().rllib_learner == "fast"
+    expected = {"exact": LeanPPOTorchLearner, "fast": FastPPOTorchLearner}[rllib_learner]
+    assert rllib_ppo.learner_class(rllib_learner) is expected
+    assert issubclass(expected, PPOTorchLearner)
     connect_ray(None, num_cpus=2)
     try:
-        algo = build_algo("masked_ppo", "portfolio", budget=10**6, lr_schedule=lr_schedule, **TINY_SETTINGS)
+        algo = build_algo("masked_ppo", "portfolio", budget=10**6, lr_schedule=lr_schedule,
+                          rllib_learner=rllib_learner, **TINY_SETTINGS)
         try:
             learner = algo.algo.learner_group._learner
-            assert isinstance(learner, LeanPPOTorchLearner)
+            assert type(learner) is expected
             assert learner._get_clip_function() is clip_gradients_foreach
             (module_id,) = learner.module.keys()
             (optimizer,) = [optimizer for _, optimizer in learner.get_optimizers_for_module(module_id)]
             assert type(optimizer) is torch.optim.Adam
-            # The seeded-run tests below show that either steps RLlib's bits.
-            assert bool(optimizer.defaults["foreach"]) is foreach
+            used = "fused" if optimizer.defaults["fused"] else "foreach" if optimizer.defaults["foreach"] \
+                else "single-tensor"
+            assert used == kernel
         finally:
             algo.close()
     finally:
@@ -118,7 +127,7 @@ def test_the_rllib_backend_uses_the_lean_learner(lr_schedule, foreach):
 
 
 def _run(out, env, algo, monkeypatch, learner):
-    monkeypatch.setattr(rllib_ppo, "learner_class", lambda: learner)
+    monkeypatch.setattr(rllib_ppo, "learner_class", lambda name: learner)
     assert run_main("--env", env, "--algo", algo, "--steps", "1024", "--episodes", "4", "--seed", "2",
                     "--out", str(out), "--quiet", *TINY) == 0
     assert_ray_is_gone()

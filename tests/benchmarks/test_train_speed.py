@@ -154,22 +154,26 @@ def test_rllib_learner_update(benchmark, ray_local):
 def _trainer(name, n_agents, monkeypatch):
     from tests.helpers import build_algo
 
+    settings = {}
     if name == "masked_ppo_rllib_stock_learner":
         from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 
         from baselines.backends import rllib_ppo
 
-        monkeypatch.setattr(rllib_ppo, "learner_class", lambda: PPOTorchLearner)
+        monkeypatch.setattr(rllib_ppo, "learner_class", lambda name: PPOTorchLearner)
         name = "masked_ppo_rllib"
+    if name == "masked_ppo_rllib_exact_learner":
+        settings, name = {"rllib_learner": "exact"}, "masked_ppo_rllib"
     if name.startswith("sb3"):
         pytest.importorskip("sb3_contrib", reason='the compare extra: pip install -e ".[compare]"')
         return build_algo("sb3_maskable_ppo", "portfolio", {"n_agents": n_agents}, budget=10**7,
                           vec_env="dummy" if name == "sb3_dummy_vec_env" else "batched")
     return build_algo("masked_ppo", "portfolio", {"n_agents": n_agents}, budget=10**7,
-                      backend=name.rsplit("_", 1)[-1])
+                      backend=name.rsplit("_", 1)[-1], **settings)
 
 
-@pytest.mark.parametrize("name, n_agents", [("masked_ppo_rllib", 1), ("masked_ppo_rllib_stock_learner", 1),
+@pytest.mark.parametrize("name, n_agents", [("masked_ppo_rllib", 1), ("masked_ppo_rllib_exact_learner", 1),
+                                             ("masked_ppo_rllib_stock_learner", 1),
                                              ("masked_ppo_torch", 1), ("sb3_dummy_vec_env", 1),
                                              ("sb3_batched", 1), ("masked_ppo_rllib", 3), ("masked_ppo_torch", 3)])
 @pytest.mark.benchmark(group="train")
@@ -188,8 +192,9 @@ def test_train_iteration(benchmark, ray_local, monkeypatch, name, n_agents):
         if "learner" in _RATES:
             benchmark.extra_info["share_of_learner_ceiling"] = rate / _RATES["learner"]
         _RATES[f"{name}/{n_agents}"] = n_agents * rate
-        if name == "masked_ppo_rllib_stock_learner" and "masked_ppo_rllib/1" in _RATES:
-            benchmark.extra_info["lean_learner_speedup"] = _RATES["masked_ppo_rllib/1"] / rate
+        if name in ("masked_ppo_rllib_exact_learner", "masked_ppo_rllib_stock_learner") \
+                and "masked_ppo_rllib/1" in _RATES:
+            benchmark.extra_info["default_learner_speedup"] = _RATES["masked_ppo_rllib/1"] / rate
         if n_agents > 1 and f"{name}/1" in _RATES:
             benchmark.extra_info["agent_steps_vs_one_agent"] = n_agents * rate / _RATES[f"{name}/1"]
     finally:
