@@ -37,7 +37,8 @@ import pandas as pd
 from suite.files import LOCK_FILE
 
 __all__ = ["PROGRESS_COLUMNS", "EVAL_COLUMNS", "RUN_COLUMNS", "RUN_STATUSES", "Results", "load", "run_dir",
-           "variant_label", "ordered", "is_complete", "config_id", "clean_evals", "MASK_NOISE", "MASK_NOISE_P"]
+           "variant_label", "ordered", "is_complete", "config_id", "with_added_settings", "clean_evals", "MASK_NOISE",
+           "MASK_NOISE_P"]
 
 PROGRESS_COLUMNS = ["iteration", "env_steps", "episodes", "wall_seconds", "episode_return_mean",
                     "episode_return_min", "episode_return_max", "invalid_action_rate"]
@@ -140,6 +141,22 @@ class Results:
 COMPARABLE_KEYS = ("env", "env_version", "env_config", "algo", "algo_config", "steps", "episodes")
 
 
+#: Settings of the learning methods' configs added after runs had been recorded without them, and what such a
+#: run did: a config.json from before one existed reads as if it named it (:func:`with_added_settings`), so
+#: that a run's identity (resume, :func:`config_id`) says what it ran. ``rllib_learner`` (issue 20): RLlib runs
+#: made RLlib's PPO updates bit for bit, the ``exact`` learner; on other backends it has no effect.
+ADDED_SETTINGS = {"rllib_learner": lambda config: "exact" if config.get("backend") == "rllib" else "fast"}
+
+
+def with_added_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` (a config.json) with its learning method's config completed by :data:`ADDED_SETTINGS`."""
+    config = record.get("algo_config")
+    if not isinstance(config, dict) or "backend" not in config:
+        return record
+    missing = {key: value_then(config) for key, value_then in ADDED_SETTINGS.items() if key not in config}
+    return {**record, "algo_config": {**config, **missing}} if missing else record
+
+
 def config_id(record: dict[str, Any]) -> str:
     """A short hash of what makes runs comparable (:data:`COMPARABLE_KEYS`): env, its version and config,
     algo config, budget and evaluation episodes."""
@@ -228,6 +245,7 @@ def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame
         problem = _record_problem(record)
         if problem:
             raise ValueError(problem)
+        record = with_added_settings(record)
     except (OSError, ValueError) as error:
         problems.append(f"{CONFIG_FILE} is unreadable ({str(error).splitlines()[0]})")
         algo_dir = directory.parent.parent if _is_variant(directory.parent.name) else directory.parent

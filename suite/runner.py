@@ -178,7 +178,7 @@ def _previous_record(directory: Path) -> dict[str, Any]:
         previous = json.loads((directory / results.CONFIG_FILE).read_text())
         if not isinstance(previous, dict):
             raise ValueError("not a JSON object")
-        return previous
+        return results.with_added_settings(previous)
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot --resume {directory}: its config.json is unreadable ({error}); pass --overwrite "
                          "to start over") from None

@@ -199,3 +199,53 @@ def test_train_iteration(benchmark, ray_local, monkeypatch, name, n_agents):
             benchmark.extra_info["agent_steps_vs_one_agent"] = n_agents * rate / _RATES[f"{name}/1"]
     finally:
         algo.close()
+
+
+@pytest.mark.benchmark(group="train-goals")
+def test_rllib_goals_interleaved(benchmark, ray_local):
+    """Issue 20's two ratios, each measured against its baseline in alternation (round by round, so that the
+    machine's drift over a run, which moves the separate benchmarks above by 10-20%, moves both sides):
+    masked PPO on RLlib (one trader) over the learner alone, the ceiling (``share_of_learner_ceiling``,
+    goal 0.7), and three traders sharing the policy over one trader in agent steps per second
+    (``agent_steps_vs_one_agent``, goal 0.8). Medians of 5 rounds, each one learner-alone update, one
+    one-trader iteration and one three-trader iteration."""
+    import statistics
+    import time
+
+    from tests.helpers import build_algo
+
+    ceiling = build_algo("masked_ppo", "portfolio", budget=10**7, backend="torch")
+    one = build_algo("masked_ppo", "portfolio", budget=10**7)
+    three = build_algo("masked_ppo", "portfolio", {"n_agents": 3}, budget=10**7)
+    try:
+        batch = ceiling._rollout()
+        rows = len(batch["actions"])
+        ceiling._learn(batch)
+        first = {"one": one.train_iteration()["env_steps"], "three": three.train_iteration()["env_steps"]}
+        seconds: dict[str, list[float]] = {"ceiling": [], "one": [], "three": []}
+        last = dict(first)
+
+        def one_round():
+            for name, step in (("ceiling", lambda: ceiling._learn(batch)), ("one", one.train_iteration),
+                               ("three", three.train_iteration)):
+                started = time.perf_counter()
+                row = step()
+                seconds[name].append(time.perf_counter() - started)
+                if name != "ceiling":
+                    last[name] = row["env_steps"]
+
+        benchmark.pedantic(one_round, rounds=5, iterations=1)
+        median = {name: statistics.median(values) for name, values in seconds.items()}
+        per_iteration = {name: (last[name] - first[name]) / len(seconds[name]) for name in first}
+        ceiling_rate = rows / median["ceiling"]
+        one_rate = per_iteration["one"] / median["one"]
+        three_agent_rate = 3 * per_iteration["three"] / median["three"]  # every trader acts in every env step
+        benchmark.extra_info.update({
+            "learner_alone_rows_per_second": ceiling_rate, "rllib_env_steps_per_second": one_rate,
+            "share_of_learner_ceiling": one_rate / ceiling_rate,
+            "rllib_three_agents_agent_steps_per_second": three_agent_rate,
+            "agent_steps_vs_one_agent": three_agent_rate / one_rate,
+            "seconds": {name: [round(s, 4) for s in values] for name, values in seconds.items()}})
+    finally:
+        for algo in (ceiling, one, three):
+            algo.close()

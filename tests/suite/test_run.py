@@ -221,3 +221,26 @@ def test_an_algo_that_cannot_run_the_env_config_writes_nothing(tmp_path, capsys)
     assert len(err.splitlines()) == 1
     assert "the speed_limit oracle is the exact optimum of one car; got n_agents=2" in err
     assert not (tmp_path / "speed_limit").exists()
+
+
+@pytest.mark.parametrize("backend", ["torch", "rllib"])
+def test_a_run_recorded_before_a_setting_existed_keeps_what_it_ran(tmp_path, backend):
+    """An RLlib run from before ``rllib_learner`` made RLlib's updates bit for bit: it is the ``exact`` learner's
+    run, so a rerun at the new default (``fast``) refuses to take it for its own; on the torch backend the
+    setting changes nothing, and the run is still complete. Loading reads the setting the run had."""
+    from suite import files, runner
+    from suite.cli import UsageError
+
+    request = runner.RunRequest.build("portfolio", "masked_ppo", 0, out=tmp_path, algo_config={"backend": backend})
+    record = files.json_safe(request.record())
+    del record["algo_config"]["rllib_learner"]  # a config.json written before the setting existed
+    request.directory.mkdir(parents=True)
+    (request.directory / "config.json").write_text(json.dumps(record))
+    (request.directory / "eval.csv").write_text("episode,env_seed,policy,mask,return,length,invalid_steps\n")
+    if backend == "rllib":
+        with pytest.raises(UsageError, match="it was run with a different algo_config"):
+            runner.prepare_directory(request, overwrite=False, resume=True)
+    else:
+        assert runner.prepare_directory(request, overwrite=False, resume=True) == runner.COMPLETE
+    runs = results.load(tmp_path).runs
+    assert runs["algo.rllib_learner"].tolist() == ["exact" if backend == "rllib" else "fast"]
