@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from gymnasium.vector.utils import batch_space
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical, TorchMultiCategorical
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
@@ -44,7 +45,7 @@ from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
 
 from baselines.training_env import MultiAgentTrainingVector, TrainingContext, unsquash
 
-__all__ = ["BatchedEnvRunner", "global_rng_state", "set_global_rng_state"]
+__all__ = ["BatchedEnvRunner", "categorical_sample", "global_rng_state", "set_global_rng_state"]
 
 
 def global_rng_state() -> dict[str, Any]:
@@ -57,6 +58,27 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+
+
+def categorical_sample(dist_cls, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``dist_cls.from_logits(logits)``'s ``sample()`` and the sample's ``logp``, as RLlib's ``TorchCategorical``
+    and ``TorchMultiCategorical`` (the default PPO module's distributions) compute them, with the same draws
+    from torch's generator and the same bits, without building a torch ``Categorical`` per sub-action
+    (about a fifth of the sampling time). None for any other distribution class: the caller uses it."""
+    if dist_cls is TorchCategorical:
+        nvec = None
+    elif dist_cls.__mro__[1] is TorchMultiCategorical and hasattr(dist_cls, "_merge_kwargs"):
+        nvec = [int(n) for n in dist_cls._merge_kwargs()["input_lens"]]  # RLlib's partial class, with its lens
+    else:
+        return None
+    blocks = [logits] if nvec is None else torch.split(logits, nvec, dim=-1)
+    normalized = [block - block.logsumexp(dim=-1, keepdim=True) for block in blocks]  # torch's Categorical
+    samples = [torch.multinomial(torch.softmax(n, dim=-1).reshape(-1, n.shape[-1]), 1, True).T.reshape(n.shape[:-1])
+               for n in normalized]
+    log_probs = [n.gather(-1, sample.long().unsqueeze(-1)).squeeze(-1) for n, sample in zip(normalized, samples)]
+    if nvec is None:
+        return samples[0], log_probs[0]
+    return torch.stack(samples, dim=-1), torch.sum(torch.stack(log_probs), dim=0)
 
 
 class _RunnerEnv:
@@ -159,7 +181,13 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 out = module._forward_exploration(batch, t=t) if explore else module._forward_inference(batch)
             else:
                 out = module.forward_exploration(batch, t=t) if explore else module.forward_inference(batch)
-            if Columns.ACTIONS not in out:
+            sampled = None
+            if explore and Columns.ACTIONS not in out and Columns.ACTION_LOGP not in out:
+                sampled = categorical_sample(module.get_exploration_action_dist_cls(),
+                                             out[Columns.ACTION_DIST_INPUTS])
+            if sampled is not None:
+                out[Columns.ACTIONS], out[Columns.ACTION_LOGP] = sampled
+            elif Columns.ACTIONS not in out:
                 dist_cls = self.module.get_exploration_action_dist_cls() if explore else \
                     self.module.get_inference_action_dist_cls()
                 dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS])

@@ -3,6 +3,9 @@ step for step; several agents are one column each; its state carries a rollout a
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ray.rllib.core.columns import Columns
 
 from envs.masking import MASK_KEY, split_mask
@@ -113,3 +116,41 @@ def test_the_suite_state_continues_a_rollout_exactly(ray_local):
         second.stop()
     finally:
         algo.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), nvec=st.lists(st.integers(1, 12), min_size=1, max_size=4), rows=st.integers(1, 40))
+def test_sampling_is_rllibs_categorical_draw_for_draw(seed, nvec, rows):
+    """The same actions and log-probabilities as RLlib's distribution classes, from the same draws of torch's
+    generator (which is left in the same state), on logits masked as the masking module masks them."""
+    from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical, TorchMultiCategorical
+
+    from baselines.backends.rllib_batched_runner import categorical_sample
+    from baselines.masked_logits import MASKED_LOGIT
+
+    generator = np.random.default_rng(seed)
+    logits = torch.tensor(generator.normal(scale=3.0, size=(rows, sum(nvec))).astype(np.float32))
+    masked = torch.tensor(generator.random(logits.shape) < 0.3)
+    for start, n in zip(np.cumsum([0, *nvec[:-1]]), nvec):  # keep one value of each sub-action
+        masked[:, int(start) + int(generator.integers(0, n))] = False
+    logits = torch.where(masked, MASKED_LOGIT, logits)
+    discrete = len(nvec) == 1 and seed % 2 == 0
+    dist_cls = TorchCategorical if discrete else TorchMultiCategorical.get_partial_dist_cls(input_lens=nvec)
+    torch.manual_seed(seed)
+    theirs = dist_cls.from_logits(logits)
+    actions = theirs.sample()
+    expected = (actions, theirs.logp(actions), torch.rand(3))
+    torch.manual_seed(seed)
+    got = (*categorical_sample(dist_cls, logits), torch.rand(3))
+    for mine, rllib in zip(got, expected):
+        assert mine.shape == rllib.shape and mine.dtype == rllib.dtype and torch.equal(mine, rllib)
+    assert not masked.gather(-1, (actions if not discrete else actions[:, None]) + torch.tensor(
+        np.cumsum([0, *nvec[:-1]]))).any()
+
+
+def test_other_distributions_are_left_to_rllib():
+    from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
+
+    from baselines.backends.rllib_batched_runner import categorical_sample
+
+    assert categorical_sample(TorchDiagGaussian, torch.zeros(2, 4)) is None

@@ -105,8 +105,10 @@ def _run(out, env, algo, monkeypatch, bulk):
     return progress.drop(columns=TIMING, errors="ignore"), evaluation
 
 
+@pytest.mark.slow
 def test_a_seeded_run_is_the_same_with_rllibs_pipeline(tmp_path, monkeypatch):
-    """The bulk batch changes nothing a run computes: progress.csv (losses included) and eval.csv."""
+    """The bulk batch changes nothing a run computes: progress.csv (losses included) and eval.csv (slow: the
+    batch comparison above is the default run's check of the same thing)."""
     bulk = _run(tmp_path / "bulk", "portfolio", "masked_ppo", monkeypatch, bulk=True)
     pipeline = _run(tmp_path / "pipeline", "portfolio", "masked_ppo", monkeypatch, bulk=False)
     assert bulk[0]["policy_loss"].notna().all()

@@ -90,8 +90,7 @@ def test_other_clipping_modes_are_rllibs_own():
 
 
 @pytest.mark.parametrize("rllib_learner, lr_schedule, kernel", [
-    ("exact", "constant", "foreach"), ("exact", "linear", "single-tensor"),
-    ("fast", "constant", "fused"), ("fast", "linear", "fused")])
+    ("exact", "constant", "foreach"), ("exact", "linear", "single-tensor"), ("fast", "linear", "fused")])
 def test_the_rllib_backend_uses_the_learner_of_its_setting(rllib_learner, lr_schedule, kernel):
     """Its learner, clipping and Adam; the exact learner under a learning-rate schedule (a tensor rate) steps
     RLlib's own Adam. ``fast`` is the default."""
