@@ -28,6 +28,7 @@ same. Sampling a number of episodes (``num_episodes``) is not supported: PPO sam
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 import uuid
@@ -139,6 +140,20 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         self._obs: Any = None
         self._open = np.zeros(self._columns, dtype=bool)  # columns whose episode continues into the next chunk
         self._episode_ids = [uuid.uuid4().hex for _ in range(self._columns)]
+
+    def get_metrics(self):
+        """RLlib's metrics, with the per-episode ones logged only for the finished episodes their window keeps.
+
+        ``SingleAgentEnvRunner.get_metrics`` logs nine values per finished episode (about 400 per portfolio
+        iteration) into windows of ``ceil(metrics_num_episodes_for_smoothing / num_env_runners)`` values (the
+        suite sets 1): the windows hold the same values, and so report the same, when only the last episodes
+        are logged. The earlier ones' chunks are dropped from the ongoing-episode cache as RLlib drops them."""
+        window = max(1, math.ceil(self.config.metrics_num_episodes_for_smoothing / (self.config.num_env_runners or 1)))
+        done = self._done_episodes_for_metrics
+        for episode in done[:-window]:
+            self._ongoing_episodes_for_metrics.pop(episode.id_, None)
+        del done[:-window]
+        return super().get_metrics()
 
     def drain(self) -> dict[str, Any]:
         """The training env's statistics since the last drain (:meth:`MultiAgentTrainingVector.drain`)."""

@@ -154,3 +154,36 @@ def test_other_distributions_are_left_to_rllib():
     from baselines.backends.rllib_batched_runner import categorical_sample
 
     assert categorical_sample(TorchDiagGaussian, torch.zeros(2, 4)) is None
+
+
+def test_episode_metrics_are_rllibs(ray_local):
+    """Logging only the finished episodes the metrics' window keeps reports what logging all of them does:
+    two runners on the same seed, one with RLlib's own ``get_metrics``, over three samples."""
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    from baselines.backends.rllib_batched_runner import BatchedEnvRunner, global_rng_state, set_global_rng_state
+
+    class AllEpisodes(BatchedEnvRunner):
+        get_metrics = SingleAgentEnvRunner.get_metrics
+
+    algo, config = _config("portfolio")
+    try:
+        runners = [cls(config=config) for cls in (BatchedEnvRunner, AllEpisodes)]
+        keys = ["episode_return_mean", "episode_return_min", "episode_return_max", "episode_len_mean",
+                "episode_len_min", "episode_len_max", "num_episodes", "num_episodes_lifetime"]
+        for _ in range(3):
+            metrics, state = [], global_rng_state()
+            for runner in runners:  # the same draws from the global generators for each
+                set_global_rng_state(state)
+                episodes = runner.sample(num_timesteps=300)
+                metrics.append(runner.get_metrics())
+            assert sum(e.is_done for e in episodes) > 1  # several finished episodes per sample, the window 1
+            for key in keys:
+                assert metrics[0][key].peek() == metrics[1][key].peek(), key
+            # the chunks of episodes still running are kept alike (episode ids are random: compare their sizes)
+            assert sorted(map(len, runners[0]._ongoing_episodes_for_metrics.values())) == \
+                sorted(map(len, runners[1]._ongoing_episodes_for_metrics.values()))
+        for runner in runners:
+            runner.stop()
+    finally:
+        algo.close()
