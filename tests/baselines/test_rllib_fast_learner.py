@@ -29,10 +29,12 @@ def _assert_same(mine, theirs, where=""):
     assert mine.dtype == theirs.dtype and torch.equal(mine, theirs), where
 
 
-@pytest.mark.parametrize("env, algo, env_config", [("portfolio", "masked_ppo", {"n_agents": 3}),
-                                                   ("sum_to_zero", "masked_ppo", {})])
+@pytest.mark.parametrize("env, algo, env_config", [
+    ("portfolio", "masked_ppo", {"n_agents": 3}),
+    pytest.param("sum_to_zero", "masked_ppo", {}, marks=pytest.mark.slow)])
 def test_the_bulk_batch_is_rllibs_pipeline_without_the_artificial_steps(env, algo, env_config):
-    """Dict observations with a mask, several agents' episodes (chunks cut mid-episode too), Box actions."""
+    """Dict observations with a mask, several agents' episodes (chunks cut mid-episode too); Box actions (a slow
+    test: the default run's budget)."""
     import ray
 
     from baselines.ray_session import connect_ray
