@@ -195,7 +195,8 @@ class LeanPPOTorchLearner(PPOTorchLearner):
                 return torch.sum(data_[mask]) / num_valid
         else:
             possibly_masked_mean = torch.mean
-        # The order of operations is PPOTorchLearner.compute_loss_for_module's, so every float is the same.
+        # The order of operations is PPOTorchLearner.compute_loss_for_module's, so with this class's
+        # log_prob_and_entropy every float is the same (the fast learner swaps in the torch backend's).
         log_prob, curr_entropy = self.log_prob_and_entropy(fwd_out[Columns.ACTION_DIST_INPUTS],
                                                            batch[Columns.ACTIONS], nvec)
         logp_ratio = torch.exp(log_prob - batch[Columns.ACTION_LOGP])
