@@ -203,8 +203,8 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             if sampled is not None:
                 out[Columns.ACTIONS], out[Columns.ACTION_LOGP] = sampled
             elif Columns.ACTIONS not in out:
-                dist_cls = self.module.get_exploration_action_dist_cls() if explore else \
-                    self.module.get_inference_action_dist_cls()
+                dist_cls = module.get_exploration_action_dist_cls() if explore else \
+                    module.get_inference_action_dist_cls()
                 dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS])
                 if not explore:
                     dist = dist.to_deterministic()

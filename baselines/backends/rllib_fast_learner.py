@@ -116,7 +116,8 @@ def real_steps_batch(module, episodes: list, *, gamma: float, lambda_: float) ->
     computes GAE over them (``compute_value_targets``) with advantages standardised over all rows. Here
     the same rows are built as arrays, the value network runs once on the same tensor, GAE is RLlib's
     function on the same arrays, and the artificial rows are dropped at the end: every tensor equal to
-    the pipeline's (tested)."""
+    the pipeline's (tested). Actions and model outputs, which the artificial rows only repeat, are never
+    built for them."""
     arrays = [_episode_arrays(episode) for episode in episodes]
     if not arrays or any(a is None for a in arrays):
         return None
@@ -125,11 +126,6 @@ def real_steps_batch(module, episodes: list, *, gamma: float, lambda_: float) ->
     real = np.ones(n, dtype=bool)
     real[np.cumsum(lengths + 1) - 1] = False  # each chunk's artificial step
     last_real = np.cumsum(lengths + 1) - 2
-
-    def with_artificial(key):
-        """The column over real and artificial rows; an artificial row repeats its chunk's last value."""
-        parts = [a[key] for a in arrays]
-        return np.concatenate([np.concatenate([p, p[-1:]]) for p in parts])
 
     obs_parts = [a["obs"] for a in arrays]  # len + 1 observations: the artificial row's is the last one
     if isinstance(obs_parts[0], dict):
@@ -148,16 +144,19 @@ def real_steps_batch(module, episodes: list, *, gamma: float, lambda_: float) ->
                                     gamma=gamma, lambda_=lambda_)
     advantages = targets - values
     advantages = (advantages - advantages.mean()) / max(1e-4, advantages.std())
-    keep = torch.from_numpy(np.flatnonzero(real))
-    columns = {
-        Columns.TERMINATEDS: torch.from_numpy(terminateds), Columns.TRUNCATEDS: torch.from_numpy(truncateds),
-        Columns.OBS: obs, Columns.ACTIONS: torch.from_numpy(with_artificial("actions")),
-        Columns.REWARDS: torch.from_numpy(rewards),
-        Columns.ACTION_LOGP: torch.from_numpy(with_artificial(Columns.ACTION_LOGP)),
-        Columns.ACTION_DIST_INPUTS: torch.from_numpy(with_artificial(Columns.ACTION_DIST_INPUTS)),
-        Postprocessing.ADVANTAGES: torch.from_numpy(advantages),
-        Postprocessing.VALUE_TARGETS: torch.from_numpy(targets)}
-    return take_rows(columns, keep.numpy())
+    # Only the real rows are kept: the columns the artificial rows do not feed (actions and model outputs,
+    # which RLlib fills with copies of each chunk's last) are the episodes' own, concatenated.
+    real_rows = np.flatnonzero(real)
+    return {
+        Columns.TERMINATEDS: torch.from_numpy(terminateds[real_rows]),
+        Columns.TRUNCATEDS: torch.from_numpy(truncateds[real_rows]),
+        **take_rows({Columns.OBS: obs}, real_rows),
+        Columns.ACTIONS: torch.from_numpy(np.concatenate([a["actions"] for a in arrays])),
+        Columns.REWARDS: torch.from_numpy(rewards[real_rows]),
+        **{key: torch.from_numpy(np.concatenate([a[key] for a in arrays]))
+           for key in (Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS)},
+        Postprocessing.ADVANTAGES: torch.from_numpy(advantages[real_rows]),
+        Postprocessing.VALUE_TARGETS: torch.from_numpy(targets[real_rows])}
 
 
 def _episode_arrays(episode) -> dict[str, Any] | None:
