@@ -54,7 +54,8 @@ def cyclic_minibatch_indices(rows: Mapping[Any, int], *, num_epochs: int, miniba
 
 
 def take_rows(columns: Mapping[str, Any], index: np.ndarray) -> dict[str, Any]:
-    """``columns`` (tensors, or dicts of them, with rows first) at the rows ``index``."""
+    """``columns`` (tensors or arrays, or dicts of them, with rows first) at the rows ``index``."""
     at = torch.from_numpy(index)
-    return {key: take_rows(value, index) if isinstance(value, Mapping) else value[at]
+    return {key: take_rows(value, index) if isinstance(value, Mapping)
+            else value.index_select(0, at) if isinstance(value, torch.Tensor) else value[index]
             for key, value in columns.items()}

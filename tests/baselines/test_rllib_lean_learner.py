@@ -156,3 +156,49 @@ def test_non_finite_gradients_take_rllibs_path(monkeypatch):
     grads = {"w": torch.tensor([1.0, float("nan")]), "b": torch.ones(2)}
     learner.apply_gradients(grads)
     assert calls == [grads]
+
+
+def _flat_metrics(results, path=()):
+    for key, value in results.items():
+        if isinstance(value, dict):
+            yield from _flat_metrics(value, (*path, key))
+        elif not any("timer" in str(part) for part in (*path, key)):
+            yield (*path, key), value.peek() if hasattr(value, "peek") else value
+
+
+def test_an_updates_metrics_are_rllibs(monkeypatch):
+    """Two updates on the same episodes log the same metrics (the step counts once per update instead of once
+    per minibatch; losses and statistics bit for bit), timers aside."""
+    import copy
+
+    import ray
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    from baselines.ray_session import connect_ray
+
+    connect_ray(None, num_cpus=2)
+    results = {}
+    try:
+        episodes = None
+        for name, learner in (("lean", LeanPPOTorchLearner), ("rllib", PPOTorchLearner)):
+            monkeypatch.setattr(rllib_ppo, "learner_class", lambda _name, learner=learner: learner)
+            torch.manual_seed(0)
+            np.random.seed(0)
+            algo = build_algo("masked_ppo", "portfolio", budget=10**6, **TINY_SETTINGS)
+            try:
+                rllib, config = algo.algo, algo.algo.config
+                episodes = episodes or rllib.env_runner.sample(num_timesteps=config.train_batch_size_per_learner)
+                results[name] = [dict(_flat_metrics(rllib.learner_group.update(
+                    episodes=copy.deepcopy(episodes), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 1000},
+                    num_epochs=config.num_epochs, minibatch_size=config.minibatch_size,
+                    shuffle_batch_per_epoch=config.shuffle_batch_per_epoch)[0])) for _ in range(2)]
+            finally:
+                algo.close()
+    finally:
+        ray.shutdown()
+    assert_ray_is_gone()
+    for lean, rllib in zip(results["lean"], results["rllib"]):
+        assert set(lean) == set(rllib)
+        assert any("num_module_steps_trained" in key for key in lean)
+        for key in lean:
+            assert lean[key] == rllib[key] or (lean[key] != lean[key] and rllib[key] != rllib[key]), key
