@@ -43,13 +43,42 @@ def _blocks(logits: torch.Tensor, nvec: Sequence[int]) -> list[torch.Tensor]:
     return list(torch.split(logits, list(nvec), dim=-1))
 
 
+def _equal_blocks(logits: torch.Tensor, nvec: Sequence[int]) -> torch.Tensor | None:
+    """``logits`` as ``(..., len(nvec), n)`` when every sub-action has the same ``n`` values (a view), else None.
+
+    One kernel over all sub-actions instead of one per sub-action; the per-value results are the same bits
+    (each row of the last dimension is reduced as it is in its own block)."""
+    if len(nvec) < 2 or len(set(nvec)) != 1:
+        return None
+    return logits.unflatten(-1, (len(nvec), int(nvec[0])))
+
+
+def _sum_in_order(per_block: torch.Tensor) -> torch.Tensor:
+    """``per_block`` ``(..., k)`` summed over the sub-actions one after the other, from 0: the same bits as a
+    loop over the blocks (``torch.sum`` may group them otherwise)."""
+    total = per_block[..., 0]
+    for k in range(1, per_block.shape[-1]):
+        total = total + per_block[..., k]
+    return total
+
+
 def sample_with_log_prob(logits: torch.Tensor, nvec: Sequence[int],
                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A sample of each sub-action's categorical and the joint log-probability: ``(N, len(nvec))``, ``(N,)``.
 
     Gumbel-max on the (masked) logits: a masked value's logit is so low that it can never win.
-    Equivalent to ``torch.distributions.Categorical`` per block, without its per-call overhead.
+    Equivalent to ``torch.distributions.Categorical`` per block, without its per-call overhead. Sub-actions
+    of one size are drawn in one pass with the same uniforms, block after block, as the loop over blocks
+    (same actions, log-probabilities and generator state).
     """
+    blocks = _equal_blocks(logits, nvec)
+    if blocks is not None:
+        tiny = torch.finfo(blocks.dtype).tiny
+        uniform = torch.rand((blocks.shape[-2], *blocks.shape[:-2], blocks.shape[-1]), generator=generator)
+        uniform = uniform.clamp_(min=tiny).movedim(0, -2)  # block k's uniforms are drawn k-th, as in the loop
+        choice = (blocks - torch.log(-torch.log(uniform))).argmax(dim=-1)
+        log_p = torch.log_softmax(blocks, dim=-1).gather(-1, choice[..., None])[..., 0]
+        return choice, _sum_in_order(log_p)
     actions, log_prob = [], torch.zeros(logits.shape[:-1], dtype=logits.dtype)
     for block in _blocks(logits, nvec):
         uniform = torch.rand(block.shape, generator=generator).clamp_(min=torch.finfo(block.dtype).tiny)
@@ -64,8 +93,14 @@ def log_prob_and_entropy(logits: torch.Tensor, actions: torch.Tensor,
     """Joint log-probability of ``actions`` ``(N, len(nvec))`` and joint entropy, both ``(N,)``.
 
     Masked values have probability exactly 0 and contribute 0 to the entropy (``0 * log 0`` is
-    computed as ``0 * MASKED_LOGIT``-sized finite numbers, never NaN).
+    computed as ``0 * MASKED_LOGIT``-sized finite numbers, never NaN). Sub-actions of one size go through
+    one ``log_softmax``; values and gradients are the bits of the loop over blocks (tested).
     """
+    blocks = _equal_blocks(logits, nvec)
+    if blocks is not None:
+        log_p = torch.log_softmax(blocks, dim=-1)
+        log_prob = _sum_in_order(log_p.gather(-1, actions[..., None])[..., 0])
+        return log_prob, -_sum_in_order((log_p.exp() * log_p).sum(dim=-1))
     log_prob = torch.zeros(logits.shape[:-1], dtype=logits.dtype)
     entropy = torch.zeros_like(log_prob)
     for k, block in enumerate(_blocks(logits, nvec)):
