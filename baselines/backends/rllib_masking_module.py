@@ -89,6 +89,14 @@ class MaskedPPOTorchRLModule(DefaultPPOTorchRLModule):
                                                          self.env_name)
         return out
 
+    def train(self, mode: bool = True):
+        """torch's ``train``, skipped when this module and all its submodules are in ``mode`` already: RLlib's
+        ``forward_train`` calls ``train()`` before every minibatch's forward pass, a walk that sets the flag
+        of every submodule (a few milliseconds per update, for nothing after the first)."""
+        if all(module.training == mode for module in self.modules()):
+            return self
+        return super().train(mode)
+
     def compute_values(self, batch: dict[str, Any], embeddings: Any | None = None):
         if embeddings is None:
             batch, _ = self._unpack(batch)
