@@ -95,8 +95,9 @@ class PPOSettings:
     num_envs_per_env_runner: int = setting(64, "vector env entries per EnvRunner", check=_positive,
                                            accepts="a positive integer")
     rllib_learner: str = setting("fast", "the RLlib backend's learner: fast (RLlib's PPO on the steps the loss "
-                                 "learns from, with the torch backend's kernels) or exact (RLlib's PPO "
-                                 "learner's updates bit for bit)", choices=("fast", "exact"))
+                                 "learns from, with the torch backend's kernels; masked PPO's module draws "
+                                 "its actions with the torch backend's draw) or exact (RLlib's PPO "
+                                 "learner's updates and RLlib's draws bit for bit)", choices=("fast", "exact"))
     # --- several agents (an env with n_agents > 1)
     policies: str = setting("shared", "several agents: one policy all agents share (parameter sharing) or "
                             "one per agent", choices=("shared", "per_agent"))

@@ -55,7 +55,8 @@ def learner_class(name: str = "fast"):
     """The Learner of an RLlib run (the ``rllib_learner`` setting): ``fast``, RLlib's PPO on the steps it
     learns from with the torch backend's kernels (:mod:`baselines.backends.rllib_fast_learner`), or
     ``exact``, RLlib's PPO learner's updates bit for bit, leaner per minibatch
-    (:mod:`baselines.backends.rllib_lean_learner`)."""
+    (:mod:`baselines.backends.rllib_lean_learner`). With ``fast`` the masking module also draws masked
+    PPO's actions itself (``draw_actions``, :mod:`baselines.backends.rllib_masking_module`)."""
     if name == "exact":
         from baselines.backends.rllib_lean_learner import LeanPPOTorchLearner
 
@@ -140,7 +141,8 @@ class RLlibPPO(Algorithm):
             from baselines.backends.rllib_masking_module import MaskedPPOTorchRLModule
 
             return RLModuleSpec(module_class=MaskedPPOTorchRLModule, model_config={
-                **model_config, "env_name": self.env_name, "mask_in_loss": self.method.mask_in_loss})
+                **model_config, "env_name": self.env_name, "mask_in_loss": self.method.mask_in_loss,
+                "draw_actions": c.rllib_learner == "fast"})
         return RLModuleSpec(model_config=model_config)
 
     def _rllib_config(self):

@@ -92,8 +92,8 @@ def test_other_clipping_modes_are_rllibs_own():
 @pytest.mark.parametrize("rllib_learner, lr_schedule, kernel", [
     ("exact", "constant", "foreach"), ("exact", "linear", "single-tensor"), ("fast", "linear", "fused")])
 def test_the_rllib_backend_uses_the_learner_of_its_setting(rllib_learner, lr_schedule, kernel):
-    """Its learner, clipping and Adam; the exact learner under a learning-rate schedule (a tensor rate) steps
-    RLlib's own Adam. ``fast`` is the default."""
+    """Its learner, clipping and Adam, and who draws the actions; the exact learner under a learning-rate
+    schedule (a tensor rate) steps RLlib's own Adam. ``fast`` is the default."""
     import ray
 
     from baselines.backends.rllib_fast_learner import FastPPOTorchLearner
@@ -118,6 +118,9 @@ def test_the_rllib_backend_uses_the_learner_of_its_setting(rllib_learner, lr_sch
             used = "fused" if optimizer.defaults["fused"] else "foreach" if optimizer.defaults["foreach"] \
                 else "single-tensor"
             assert used == kernel
+            # the fast learner's runs draw masked PPO's actions in the module (the torch backend's draw)
+            assert learner.module[module_id].draw_actions is (rllib_learner == "fast")
+            assert algo.algo.env_runner.module.draw_actions is (rllib_learner == "fast")
         finally:
             algo.close()
     finally:

@@ -133,3 +133,32 @@ def test_naive_masking_samples_admissible_actions_with_the_unmasked_log_probabil
     assert torch.all(logp_unmasked[64:] < logp_masked[64:])                # mass removed: lower
     train = naive.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
     assert torch.allclose(train, unmasked)  # the loss sees the unmasked logits
+
+
+@pytest.mark.parametrize("action_space", [spaces.MultiDiscrete(NVEC), spaces.Discrete(5)])
+def test_drawing_in_the_module_samples_the_masked_distribution(action_space):
+    """``draw_actions``: admissible actions, their log-probability under the masked logits (RLlib's), and
+    frequencies those of the masked distribution (many draws of one observation)."""
+    nvec = NVEC if isinstance(action_space, spaces.MultiDiscrete) else [5]
+    module = RLModuleSpec(module_class=MaskedPPOTorchRLModule,
+                          observation_space=masked_observation_space(spaces.Box(-1, 1, (8,), np.float32),
+                                                                     action_space),
+                          action_space=action_space,
+                          model_config={"fcnet_hiddens": [32], "env_name": "test-env", "draw_actions": True}).build()
+    rows = 20_000
+    mask = np.repeat(random_masks(np.random.default_rng(2), 1, nvec), rows, axis=0)
+    batch = {Columns.OBS: {"observation": torch.randn(1, 8).repeat(rows, 1), "action_mask": torch.from_numpy(mask)}}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = module.forward_exploration(batch)
+    actions, logits = out[Columns.ACTIONS], out[Columns.ACTION_DIST_INPUTS]
+    assert actions.shape == ((rows, len(nvec)) if len(nvec) > 1 else (rows,))
+    per_block = actions.reshape(rows, len(nvec))
+    offsets = torch.tensor(np.cumsum([0, *nvec[:-1]]))
+    assert torch.all(torch.from_numpy(mask).gather(1, per_block + offsets) == 1)  # admissible
+    dist = TorchMultiCategorical.from_logits(logits, input_lens=nvec)
+    torch.testing.assert_close(out[Columns.ACTION_LOGP], dist.logp(per_block))
+    for k, block in enumerate(torch.split(logits[0], nvec)):
+        frequencies = torch.bincount(per_block[:, k], minlength=nvec[k]).double() / rows
+        np.testing.assert_allclose(frequencies, torch.softmax(block.double(), -1), atol=0.015)
+    assert torch.equal(module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS], logits)  # masked logits
