@@ -20,7 +20,7 @@ the bits (``rllib_learner=fast``, the default):
 
 Runs with this learner also let the masking module draw masked PPO's actions (``draw_actions``: the torch
 backend's Gumbel-max draw instead of RLlib's ``multinomial``; see
-:mod:`baselines.backends.rllib_masking_module`), which takes about a third of the sampling time off.
+:mod:`baselines.backends.rllib_masking_module`), which takes about a quarter of the sampling time off.
 
 ``docs/benchmarks.md`` has the speed and the same-score check against ``exact`` on the three envs.
 """
