@@ -137,12 +137,13 @@ def _run(out, env, algo, monkeypatch, learner):
     return progress.drop(columns=TIMING, errors="ignore"), evaluation
 
 
-@pytest.mark.parametrize("env, algo", [("portfolio", "masked_ppo"), ("sum_to_zero", "masked_ppo"),
+@pytest.mark.parametrize("env, algo", [("portfolio", "masked_ppo"),
+                                       pytest.param("sum_to_zero", "masked_ppo", marks=pytest.mark.slow),
                                        pytest.param("speed_limit", "naive_masked_ppo", marks=pytest.mark.slow),
                                        pytest.param("portfolio", "penalty_ppo", marks=pytest.mark.slow)])
 def test_a_seeded_run_is_the_same_with_rllibs_learner(tmp_path, monkeypatch, env, algo):
-    """MultiDiscrete masked and unmasked, Discrete with naive masking, and Box actions (RLlib's own loss); the
-    Discrete and unmasked cases are slow tests (the default run's budget)."""
+    """MultiDiscrete masked and unmasked, Discrete with naive masking, and Box actions (RLlib's own loss); all
+    but the masked MultiDiscrete case are slow tests (the default run's budget)."""
     lean = _run(tmp_path / "lean", env, algo, monkeypatch, LeanPPOTorchLearner)
     rllib = _run(tmp_path / "rllib", env, algo, monkeypatch, PPOTorchLearner)
     assert lean[0]["policy_loss"].notna().all()

@@ -41,7 +41,9 @@ def no_oracle_env(tmp_path, monkeypatch):
         envs.unregister("portfolio_no_oracle")
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_the_grid_leaves_out_what_cannot_run_and_skips_what_is_done(tmp_path, capsys, no_oracle_env):
+    """A slow test (about a minute: 21 trials): the default run's other sweep tests run sweeps end to end."""
     out_dir = tmp_path / "out"
     # every env and level (11 with the user's) x 2 algos, one seed: 21 trials, two at a time
     argv = ["--env", "all", "--algo", "random_valid,oracle", "--out", str(out_dir), "--max-concurrent", "2",
