@@ -187,6 +187,8 @@ class LeanPPOTorchLearner(PPOTorchLearner):
         batch's env steps again per minibatch), logged once for all the minibatches of an update when they all
         have the same rows, as :func:`cyclic_minibatch_indices` makes them: the same sums, lifetime sums and
         means, in one call per metric instead of one per minibatch (about 2% of an update)."""
+        if not minibatch_rows:
+            return
         if any(rows != minibatch_rows[0] for rows in minibatch_rows):
             for rows in minibatch_rows:
                 counts = _MinibatchCounts(rows, env_steps)
