@@ -79,6 +79,12 @@ def sample_with_log_prob(logits: torch.Tensor, nvec: Sequence[int],
         choice = (blocks - torch.log(-torch.log(uniform))).argmax(dim=-1)
         log_p = torch.log_softmax(blocks, dim=-1).gather(-1, choice[..., None])[..., 0]
         return choice, _sum_in_order(log_p)
+    return _sample_block_by_block(logits, nvec, generator)
+
+
+def _sample_block_by_block(logits: torch.Tensor, nvec: Sequence[int],
+                           generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sample_with_log_prob` one sub-action at a time (any sizes)."""
     actions, log_prob = [], torch.zeros(logits.shape[:-1], dtype=logits.dtype)
     for block in _blocks(logits, nvec):
         uniform = torch.rand(block.shape, generator=generator).clamp_(min=torch.finfo(block.dtype).tiny)
@@ -101,6 +107,12 @@ def log_prob_and_entropy(logits: torch.Tensor, actions: torch.Tensor,
         log_p = torch.log_softmax(blocks, dim=-1)
         log_prob = _sum_in_order(log_p.gather(-1, actions[..., None])[..., 0])
         return log_prob, -_sum_in_order((log_p.exp() * log_p).sum(dim=-1))
+    return _log_prob_and_entropy_block_by_block(logits, actions, nvec)
+
+
+def _log_prob_and_entropy_block_by_block(logits: torch.Tensor, actions: torch.Tensor,
+                                         nvec: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`log_prob_and_entropy` one sub-action at a time (any sizes)."""
     log_prob = torch.zeros(logits.shape[:-1], dtype=logits.dtype)
     entropy = torch.zeros_like(log_prob)
     for k, block in enumerate(_blocks(logits, nvec)):

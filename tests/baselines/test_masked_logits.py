@@ -1,8 +1,9 @@
 """The one-pass path of :mod:`baselines.masked_logits` for sub-actions of one size is the loop over blocks
 to the bit: draws (and the generator after them), log-probabilities, entropies and their gradients.
 
-The loops below are the functions as they were before the one-pass path, the torch backend's (and the
-fast RLlib learner's) numbers that seeded runs and the reference results were made with."""
+The loops (``_sample_block_by_block``, ``_log_prob_and_entropy_block_by_block``) are the functions as they
+were before the one-pass path, the torch backend's (and the fast RLlib learner's) numbers that seeded runs
+and the reference results were made with; they still serve sub-actions of different sizes."""
 
 import numpy as np
 import torch
@@ -12,25 +13,8 @@ from hypothesis import strategies as st
 from baselines import masked_logits
 from baselines.masked_logits import apply_mask, log_prob_and_entropy, sample_with_log_prob
 
-
-def _loop_sample(logits, nvec, generator):
-    actions, log_prob = [], torch.zeros(logits.shape[:-1], dtype=logits.dtype)
-    for block in torch.split(logits, list(nvec), dim=-1):
-        uniform = torch.rand(block.shape, generator=generator).clamp_(min=torch.finfo(block.dtype).tiny)
-        choice = (block - torch.log(-torch.log(uniform))).argmax(dim=-1)
-        actions.append(choice)
-        log_prob = log_prob + torch.log_softmax(block, dim=-1).gather(-1, choice[..., None])[..., 0]
-    return torch.stack(actions, dim=-1), log_prob
-
-
-def _loop_log_prob_and_entropy(logits, actions, nvec):
-    log_prob = torch.zeros(logits.shape[:-1], dtype=logits.dtype)
-    entropy = torch.zeros_like(log_prob)
-    for k, block in enumerate(torch.split(logits, list(nvec), dim=-1)):
-        log_p = torch.log_softmax(block, dim=-1)
-        log_prob = log_prob + log_p.gather(-1, actions[..., k:k + 1])[..., 0]
-        entropy = entropy - (log_p.exp() * log_p).sum(dim=-1)
-    return log_prob, entropy
+_loop_sample = masked_logits._sample_block_by_block
+_loop_log_prob_and_entropy = masked_logits._log_prob_and_entropy_block_by_block
 
 
 def _masked_logits(seed, rows, nvec):
