@@ -1,13 +1,15 @@
-"""``oracle``: the upper reference of an env, its exact optimum where it has one.
+"""``oracle``: a user env's own upper reference, the policy of its ``EnvCore.oracle_actions`` hook.
 
-An env offers an oracle by implementing the optional hook ``EnvCore.oracle_actions`` (the reference
-action of every batch entry in its current state, ``(batch, agents, n_sub)``), and may restrict the
-configs where it holds with ``EnvCore.check_oracle_config``: ``speed_limit`` solves each
-episode exactly by dynamic programming over its layout, ``sum_to_zero`` moves to the next demand
-(exact for ``movement_cost <= 0.25``), and ``portfolio``, which has no known exact optimum, plays a
-documented strong heuristic that knows the price model (not the future noise). Like ``random_valid``,
-its "training" only plays episodes (a flat learning curve, the ceiling learners are measured against), and it is
-evaluated as one deterministic policy (``greedy``, mask on).
+An env offers one by implementing the optional hook ``EnvCore.oracle_actions`` (the reference action of
+every batch entry in its current state, ``(batch, agents, n_sub)``), and may restrict the configs where
+it holds with ``EnvCore.check_oracle_config``. The report treats it as a non-clairvoyant heuristic (a
+candidate for the task's 100); its docstring should say whether it is an exact optimum.
+
+On the built-in envs the hook's policy is not an optimum for what the agent knows, so it runs under a
+name that says what it is (:data:`baselines.references.ORACLE_RENAMED`: ``relaxed_heuristic``,
+``clairvoyant_dp``, ``clairvoyant_demand``) and ``--algo oracle`` there says so instead of running.
+Like ``random_valid``, its "training" only plays episodes; it is evaluated as one deterministic policy
+(``greedy``, mask on).
 """
 
 from __future__ import annotations
@@ -20,13 +22,21 @@ from gymnasium import spaces
 import envs
 from baselines.algorithm import Policy
 from baselines.random_valid import RandomValid, RandomValidConfig
+from baselines.references import ORACLE_RENAMED
+from baselines.references import roles as reference_roles
 from envs.config import ConfigError
 
 __all__ = ["Oracle", "envs_with_oracle"]
 
 
 def envs_with_oracle() -> list[str]:
-    return [name for name in envs.names() if envs.spec(name).load().provides("oracle_actions")]
+    return [name for name in envs.names() if envs.spec(name).load().provides("oracle_actions")
+            and envs.spec(name).family not in ORACLE_RENAMED]
+
+
+def _role_words(name: str) -> str:
+    return {"heuristic": "a heuristic, the best known policy", "clairvoyant": "clairvoyant: an upper bound"}.get(
+        reference_roles()[name], reference_roles()[name])
 
 
 class Oracle(RandomValid):
@@ -38,6 +48,11 @@ class Oracle(RandomValid):
 
     @classmethod
     def incompatibility(cls, env_name: str, env_config) -> str | None:
+        family = envs.spec(env_name).family
+        if family in ORACLE_RENAMED:
+            renamed = ORACLE_RENAMED[family]
+            return (f"{env_name!r} has no oracle (no policy is known to be optimal for what its agent observes); "
+                    f"its former oracle is --algo {renamed} ({_role_words(renamed)})")
         core_cls = envs.spec(env_name).load()
         if not core_cls.provides("oracle_actions"):
             return f"env {env_name!r} has no oracle; envs with one: {', '.join(envs_with_oracle())}"

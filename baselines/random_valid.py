@@ -69,6 +69,8 @@ class RandomValid(Algorithm):
     Config = RandomValidConfig
     default_steps = 20_000
     masked = True
+    #: Plays every env (see :mod:`baselines.references`).
+    families: tuple[str, ...] = ()
 
     def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int, *,
                  address: str | None = None, budget: int | None = None):

@@ -14,13 +14,14 @@ import importlib
 from typing import Any
 
 from baselines.algorithm import AlgoEntry, Algorithm
+from baselines.references import REFERENCES
 from envs.config import ConfigError
 
 __all__ = ["algo_names", "load_algo", "register_algo", "backend_names", "load_backend"]
 
 _ALGOS: dict[str, str | AlgoEntry] = {
-    "random_valid": "baselines.random_valid:RandomValid",
-    "oracle": "baselines.oracle:Oracle",
+    **REFERENCES,  # random_valid, the simple policies, the heuristics and the clairvoyant bounds
+    "oracle": "baselines.oracle:Oracle",  # an env's own upper reference (users' envs); see baselines.references
     "masked_ppo": "baselines.methods.masked_ppo:METHOD",
     "naive_masked_ppo": "baselines.methods.naive_masked_ppo:METHOD",
     "penalty_ppo": "baselines.methods.penalty_ppo:METHOD",

@@ -31,7 +31,7 @@ __all__ = ["EnvCore", "StepResult", "EnvFailure", "OPTIONAL_HOOKS"]
 
 #: What an env may offer beyond the abstract methods (see "optional hooks" in :class:`EnvCore`).
 OPTIONAL_HOOKS = ("metrics", "idle_action", "sample_states", "oracle_actions", "check_oracle_config",
-                  "render_text", "render_rgb", "reallocation_to", "target_return", "state_bytes")
+                  "render_text", "render_rgb", "reallocation_to", "target_return", "return_bound", "state_bytes")
 
 
 class EnvFailure(RuntimeError):
@@ -224,6 +224,13 @@ class EnvCore(ABC):
         millions of entries) is refused up front with the estimate. 0: no estimate (never refused).
         """
         return 0
+
+    @classmethod
+    def return_bound(cls, config: Any) -> tuple[float, str] | None:
+        """A proven upper bound on the mean return of any policy under ``config``, and what it is (one
+        phrase), or None. Called by ``suite.report`` where no clairvoyant reference was run: scores are
+        also given as a share of the bound, never with the bound as their 100."""
+        return None
 
     @classmethod
     def provides(cls, hook: str) -> bool:

@@ -570,6 +570,17 @@ class PortfolioCore(EnvCore):
         return {"final_value": TARGET_MULTIPLE * config.start_cash, "final_return": TARGET_MULTIPLE,
                 "value_change": TARGET_MULTIPLE - 1.0}[config.reward]
 
+    @classmethod
+    def return_bound(cls, config: PortfolioConfig) -> tuple[float, str] | None:
+        """The relaxed problem's expected final value (:func:`relaxed_value_bound`), in the reward's units;
+        one trader in the post's market only (price impact lets traders move prices in their favour)."""
+        if config.n_agents != 1 or config.price_impact != 0:
+            return None
+        value = relaxed_value_bound(config)
+        units = {"final_value": value, "final_return": value / config.start_cash,
+                 "value_change": value / config.start_cash - 1.0}[config.reward]
+        return units, "the relaxed problem's value (no lots, caps, C2/C3/C5 or costs)"
+
     # ------------------------------------------------------------------ reference policy
 
     def oracle_actions(self) -> np.ndarray:

@@ -551,10 +551,12 @@ class SpeedLimitCore(EnvCore):
     def check_oracle_config(cls, config: SpeedLimitConfig) -> None:
         """The dynamic program is exact when no optimal path can be truncated."""
         if config.max_steps < 2 * config.road_length:
-            raise ConfigError(f"the speed_limit oracle is exact only with max_steps >= 2 * road_length "
-                              f"({2 * config.road_length}); got max_steps={config.max_steps}")
+            raise ConfigError(f"the speed_limit full-road dynamic program (clairvoyant_dp) is exact only with "
+                              f"max_steps >= 2 * road_length ({2 * config.road_length}); "
+                              f"got max_steps={config.max_steps}")
         if config.n_agents > 1:
-            raise ConfigError(f"the speed_limit oracle is the exact optimum of one car; got n_agents={config.n_agents}")
+            raise ConfigError(f"the speed_limit full-road dynamic program (clairvoyant_dp) is the exact optimum of one "
+                              f"car; got n_agents={config.n_agents}")
 
     def optimal_return(self) -> np.ndarray:
         """The optimal return of every entry's current episode from its start: ``(batch, agents)``."""

@@ -186,7 +186,8 @@ class SumToZeroCore(EnvCore):
     def check_oracle_config(cls, config: SumToZeroConfig) -> None:
         """The oracle (move to the next demand) is the exact optimum only for movement_cost <= 0.25."""
         if config.movement_cost > 0.25:
-            raise ConfigError(f"env 'sum_to_zero': the oracle is optimal only for movement_cost <= 0.25, got "
+            raise ConfigError(f"env 'sum_to_zero': moving to the next demand (clairvoyant_demand) is optimal only for "
+                              f"movement_cost <= 0.25, got "
                               f"{config.movement_cost:g}")
 
     # ------------------------------------------------------------------ episodes

@@ -2,24 +2,28 @@
 
 A *task* is an env at one env config (a level, an agent count); a *method* an algo at one config (a
 penalty size is a method of its own). Every run has a normalised score, 0 = ``random_valid``'s mean
-return on its task and 100 = the ``oracle``'s (:func:`raw_scores`, also the machine-readable export).
-Over the runs of several tasks, for each method:
+return on its task and 100 = the task's **anchor**, the best non-clairvoyant reference run on it
+(:func:`suite.report.references`; :func:`raw_scores`, also the machine-readable export). Over the runs of
+several tasks, for each method:
 
-- **mean**, **median**, **IQM** (the interquartile mean: the mean of the middle 50% of runs,
-  ``scipy.stats.trim_mean(x, 0.25)`` when every task has as many runs) and **optimality gap** (the
-  mean shortfall below 100, ``mean(max(100 - x, 0))``);
-- a **stratified bootstrap** 95% interval for each: the runs of each task are resampled with
-  replacement within the task (``scipy.stats.bootstrap`` with one sample per task, which resamples
-  each sample on its own), the statistic recomputed, percentiles taken;
+- **median** (of the task means), **IQM** (the interquartile mean of the runs), **mean** (of the task
+  means) and the **gap to the anchor** (``mean(max(100 - x, 0))``, rliable's optimality gap; "optimality"
+  only where the 100 is a proven optimum, which no built-in task's is);
+- two 95% intervals, each saying what it resamples: **runs** (the stratified bootstrap, rliable's
+  default: each task's runs resampled with replacement within the task, the tasks fixed; what a claim
+  about *these* tasks needs) and **tasks** (the tasks resampled with replacement, then each drawn task's
+  runs, rliable's ``task_bootstrap=True``; what a claim about *tasks like these* needs);
 - the **probability of improvement** of method X over Y: the mean over the tasks both ran of
   P(a run of X scores above a run of Y) (the Mann-Whitney U statistic over n·m, ties counting half),
   with its stratified interval;
 - **performance profiles**: the fraction of runs scoring above τ, τ = 0..100, with bands.
 
-Unequal seeds: rliable pools a runs × tasks matrix, which needs the same number of runs per task.
-Here every task carries the same total weight, split evenly over its runs, and the statistics are
-those of that weighted distribution (mean, weighted median, the mean of its middle 50% of mass), so a
-task with 10 seeds does not outweigh one with 3; with equal seeds they are rliable's.
+With as many runs on every task (rliable's runs × tasks matrix) each metric is rliable's, to the last
+bit (``tests/suite/test_aggregate.py`` pins them to rliable's own numbers): the IQM is
+``scipy.stats.trim_mean`` of the pooled scores, trimming whole scores. With unequal runs (rliable cannot
+take them) every task carries the same total weight, split evenly over its runs, and the IQM is the mean
+of the middle 50% of that weighted distribution's mass (fractional runs at the edges), so a task with 10
+seeds does not outweigh one with 3; the median and mean, over task means, need no weighting.
 """
 
 from __future__ import annotations
@@ -34,14 +38,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["REFERENCE_ALGOS", "METRICS", "raw_scores", "weighted_mean", "weighted_median", "weighted_iqm",
-           "optimality_gap", "task_labels", "aggregate_table", "comparable_task_sets", "probability_of_improvement",
-           "performance_profiles", "stratified_interval"]
+__all__ = ["METRICS", "INTERVALS", "raw_scores", "weighted_mean", "median_of_task_means", "iqm", "weighted_iqm",
+           "gap_to_anchor", "task_labels", "aggregate_table", "comparable_task_sets", "probability_of_improvement",
+           "performance_profiles", "stratified_interval", "task_interval", "holm", "is_reference"]
 
-#: The algos that define the normalised score (left out of the aggregates: 0 and 100 by construction).
-REFERENCE_ALGOS = ("random_valid", "oracle")
-#: The score of a solved task, for the optimality gap.
+#: The score of the anchor, for the gap.
 GAMMA = 100.0
+#: The interval kinds every aggregate carries, by what they resample (column suffixes in aggregate.csv).
+INTERVALS = {"ci": "runs resampled within each task", "task_ci": "tasks resampled, then runs within them"}
+
+
+def is_reference(algo: str) -> bool:
+    """Whether ``algo`` is a reference (random_valid, a simple policy, a heuristic, a clairvoyant bound): left
+    out of the methods' aggregates."""
+    from baselines.references import roles
+
+    return algo in roles()
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,23 +61,35 @@ GAMMA = 100.0
 
 
 def raw_scores(scores: pd.DataFrame, references: pd.DataFrame, config_labels: dict[str, str]) -> pd.DataFrame:
-    """One row per complete run: task, method, seed, return and normalised score (``raw_scores.csv``).
+    """One row per complete run: task, method, seed, return, normalised score and share of the bound
+    (``raw_scores.csv``).
 
-    ``scores`` is :func:`suite.report.run_scores`' frame, ``references`` :func:`suite.report.references`',
-    ``config_labels`` the label of each algo config that differs from its siblings (``penalty=0.1``).
-    Runs of a task without both references get a NaN score.
+    ``scores`` is :func:`suite.report.run_scores`' frame, ``references`` :func:`suite.report.references`'
+    (``lower``, ``anchor`` and ``bound`` returns per task), ``config_labels`` the label of each algo config
+    that differs from its siblings (``penalty=0.1``). ``score`` is 0 at ``lower`` and 100 at ``anchor``;
+    ``bound_share`` is 0 at ``lower`` and 100 at ``bound`` (NaN without one). Runs of a task without both
+    references get a NaN score.
     """
     rows = []
     tasks = task_labels(scores)
     for _, run in scores.iterrows():
-        lower, upper = references.loc[(run["env"], run["env_config"])]
-        score = 100 * (run["return"] - lower) / (upper - lower) if upper != lower else math.nan
+        ref = references.loc[(run["env"], run["env_config"])]
         label = config_labels.get(run["config_id"], "")
         rows.append({"task": tasks[(run["env"], run["env_config"])],
                      "env": run["env"], "env_config": run["env_config"],
                      "method": run["algo"] + (f" ({label})" if label else ""), "algo": run["algo"],
-                     "seed": int(run["seed"]), "return": float(run["return"]), "score": float(score)})
-    return pd.DataFrame(rows, columns=["task", "env", "env_config", "method", "algo", "seed", "return", "score"])
+                     "seed": int(run["seed"]), "return": float(run["return"]),
+                     "score": normalised(run["return"], ref["lower"], ref["anchor"]),
+                     "bound_share": normalised(run["return"], ref["lower"], ref["bound"])})
+    return pd.DataFrame(rows, columns=["task", "env", "env_config", "method", "algo", "seed", "return", "score",
+                                       "bound_share"])
+
+
+def normalised(value, lower: float, upper: float):
+    """``100 (value - lower) / (upper - lower)``; NaN where the two references coincide or one is missing."""
+    if pd.isna(lower) or pd.isna(upper) or upper == lower:
+        return value * math.nan
+    return 100 * (value - lower) / (upper - lower)
 
 
 def _config_items(env_config: str) -> dict[str, str]:
@@ -107,7 +131,7 @@ def _weighted(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def weighted_mean(samples: Sequence[np.ndarray]) -> float:
-    """The mean of the task means."""
+    """The mean of the task means (rliable's ``aggregate_mean``)."""
     return float(np.mean([np.mean(s) for s in samples]))
 
 
@@ -118,31 +142,34 @@ def _trimmed_mass_mean(values: np.ndarray, weights: np.ndarray, low: float, high
     return float(np.sum(kept * values) / np.sum(kept))
 
 
-def weighted_median(samples: Sequence[np.ndarray]) -> float:
-    """The median of the task-weighted distribution (the mean of the values at the 50% level when it falls
-    on an edge, as ``np.median`` of an even count does)."""
-    values, weights = _weighted(samples)
-    edges = np.cumsum(weights)
-    below = np.searchsorted(edges, 0.5 - 1e-12)
-    above = np.searchsorted(edges, 0.5 + 1e-12)
-    return float((values[below] + values[min(above, len(values) - 1)]) / 2)
+def median_of_task_means(samples: Sequence[np.ndarray]) -> float:
+    """The median of the task means (rliable's ``aggregate_median``: a statistic of tasks, not of runs)."""
+    return float(np.median([np.mean(s) for s in samples]))
 
 
 def weighted_iqm(samples: Sequence[np.ndarray]) -> float:
-    """The interquartile mean: the mean of the middle 50% of the task-weighted distribution's mass
-    (``scipy.stats.trim_mean(x, 0.25)`` of the pooled runs when every task has as many runs and the
-    quartiles fall between runs)."""
+    """The mean of the middle 50% of the task-weighted distribution's mass (each task weighs 1, split evenly
+    over its runs); equals rliable's IQM only where the quartiles fall between runs."""
     values, weights = _weighted(samples)
     return _trimmed_mass_mean(values, weights, 0.25, 0.75)
 
 
-def optimality_gap(samples: Sequence[np.ndarray], gamma: float = GAMMA) -> float:
-    """The task-weighted mean shortfall below ``gamma`` (scores above it count as 0)."""
+def iqm(samples: Sequence[np.ndarray]) -> float:
+    """The interquartile mean: rliable's (``scipy.stats.trim_mean`` of the pooled scores, whole scores trimmed)
+    when every task has as many runs, else :func:`weighted_iqm`."""
+    if len({len(s) for s in samples}) == 1:
+        return float(stats.trim_mean(np.concatenate([np.asarray(s, dtype=np.float64) for s in samples]), 0.25))
+    return weighted_iqm(samples)
+
+
+def gap_to_anchor(samples: Sequence[np.ndarray], gamma: float = GAMMA) -> float:
+    """The task-weighted mean shortfall below ``gamma`` (scores above it count as 0): rliable's optimality
+    gap, ``gamma - mean(min(x, gamma))``, with the anchor as the 100."""
     return float(np.mean([np.mean(np.maximum(gamma - np.asarray(s, dtype=np.float64), 0.0)) for s in samples]))
 
 
 METRICS: dict[str, Callable[[Sequence[np.ndarray]], float]] = {
-    "median": weighted_median, "iqm": weighted_iqm, "mean": weighted_mean, "optimality_gap": optimality_gap}
+    "median": median_of_task_means, "iqm": iqm, "mean": weighted_mean, "gap_to_anchor": gap_to_anchor}
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,20 +205,55 @@ def stratified_interval(samples: Sequence[np.ndarray], statistic: Callable[[Sequ
     return np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
 
 
+def task_interval(samples: Sequence[np.ndarray], statistic: Callable[[Sequence[np.ndarray]], object],
+                  confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile interval of ``statistic(samples)`` when the tasks themselves are a sample: each
+    resample draws as many tasks as there are with replacement, then each drawn task's runs with
+    replacement within it (rliable's ``task_bootstrap=True``). Wide where tasks disagree, as they should be:
+    it is the uncertainty of a claim about tasks like these, not about these tasks."""
+    samples = [np.asarray(s, dtype=np.float64) for s in samples]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        tasks = rng.integers(0, len(samples), len(samples))
+        draws.append(np.asarray(statistic([samples[t][rng.integers(0, len(samples[t]), len(samples[t]))]
+                                           for t in tasks]), dtype=np.float64))
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(np.stack(draws), [tail, 100 - tail], axis=0)
+    return np.asarray(low), np.asarray(high)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of ``p_values`` (family-wise error over all of them; NaN stays NaN)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
 def _methods(raw: pd.DataFrame) -> list[str]:
     return sorted(m for m, algo in raw.drop_duplicates("method")[["method", "algo"]].itertuples(index=False)
-                  if algo not in REFERENCE_ALGOS and raw.loc[raw["method"] == m, "score"].notna().any())
+                  if not is_reference(algo) and raw.loc[raw["method"] == m, "score"].notna().any())
 
 
 def aggregate_table(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per method: the tasks and runs it has, each of :data:`METRICS` with its stratified interval."""
+    """One row per method: the tasks and runs it has, each of :data:`METRICS` with both intervals
+    (``<metric>_ci_low/high``: runs resampled within tasks; ``<metric>_task_ci_low/high``: tasks resampled)."""
     rows = []
     for method in _methods(raw):
         samples = _by_task(raw, method)
         row = {"method": method, "tasks": len(samples), "runs": int(sum(len(s) for s in samples))}
         for name, metric in METRICS.items():
             low, high = stratified_interval(samples, metric, n_resamples=n_resamples, seed=seed)
-            row.update({name: metric(samples), f"{name}_ci_low": float(low), f"{name}_ci_high": float(high)})
+            t_low, t_high = task_interval(samples, metric, n_resamples=n_resamples, seed=seed)
+            row.update({name: metric(samples), f"{name}_ci_low": float(low), f"{name}_ci_high": float(high),
+                        f"{name}_task_ci_low": float(t_low), f"{name}_task_ci_high": float(t_high)})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -201,7 +263,7 @@ def comparable_task_sets(raw: pd.DataFrame) -> list[tuple[tuple[str, ...], tuple
     allocations), the sets of tasks on which several methods can be compared run for run: for each distinct
     set of tasks some method ran, largest first, that set and every method that ran all of its tasks (two or
     more). Empty when every method ran the same tasks: the overall table compares them already."""
-    scored = raw[raw["score"].notna() & ~raw["algo"].isin(REFERENCE_ALGOS)]
+    scored = raw[raw["score"].notna() & ~raw["algo"].map(is_reference).astype(bool)]
     tasks_of = {method: frozenset(rows["task"]) for method, rows in scored.groupby("method", sort=True)}
     if len(set(tasks_of.values())) < 2:
         return []

@@ -41,20 +41,23 @@ import numpy as np
 import pandas as pd
 
 import envs
+from baselines.references import roles
 from envs.config import ConfigError, parse_assignments
 from suite import aggregate, aggregate_plots, files, results, scaling
 from suite.cli import Parser, UsageError, run_cli
+from suite.learning_curves import learning_curves, plot_learning_curves
 from suite.mask_noise_report import mask_noise_table, plot_mask_noise
-from suite.stats import mean_ci
+from suite.stats import mean_ci, p_greater
 from suite.violations import violation_markdown, violation_table
 
-__all__ = ["env_target", "headline_evals", "run_scores", "references", "summarize", "config_notes", "agent_summary",
-           "learning_curves",
-           "markdown", "scaling_markdown", "plot_learning_curves", "plot_penalty_sweep", "write_report", "main"]
+__all__ = ["env_target", "env_bound", "headline_evals", "run_scores", "references", "summarize", "config_notes",
+           "agent_summary", "markdown", "scaling_markdown", "plot_penalty_sweep", "write_report", "main"]
 
 #: Envs without a target return of their own are timed to the return at this score.
 THRESHOLD_SCORE = 80.0
-LOWER, UPPER = "random_valid", "oracle"
+#: The level of the one-sided test "beats the best simple policy", after Holm's correction over every
+#: method row of the report (one family: every such claim the report makes).
+ALPHA = 0.05
 _KEYS = ["env", "algo", "config_id"]
 
 
@@ -125,7 +128,8 @@ def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataF
                "env_steps_per_second": float(progress["env_steps_per_second"].median())
                if "env_steps_per_second" in progress else math.nan,
                "env_steps": int(info["env_steps"]), "wall_seconds": float(info["wall_seconds"]),
-               "target": env_target(info["env"], _env_config(info, env_columns))}
+               "target": env_target(info["env"], _env_config(info, env_columns)),
+               **dict(zip(("env_bound", "env_bound_source"), env_bound(info["env"], _env_config(info, env_columns))))}
         for metric in metrics:
             if metric in group:
                 row[f"{metric}_mean"] = float(group[metric].mean())
@@ -149,22 +153,58 @@ def env_target(env: str, env_config: Mapping[str, Any]) -> float:
     return math.nan if target is None else float(target)
 
 
+def env_bound(env: str, env_config: Mapping[str, Any]) -> tuple[float, str]:
+    """The env's proven upper bound on any policy's mean return under ``env_config`` and what it is
+    (``EnvCore.return_bound``); NaN and "" when it has none."""
+    try:
+        core_cls = envs.spec(env).load()
+        bound = core_cls.return_bound(envs.resolve_config(env, dict(env_config))[0])
+    except (ConfigError, ImportError, TypeError, ValueError):
+        return math.nan, ""
+    return (math.nan, "") if bound is None else (float(bound[0]), bound[1])
+
+
 def _env_config_key(info: pd.Series, env_columns: Sequence[str]) -> str:
     """The run's env config as one comparable string (runs on different env configs play different games)."""
     return ",".join(f"{c[4:]}={info[c]}" for c in env_columns if not pd.isna(info[c]))
 
 
 def references(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per env and env config: ``lower`` (random_valid) and ``upper`` (oracle) mean returns over seeds (NaN if
-    not run), indexed by ``(env, env_config)``: a reference scores only runs of its own env config (e.g.
-    three traders are not scored against one trader's references)."""
+    """Per task (env, env config): the returns that give a score its meaning, indexed by ``(env, env_config)``
+    (a reference scores only runs of its own env config: three traders are not scored against one's).
+
+    - ``lower``: ``random_valid``'s mean return, the score's 0;
+    - ``anchor`` / ``anchor_algo``: the best non-clairvoyant reference run on the task (a simple policy or a
+      heuristic, :mod:`baselines.references`), the score's 100;
+    - ``best_simple`` / ``best_simple_algo``: the best simple policy (what a practitioner tries first);
+    - ``bound`` / ``bound_source``: an upper bound on any policy with the agent's information: the best
+      clairvoyant reference run on the task, else the env's own proven bound (``EnvCore.return_bound``).
+
+    Each is the mean over the reference's seeds; NaN (and "") where none was run.
+    """
+    from baselines.references import roles
+
+    role_of = roles()
     if "env_config" not in scores:
         scores = scores.assign(env_config="")
     out = {}
     for key, group in scores.groupby(["env", "env_config"]):
-        out[key] = {bound: float(group.loc[group["algo"] == algo, "return"].mean()) if (group["algo"] == algo).any()
-                    else math.nan for bound, algo in (("lower", LOWER), ("upper", UPPER))}
-    frame = pd.DataFrame.from_dict(out, orient="index", columns=["lower", "upper"])
+        means = group.groupby("algo")["return"].mean()
+        by_role = {role: means[[algo for algo in means.index if role_of.get(algo) in role]]
+                   for role in (("lower",), ("simple",), ("simple", "heuristic"), ("clairvoyant",))}
+        row = {"lower": float(by_role[("lower",)].max()) if len(by_role[("lower",)]) else math.nan}
+        for column, role in (("anchor", ("simple", "heuristic")), ("best_simple", ("simple",)),
+                             ("bound", ("clairvoyant",))):
+            best = by_role[role]
+            row[column] = float(best.max()) if len(best) else math.nan
+            row[f"{column}_algo"] = str(best.idxmax()) if len(best) else ""
+        row["bound_source"] = row.pop("bound_algo")
+        if math.isnan(row["bound"]) and "env_bound" in group and group["env_bound"].notna().any():
+            row["bound"] = float(group["env_bound"].iloc[0])
+            row["bound_source"] = str(group["env_bound_source"].iloc[0])
+        out[key] = row
+    columns = ["lower", "anchor", "anchor_algo", "best_simple", "best_simple_algo", "bound", "bound_source"]
+    frame = pd.DataFrame.from_dict(out, orient="index", columns=columns)
     frame.index = pd.MultiIndex.from_tuples(frame.index, names=["env", "env_config"])
     return frame
 
@@ -237,24 +277,35 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
     refs = references(scores)
     labels, _ = _config_differences(loaded.complete().runs)
     progress_of = dict(tuple(loaded.complete().progress.groupby("run", sort=False)))
+    role_of = roles()
+    seeds_of = {key: group["return"].to_numpy() for key, group in scores.groupby(["env", "env_config", "algo"])}
     rows = []
     for (env, algo, cid), group in scores.groupby(_KEYS, sort=False):
-        lower, upper = refs.loc[(env, group["env_config"].iloc[0])]
-        normalised = 100 * (group["return"] - lower) / (upper - lower) if upper != lower else group["return"] * math.nan
-        threshold = _threshold(env, group["target"].iloc[0], lower, upper, thresholds)
+        ref = refs.loc[(env, group["env_config"].iloc[0])]
+        lower, anchor = ref["lower"], ref["anchor"]
+        normalised = aggregate.normalised(group["return"], lower, anchor)
+        threshold = _threshold(env, group["target"].iloc[0], lower, anchor, thresholds)
         crossings = [first_crossing(progress_of[run], threshold) for run in group["run"]]
         reached = [c for c in crossings if not math.isnan(c[0])]
         mean, low, high = mean_ci(group["return"])
         s_mean, s_low, s_high = mean_ci(normalised)
-        row = {"env": env, "algo": algo, "config": labels.get(cid, ""), "config_id": cid, "seeds": len(group),
+        simple = seeds_of.get((env, group["env_config"].iloc[0], ref["best_simple_algo"]), np.array([]))
+        row = {"env": env, "env_config": group["env_config"].iloc[0], "algo": algo,
+               "role": role_of.get(algo, "method"), "config": labels.get(cid, ""),
+               "config_id": cid, "seeds": len(group),
                "policy": group["policy"].iloc[0], "return_mean": mean, "return_ci_low": low, "return_ci_high": high,
-               "score": s_mean, "score_ci_low": s_low, "score_ci_high": s_high}
+               "score": s_mean, "score_ci_low": s_low, "score_ci_high": s_high,
+               "anchor": ref["anchor_algo"], "bound_share": float(aggregate.normalised(mean, lower, ref["bound"])),
+               "bound": ref["bound_source"], "bound_return": ref["bound"], "best_simple": ref["best_simple_algo"],
+               "p_beats_best_simple": p_greater(group["return"], simple)
+               if algo not in role_of and len(simple) else math.nan}
         for column in group.columns:
             if column.endswith("_mean") and column != "return":
                 row[column] = float(group[column].mean())
         row.update({"train_invalid_rate": float(group["train_invalid_rate"].mean()),
                     "eval_invalid_rate": float(group["eval_invalid_rate"].mean()),
                     "mask_off_return": float(group["mask_off_return"].mean()),
+                    "mask_off_score": float(aggregate.normalised(group["mask_off_return"].mean(), lower, anchor)),
                     "threshold": threshold, "seeds_reaching": len(reached),
                     "seeds_evaluated": sum(_evaluated_during_training(progress_of[run]) for run in group["run"]),
                     "steps_to_threshold": float(np.median([c[0] for c in reached])) if reached else math.nan,
@@ -262,7 +313,10 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
                     "env_steps": float(group["env_steps"].mean()), "wall_seconds": float(group["wall_seconds"].mean()),
                     "env_steps_per_second": float(group["env_steps_per_second"].mean())})
         rows.append(row)
-    return pd.DataFrame(rows), problems
+    summary = pd.DataFrame(rows)
+    summary["p_beats_best_simple_holm"] = aggregate.holm(summary["p_beats_best_simple"])
+    summary["beats_best_simple"] = summary["p_beats_best_simple_holm"] < ALPHA
+    return summary, problems
 
 
 def agent_summary(loaded: results.Results) -> pd.DataFrame:
@@ -281,24 +335,6 @@ def agent_summary(loaded: results.Results) -> pd.DataFrame:
         rows.append({"env": env, "algo": algo, "config_id": cid, "agent": agent, "seeds": len(group),
                      "return_mean": mean, "return_ci_low": low, "return_ci_high": high,
                      "eval_invalid_rate": float(group["invalid"].sum() / group["length"].sum())})
-    return pd.DataFrame(rows)
-
-
-def learning_curves(progress: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% CI over seeds of each (env, algo, config) at every env-steps value.
-
-    The curve is the periodic evaluation of the headline policy (``eval_return_mean``) where the runs
-    have it, else the training episodes' mean return. Seeds share env-steps values when they share a
-    config (same batch size), so no interpolation is needed.
-    """
-    rows = []
-    for (env, algo, cid), group in progress.groupby(_KEYS, sort=False):
-        column = "eval_return_mean" if "eval_return_mean" in group and group["eval_return_mean"].notna().any() \
-            else "episode_return_mean"
-        for steps, at in group.dropna(subset=[column]).groupby("env_steps"):
-            mean, low, high = mean_ci(at[column])
-            rows.append({"env": env, "algo": algo, "config_id": cid, "env_steps": steps, "curve": column,
-                         "mean": mean, "ci_low": low, "ci_high": high, "seeds": len(at)})
     return pd.DataFrame(rows)
 
 
@@ -323,11 +359,12 @@ def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]
     """The scaling section of ``report.md``: per family, the paragraph (:func:`suite.scaling.describe`), the
     figure and a table of score by level and method."""
     lines = ["## Scaling with the level", "",
-             "Normalised score (0 = random_valid, 100 = oracle on each level), mean and 95% CI over seeds, "
+             "Normalised score (0 = random_valid, 100 = each level's anchor), mean and 95% CI over seeds, "
              "by level; levels are placed at their inadmissible share (`python -m suite.levels`).", ""]
     for family in scaling.families(table):
         rows = table[table["family"] == family]
-        rows = rows[~rows["algo"].isin(scaling.REFERENCES)]
+        keep = ~rows["algo"].map(aggregate.is_reference).astype(bool)
+        rows = rows[keep | (rows["algo"] == rows["best_simple"])] if "best_simple" in rows else rows[keep]
         levels = rows.drop_duplicates("level").sort_values("level")
         lines += [f"### {family}", "", scaling.describe(table, family), ""]
         if family in plots:
@@ -347,30 +384,100 @@ def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]
     return lines
 
 
+def _md(text: Any) -> str:
+    """Text from results (names read from files) made inert in a markdown table: no HTML, no cell breaks."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+            .replace("\n", " "))
+
+
+def _task_lines(group: pd.DataFrame) -> list[str]:
+    """One env's section: what its 0, 100 and bound are, the references, then the methods beside the best
+    simple policy, and whether any method learned the task at this budget."""
+    refs = group[group["role"] != "method"]
+    methods = group[group["role"] == "method"]
+    lines = []
+    by_algo = {r["algo"]: r for _, r in group.iterrows()}
+    lower, anchor = by_algo.get("random_valid"), by_algo.get(group["anchor"].iloc[0])
+    if lower is not None and anchor is not None:
+        meaning = (f"Score: 0 = random_valid ({_fmt(lower['return_mean'])}), 100 = **{_md(anchor['algo'])}** "
+                   f"({_fmt(anchor['return_mean'])}), the best non-clairvoyant reference run here "
+                   f"({_ROLE_WORDS[anchor['role']]}; not a proven optimum).")
+    else:
+        meaning = "Score: no score (random_valid and a non-clairvoyant reference must both be run on the task)."
+    bound = group["bound"].iloc[0]
+    if bound and anchor is not None:
+        meaning += (f" Upper bound: {_md(bound)} ({_fmt(group['bound_return'].iloc[0])}); the anchor reaches "
+                    f"{_share(anchor['bound_share'])}% of the way from random_valid to it (\"share of the bound\").")
+    simple = group["best_simple"].iloc[0]
+    if simple:
+        meaning += f" Best simple policy: **{_md(simple)}** (score {_fixed(by_algo[simple]['score'])})."
+    lines += [meaning, "",
+              "Return and score: mean over seeds with Student-t's 95% interval over seeds (runs resampled: the "
+              "training seeds on the shared evaluation episodes). \"Beats simple\": one-sided Welch test against "
+              f"the best simple policy's seeds, Holm-corrected over every method row of this report, at {ALPHA:g}.",
+              ""]
+    if len(refs):
+        lines += ["| reference | role | return | score | share of the bound |", "| --- | --- | --- | --- | --- |"]
+        for _, r in refs.sort_values("return_mean", ascending=False).iterrows():
+            lines.append(f"| {_md(r['algo'])} | {r['role']} | {_fmt(r['return_mean'])} | {_fixed(r['score'])} | "
+                         f"{_share(r['bound_share'])} |")
+        lines.append("")
+    if len(methods):
+        threshold = group["threshold"].iloc[0]
+        lines += [f"Threshold for steps/seconds: return ≥ {_fmt(threshold)}.", "",
+                  "| method | config | seeds | headline policy | return (95% CI) "
+                  "| score (95% CI) | beats simple (p, Holm) | share of the bound | invalid: train / eval "
+                  "| score, mask off | seeds reaching | env steps / seconds to threshold | env steps/s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for _, r in methods.iterrows():
+            ci = f" ({_fmt(r['return_ci_low'])} to {_fmt(r['return_ci_high'])})" \
+                if not math.isnan(r["return_ci_low"]) else ""
+            score_ci = f" ({_fixed(r['score_ci_low'])} to {_fixed(r['score_ci_high'])})" \
+                if not math.isnan(r["score_ci_low"]) else ""
+            beats = "–" if math.isnan(r["p_beats_best_simple_holm"]) else \
+                f"{'**yes**' if r['beats_best_simple'] else 'no'} ({r['p_beats_best_simple_holm']:.2g})"
+            lines.append(
+                f"| {_md(r['algo'])} | {_md(r['config']) or '–'} | {r['seeds']} | {_md(r['policy'])} | "
+                f"{_fmt(r['return_mean'])}{ci} | {_fixed(r['score'])}{score_ci} | {beats} | "
+                f"{_share(r['bound_share'])} | "
+                f"{100 * r['train_invalid_rate']:.2f}% / {100 * r['eval_invalid_rate']:.2f}% | "
+                f"{_fixed(r['mask_off_score'])} | {_reaching(r)} | "
+                f"{_fixed(r['steps_to_threshold'], 0)} / {_fixed(r['seconds_to_threshold'])} | "
+                f"{_fixed(r['env_steps_per_second'], 0)} |")
+        winners = methods[methods["beats_best_simple"]]
+        lines += ["", f"**Learned at this budget**: {', '.join(_method_names(winners))} beat "
+                      f"{_md(simple)} beyond seed noise." if len(winners) else
+                  f"**Not learned at this budget**: no method beats the best simple policy ({_md(simple)}) "
+                  "beyond seed noise; the task is left out of the headline aggregate."
+                  if simple else "No simple policy was run here: whether a method learned the task is not judged."]
+    return lines
+
+
+def _share(value: float) -> str:
+    """A share of the bound: one decimal, or two significant digits where a huge bound makes it tiny."""
+    if math.isnan(value) or abs(value) >= 1 or abs(value) < 1e-6:
+        return _fixed(value)
+    return f"{value:.2g}"
+
+
+def _method_names(rows: pd.DataFrame) -> list[str]:
+    return [_md(r["algo"] + (f" ({r['config']})" if r["config"] else "")) for _, r in rows.iterrows()]
+
+
+_ROLE_WORDS = {"simple": "a simple policy", "heuristic": "a heuristic using only what the agent observes",
+               "lower": "random", "clairvoyant": "clairvoyant", "method": "a learned policy"}
+
+
 def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str] = (),
              agents: pd.DataFrame | None = None, scaling_lines: Sequence[str] = (),
              violations: pd.DataFrame | None = None, notes: Sequence[str] = ()) -> str:
     """``report.md``: a table per env (and per agent for multi-agent runs), the scaling section where the
     runs cover levels, then the configs compared (``notes``), the problems and the plots."""
     lines = ["# maskbench report", ""]
-    for env, group in summary.groupby("env", sort=False):
-        threshold = group["threshold"].iloc[0]
-        lines += [f"## {env}", "",
-                  "Score: 0 = random_valid, 100 = oracle. Return and score: mean over seeds; the interval is "
-                  "Student-t's 95% over seeds (the across-task statistics below use the stratified bootstrap). "
-                  f"Threshold for steps/seconds: return ≥ {_fmt(threshold)}.", "",
-                  "| algo | config | seeds | headline policy | return (95% CI) | score | invalid: train / eval | "
-                  "return, mask off | seeds reaching | env steps / seconds to threshold | env steps/s |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for _, r in group.iterrows():
-            ci = f" ({_fmt(r['return_ci_low'])} to {_fmt(r['return_ci_high'])})" \
-                if not math.isnan(r["return_ci_low"]) else ""
-            lines.append(
-                f"| {r['algo']} | {r['config'] or '–'} | {r['seeds']} | {r['policy']} | {_fmt(r['return_mean'])}{ci} | "
-                f"{_fixed(r['score'])} | {100 * r['train_invalid_rate']:.2f}% / {100 * r['eval_invalid_rate']:.2f}% | "
-                f"{_fmt(r['mask_off_return'])} | {_reaching(r)} | "
-                f"{_fixed(r['steps_to_threshold'], 0)} / {_fixed(r['seconds_to_threshold'])} | "
-                f"{_fixed(r['env_steps_per_second'], 0)} |")
+    configs_per_env = summary.groupby("env")["env_config"].nunique()
+    for (env, env_config), group in summary.groupby(["env", "env_config"], sort=False):
+        title = env if configs_per_env[env] == 1 else f"{env} [{env_config}]"
+        lines += [f"## {_md(title)}", "", *_task_lines(group), ""]
         lines.append("")
         if violations is not None and not violations.empty:
             lines += violation_markdown(violations, env)
@@ -402,25 +509,6 @@ def _figure():
     import matplotlib.pyplot as plt
 
     return plt.subplots(figsize=(7, 4.5), dpi=110)
-
-
-def plot_learning_curves(curves: pd.DataFrame, env: str):
-    """Mean and 95% band over seeds against env steps, one line per algo (and config) on ``env``."""
-    fig, ax = _figure()
-    for (algo, cid), c in curves[curves["env"] == env].groupby(["algo", "config_id"], sort=False):
-        if algo in (LOWER, UPPER) or len(c) == 1:  # references do not learn: a level across the plot
-            ax.axhline(c["mean"].mean(), linestyle="--", linewidth=1, label=algo,
-                       color="grey" if algo == LOWER else "black")
-            continue
-        one_config = curves[curves["algo"] == algo]["config_id"].nunique() == 1
-        line, = ax.plot(c["env_steps"], c["mean"], label=algo if one_config else f"{algo} [{cid}]")
-        ax.fill_between(c["env_steps"], c["ci_low"], c["ci_high"], alpha=0.2, color=line.get_color())
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("return (headline policy on the evaluation seeds)")
-    ax.set_title(f"{env}: learning curves, mean and 95% CI over seeds")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def plot_penalty_sweep(summary: pd.DataFrame, env: str):
@@ -485,7 +573,8 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
         files.atomic_write_csv(out / "summary.csv", summary)
         if not agents.empty:
             files.atomic_write_csv(out / "agents.csv", agents)
-        curves = learning_curves(loaded.complete().progress)
+        curves = learning_curves(loaded)
+        curve_labels, _ = _config_differences(loaded.complete().runs)
         import matplotlib.pyplot as plt
 
         def save(name: str, fig) -> str | None:
@@ -501,7 +590,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
             return f"plots/{name}.png"
 
         for env in summary["env"].unique():
-            for name, fig in ((f"learning_curves_{env}", plot_learning_curves(curves, env)),
+            for name, fig in ((f"learning_curves_{env}", plot_learning_curves(curves, summary, env, curve_labels)),
                               (f"penalty_sweep_{env}", plot_penalty_sweep(summary, env)),
                               (f"mask_noise_{env}", plot_mask_noise(noise, env) if not noise.empty else None)):
                 saved = save(name, fig)
@@ -513,7 +602,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
             figures = {family: save(f"scaling_{family}", scaling.plot_scaling(table, family))
                        for family in scaling.families(table)}
             scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})
-        across_lines = _across_tasks(loaded, out, save)
+        across_lines = _across_tasks(loaded, summary, out, save)
     text = markdown(summary, problems, plots, agents, [*across_lines, *scaling_lines], violations,
                     config_notes(loaded)) \
         if not summary.empty else \
@@ -522,20 +611,30 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
     return summary, problems, text
 
 
-def _across_tasks(loaded: results.Results, out: Path, save) -> list[str]:
-    """raw_scores.csv (every run's task, method, seed and score, for other tools), and where at least one
-    method has scored runs: aggregate.csv, probability_of_improvement.csv, performance_profiles.csv, their
-    figures and the report's section; where methods ran different tasks, also the aggregates on each set of
-    tasks several methods share (aggregate_by_task_set.csv, a table and figure each)."""
+def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, save) -> list[str]:
+    """raw_scores.csv (every run's task, method, seed, score and share of the bound, for other tools), and
+    where at least one method has scored runs: aggregate.csv, probability_of_improvement.csv,
+    performance_profiles.csv, their figures and the report's section; where methods ran different tasks,
+    also the aggregates on each set of tasks several methods share (aggregate_by_task_set.csv).
+
+    The aggregates are over the **learned** tasks only: those where some method beats the best simple
+    policy beyond seed noise (and those where no simple policy was run, which cannot be judged). The others
+    are listed by name with their best simple policy and best method, not averaged in."""
     scores = run_scores(loaded)
     labels, _ = _config_differences(loaded.complete().runs, pooled=True)
     raw = aggregate.raw_scores(scores, references(scores), labels)
     files.atomic_write_csv(out / "raw_scores.csv", raw)
-    table = aggregate.aggregate_table(raw)
+    verdicts = _task_verdicts(summary, aggregate.task_labels(scores))
+    learned = [task for task, verdict in verdicts.items() if verdict["learned"] is not False]
+    unjudged = [task for task, verdict in verdicts.items() if verdict["learned"] is None]
+    headline = raw[raw["task"].isin(learned)]
+    table = aggregate.aggregate_table(headline)
     if table.empty:
-        return []
-    poi = aggregate.probability_of_improvement(raw)
-    profiles = aggregate.performance_profiles(raw)
+        return ["## Across tasks", "", "No task is learned at this budget: every method's score is within seed "
+                "noise of, or below, its task's best simple policy (see each env's table).", "",
+                *_not_learned_lines(verdicts), ""]
+    poi = aggregate.probability_of_improvement(headline)
+    profiles = aggregate.performance_profiles(headline)
     files.atomic_write_csv(out / "aggregate.csv", table)
     files.atomic_write_csv(out / "probability_of_improvement.csv", poi)
     files.atomic_write_csv(out / "performance_profiles.csv", profiles)
@@ -543,34 +642,68 @@ def _across_tasks(loaded: results.Results, out: Path, save) -> list[str]:
                save("performance_profiles", aggregate_plots.plot_performance_profiles(profiles)),
                save("probability_of_improvement", aggregate_plots.plot_probability_of_improvement(poi))]
     lines = ["## Across tasks", "",
-             "Normalised scores (0 = random_valid, 100 = oracle) over every task (env x env config) each method ran, "
-             "each task weighing the same whatever its seeds; 95% intervals by the stratified bootstrap (runs "
-             "resampled within each task, 2,000 resamples, percentile). The per-env tables above use Student-t "
-             "intervals over seeds. Methods that ran different tasks (the tasks column) are not comparable in this "
-             "table (the tables after it compare them on the tasks they share); the probability of improvement "
-             "compares each pair on the tasks both ran.", "",
-             *_aggregate_lines(table), "", *[f"![{Path(p).stem}]({p})" for p in figures if p], ""]
+             f"Normalised scores (0 = random_valid, 100 = the task's anchor, its best non-clairvoyant reference) "
+             f"over the {len(learned)} task{'s' * (len(learned) != 1)} where some method beats the best simple "
+             f"policy beyond seed noise{' or no simple policy was run to judge it' if unjudged else ''}: "
+             f"{', '.join(_md(t) + (' (not judged)' if t in unjudged else '') for t in learned)}; each task weighs "
+             "the same whatever its seeds. Median and mean are over task means, the IQM over runs (rliable's). "
+             "Two 95% intervals (percentile bootstrap, 2,000 resamples): **runs** resamples the runs within "
+             "each task with the tasks fixed (what a claim about these tasks needs); **tasks** resamples the tasks, "
+             "then their runs (what a claim about tasks like these needs). The gap is to the anchor, not to an "
+             "optimum. Methods that ran different tasks (the tasks column) are not comparable in this table (the "
+             "tables after it compare them on the tasks they share); the probability of improvement compares each "
+             "pair on the tasks both ran (runs resampled).", "",
+             *_aggregate_lines(table), "", *[f"![{Path(p).stem}]({p})" for p in figures if p], "",
+             *_not_learned_lines(verdicts), ""]
     per_set = []
-    for number, (tasks, methods) in enumerate(aggregate.comparable_task_sets(raw), 1):
-        shared = aggregate.aggregate_table(raw[raw["task"].isin(tasks) & raw["method"].isin(methods)])
+    for number, (tasks, methods) in enumerate(aggregate.comparable_task_sets(headline), 1):
+        shared = aggregate.aggregate_table(headline[headline["task"].isin(tasks) & headline["method"].isin(methods)])
         per_set.append(shared.assign(task_set="; ".join(tasks)))
         title = f"On the {len(tasks)} task{'s' * (len(tasks) != 1)} {', '.join(methods)} all ran"
         figure = save(f"aggregate_tasks_{number}", aggregate_plots.plot_aggregates(shared, title=title))
-        lines += [f"### {title}", "", f"Tasks: {', '.join(tasks)}.", "", *_aggregate_lines(shared), "",
-                  *([f"![{Path(figure).stem}]({figure})", ""] if figure else [])]
+        lines += [f"### {_md(title)}", "", f"Tasks: {', '.join(_md(t) for t in tasks)}.", "",
+                  *_aggregate_lines(shared), "", *([f"![{Path(figure).stem}]({figure})", ""] if figure else [])]
     if per_set:
         files.atomic_write_csv(out / "aggregate_by_task_set.csv", pd.concat(per_set, ignore_index=True))
     return lines
 
 
+def _task_verdicts(summary: pd.DataFrame, task_names: Mapping[tuple[str, str], str]) -> dict[str, dict[str, Any]]:
+    """Per task: whether some method beats its best simple policy beyond seed noise (None: no simple policy
+    or no method ran there), the best simple policy and the best method with their scores."""
+    verdicts = {}
+    for (env, env_config), group in summary.groupby(["env", "env_config"], sort=False):
+        methods = group[group["role"] == "method"]
+        simple = group["best_simple"].iloc[0]
+        simple_rows = group[group["algo"] == simple]
+        best = methods.loc[methods["score"].idxmax()] if methods["score"].notna().any() else None
+        judged = bool(simple) and len(methods) > 0 and methods["p_beats_best_simple_holm"].notna().any()
+        verdicts[task_names.get((env, env_config), env)] = {
+            "learned": bool(methods["beats_best_simple"].any()) if judged else None,
+            "simple": simple, "simple_score": float(simple_rows["score"].iloc[0]) if len(simple_rows) else math.nan,
+            "best": "" if best is None else best["algo"] + (f" ({best['config']})" if best["config"] else ""),
+            "best_score": math.nan if best is None else float(best["score"])}
+    return verdicts
+
+
+def _not_learned_lines(verdicts: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    rows = [f"| {_md(task)} | {_md(v['simple'])} | {_fixed(v['simple_score'])} | {_md(v['best'])} | "
+            f"{_fixed(v['best_score'])} |" for task, v in verdicts.items() if v["learned"] is False]
+    if not rows:
+        return []
+    return ["**Not learned at this budget** (no method beats the best simple policy beyond seed noise; left out "
+            "of the aggregates above):", "", "| task | best simple policy | its score | best method | its score |",
+            "| --- | --- | --- | --- | --- |", *rows]
+
+
 def _aggregate_lines(table: pd.DataFrame) -> list[str]:
-    """The aggregate table as markdown: each statistic with its interval."""
-    lines = ["| method | tasks | runs | median | IQM | mean | optimality gap |",
+    """The aggregate table as markdown: each statistic with both intervals (runs; tasks)."""
+    lines = ["| method | tasks | runs | median | IQM | mean | gap to anchor |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in table.iterrows():
-        cells = [f"{r[m]:.1f} ({r[m + '_ci_low']:.1f}–{r[m + '_ci_high']:.1f})"
-                 for m in ("median", "iqm", "mean", "optimality_gap")]
-        lines.append(f"| {r['method']} | {r['tasks']} | {r['runs']} | " + " | ".join(cells) + " |")
+        cells = [f"{r[m]:.1f} (runs {r[m + '_ci_low']:.1f}–{r[m + '_ci_high']:.1f}; tasks "
+                 f"{r[m + '_task_ci_low']:.1f}–{r[m + '_task_ci_high']:.1f})" for m in aggregate.METRICS]
+        lines.append(f"| {_md(r['method'])} | {r['tasks']} | {r['runs']} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -34,6 +34,8 @@ from typing import Any
 
 import pandas as pd
 
+import envs
+from envs.config import ConfigError
 from suite.files import LOCK_FILE
 
 __all__ = ["PROGRESS_COLUMNS", "EVAL_COLUMNS", "RUN_COLUMNS", "RUN_STATUSES", "Results", "load", "run_dir",
@@ -237,6 +239,18 @@ def _seed_of(directory: Path) -> int:
     return int(directory.name[4:])
 
 
+def _current_algo_name(algo: str, env: str) -> str:
+    """The name the run's algo has today: runs recorded as ``oracle`` on a built-in env read as what that
+    policy is there (``relaxed_heuristic``, ``clairvoyant_dp``, ``clairvoyant_demand``)."""
+    from baselines.references import current_name
+
+    try:
+        family = envs.spec(env).family
+    except ConfigError:  # a user's env not imported here keeps its names
+        return algo
+    return current_name(algo, family)
+
+
 def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
     """One run folder: its ``runs`` row, progress and evaluation frames."""
     problems: list[str] = []
@@ -246,6 +260,7 @@ def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame
         if problem:
             raise ValueError(problem)
         record = with_added_settings(record)
+        record = {**record, "algo": _current_algo_name(record["algo"], record["env"])}
     except (OSError, ValueError) as error:
         problems.append(f"{CONFIG_FILE} is unreadable ({str(error).splitlines()[0]})")
         algo_dir = directory.parent.parent if _is_variant(directory.parent.name) else directory.parent

@@ -1,7 +1,7 @@
 """``python -m suite.same_results OLD NEW``: do two results folders hold the same runs, timing aside?
 
 The proof that a refactor preserves behaviour: run the same seeded runs before and after the change
-(``--make OUT`` runs the standard set below: every env with random_valid, oracle, masked and
+(``--make OUT`` runs the standard set below: every env with random_valid, its upper reference, masked and
 penalty PPO on both backends where they apply, normalize_ppo, sb3_maskable_ppo and several-agent
 runs, seed 0, 16,384 env steps, 10 evaluation episodes, an evaluation every iteration), then compare
 the folders. Runs are matched by env, algo and seed and the env and algo config keys both records
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from baselines.references import ORACLE_RENAMED
 from suite import files, results, runner
 from suite.cli import Parser, UsageError, run_cli
 
@@ -30,7 +31,7 @@ TIMING_COLUMNS = ("wall_seconds", "env_steps_per_second", "agent_steps_per_secon
 #: (env, algo, env config, algo config, sub-folder): the runs ``--make`` produces.
 REGRESSION_SET: list[tuple[str, str, dict[str, str], dict[str, str], str]] = [
     *[(env, algo, {}, {}, "") for env in ("portfolio", "speed_limit", "sum_to_zero")
-      for algo in ("random_valid", "oracle", "masked_ppo", "penalty_ppo")],
+      for algo in ("random_valid", ORACLE_RENAMED[env], "masked_ppo", "penalty_ppo")],
     ("sum_to_zero", "normalize_ppo", {}, {}, ""),
     *[(env, algo, {}, {"backend": "torch"}, "torch") for env in ("portfolio", "speed_limit")
       for algo in ("masked_ppo", "penalty_ppo")],

@@ -6,7 +6,8 @@ failed: here each env family's named levels (``envs.levels``) are the x axis, pl
 masked where random-valid play acts; for a Box family, where every uniform draw misses the
 allocation hyperplane, the mean distance of such a draw to the admissible set instead), and each
 method (an algo with its config, e.g. ``penalty_ppo [penalty=0.1]``) is one line of its normalised
-score (0 = random_valid, 100 = oracle on that level) with its 95% confidence band over seeds.
+score (0 = random_valid, 100 = the level's anchor, its best non-clairvoyant reference) with its 95%
+confidence band over seeds, beside the level's best simple policy.
 
 Pure functions of :func:`suite.report.summarize`'s summary (bsuite's style): :func:`scaling_table`
 selects and places the rows, :func:`describe` writes the paragraph, :func:`plot_scaling` draws one
@@ -22,13 +23,16 @@ import pandas as pd
 
 import envs
 from envs.config import ConfigError
+from suite.aggregate import is_reference
 from suite.levels import inadmissible_share
 
-__all__ = ["REFERENCES", "scaling_table", "families", "describe", "plot_scaling"]
-
-#: The algos that define the score's 0 and 100 on every level (not drawn as lines).
-REFERENCES = ("random_valid", "oracle")
+__all__ = ["scaling_table", "families", "describe", "plot_scaling", "is_method"]
 MASKED, NAIVE, PENALTY = "masked_ppo", "naive_masked_ppo", "penalty_ppo"
+
+
+def is_method(rows: pd.DataFrame, method: str) -> bool:
+    """Whether ``method`` (a scaling table's method) is a learned method, not a reference."""
+    return not is_reference(rows.loc[rows["method"] == method, "algo"].iloc[0])
 
 
 def _family(env: str) -> tuple[str, int] | None:
@@ -68,8 +72,9 @@ def scaling_table(summary: pd.DataFrame, share_steps: int = 4096) -> pd.DataFram
                         for algo, config, n in zip(placed["algo"], placed["config"], configs)]
     placed["level"] = placed["level"].astype(int)
     columns = ["family", "level", "env", "actions", "x", "x_label", "method", "algo", "config", "seeds", "score",
-               "score_ci_low", "score_ci_high", "return_mean", "train_invalid_rate", "eval_invalid_rate"]
-    return placed[columns].sort_values(["family", "method", "level"]).reset_index(drop=True)
+               "score_ci_low", "score_ci_high", "return_mean", "train_invalid_rate", "eval_invalid_rate",
+               "anchor", "best_simple"]
+    return placed[[c for c in columns if c in placed]].sort_values(["family", "method", "level"]).reset_index(drop=True)
 
 
 def _score(table: pd.DataFrame, method: str, level: int) -> float:
@@ -90,7 +95,7 @@ def describe(table: pd.DataFrame, family: str) -> str:
     the best penalty (at each level, the penalty size that scored best there) at both ends, and where naive
     masking falls; says plainly when the edge does not grow."""
     rows = table[table["family"] == family]
-    methods = [m for m in rows["method"].unique() if rows.loc[rows["method"] == m, "algo"].iloc[0] not in REFERENCES]
+    methods = [m for m in rows["method"].unique() if is_method(rows, m)]
     if rows.empty or not methods:
         return f"{family}: no trained method on two levels."
     levels = sorted(rows["level"].unique())
@@ -112,7 +117,12 @@ def describe(table: pd.DataFrame, family: str) -> str:
                          f"(at {place.loc[run[0], 'env']} → {place.loc[run[-1], 'env']} only)"
                          if len(run) > 1 else f"{method} {_score(rows, method, run[0]):.0f} "
                          f"(at {place.loc[run[0], 'env']} only)")
-    parts.append("; ".join(moves) + " (normalised score, 0 = random_valid, 100 = oracle).")
+    parts.append("; ".join(moves) + " (normalised score, 0 = random_valid, 100 = the level's anchor).")
+    simple = [_score(rows, rows.loc[rows["level"] == level, "best_simple"].iloc[0], level)
+              if "best_simple" in rows and rows.loc[rows["level"] == level, "best_simple"].iloc[0] else math.nan
+              for level in (first, last)]
+    if not any(math.isnan(v) for v in simple):
+        parts.append(f"The best simple policy scores {simple[0]:.0f} → {simple[1]:.0f}.")
     masked_ends = [_score(rows, MASKED, level) for level in (first, last)]
     penalty_ends = [_best_penalty(rows, level) for level in (first, last)]
     if not any(math.isnan(v) for v in masked_ends) and all(name for name, _ in penalty_ends):
@@ -144,10 +154,15 @@ def plot_scaling(table: pd.DataFrame, family: str):
     from matplotlib.ticker import NullLocator
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
-    for value, label in ((0, "random_valid (0)"), (100, "oracle (100)")):
+    for value, label in ((0, "random_valid (0)"), (100, "anchor (100)")):
         ax.axhline(value, linestyle="--", linewidth=1, color="grey" if value == 0 else "black", label=label)
+    if "best_simple" in rows:
+        simple = rows[rows["algo"] == rows["best_simple"]].sort_values("x")
+        if len(simple) >= 2:
+            ax.plot(simple["x"], simple["score"], linestyle=":", marker="s", color="tab:brown",
+                    label="best simple policy")
     for method, line in rows.groupby("method", sort=True):
-        if line["algo"].iloc[0] in REFERENCES:
+        if is_reference(line["algo"].iloc[0]):
             continue
         line = line.sort_values("x")
         drawn, = ax.plot(line["x"], line["score"], marker="o", label=method)

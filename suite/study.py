@@ -97,7 +97,7 @@ def study_entries(study: dict[str, Any]) -> list[sweep.SweepEntry]:
         grid = group.get("grid", {})
         combinations = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
         for env in group["envs"]:
-            for algo in group["algos"]:
+            for algo in sweep.with_references(group["algos"]):
                 for combination in combinations:
                     algo_config = {**group.get("algo_config", {}), **combination}
                     for seed in range(int(group.get("seeds", study.get("seeds", 1)))):

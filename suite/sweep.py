@@ -50,15 +50,31 @@ def is_sweep(args) -> bool:
     return args.seeds is not None or "," in args.env or "," in args.algo or "all" in (args.env, args.algo)
 
 
+#: The algo name that stands for every reference (random_valid, the simple policies, the heuristics and the
+#: clairvoyant bounds); a sweep leaves out the ones that do not play an env.
+REFERENCES_ALIAS = "references"
+
+
+def with_references(algos: list[str]) -> list[str]:
+    """``algos`` with :data:`REFERENCES_ALIAS` replaced by every reference's name."""
+    from baselines.references import REFERENCES
+
+    expanded = [name for algo in algos for name in (REFERENCES if algo == REFERENCES_ALIAS else [algo])]
+    return list(dict.fromkeys(expanded))
+
+
 def expand_names(value: str, known: list[str], what: str) -> list[str]:
-    """``all`` or ``a,b`` -> the names, each validated (an unknown one is a one-line ConfigError)."""
+    """``all`` or ``a,b`` -> the names, each validated (an unknown one is a one-line ConfigError); for algos,
+    ``references`` stands for every reference."""
     if value == "all":
         return list(known)
     names = [v.strip() for v in value.split(",") if v.strip()]
+    if what == "algo":
+        names = with_references(names)
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise ConfigError(f"unknown {what} {unknown[0] if unknown else value!r}; known {what}s: {', '.join(known)} "
-                          f"(or all)")
+                          f"(or all" + (f", or {REFERENCES_ALIAS}" if what == "algo" else "") + ")")
     return list(dict.fromkeys(names))
 
 

@@ -372,16 +372,16 @@ def test_relaxed_bound_without_noise_is_the_product_of_the_best_growth_per_perio
     assert continuation_values(config)[0] is cash_value  # cached per configuration
 
 
-def test_oracle_algo_plays_the_reference_on_portfolio(tmp_path):
+def test_relaxed_heuristic_plays_the_reference_policy_on_portfolio(tmp_path):
     from suite import run
     from suite.cli import run_cli
 
-    argv = ["--env", "portfolio", "--algo", "oracle", "--steps", "400", "--episodes", "50", "--out", str(tmp_path),
-            "--quiet"]
+    argv = ["--env", "portfolio", "--algo", "relaxed_heuristic", "--steps", "400", "--episodes", "50",
+            "--out", str(tmp_path), "--quiet"]
     assert run_cli(run.main, "python -m suite.run", argv) == 0
     import pandas as pd
 
-    evaluation = pd.read_csv(tmp_path / "portfolio" / "oracle" / "seed0" / "eval.csv")
+    evaluation = pd.read_csv(tmp_path / "portfolio" / "relaxed_heuristic" / "seed0" / "eval.csv")
     core = envs.make_core("portfolio", 50)
     expected = play(core, lambda c: c.oracle_actions())[:, 0]
     assert np.allclose(evaluation["return"], expected) and (evaluation["invalid_actions"] == 0).all()

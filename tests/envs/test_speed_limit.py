@@ -165,22 +165,23 @@ def test_the_checker_passes():
     assert not failed, failed
 
 
-def test_oracle_algo_through_suite_run(tmp_path, capsys):
-    argv = ["--env", "speed_limit", "--algo", "oracle", "--steps", "2000", "--episodes", "20", "--out", str(tmp_path),
-            "--quiet"]
+def test_the_clairvoyant_dp_through_suite_run(tmp_path, capsys):
+    argv = ["--env", "speed_limit", "--algo", "clairvoyant_dp", "--steps", "2000", "--episodes", "20",
+            "--out", str(tmp_path), "--quiet"]
     assert run.run_cli(run.main, "python -m suite.run", argv) == 0
     import pandas as pd
 
-    evaluation = pd.read_csv(tmp_path / "speed_limit" / "oracle" / "seed0" / "eval.csv")
+    evaluation = pd.read_csv(tmp_path / "speed_limit" / "clairvoyant_dp" / "seed0" / "eval.csv")
     optimum = []
     for i in range(20):
         env = envs.make("speed_limit")
         env.reset(seed=1_000_000 + i)
         optimum.append(env.core.optimal_return()[0, 0])
     assert np.allclose(evaluation["return"], optimum) and (evaluation["invalid_actions"] == 0).all()
-    short = ["--env", "speed_limit", "--algo", "oracle", "--env-config", "max_steps=50", "--out", str(tmp_path / "s")]
+    short = ["--env", "speed_limit", "--algo", "clairvoyant_dp", "--env-config", "max_steps=50",
+             "--out", str(tmp_path / "s")]
     assert run.run_cli(run.main, "python -m suite.run", short) == 2
-    assert "the speed_limit oracle is exact only with max_steps >= 2 * road_length" in capsys.readouterr().err
+    assert "(clairvoyant_dp) is exact only with max_steps >= 2 * road_length" in capsys.readouterr().err
 
 
 @settings(max_examples=30, deadline=None)
@@ -326,8 +327,10 @@ def test_lane_config_errors_are_one_line(config, message):
         envs.make_core("speed_limit", **config)
 
 
-def test_the_oracle_is_for_one_car():
-    from baselines.oracle import Oracle
+def test_the_clairvoyant_dp_is_for_one_car():
+    from baselines.references.clairvoyant_dp import ClairvoyantDP
 
-    reason = Oracle.incompatibility("speed_limit", {"n_agents": 2})
-    assert reason == "the speed_limit oracle is the exact optimum of one car; got n_agents=2"
+    reason = ClairvoyantDP.incompatibility("speed_limit", {"n_agents": 2})
+    assert reason == "clairvoyant_dp plays one agent; got n_agents=2"
+    assert ClairvoyantDP.config_problem(envs.resolve_config("speed_limit", {"n_agents": 2})[0]) == \
+        "the speed_limit full-road dynamic program (clairvoyant_dp) is the exact optimum of one car; got n_agents=2"

@@ -66,10 +66,11 @@ def test_the_references_are_ordered_as_documented():
     assert returns["oracle"] == pytest.approx(47.6, abs=0.5)
 
 
-def test_oracle_refuses_a_movement_cost_where_it_is_not_optimal(tmp_path, capsys):
-    argv = ["--env", "sum_to_zero", "--algo", "oracle", "--env-config", "movement_cost=0.3", "--out", str(tmp_path)]
+def test_the_clairvoyant_refuses_a_movement_cost_where_it_is_not_optimal(tmp_path, capsys):
+    argv = ["--env", "sum_to_zero", "--algo", "clairvoyant_demand", "--env-config", "movement_cost=0.3",
+            "--out", str(tmp_path)]
     assert run_cli(run.main, "python -m suite.run", argv) == 2
-    assert "the oracle is optimal only for movement_cost <= 0.25, got 0.3" in capsys.readouterr().err
+    assert "is optimal only for movement_cost <= 0.25, got 0.3" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
@@ -151,14 +152,14 @@ def test_config_errors_are_one_line(key, value, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_random_valid_and_oracle_run_through_the_runner(tmp_path):
-    for algo in ("random_valid", "oracle"):
+def test_random_valid_and_the_clairvoyant_run_through_the_runner(tmp_path):
+    for algo in ("random_valid", "clairvoyant_demand"):
         assert run.main(["--env", "sum_to_zero", "--algo", algo, "--steps", "2000", "--episodes", "20",
                          "--out", str(tmp_path), "--quiet"]) == 0
     import pandas as pd
 
     random_valid = pd.read_csv(tmp_path / "sum_to_zero" / "random_valid" / "seed0" / "eval.csv")
-    oracle = pd.read_csv(tmp_path / "sum_to_zero" / "oracle" / "seed0" / "eval.csv")
+    oracle = pd.read_csv(tmp_path / "sum_to_zero" / "clairvoyant_demand" / "seed0" / "eval.csv")
     assert (random_valid["invalid_steps"] == 0).all() and (oracle["invalid_steps"] == 0).all()
     assert oracle["return"].mean() > random_valid["return"].mean() + 20
     assert np.allclose(oracle["demand_served"], 1.0)

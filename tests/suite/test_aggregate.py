@@ -1,5 +1,5 @@
-"""Statistics across tasks (suite.aggregate) against values computed by hand, the stratification
-included: a task with many runs must not outweigh one with few."""
+"""Statistics across tasks (suite.aggregate) against rliable's own numbers and values computed by hand, the
+stratification included: a task with many runs must not outweigh one with few."""
 
 import numpy as np
 import pandas as pd
@@ -7,21 +7,72 @@ import pytest
 from scipy import stats
 
 from suite import aggregate
-from suite.aggregate import optimality_gap, weighted_iqm, weighted_mean, weighted_median
+from suite.aggregate import gap_to_anchor, iqm, median_of_task_means, weighted_iqm, weighted_mean
+
+# rliable's numbers for two runs x tasks matrices (5 runs of 4 tasks, scores in percent), computed once in a
+# scratch environment (rliable 1.2.0 does not import on pandas 3): Python 3.11.7, rliable 1.2.0, pandas 2.3.3,
+# numpy 2.4.6, scipy 1.17.1, arch 7.2.0, with
+#   from rliable import metrics
+#   metrics.aggregate_median(X), metrics.aggregate_iqm(X), metrics.aggregate_mean(X),
+#   metrics.aggregate_optimality_gap(X, gamma=100), metrics.probability_of_improvement(X, Y)
+# on X = RLIABLE_X and Y = RLIABLE_Y below (rows are runs, columns tasks), printed with repr().
+RLIABLE_X = 100 * np.array([[0.10, 0.55, 0.90, 0.30], [0.20, 0.65, 0.80, 0.35], [0.15, 0.50, 1.10, 0.25],
+                            [0.40, 0.60, 0.95, 0.05], [0.05, 0.70, 0.85, 0.45]])
+RLIABLE_Y = 100 * np.array([[0.12, 0.50, 0.70, 0.31], [0.22, 0.45, 0.75, 0.33], [0.05, 0.52, 1.00, 0.20],
+                            [0.30, 0.61, 0.65, 0.15], [0.10, 0.40, 0.80, 0.40]])
+RLIABLE = {"X": {"median": 44.0, "iqm": 47.5, "mean": 49.5, "gap_to_anchor": 51.0},
+           "Y": {"median": 38.7, "iqm": 40.4, "mean": 42.800000000000004, "gap_to_anchor": 57.2}}
+RLIABLE_P_X_OVER_Y = 0.6699999999999999
 
 
-def test_with_equal_seeds_the_statistics_are_rliables():
-    a, b = np.array([0.0, 10.0, 20.0, 30.0]), np.array([40.0, 50.0, 60.0, 70.0])
-    pooled = np.concatenate([a, b])
-    assert weighted_iqm([a, b]) == pytest.approx(stats.trim_mean(pooled, 0.25)) == pytest.approx(35.0)
-    assert weighted_median([a, b]) == np.median(pooled) == 35.0
-    assert weighted_mean([a, b]) == 35.0
-    assert optimality_gap([a, b]) == 65.0
+def tasks_of(matrix: np.ndarray) -> list[np.ndarray]:
+    return [matrix[:, task] for task in range(matrix.shape[1])]
+
+
+@pytest.mark.parametrize("name, matrix", [("X", RLIABLE_X), ("Y", RLIABLE_Y)])
+def test_with_equal_runs_per_task_the_statistics_are_rliables(name, matrix):
+    for metric, expected in RLIABLE[name].items():
+        assert aggregate.METRICS[metric](tasks_of(matrix)) == pytest.approx(expected, rel=1e-12), metric
+
+
+def test_the_probability_of_improvement_is_rliables():
+    rows = [(f"t{task}", method, method, run, value) for method, matrix in (("x", RLIABLE_X), ("y", RLIABLE_Y))
+            for run in range(5) for task, value in enumerate(matrix[run])]
+    table = aggregate.probability_of_improvement(raw(rows), n_resamples=50).set_index(["method", "versus"])
+    assert table.loc[("x", "y"), "probability_of_improvement"] == pytest.approx(RLIABLE_P_X_OVER_Y, rel=1e-12)
+
+
+def test_the_median_is_of_task_means_and_the_iqm_trims_whole_scores():
+    a, b, c = np.array([0.0, 0.0, 90.0]), np.array([50.0, 50.0, 50.0]), np.array([60.0, 70.0, 80.0])
+    assert median_of_task_means([a, b, c]) == 50.0  # task means 30, 50, 70; the pooled runs' median is 50 too
+    assert median_of_task_means([a, c]) == 50.0     # task means 30, 70 (the pooled median would be 65)
+    pooled = np.concatenate([a, b, c])              # 9 scores: trim_mean drops int(0.25 * 9) = 2 from each end
+    assert iqm([a, b, c]) == pytest.approx(stats.trim_mean(pooled, 0.25)) == pytest.approx((50 * 3 + 60 + 70) / 5)
+    assert weighted_iqm([a, b, c]) != pytest.approx(iqm([a, b, c]))  # the fractional trim differs here
+
+
+def test_the_task_interval_resamples_tasks_the_run_interval_does_not():
+    one_run_each = [np.array([0.0]), np.array([100.0]), np.array([50.0])]
+    low, high = aggregate.stratified_interval(one_run_each, weighted_mean)
+    assert float(low) == float(high) == 50.0  # nothing within a task to resample: the tasks are taken as fixed
+    low, high = aggregate.task_interval(one_run_each, weighted_mean, n_resamples=4000)
+    assert float(low) < 20.0 and float(high) > 80.0  # which tasks were drawn is the uncertainty now
+    alike = [np.array([40.0, 60.0]), np.array([40.0, 60.0])]
+    low, high = aggregate.task_interval(alike, weighted_mean, n_resamples=2000)
+    assert 40.0 <= float(low) < 50.0 < float(high) <= 60.0  # runs are still resampled within the drawn tasks
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.02, 0.04 (and NaN left alone): 3 x 0.01, max(0.03, 2 x 0.02), max(0.04, 1 x 0.04)
+    adjusted = aggregate.holm([0.04, 0.01, float("nan"), 0.02])
+    assert adjusted[[0, 1, 3]].tolist() == pytest.approx([0.04, 0.03, 0.04])
+    assert np.isnan(adjusted[2])
+    assert aggregate.holm([0.5, 0.6]).tolist() == [1.0, 1.0]  # capped at 1
 
 
 def test_a_task_with_many_runs_does_not_outweigh_one_with_few():
     few, many = np.array([90.0]), np.full(30, 10.0)
-    for metric, expected in (("mean", 50.0), ("median", 50.0), ("iqm", 50.0), ("optimality_gap", 50.0)):
+    for metric, expected in (("mean", 50.0), ("median", 50.0), ("iqm", 50.0), ("gap_to_anchor", 50.0)):
         assert aggregate.METRICS[metric]([np.full(3, 10.0), few]) == pytest.approx(expected), metric
         assert aggregate.METRICS[metric]([many, few]) == pytest.approx(expected), metric  # 30 seeds, same answer
 
@@ -33,7 +84,7 @@ def test_the_iqm_keeps_the_middle_half_of_the_mass():
 
 
 def test_scores_above_100_close_no_gap():
-    assert optimality_gap([np.array([120.0, 80.0])]) == 10.0
+    assert gap_to_anchor([np.array([120.0, 80.0])]) == 10.0
 
 
 def raw(rows):
@@ -76,23 +127,26 @@ def test_performance_profiles_weigh_tasks_equally():
 def test_the_aggregate_table_leaves_the_references_out_and_counts_tasks_and_runs():
     frame = raw([("t1", "x", "x", s, v) for s, v in enumerate([20.0, 40.0, 60.0])]
                 + [("t2", "x", "x", 0, 80.0), ("t1", "random_valid", "random_valid", 0, 0.0),
-                   ("t1", "oracle", "oracle", 0, 100.0)])
+                   ("t1", "relaxed_heuristic", "relaxed_heuristic", 0, 100.0),
+                   ("t1", "never_move", "never_move", 0, 30.0)])
     table = aggregate.aggregate_table(frame, n_resamples=200).set_index("method")
     assert table.index.tolist() == ["x"]
     assert table.loc["x", "tasks"] == 2 and table.loc["x", "runs"] == 4
     assert table.loc["x", "mean"] == pytest.approx((40.0 + 80.0) / 2)
-    assert table.loc["x", "optimality_gap"] == pytest.approx((60.0 + 20.0) / 2)
-    assert table.loc["x", "mean_ci_low"] <= table.loc["x", "mean"] <= table.loc["x", "mean_ci_high"]
+    assert table.loc["x", "gap_to_anchor"] == pytest.approx((60.0 + 20.0) / 2)
+    for kind in ("ci", "task_ci"):
+        assert table.loc["x", f"mean_{kind}_low"] <= table.loc["x", "mean"] <= table.loc["x", f"mean_{kind}_high"]
 
 
 def test_raw_scores_normalise_each_run_against_its_own_tasks_references():
     scores = pd.DataFrame({"env": ["e", "e", "e", "e"], "env_config": ["", "", "", "n=2"],
                            "algo": ["a", "a", "b", "a"], "config_id": ["c1", "c2", "c3", "c4"], "seed": [0, 0, 0, 0],
                            "return": [150.0, 250.0, 100.0, 30.0]})
-    references = pd.DataFrame({"lower": [100.0, 10.0], "upper": [200.0, 50.0]},
+    references = pd.DataFrame({"lower": [100.0, 10.0], "anchor": [200.0, 50.0], "bound": [300.0, float("nan")]},
                               index=pd.MultiIndex.from_tuples([("e", ""), ("e", "n=2")], names=["env", "env_config"]))
     out = aggregate.raw_scores(scores, references, {"c1": "penalty=1", "c2": "penalty=10"})
     assert out["score"].tolist() == [50.0, 150.0, 0.0, 50.0]
+    assert out["bound_share"].tolist()[:3] == [25.0, 75.0, 0.0] and np.isnan(out["bound_share"].iloc[3])
     assert out["method"].tolist() == ["a (penalty=1)", "a (penalty=10)", "b", "a"]
     assert out["task"].tolist() == ["e", "e", "e", "e [n=2]"]
 
@@ -103,12 +157,13 @@ def test_methods_that_ran_different_tasks_are_compared_on_the_tasks_they_share()
     every, discrete = ["portfolio", "speed_limit", "sum_to_zero"], ["portfolio", "speed_limit"]
     frame = raw([(t, "masked", "masked", 0, 50.0) for t in every] + [(t, "penalty", "penalty", 0, 40.0) for t in every]
                 + [(t, "naive", "naive", 0, 30.0) for t in discrete]
-                + [("sum_to_zero", "dirichlet", "dirichlet", 0, 60.0), ("portfolio", "oracle", "oracle", 0, 100.0)])
+                + [("sum_to_zero", "dirichlet", "dirichlet", 0, 60.0),
+                   ("portfolio", "relaxed_heuristic", "relaxed_heuristic", 0, 100.0)])
     assert aggregate.comparable_task_sets(frame) == [
         (tuple(every), ("masked", "penalty")),
         (tuple(discrete), ("masked", "naive", "penalty")),
         (("sum_to_zero",), ("dirichlet", "masked", "penalty"))]
-    same = frame[frame["method"].isin(["masked", "penalty", "oracle"])]
+    same = frame[frame["method"].isin(["masked", "penalty", "relaxed_heuristic"])]
     assert aggregate.comparable_task_sets(same) == []  # one set: the overall table compares them already
     lonely = raw([("a", "x", "x", 0, 1.0), ("b", "y", "y", 0, 2.0)])
     assert aggregate.comparable_task_sets(lonely) == []  # no two methods share a task

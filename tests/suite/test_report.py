@@ -3,7 +3,9 @@ the command line's files, plots and bad input, and several agents' runs scored a
 their own env config."""
 
 import math
+import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -89,14 +91,47 @@ def test_without_references_scores_are_missing_not_invented(tmp_path, make_run):
     assert math.isnan(summary["score"].iloc[0]) and math.isnan(summary["threshold"].iloc[0])
 
 
-def test_learning_curves_average_seeds_at_each_env_step(toy):
-    curves = report.learning_curves(results.load(toy).progress)
+def test_learning_curves_average_seeds_on_one_step_grid(toy, make_run, tmp_path):
+    from suite.learning_curves import learning_curves
+
+    curves = learning_curves(results.load(toy))
     masked = curves[curves["algo"] == "masked_ppo"].set_index("env_steps")
-    assert list(masked.index) == [100, 200, 300] and (masked["seeds"] == 3).all()
-    assert masked.loc[200, "mean"] == pytest.approx((18 + 17 + 11) / 3)
-    assert masked["curve"].eq("eval_return_mean").all()
+    assert masked.index[0] == 100 and masked.index[-1] == 300 and (masked["seeds"] == 3).all()
+    assert masked.loc[100, "mean"] == pytest.approx((12 + 12 + 10) / 3)
+    assert masked.loc[300, "mean"] == pytest.approx((19 + 18.5 + 12) / 3)
+    middle = masked.index[len(masked) // 2]  # seeds interpolated between their own points
+    expected = [float(pd.Series(c).pipe(lambda v: np.interp(middle, [100, 200, 300], v))) for c in
+                ([12.0, 18.0, 19.0], [12.0, 17.0, 18.5], [10.0, 11.0, 12.0])]
+    assert masked.loc[middle, "mean"] == pytest.approx(np.mean(expected))
+    assert masked["curve"].eq("eval_return_mean").all() and masked["same_units"].all()
     references = curves[curves["algo"] == "random_valid"]
     assert references["curve"].eq("episode_return_mean").all()  # no periodic evaluation: training returns
+    # seeds whose iterations end at other step counts: one grid, every seed on every point (no zig-zag)
+    for seed, steps in enumerate(([100, 200, 300], [120, 250, 290])):
+        make_run(tmp_path / "uneven", "toy", "masked_ppo", seed, iterations=3, steps=290, returns=[15.0] * 3,
+                 progress={"env_steps": steps, "eval_return_mean": [1.0, 2.0, 3.0]})
+    uneven = learning_curves(results.load(tmp_path / "uneven"))
+    assert uneven["env_steps"].min() == 120 and uneven["env_steps"].max() == 290
+    assert (uneven["seeds"] == 2).all() and uneven["env_steps"].is_monotonic_increasing
+
+
+def test_training_returns_in_other_units_are_not_drawn_against_the_references(tmp_path, make_run):
+    from suite.learning_curves import learning_curves, plot_learning_curves
+
+    make_run(tmp_path, "toy", "random_valid", 0, returns=[10.0] * 3)
+    make_run(tmp_path, "toy", "oracle", 0, returns=[20.0] * 3)
+    for seed in range(2):  # trained on another reward, no periodic evaluation, no metric equal to the return
+        make_run(tmp_path, "toy", "masked_ppo", seed, iterations=3, steps=300, returns=[15.0] * 3,
+                 algo_config={"train_env_config": "reward=dense"})
+    loaded = results.load(tmp_path)
+    curves = learning_curves(loaded)
+    masked = curves[curves["algo"] == "masked_ppo"]
+    assert masked["curve"].eq("episode_return_mean").all() and not masked["same_units"].any()
+    summary, _ = report.summarize(loaded)
+    figure = plot_learning_curves(curves, summary, "toy")
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["masked_ppo"] and "other units" in figure.axes[0].get_ylabel()
+    assert plot_learning_curves(curves, summary[summary["algo"] != "masked_ppo"], "toy") is None  # nothing to show
 
 
 def test_mismatched_configs_are_reported_apart_with_a_message(toy, make_run):
@@ -129,7 +164,8 @@ def test_cli_writes_summary_report_and_plots(toy, capsys):
     out = toy / "report"
     assert run_cli(report.main, "python -m suite.report", [str(toy), "--out", str(out)]) == 0
     printed = capsys.readouterr()
-    assert "| masked_ppo | – | 3 | greedy, mask on | 15 (12.52 to 17.48) | 50.0 |" in printed.out
+    assert "| masked_ppo | – | 3 | greedy, mask on | 15 (12.52 to 17.48) | 50.0 (25.2 to 74.8) | – |" in printed.out
+    assert "100 = **oracle** (20)" in printed.out  # a user env's own upper reference is its anchor
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["algo"]) == {"random_valid", "oracle", "masked_ppo"}
     text = (out / "report.md").read_text()
@@ -191,7 +227,7 @@ def test_a_damaged_run_is_a_problem_of_the_report_never_a_traceback(toy, make_ru
 
 
 def test_the_report_scores_each_env_config_against_its_own_references_and_lists_agents(tmp_path):
-    for algo in ("random_valid", "oracle"):
+    for algo in ("random_valid", "relaxed_heuristic"):
         for agents in (1, 3):
             out = tmp_path / f"k{agents}"
             assert run_main("--env", "portfolio", "--env-config", f"n_agents={agents}", "--env-config",
@@ -206,14 +242,14 @@ def test_the_report_scores_each_env_config_against_its_own_references_and_lists_
             path.rename(target)
     summary, _, text = report.write_report(merged, tmp_path / "report")
     assert len(summary) == 4
-    # each config's random_valid scores 0 and oracle 100 against references of its own config
+    # each config's random_valid scores 0 and its anchor 100 against references of its own config
     assert summary.set_index(["algo", "config"])["score"].round(6).to_dict() == {
-        ("random_valid", "n_agents=1"): 0.0, ("oracle", "n_agents=1"): 100.0,
-        ("random_valid", "n_agents=3"): 0.0, ("oracle", "n_agents=3"): 100.0}
+        ("random_valid", "n_agents=1"): 0.0, ("relaxed_heuristic", "n_agents=1"): 100.0,
+        ("random_valid", "n_agents=3"): 0.0, ("relaxed_heuristic", "n_agents=3"): 100.0}
     agents = pd.read_csv(tmp_path / "report" / "agents.csv")
     assert sorted(agents["agent"].unique()) == ["trader_0", "trader_1", "trader_2"]
     assert len(agents) == 2 * 3 and (agents["eval_invalid_rate"] == 0).all()
-    assert "| oracle | n_agents=3 | trader_2 |" in text
+    assert "| relaxed_heuristic | n_agents=3 | trader_2 |" in text
 
 
 def test_methods_that_ran_different_tasks_get_a_table_on_the_tasks_they_share(toy, make_run):
@@ -245,5 +281,61 @@ def test_an_aggregate_figure_is_titled_by_the_tasks_it_pools():
     figure = aggregate_plots.plot_aggregates(aggregate.aggregate_table(frame, n_resamples=50),
                                              title="On the 2 tasks x ran")
     assert figure._suptitle.get_text().startswith("On the 2 tasks x ran: point estimate")
-    assert [ax.get_title() for ax in figure.axes] == ["Median", "IQM", "Mean", "Optimality gap"]
+    assert [ax.get_title() for ax in figure.axes] == ["Median of task means", "IQM", "Mean", "Gap to the anchor"]
     assert figure.axes[0].get_yticklabels()[0].get_text() == "x\n2 tasks, 3 runs"
+
+
+def test_a_task_counts_as_learned_only_where_a_method_beats_its_best_simple_policy(toy, make_run):
+    """toy: masked PPO's seeds 14, 15, 16 against a simple policy at 13 (one-sample t = 3.46, df 2: p = 0.037);
+    toy2: penalty PPO at 5 against a simple policy at 9: not learned, listed, and left out of the aggregate."""
+    for seed in range(3):
+        make_run(toy, "toy", "last_demand", seed, returns=[13.0] * 3, algo_config={"num_envs": 4})
+        make_run(toy, "toy2", "random_valid", seed, returns=[0.0] * 3, algo_config={"num_envs": 4})
+        make_run(toy, "toy2", "never_move", seed, returns=[9.0] * 3, algo_config={"num_envs": 4})
+        make_run(toy, "toy2", "oracle", seed, returns=[10.0] * 3, algo_config={"num_envs": 4})
+        make_run(toy, "toy2", "penalty_ppo", seed, returns=[4.0 + seed] * 3)
+    summary, _, text = report.write_report(toy, toy / "report")
+    masked, penalty = row(summary, "masked_ppo"), row(summary, "penalty_ppo")
+    p = stats.ttest_1samp([14.0, 15.0, 16.0], 13.0, alternative="greater").pvalue
+    assert masked["best_simple"] == "last_demand" and masked["p_beats_best_simple"] == pytest.approx(p)
+    assert masked["p_beats_best_simple_holm"] == pytest.approx(min(1.0, 2 * p))  # two method rows, Holm
+    assert not masked["beats_best_simple"]  # 0.074 after the correction: not beyond seed noise
+    assert penalty["p_beats_best_simple"] > 0.95 and not penalty["beats_best_simple"]
+    assert "**Not learned at this budget**: no method beats the best simple policy (never_move)" in text
+    assert "No task is learned at this budget" in text
+    assert not (toy / "report" / "aggregate.csv").exists()
+    # with the penalty's task taken away, one test is left: masked PPO beats its simple policy, toy is learned
+    shutil.rmtree(toy / "toy2")
+    summary, _, text = report.write_report(toy, toy / "report2")
+    assert row(summary, "masked_ppo")["beats_best_simple"]
+    assert "**Learned at this budget**: masked_ppo beat last_demand beyond seed noise." in text
+    assert pd.read_csv(toy / "report2" / "aggregate.csv")["method"].tolist() == ["masked_ppo"]
+    assert "over the 1 task where some method beats the best simple policy beyond seed noise: toy;" in text
+
+
+def test_old_oracle_runs_read_as_what_they_are_and_a_clairvoyant_bound_is_never_the_100(tmp_path, make_run):
+    """speed_limit's former oracle sees the whole road: its runs (algo "oracle" in config.json) load as
+    clairvoyant_dp, the bound; the 100 is the best non-clairvoyant reference (here the simple policy)."""
+    for seed in range(2):
+        make_run(tmp_path, "speed_limit", "random_valid", seed, returns=[-100.0] * 3, env_config={})
+        make_run(tmp_path, "speed_limit", "oracle", seed, returns=[60.0] * 3, env_config={})
+        make_run(tmp_path, "speed_limit", "max_admissible_speed", seed, returns=[40.0] * 3, env_config={})
+        make_run(tmp_path, "speed_limit", "masked_ppo", seed, returns=[50.0 + seed] * 3, env_config={})
+    summary, _, text = report.write_report(tmp_path, tmp_path / "report")
+    assert set(summary["algo"]) == {"random_valid", "clairvoyant_dp", "max_admissible_speed", "masked_ppo"}
+    masked = row(summary, "masked_ppo")
+    assert masked["anchor"] == "max_admissible_speed" and masked["score"] == pytest.approx(100 * 150.5 / 140)
+    assert masked["bound"] == "clairvoyant_dp" and masked["bound_share"] == pytest.approx(100 * 150.5 / 160)
+    assert "100 = **max_admissible_speed** (40)" in text and "Upper bound: clairvoyant_dp (60)" in text
+    raw = pd.read_csv(tmp_path / "report" / "raw_scores.csv").set_index("algo")
+    assert raw.loc["clairvoyant_dp", "bound_share"].tolist() == [100.0, 100.0]
+
+
+def test_text_from_results_cannot_inject_markdown_or_html(toy, make_run):
+    make_run(toy, "toy", "masked_ppo", 9, returns=[15.0] * 3,
+             evals=[{"episode": 0, "policy": "<b>x</b>|evil", "mask": "on", "return": 1.0}])
+    (toy / "toy" / "masked_ppo" / "seed9" / "eval.csv").write_text(
+        "episode,env_seed,policy,mask,return,length,invalid_steps,invalid_actions\n"
+        + "".join(f"{i},{1_000_000 + i},<b>x</b>|evil,on,15.0,20,0,0\n" for i in range(3)))
+    _, _, text = report.write_report(toy, toy / "report")
+    assert "<b>" not in text and "&lt;b&gt;x&lt;/b&gt;\\|evil, mask on" in text

@@ -30,7 +30,7 @@ def scaling_runs(tmp_path_factory):
 def test_the_table_places_each_level_at_its_inadmissible_share_one_row_per_method(scaling_runs):
     summary, _ = report.summarize(results.load(scaling_runs))
     table = scaling.scaling_table(summary)
-    assert set(table["method"]) == {"random_valid", "oracle", "masked_ppo", "naive_masked_ppo",
+    assert set(table["method"]) == {"random_valid", "relaxed_heuristic", "masked_ppo", "naive_masked_ppo",
                                     "penalty_ppo [penalty=0.1 (10x default)]",
                                     "penalty_ppo [penalty=1.0 (100x default)]"}
     place = table.drop_duplicates("env").set_index("env")

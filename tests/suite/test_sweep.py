@@ -101,8 +101,8 @@ def test_a_failed_trial_is_reported_and_the_others_finish(tmp_path, monkeypatch,
 @pytest.mark.parametrize("argv, message", [
     (["--env", "portfolio,nope", "--algo", "random_valid"], "unknown env 'nope'; known envs: portfolio"),
     (["--env", "all", "--algo", "random_valid,bogus"], "unknown algo 'bogus'; known algos:"),
-    (["--env", "speed_limit", "--algo", "oracle", "--seeds", "2", "--env-config", "max_steps=50"],
-     "the speed_limit oracle is exact only with max_steps >= 2 * road_length"),
+    (["--env", "speed_limit", "--algo", "clairvoyant_dp", "--seeds", "2", "--env-config", "max_steps=50"],
+     "(clairvoyant_dp) is exact only with max_steps >= 2 * road_length"),
     (["--env", "all", "--algo", "all", "--describe"], "--describe takes one env and one algo, not a sweep"),
     (["--env", "all", "--algo", "random_valid", "--seeds", "0"], "--seeds: expected a positive integer"),
 ])

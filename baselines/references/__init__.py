@@ -1,0 +1,72 @@
+"""References: fixed policies that put a learned score in context, each run like any algo.
+
+Every reference is one small module here (or :mod:`baselines.random_valid`), a
+:class:`~baselines.references.player.ReferencePolicy` with a *role* that says what its number means:
+
+- ``lower``: ``random_valid``, the 0 of the normalised score;
+- ``simple``: what a practitioner tries first (drive at the limit, hold, uniform, last demand, buy and
+  hold); the bar a method must clear before a task counts as learned;
+- ``heuristic``: a stronger policy that uses only what the agent observes (and the env's published
+  model); with the simple ones, a candidate for the task's **anchor**, its 100;
+- ``clairvoyant``: sees what the agent cannot (the next demand, the whole road): an upper bound on any
+  policy with the agent's information, reported beside the score ("share of the bound"), never its 100.
+
+:data:`REFERENCES` is the table the algo registry reads; :func:`roles` and :func:`current_name` are what
+the report needs (a run recorded under the old name ``oracle`` reads as what that policy is).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["CATALOG", "REFERENCES", "ROLES", "ORACLE_RENAMED", "roles", "load", "current_name", "families_of"]
+
+_HERE = "baselines.references."
+#: Algo name -> (``"module:class"``, role). Entries are imported on first use (numpy and envs only: no Ray,
+#: no torch); the roles are data, so a report knows them without importing a policy.
+CATALOG: dict[str, tuple[str, str]] = {
+    "random_valid": ("baselines.random_valid:RandomValid", "lower"),
+    "max_admissible_speed": (_HERE + "max_admissible_speed:MaxAdmissibleSpeed", "simple"),
+    "lookahead_dp": (_HERE + "lookahead_dp:LookaheadDP", "heuristic"),
+    "clairvoyant_dp": (_HERE + "clairvoyant_dp:ClairvoyantDP", "clairvoyant"),
+    "never_move": (_HERE + "never_move:NeverMove", "simple"),
+    "uniform_allocation": (_HERE + "uniform_allocation:UniformAllocation", "simple"),
+    "last_demand": (_HERE + "last_demand:LastDemand", "simple"),
+    "demand_forecast": (_HERE + "demand_forecast:DemandForecast", "simple"),
+    "clairvoyant_demand": (_HERE + "clairvoyant_demand:ClairvoyantDemand", "clairvoyant"),
+    "buy_and_hold": (_HERE + "buy_and_hold:BuyAndHold", "simple"),
+    "equal_weight": (_HERE + "equal_weight:EqualWeight", "simple"),
+    "one_step_lookahead": (_HERE + "one_step_lookahead:OneStepLookahead", "simple"),
+    "relaxed_heuristic": (_HERE + "relaxed_heuristic:RelaxedHeuristic", "heuristic"),
+}
+#: Algo name -> entry point, what the algo registry reads.
+REFERENCES: dict[str, str] = {name: entry for name, (entry, _) in CATALOG.items()}
+
+#: The roles, in the order tables list them.
+ROLES = ("lower", "simple", "heuristic", "clairvoyant")
+
+#: Before the references had names of their own, each env's upper reference ran as ``oracle``. What that
+#: policy is on each built-in env: runs recorded as ``oracle`` there read as this name.
+ORACLE_RENAMED = {"portfolio": "relaxed_heuristic", "speed_limit": "clairvoyant_dp",
+                  "sum_to_zero": "clairvoyant_demand"}
+
+
+def load(name: str):
+    """The class that plays reference ``name``."""
+    module, _, attribute = REFERENCES[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def roles() -> dict[str, str]:
+    """Every reference's role (``oracle``, a user env's own upper reference, counts as a heuristic)."""
+    return {**{name: role for name, (_, role) in CATALOG.items()}, "oracle": "heuristic"}
+
+
+def families_of(name: str) -> tuple[str, ...]:
+    """The env families a reference plays (empty: any env)."""
+    return tuple(load(name).families) if name in REFERENCES else ()
+
+
+def current_name(algo: str, env_family: str) -> str:
+    """The name a run's algo has today: ``oracle`` on a built-in env becomes what it is there."""
+    return ORACLE_RENAMED.get(env_family, algo) if algo == "oracle" else algo
