@@ -8,7 +8,9 @@
 - :mod:`baselines.settings` (the PPO settings and every per-env default), :mod:`baselines.training_env`
   (what the learner trains on), :mod:`baselines.evaluation` (evaluation episodes and policies),
   :mod:`baselines.episodes` (episode statistics and progress rows);
-- the references :mod:`baselines.random_valid` (lower) and :mod:`baselines.oracle` (upper).
+- the references (:mod:`baselines.references`): ``random_valid`` (the score's 0), the simple policies, the
+  heuristics (the best non-clairvoyant one is a task's 100) and the clairvoyant bounds; :mod:`baselines.oracle`
+  plays a user env's own ``oracle_actions``.
 
 Names resolve through :mod:`baselines.registry`, imported on first use, so listing them (or running
 ``random_valid``) never imports Ray or torch.

@@ -9,7 +9,8 @@ Two things meet here:
   its typed config, its default budget, which pairs of env and config it cannot run, and, for a
   validated config, the :class:`Algorithm` class that runs it (the backend's implementation of a
   method, see :mod:`baselines.method`). An :class:`Algorithm` subclass is an entry itself, through
-  its class methods: the references (``random_valid``, ``oracle``) and users' own algorithms.
+  its class methods: the references (``random_valid`` and :mod:`baselines.references`) and users' own
+  algorithms.
 
 The runner owns files, budgets and progress display; the algorithm owns learning.
 """

@@ -1,8 +1,10 @@
 """The one place a Ray session is started, joined and ended (the RLlib backend and ``suite`` sweeps).
 
-:func:`connect_ray` starts a local instance with the CPUs asked for, or joins the cluster at
-``address``, and says whether the caller owns the session (and so must end it with
-``ray.shutdown()``). A wrong address fails in seconds with a one-line ``ConfigError``.
+:func:`connect_ray` starts a private local instance with the CPUs asked for, beside any other Ray
+on the machine (a ``ray start --head`` cluster, another user's runs), or joins the cluster at
+``address`` (``auto``: the one ``ray start`` started here), and says whether the caller owns the
+session (and so must end it with ``ray.shutdown()``). A wrong address fails in seconds with a
+one-line ``ConfigError``.
 
 Importing this module also quietens two RLlib messages every run would otherwise print: the notice
 that PPO runs on the new API stack (the suite chose it) and the warning that RLlib re-registers its
@@ -72,9 +74,14 @@ def connect_ray(address: str | None, num_cpus: int) -> bool:
     """Start or connect to Ray; return True when this call did (so it should shut it down).
 
     ``address`` None joins the cluster of ``RAY_ADDRESS`` when that is set (as inside ``ray job
-    submit``; ``num_cpus`` is then the cluster's business), else starts a local instance with
-    ``num_cpus``. An address is checked first (reachable, and answering as a Ray head does), so a
-    wrong one fails in seconds with a one-line ``ConfigError``.
+    submit``; ``num_cpus`` is then the cluster's business), else starts a private local instance
+    with ``num_cpus`` (``ray.init(address="local")``), whatever other Ray runs on the machine: a
+    bare ``ray.init()`` would join the cluster a ``ray start --head`` left in
+    ``/tmp/ray/ray_current_cluster``, and refuse ``num_cpus`` there. ``"local"`` does the same
+    explicitly; ``"auto"`` joins the Ray already running here (``RAY_ADDRESS``, else the one ``ray
+    start`` started); ``HOST:PORT`` (or ``ray://...``) joins that cluster. An address is checked
+    first (reachable, and answering as a Ray head does), so a wrong one fails in seconds with a
+    one-line ``ConfigError``.
     """
     import ray
 
@@ -87,10 +94,10 @@ def connect_ray(address: str | None, num_cpus: int) -> bool:
     source = "--address"
     if address is None and os.environ.get("RAY_ADDRESS"):  # e.g. inside `ray job submit`: the job's cluster
         address, source = os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
-    if address is None:
-        ray.init(num_cpus=num_cpus, **kwargs)
+    if address is None or address == "local":  # a private instance, never another Ray found on the machine
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
         return True
-    if address not in ("auto", "local") and not address.startswith("ray://"):
+    if address != "auto" and not address.startswith("ray://"):
         host, port = _parse(address)
         try:
             socket.create_connection((host, port), timeout=5).close()

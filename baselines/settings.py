@@ -126,7 +126,7 @@ class PPOSettings:
 #: Penalty PPO: 1 per unit of distance to the admissible set (a step's reward is at most 1).
 #: Its levels: the Gaussian starts at the scale of one weight, 1 / n_targets (exp(-2.5) is about 1/13):
 #: at n = 100 the seed's 0.08 moved every weight by several times its size each step and masked PPO
-#: ended below random-valid (greedy return 2.3 against random-valid's 17.9 and the oracle's 47.4, 3
+#: ended below random-valid (greedy return 2.3 against random-valid's 17.9 and clairvoyant_demand's 47.4, 3
 #: seeds, 100k steps, torch backend); at exp(-4.6) = 0.01 it reached 27.2 (seed 0, same budget). At
 #: n = 1,000 no value tried works yet, so the level keeps the seed's: -2.5 trains but ends below
 #: random-valid (greedy 1.3 against 17.8), -4.6 and -6.9 diverge (NaN losses at iterations 1 and 13):

@@ -173,8 +173,10 @@ class EnvCore(ABC):
         """The env's upper reference action for every entry and agent in its current state:
         ``(batch, agents, n_sub)`` for discrete actions, ``(batch, agents, *shape)`` for Box.
 
-        Called by the ``oracle`` algorithm (``suite.run --algo oracle``), whose score is 100 in
-        ``suite.report``. Its docstring should say whether it is an exact optimum.
+        Called by the ``oracle`` algorithm (``suite.run --algo oracle``, users' envs), which ``suite.report``
+        counts as a non-clairvoyant heuristic, a candidate for the score's 100; its docstring should say whether
+        it is an exact optimum and what it knows. The built-in envs' hooks run under names that say what they
+        are (``baselines.references``: ``relaxed_heuristic``, ``clairvoyant_dp``, ``clairvoyant_demand``).
         """
         raise NotImplementedError(f"{type(self).__name__} has no oracle")
 

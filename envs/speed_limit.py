@@ -101,7 +101,7 @@ The seed's car is ``speed_limit`` (level 1). Bigger ones keep the post's comfort
 with zone limits, zone lengths and the cells looked ahead scaled to the top speed
 (:func:`scaled_level`):
 
-| name | speed levels | road, cells | zone limits | inadmissible share | oracle (DP) |
+| name | speed levels | road, cells | zone limits | inadmissible share | full-road DP (``clairvoyant_dp``) |
 | --- | --- | --- | --- | --- | --- |
 | ``speed_limit`` | 10 | 100 | 3, 6, 9 | 58% | exact |
 | ``speed_limit-m`` | 25 | 300 | 8, 16, 24 | 81% | exact |

@@ -51,12 +51,13 @@ next step's demand the new allocation serves (1 when ``w = d_next``) minus the c
 resource (``|a|_1`` counts a unit moved from one target to another twice: once leaving, once
 arriving).
 
-Reference points: the **oracle** knows the next demand and moves to it exactly (``a = d_next -
-w``). For ``movement_cost <= 0.25`` that is the exact optimum of every episode: with ``x_t =
-|w_t - d_t|_1``, serving pays ``1 - x_t / 2`` and the triangle inequality bounds the movement
-saved by any deviation by ``2 * movement_cost * x_t``, so deviating never pays. Without knowing
-the next demand, moving to the forecast ``softmax(demand_persistence * z)`` is a strong
-heuristic (see :meth:`SumToZeroCore.forecast_actions`).
+Reference points (``baselines/references``): ``clairvoyant_demand`` knows the next demand and moves
+to it exactly (``a = d_next - w``), so it is an upper bound, not the score's 100. For
+``movement_cost <= 0.25`` that is the exact optimum of every episode: with ``x_t = |w_t - d_t|_1``,
+serving pays ``1 - x_t / 2`` and the triangle inequality bounds the movement saved by any deviation
+by ``2 * movement_cost * x_t``, so deviating never pays. Without knowing the next demand, moving to
+the forecast ``softmax(demand_persistence * z)`` (``demand_forecast``) is a strong heuristic (see
+:meth:`SumToZeroCore.forecast_actions`).
 
 ## Starting State
 
@@ -76,7 +77,7 @@ See :class:`SumToZeroConfig`. Every env also accepts ``strict`` (see ``envs.regi
 ``sum_to_zero`` (13 targets, the question's) is level 1; ``sum_to_zero-m`` has 100 targets and
 ``sum_to_zero-l`` 1,000. Every action drawn uniformly from the box misses the admissible set (it is
 thinner than the box by a whole dimension), by a mean Euclidean distance of 1.75, 5.6 and 18.2
-(``python -m suite.levels``); the oracle stays exact and the projection ``O(n log n)``.
+(``python -m suite.levels``); the clairvoyant optimum stays exact and the projection ``O(n log n)``.
 
 ## Version History
 

@@ -18,8 +18,14 @@ Scores:
 - **return**: the mean over evaluation episodes of the algo's headline policy (the first in its
   ``eval.csv``: greedy with the mask on for masked PPO), then mean and 95% Student-t confidence
   interval over seeds.
-- **score**: normalised return, 0 = ``random_valid``, 100 = ``oracle`` (each the mean over its
-  seeds on the same env config); NaN where a reference was not run.
+- **score**: normalised return, 0 = ``random_valid``, 100 = the task's **anchor**, its best
+  non-clairvoyant reference (each the mean over its seeds on the same env config; :func:`references`);
+  NaN where neither was run. **share of the bound**: the same with the bound (a clairvoyant reference,
+  else the env's ``return_bound``) as the 100.
+- **beats the best simple policy**: a one-sided test of a method's seeds against the task's best simple
+  policy's (:func:`suite.stats.p_greater`), Holm-corrected over every method row; a task where no method
+  does is "not learned at this budget" and stays out of the across-task aggregates (best simple policy
+  shown beside the methods there as the pseudo-method "best simple policy").
 - **threshold**: ``--threshold ENV=VALUE``, else the env's own target return under the run's env
   config (``EnvCore.target_return``; portfolio: $3,000, the post's headline), else the return at
   score 80; env steps and wall seconds to the first periodic
@@ -460,6 +466,29 @@ def _share(value: float) -> str:
     return f"{value:.2g}"
 
 
+def _mask_off_lines(summary: pd.DataFrame) -> list[str]:
+    """The mask removed at evaluation (Huang & Ontañón 2020's test): each masked method's score with and
+    without the mask, beside the methods trained without one, per task."""
+    masked = summary[(summary["role"] == "method") & summary["mask_off_score"].notna()]
+    if masked.empty:
+        return []
+    unmasked = summary[(summary["role"] == "method") & summary["mask_off_score"].isna()]
+    lines = ["## The mask removed at evaluation", "",
+             "A masked method's headline policy evaluated again without its mask (the env then executes an "
+             "inadmissible choice by its fallback), beside the methods trained without a mask on the same task. "
+             "Huang & Ontañón (2020) found masked agents kept most of their return without the mask.", "",
+             "| task | method | score, mask on | score, mask off | best method trained without the mask |",
+             "| --- | --- | --- | --- | --- |"]
+    for _, r in masked.iterrows():
+        others = unmasked[(unmasked["env"] == r["env"]) & (unmasked["env_config"] == r["env_config"])]
+        best = others.loc[others["score"].idxmax()] if others["score"].notna().any() else None
+        name = r["algo"] + (f" ({r['config']})" if r["config"] else "")
+        trained_without = "–" if best is None else f"{_md(best['algo'])} {_fixed(best['score'])}"
+        lines.append(f"| {_md(r['env'])} | {_md(name)} | {_fixed(r['score'])} | {_fixed(r['mask_off_score'])} | "
+                     f"{trained_without} |")
+    return [*lines, ""]
+
+
 def _method_names(rows: pd.DataFrame) -> list[str]:
     return [_md(r["algo"] + (f" ({r['config']})" if r["config"] else "")) for _, r in rows.iterrows()]
 
@@ -492,6 +521,7 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
                 lines.append(f"| {r['algo']} | {labels.get(r['config_id']) or '–'} | {r['agent']} | "
                              f"{_fmt(r['return_mean'])}{ci} | {100 * r['eval_invalid_rate']:.2f}% |")
             lines.append("")
+    lines += _mask_off_lines(summary)
     lines += list(scaling_lines)
     if notes:
         lines += ["## Configs compared", "", *[f"- {n}" for n in notes], ""]
@@ -628,6 +658,7 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
     learned = [task for task, verdict in verdicts.items() if verdict["learned"] is not False]
     unjudged = [task for task, verdict in verdicts.items() if verdict["learned"] is None]
     headline = raw[raw["task"].isin(learned)]
+    headline = pd.concat([headline, _best_simple_rows(headline, verdicts)], ignore_index=True)
     table = aggregate.aggregate_table(headline)
     if table.empty:
         return ["## Across tasks", "", "No task is learned at this budget: every method's score is within seed "
@@ -666,6 +697,20 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
     if per_set:
         files.atomic_write_csv(out / "aggregate_by_task_set.csv", pd.concat(per_set, ignore_index=True))
     return lines
+
+
+#: The pseudo-method under which the across-task tables show each task's best simple policy, the bar.
+BEST_SIMPLE = "best simple policy"
+
+
+def _best_simple_rows(raw: pd.DataFrame, verdicts: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Each task's best simple policy's runs as one pseudo-method, :data:`BEST_SIMPLE`, so every aggregate
+    table and figure shows the bar beside the methods."""
+    parts = [raw[(raw["task"] == task) & (raw["algo"] == verdict["simple"])]
+             for task, verdict in verdicts.items() if verdict["simple"]]
+    if not parts:
+        return raw.iloc[0:0]
+    return pd.concat(parts).assign(method=BEST_SIMPLE, algo=BEST_SIMPLE)
 
 
 def _task_verdicts(summary: pd.DataFrame, task_names: Mapping[tuple[str, str], str]) -> dict[str, dict[str, Any]]:

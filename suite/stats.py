@@ -70,22 +70,18 @@ def p_greater(values: Sequence[float] | np.ndarray, reference: Sequence[float] |
 
     Welch's t-test (``scipy.stats.ttest_ind(equal_var=False, alternative="greater")``). A reference whose
     seeds all score alike (a deterministic policy on the shared evaluation episodes) is a constant: the
-    one-sample t-test against it. When neither varies the comparison is exact (0 if greater, else 1); with
-    fewer than two seeds of a varying side, NaN (nothing to tell noise from difference).
+    one-sample t-test against it. When neither side's seeds vary (two or more each) the comparison is exact
+    (0 if greater, else 1). A method with one seed gives NaN: one seed cannot tell noise from difference.
     """
     x = np.asarray(values, dtype=np.float64)
     y = np.asarray(reference, dtype=np.float64)
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-    if x.size == 0 or y.size == 0:
+    if x.size < 2 or y.size == 0:
         return math.nan
     x_varies = x.size > 1 and np.ptp(x) > 0
     y_varies = y.size > 1 and np.ptp(y) > 0
     if not x_varies and not y_varies:  # equal up to rounding of the means is not greater
         return 0.0 if x.mean() > y.mean() and not math.isclose(x.mean(), y.mean(), rel_tol=1e-12) else 1.0
     if not y_varies:
-        if x.size < 2:
-            return math.nan
         return float(stats.ttest_1samp(x, y.mean(), alternative="greater").pvalue)
-    if x.size < 2 and not x_varies and y.size > 1:
-        return float(stats.ttest_1samp(y, x.mean(), alternative="less").pvalue)
     return float(stats.ttest_ind(x, y, equal_var=False, alternative="greater").pvalue)

@@ -16,10 +16,12 @@ Trials run through Ray Tune on the local machine or on the cluster at ``--addres
 down far more than they gain). ``--out`` is made absolute, and every trial first checks that its node
 sees the folder the driver made (on a cluster it must be storage every node shares; a trial on a node
 that does not see it fails with that message instead of writing elsewhere). A failed trial is
-reported (its ``error.txt`` holds the traceback) and the sweep goes on. The closing line counts what
-the run folders say (complete, failed, unfinished), so an interrupted sweep (Ctrl-C, a node lost)
-says what is left and exits non-zero: 1 when a run failed, 130 when runs were left unfinished;
-rerunning the same command continues.
+reported (its ``error.txt`` holds the traceback) and the sweep goes on. A trial refused before its run
+started (its folder is being written by another run, e.g. by another sweep into the same ``--out``) is
+reported with the reason, naming the writer, and counted as refused, whatever that writer leaves in the
+folder. The closing line counts what the run folders say (complete, failed, unfinished) and the refused
+trials, so an interrupted sweep (Ctrl-C, a node lost) says what is left and exits non-zero: 1 when a run
+failed or a trial was refused, 130 when runs were left unfinished; rerunning the same command continues.
 """
 
 from __future__ import annotations
@@ -152,8 +154,14 @@ def plan_sweep(args, request_for, algo_config: dict[str, Any] | None = None) -> 
 NODE_CHECK = ".maskbench-sweep-"
 
 
+#: The key of a trial's result that says its run was refused before it started (the one-line reason).
+REFUSED = "refused"
+
+
 def _trial(config: dict[str, Any], runs: list[Any], options: dict[str, Any]) -> None:
-    """One Tune trial: one suite run (its files are the result; Tune only keeps the status)."""
+    """One Tune trial: one suite run (its files are the result; Tune only keeps the status). A run refused
+    before it started (:class:`UsageError`: its folder is being written by another run) is reported as
+    ``{REFUSED: reason}``, not raised: the driver prints the reason, which Tune's error would not carry."""
     from ray import tune
 
     marker = Path(options["out"]) / f"{NODE_CHECK}{options['sweep_id']}"
@@ -162,8 +170,13 @@ def _trial(config: dict[str, Any], runs: list[Any], options: dict[str, Any]) -> 
                                "cluster --out must be on storage every node shares (the same path on each)")
     import_user_modules(options["imports"])  # the user's envs and algos, in this worker too
     request = runs[config["index"]]
-    frame = runner.execute(request, overwrite=options["overwrite"], resume=not options["overwrite"],
-                           checkpoint_every=options["checkpoint_every"], quiet=True, eval_every=options["eval_every"])
+    try:
+        frame = runner.execute(request, overwrite=options["overwrite"], resume=not options["overwrite"],
+                               checkpoint_every=options["checkpoint_every"], quiet=True,
+                               eval_every=options["eval_every"])
+    except UsageError as error:  # nothing was written: e.g. another run holds the folder's lock
+        tune.report({REFUSED: str(error)})
+        return
     headline = frame[(frame["policy"] == frame["policy"].iloc[0]) & (frame["mask"] == frame["mask"].iloc[0])]
     tune.report({"return_mean": float(headline["return"].mean()),
                  "policy": f"{headline['policy'].iloc[0]}, mask {headline['mask'].iloc[0]}"})
@@ -220,8 +233,12 @@ def run_sweep(args, plan: SweepPlan) -> int:
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.bar.update()
-            result = trial.last_result
-            self.bar.write(f"done: {labels[trial.config['index']]} (mean return "
+            result, index = trial.last_result, trial.config["index"]
+            if result.get(REFUSED):
+                refusals[index] = result[REFUSED]
+                self.bar.write(f"REFUSED: {labels[index]}: {refusals[index]}")
+                return
+            self.bar.write(f"done: {labels[index]} (mean return "
                            f"{result.get('return_mean', float('nan')):,.4g}, {result.get('policy', '?')} policy)")
 
         def on_trial_error(self, iteration, trials, trial, **info):
@@ -232,6 +249,7 @@ def run_sweep(args, plan: SweepPlan) -> int:
 
     interrupted = False
     trial_errors: dict[int, str] = {}
+    refusals: dict[int, str] = {}
     owns_ray = connect_ray(args.address, num_cpus=os.cpu_count() or 1)
     storage = Path(tempfile.mkdtemp(prefix=".tune-", dir=out))  # Tune's own bookkeeping, removed at the end
     try:
@@ -248,9 +266,12 @@ def run_sweep(args, plan: SweepPlan) -> int:
             run_config=RunConfig(name="sweep", storage_path=str(storage), verbose=0, callbacks=[progress],
                                  failure_config=FailureConfig(max_failures=0, fail_fast=False)))
         try:
-            tuner.fit()
+            grid = tuner.fit()
         except KeyboardInterrupt:
             interrupted = True
+        else:  # Tune's errors as the trials ended (its callbacks run before it records them)
+            trial_errors.update({result.config["index"]: str(result.error) for result in grid
+                                 if result.error is not None and result.config})
         progress.bar.close()
     finally:
         shutil.rmtree(storage, ignore_errors=True)
@@ -259,17 +280,20 @@ def run_sweep(args, plan: SweepPlan) -> int:
             import ray
 
             ray.shutdown()
-    status = [run_status(request, trial_errors.get(index)) for index, request in enumerate(plan.runs)]
-    counts = {kind: status.count(kind) for kind in ("complete", "failed", "unfinished")}
+    status = [REFUSED if index in refusals else run_status(request, trial_errors.get(index))
+              for index, request in enumerate(plan.runs)]
+    counts = {kind: status.count(kind) for kind in ("complete", "failed", "unfinished", REFUSED)}
     print(f"sweep: {counts['complete']} of {len(plan.runs)} run(s) complete, {counts['failed']} failed, "
-          f"{counts['unfinished']} unfinished, {len(plan.left_out)} left out; results under {out} "
-          f"(python -m suite.report {out})")
+          f"{counts['unfinished']} unfinished, " + (f"{counts[REFUSED]} refused, " if counts[REFUSED] else "") +
+          f"{len(plan.left_out)} left out; results under {out} (python -m suite.report {out})")
     for index, (label, request) in enumerate(zip(labels, plan.runs)):
-        if status[index] == "failed":
+        if status[index] == REFUSED:
+            print(f"refused: {label}: {refusals[index]}", file=sys.stderr)
+        elif status[index] == "failed":
             print(f"failed: {label}: {last_error_line(request, trial_errors.get(index))}", file=sys.stderr)
         elif status[index] == "unfinished":
             print(f"unfinished: {label} ({request.directory})", file=sys.stderr)
     if counts["unfinished"]:
         print(f"sweep {'interrupted' if interrupted else 'stopped'} with {counts['unfinished']} run(s) unfinished; "
               "run the same command again to continue them", file=sys.stderr)
-    return 1 if counts["failed"] else 130 if counts["unfinished"] else 0
+    return 1 if counts["failed"] or counts[REFUSED] else 130 if counts["unfinished"] else 0

@@ -121,3 +121,18 @@ def random_masks(rng: np.random.Generator, n: int, nvec) -> np.ndarray:
         block[np.arange(n), rng.integers(0, size, n)] = 1
         blocks.append(block)
     return np.concatenate(blocks, axis=1)
+
+
+def one_step_lookahead(core):
+    """Portfolio, the seed's size, written by hand: buy 50 of what the mean curve says rises next period, sell
+    the rest (a weaker model-aware policy than the env's reference; ``baselines.references.one_step_lookahead``
+    is checked against it)."""
+    from envs.portfolio import HOLD, mean_prices
+
+    buy_50 = 10
+    s = core.state
+    rising = mean_prices(core.config.periods)[s.t + 1] > s.prices                          # (B, 3)
+    mask = core.action_mask().reshape(*s.holdings.shape, 11).astype(bool)
+    sell = ~rising[:, None, :] & (s.holdings > 0)
+    sell_lots = (np.minimum(s.holdings, 50) // 10).astype(np.int64)
+    return np.where(sell, HOLD - sell_lots, np.where(rising[:, None, :] & mask[..., buy_50], buy_50, HOLD))

@@ -12,7 +12,7 @@ from baselines.references.max_admissible_speed import highest_admissible
 from baselines.references.portfolio_trades import trade_towards
 from envs.config import ConfigError
 from envs.portfolio import mean_prices
-from tests.envs.test_portfolio import one_step_lookahead as hand_written_one_step_lookahead
+from tests.helpers import one_step_lookahead as hand_written_one_step_lookahead
 from tests.helpers import run_main
 
 SEEDS = [1_000_000 + i for i in range(8)]

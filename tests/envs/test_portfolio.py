@@ -12,6 +12,7 @@ import envs
 from envs.masking import InadmissibleActionError, sample_masked
 from envs.portfolio import HOLD, PortfolioState, continuation_values, mean_prices, portfolio_value, relaxed_value_bound
 from suite.check import audit_mask, run_checks
+from tests.helpers import one_step_lookahead
 
 SELL_50, SELL_10, BUY_10, BUY_50 = 0, 4, 6, 10
 
@@ -314,16 +315,6 @@ def play(core, policy, episodes_seed=1_000_000):
         result = core.step(policy(core))
     assert result.terminated.all()
     return portfolio_value(core.state)
-
-
-def one_step_lookahead(core):
-    """A weaker model-aware policy: buy 50 of what the mean curve says rises next period, sell the rest."""
-    s = core.state
-    rising = mean_prices(core.config.periods)[s.t + 1] > s.prices                          # (B, 3)
-    mask = core.action_mask().reshape(*s.holdings.shape, 11).astype(bool)
-    sell = ~rising[:, None, :] & (s.holdings > 0)
-    sell_lots = (np.minimum(s.holdings, 50) // 10).astype(np.int64)
-    return np.where(sell, HOLD - sell_lots, np.where(rising[:, None, :] & mask[..., BUY_50], BUY_50, HOLD))
 
 
 @settings(max_examples=25, deadline=None)

@@ -104,3 +104,34 @@ def test_a_lock_of_another_host_is_stale_only_when_it_has_not_been_refreshed(tmp
     os.utime(lock_file, (old, old))  # its node died an hour ago
     with files.RunLock(tmp_path):
         pass
+
+
+def test_lock_state_tells_a_live_writer_from_one_that_is_gone(tmp_path):
+    """What suite.results reports of an unfinished run: "held" is being written now, "stale" was interrupted."""
+    lock_file = tmp_path / files.LOCK_FILE
+    assert files.lock_state(tmp_path) is None
+    with files.RunLock(tmp_path, "me"):
+        assert files.lock_state(tmp_path) == "held"
+    assert files.lock_state(tmp_path) is None
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock_file.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "started": "earlier",
+                                     "command": "killed"}))
+    assert files.lock_state(tmp_path) == "stale"
+    lock_file.write_text(json.dumps({"host": "another-node", "pid": int(dead.stdout), "started": "earlier"}))
+    assert files.lock_state(tmp_path) == "held"  # no process of another host can be checked ...
+    old = lock_file.stat().st_mtime - files.FOREIGN_LOCK_STALE_SECONDS - 10
+    os.utime(lock_file, (old, old))
+    assert files.lock_state(tmp_path) == "stale"  # ... but one not refreshed for an hour is taken over
+    lock_file.write_text('{"host": "')  # damaged: the next writer takes it over
+    assert files.lock_state(tmp_path) == "stale"
+
+
+def test_a_stale_lock_taken_over_leaves_no_file_behind_but_the_new_lock(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / files.LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
+    lock = files.RunLock(tmp_path, "me")
+    lock.acquire()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [files.LOCK_FILE]
+    assert json.loads((tmp_path / files.LOCK_FILE).read_text())["command"] == "me"
+    lock.release()
+    assert not any(tmp_path.iterdir())

@@ -309,7 +309,7 @@ def test_a_task_counts_as_learned_only_where_a_method_beats_its_best_simple_poli
     summary, _, text = report.write_report(toy, toy / "report2")
     assert row(summary, "masked_ppo")["beats_best_simple"]
     assert "**Learned at this budget**: masked_ppo beat last_demand beyond seed noise." in text
-    assert pd.read_csv(toy / "report2" / "aggregate.csv")["method"].tolist() == ["masked_ppo"]
+    assert pd.read_csv(toy / "report2" / "aggregate.csv")["method"].tolist() == ["best simple policy", "masked_ppo"]
     assert "over the 1 task where some method beats the best simple policy beyond seed noise: toy;" in text
 
 

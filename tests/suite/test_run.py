@@ -215,11 +215,11 @@ def test_resume_can_extend_the_budget_and_records_it(tmp_path):
 
 
 def test_an_algo_that_cannot_run_the_env_config_writes_nothing(tmp_path, capsys):
-    assert run_main("--env", "speed_limit", "--env-config", "n_agents=2", "--algo", "oracle",
+    assert run_main("--env", "speed_limit", "--env-config", "n_agents=2", "--algo", "clairvoyant_dp",
                     "--out", str(tmp_path), "--quiet") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "the speed_limit oracle is the exact optimum of one car; got n_agents=2" in err
+    assert "clairvoyant_dp plays one agent; got n_agents=2" in err
     assert not (tmp_path / "speed_limit").exists()
 
 

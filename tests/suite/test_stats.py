@@ -66,9 +66,7 @@ def test_p_greater_against_scipys_tests_and_the_exact_cases():
     # a deterministic reference (every seed alike on the shared evaluation episodes) is a constant
     assert p_greater(x, [4.0] * 10) == pytest.approx(scipy_stats.ttest_1samp(x, 4.0, alternative="greater").pvalue)
     assert p_greater([91.2] * 5, [86.8] * 10) == 0.0 and p_greater([86.8] * 5, [86.8] * 10) == 1.0
-    # one seed against a varying reference: is the reference's mean below the seed's value
-    assert p_greater([5.0], [1.0, 3.0, 2.0]) == pytest.approx(
-        scipy_stats.ttest_1samp([1.0, 3.0, 2.0], 5.0, alternative="less").pvalue)
-    assert p_greater([5.0], [4.0]) == 0.0
+    # one seed of a method tells nothing about seed noise, whatever the reference
+    assert math.isnan(p_greater([5.0], [1.0, 3.0, 2.0])) and math.isnan(p_greater([5.0], [4.0]))
     assert math.isnan(p_greater([], [1.0]))
     assert p_greater([1.0, 2.0, 3.0], [10.0, 11.0]) > 0.99

@@ -251,3 +251,29 @@ def test_a_run_of_a_sweep_repeats_on_its_own_with_one_torch_thread(tmp_path):
     pd.testing.assert_frame_equal(swept[1].drop(columns=TIMING, errors="ignore"),
                                   direct[1].drop(columns=TIMING, errors="ignore"))
     pd.testing.assert_frame_equal(swept[2], direct[2])
+
+
+def test_a_trial_refused_by_the_folders_lock_says_so_counts_as_refused_and_fails_the_sweep(tmp_path, capsys):
+    """Issue 32: a sweep overlapping another writer of a run folder printed "the trial failed", counted what the
+    other writer left there (a complete run: "1 of 1 complete") and exited 0."""
+    import os
+
+    from suite import files
+
+    assert run_main("--env", "portfolio", "--algo", "random_valid", "--out", str(tmp_path), *SMALL) == 0
+    folder = tmp_path / "portfolio" / "random_valid" / "seed0"
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    with files.RunLock(folder, "another sweep"):  # a live writer: this process
+        capsys.readouterr()
+        assert sweep("--env", "portfolio", "--algo", "random_valid", "--seeds", "2", "--overwrite",
+                     "--out", str(tmp_path), *SMALL) == 1
+        assert files.lock_state(folder) == "held"  # the writer's lock is left alone
+    assert_ray_is_gone()
+    printed = capsys.readouterr()
+    writer = f"is being written by another run (pid {os.getpid()} on "
+    assert "sweep: 1 of 2 run(s) complete, 0 failed, 0 unfinished, 1 refused, 0 left out" in printed.out
+    assert f"REFUSED: random_valid on portfolio, seed 0: {folder} {writer}" in printed.out
+    assert f"refused: random_valid on portfolio, seed 0: {folder} {writer}" in printed.err
+    assert "the trial failed" not in printed.out + printed.err
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before  # nothing touched
+    assert results.is_complete(tmp_path / "portfolio" / "random_valid" / "seed1")
