@@ -36,7 +36,7 @@ import pandas as pd
 
 import envs
 from envs.config import ConfigError
-from suite.files import LOCK_FILE
+from suite.files import lock_state
 
 __all__ = ["PROGRESS_COLUMNS", "EVAL_COLUMNS", "RUN_COLUMNS", "RUN_STATUSES", "Results", "load", "run_dir",
            "variant_label", "ordered", "is_complete", "config_id", "with_added_settings", "clean_evals", "MASK_NOISE",
@@ -281,7 +281,7 @@ def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame
     else:
         status = "unfinished"
         done = int(progress["env_steps"].iloc[-1]) if progress is not None and len(progress) else 0
-        writing = " (being written now)" if (directory / LOCK_FILE).is_file() else ""
+        writing = {"held": " (being written now)", "stale": " (interrupted)"}.get(lock_state(directory), "")
         problems = [f"unfinished{writing}: {done:,} of {int(record.get('steps') or 0):,} env steps, no {EVAL_FILE}"]
     has_rows = progress is not None and len(progress)
     run = {"env": record["env"], "algo": record["algo"], "seed": int(record["seed"]), "status": status,

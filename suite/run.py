@@ -80,6 +80,9 @@ def build_parser() -> Parser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an existing run of the same env/algo/seed")
     mode.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--trust", action="store_true",
+                        help="resume checkpoints this user did not write on this machine (a received results folder): "
+                             "they hold pickled state, which runs code when loaded")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     add_import_flag(parser)
     return parser
@@ -134,12 +137,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe_algo(args.algo, args.env))
         return 0
     request = request_from(args, command=command)
-    if runner.prepare_directory(request, overwrite=args.overwrite, resume=args.resume) == runner.COMPLETE:
+    if runner.prepare_directory(request, overwrite=args.overwrite, resume=args.resume,
+                                trust=args.trust) == runner.COMPLETE:
         print(f"{request.directory} is already complete; nothing to resume (pass --overwrite to run it again)")
         return 0
     try:
         runner.execute(request, overwrite=args.overwrite, resume=args.resume, checkpoint_every=args.checkpoint_every,
-                       quiet=args.quiet, eval_every=args.eval_every)
+                       quiet=args.quiet, eval_every=args.eval_every, trust=args.trust)
     except KeyboardInterrupt:
         print(f"\ninterrupted: progress so far is in {request.directory}; continue with --resume", file=sys.stderr)
         return 130

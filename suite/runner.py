@@ -37,6 +37,7 @@ from envs.core import EnvFailure
 from suite import files, results
 from suite.cli import CommandFailed, UsageError
 from suite.stats import mean_ci
+from suite.trust import sign, untrusted_reason
 
 __all__ = ["RunRequest", "IDENTITY_KEYS", "NEW", "RESUME", "COMPLETE", "RunFailed", "prepare_directory", "execute",
            "summary"]
@@ -184,12 +185,14 @@ def _previous_record(directory: Path) -> dict[str, Any]:
                          "to start over") from None
 
 
-def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, recover: bool = False) -> str:
+def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, recover: bool = False,
+                      trust: bool = False) -> str:
     """What to do with the run's folder: :data:`NEW`, :data:`RESUME` or :data:`COMPLETE`.
 
     Refuses (one-line ``UsageError``) a folder that holds any file of a run unless ``overwrite`` or
     ``resume``, a ``resume`` of a run with another identity (:data:`IDENTITY_KEYS`), a ``checkpoint``
-    that is not a folder, and a folder it cannot write. ``recover`` (only under the run's lock):
+    that is not a folder, a folder it cannot write, and a checkpoint this user did not write on this machine
+    (:mod:`suite.trust`: resuming unpickles it) unless ``trust``. ``recover`` (only under the run's lock):
     finish a checkpoint swap a kill interrupted (:func:`suite.files.recover_dir`) before looking.
     """
     directory = request.directory
@@ -217,6 +220,11 @@ def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, rec
         if recovered:
             print(f"{directory}: {recovered}", file=sys.stderr)
     if checkpoint.is_dir():
+        reason = None if trust else untrusted_reason(checkpoint, ignore=(files.COMPLETE_MARKER,))
+        if reason:
+            raise UsageError(f"cannot resume {directory}: its checkpoint holds pickled state, which runs code when "
+                             f"loaded, and {reason}; pass --trust if you trust who wrote it, or --overwrite to "
+                             "start over")
         return RESUME
     if (directory / results.PROGRESS_FILE).exists():
         print(f"{directory}: no checkpoint was written before the interruption; the run starts again from "
@@ -236,6 +244,7 @@ def _save_checkpoint(algo: Algorithm, directory: Path, iteration: int, wall_seco
     def fill(tmp: Path) -> None:
         algo.save(tmp)
         files.atomic_write_json(tmp / "meta.json", {"iteration": iteration, "wall_seconds": wall_seconds})
+        sign(tmp, ignore=(files.COMPLETE_MARKER,))  # last: every file the resume reads is covered
     files.atomic_replace_dir(directory / results.CHECKPOINT_DIR, fill)
 
 
@@ -293,16 +302,17 @@ def _progress_evaluation(request: RunRequest, algo: Algorithm) -> dict[str, floa
 
 
 def execute(request: RunRequest, *, overwrite: bool = False, resume: bool = False, checkpoint_every: int = 10,
-            quiet: bool = False, eval_every: int = 0) -> pd.DataFrame:
+            quiet: bool = False, eval_every: int = 0, trust: bool = False) -> pd.DataFrame:
     """Train, checkpoint and evaluate one run; write its files; return the evaluation frame.
 
     ``overwrite``: replace a run already in the folder; ``resume``: continue it from its last checkpoint
-    (a complete run is left as it is). The folder is locked while the run writes it (a second writer
+    (a complete run is left as it is; a checkpoint this user did not write is refused unless ``trust``,
+    see :mod:`suite.trust`). The folder is locked while the run writes it (a second writer
     gets a one-line ``UsageError``). A run that diverges raises :class:`RunFailed`; every failure
     leaves ``error.txt`` and a resumable folder.
     """
     directory = request.directory
-    prepare_directory(request, overwrite=overwrite, resume=resume)  # cheap checks before anything starts
+    prepare_directory(request, overwrite=overwrite, resume=resume, trust=trust)  # cheap checks before anything starts
     entry = load_algo(request.algo)
     algo_config = build_config(entry.Config, request.algo_config, owner=f"algo {request.algo!r}")
     try:
@@ -312,7 +322,7 @@ def execute(request: RunRequest, *, overwrite: bool = False, resume: bool = Fals
         raise RunFailed(str(error)) from error
     try:
         with files.RunLock(directory, request.command or "") as lock:
-            state = prepare_directory(request, overwrite=overwrite, resume=resume, recover=True)  # now alone
+            state = prepare_directory(request, overwrite=overwrite, resume=resume, recover=True, trust=trust)  # alone
             if state == COMPLETE:
                 return pd.read_csv(directory / results.EVAL_FILE)
             files.clean_leftovers(directory)

@@ -119,6 +119,8 @@ def build_parser() -> Parser:
     parser.add_argument("--max-concurrent", type=positive_int, default=1, metavar="K", help="at most K runs at once")
     parser.add_argument("--checkpoint-every", type=positive_int, default=10, help="checkpoint every N iterations")
     parser.add_argument("--overwrite", action="store_true", help="run complete runs again")
+    parser.add_argument("--trust", action="store_true",
+                        help="resume checkpoints this user did not write on this machine (they hold pickled state)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs it would start, and stop")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_import_flag(parser)
@@ -139,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        episodes=int(study.get("episodes", 100)), address=args.address,
                                        command=command)
 
-    plan = sweep.plan_entries(study_entries(study), build, overwrite=args.overwrite)
+    plan = sweep.plan_entries(study_entries(study), build, overwrite=args.overwrite, trust=args.trust)
     if args.dry_run:
         for request in plan.runs:
             print(f"{request.algo} on {request.env}, seed {request.seed}, {request.steps:,} steps: {request.directory}")

@@ -87,6 +87,7 @@ class SweepPlan:
     runs: list[Any]
     left_out: list[str]
     overwrite: bool = False
+    trust: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ class SweepEntry:
     steps: int | None = None
 
 
-def plan_entries(entries: list[SweepEntry], build, *, overwrite: bool, strict_pairs: bool = False) -> SweepPlan:
+def plan_entries(entries: list[SweepEntry], build, *, overwrite: bool, strict_pairs: bool = False,
+                 trust: bool = False) -> SweepPlan:
     """Validate ``entries`` into runs; ``build(entry)`` makes its RunRequest.
 
     Pairs an algo cannot run are left out with the reason (refused when ``strict_pairs``: the one pair
@@ -125,14 +127,14 @@ def plan_entries(entries: list[SweepEntry], build, *, overwrite: bool, strict_pa
             continue
         request = build(entry)
         try:
-            state = runner.prepare_directory(request, overwrite=overwrite, resume=not overwrite)
+            state = runner.prepare_directory(request, overwrite=overwrite, resume=not overwrite, trust=trust)
         except UsageError as error:
             raise UsageError(f"sweep: {error}") from None
         if state == runner.COMPLETE:
             left_out.append(f"{request.label}: already complete")
             continue
         runs.append(request)
-    return SweepPlan(runs, left_out, overwrite)
+    return SweepPlan(runs, left_out, overwrite, trust)
 
 
 def plan_sweep(args, request_for, algo_config: dict[str, Any] | None = None) -> SweepPlan:
@@ -146,7 +148,8 @@ def plan_sweep(args, request_for, algo_config: dict[str, Any] | None = None) -> 
     entries = [SweepEntry(env, algo, seed, env_config, overrides) for env in env_names for algo in algos
                for seed in range(first, first + (args.seeds or 1))]
     return plan_entries(entries, lambda entry: request_for(entry.env, entry.algo, entry.seed),
-                        overwrite=args.overwrite, strict_pairs=len(env_names) == 1 and len(algos) == 1)
+                        overwrite=args.overwrite, strict_pairs=len(env_names) == 1 and len(algos) == 1,
+                        trust=getattr(args, "trust", False))
 
 
 #: The file a sweep's driver writes into ``--out`` and every trial looks for before it starts, one per sweep
@@ -173,7 +176,7 @@ def _trial(config: dict[str, Any], runs: list[Any], options: dict[str, Any]) -> 
     try:
         frame = runner.execute(request, overwrite=options["overwrite"], resume=not options["overwrite"],
                                checkpoint_every=options["checkpoint_every"], quiet=True,
-                               eval_every=options["eval_every"])
+                               eval_every=options["eval_every"], trust=options["trust"])
     except UsageError as error:  # nothing was written: e.g. another run holds the folder's lock
         tune.report({REFUSED: str(error)})
         return
@@ -259,7 +262,8 @@ def run_sweep(args, plan: SweepPlan) -> int:
                                                      options={"checkpoint_every": args.checkpoint_every,
                                                               "eval_every": args.eval_every,
                                                               "imports": list(args.imports), "out": str(out),
-                                                              "sweep_id": sweep_id, "overwrite": plan.overwrite}),
+                                                              "sweep_id": sweep_id, "overwrite": plan.overwrite,
+                                                              "trust": plan.trust}),
                                 {"cpu": 1}),
             param_space={"index": tune.grid_search(list(range(len(plan.runs))))},
             tune_config=TuneConfig(max_concurrent_trials=args.max_concurrent),

@@ -8,6 +8,8 @@ the tests marked ``slow`` (a real Ray cluster losing a node, processes killed an
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,9 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a test of minutes (a Ray cluster, processes killed): pytest --slow")
+    # checkpoints are signed with a key of the user's (suite.trust): the tests' own, never the home folder's;
+    # set before any Ray starts, so its workers sign with it too
+    os.environ["MASKBENCH_KEY"] = str(Path(tempfile.mkdtemp(prefix="maskbench-test-key-")) / "checkpoint.key")
 
 
 def _is_benchmark(item) -> bool:

@@ -142,7 +142,7 @@ def test_a_trial_on_a_node_that_does_not_see_out_fails_instead_of_writing_elsewh
 
     request = runner.RunRequest.build("portfolio", "random_valid", 0, out=tmp_path / "out", steps=100)
     options = {"out": str(tmp_path / "out"), "sweep_id": "abc", "imports": [], "overwrite": False,
-               "checkpoint_every": 1, "eval_every": 0}
+               "checkpoint_every": 1, "eval_every": 0, "trust": False}
     with pytest.raises(runner.RunFailed, match="must be on storage every node shares"):
         sweep_module._trial({"index": 0}, [request], options)
     assert not (tmp_path / "out").exists()
@@ -195,7 +195,7 @@ def test_two_sweeps_into_one_folder_each_find_their_own_node_check(tmp_path, mon
     monkeypatch.setattr(tune, "report", reported.append)  # outside a Tune session
     request = runner.RunRequest.build("portfolio", "random_valid", 0, out=out, steps=100, episodes=2)
     options = {"out": str(out), "sweep_id": "first", "imports": [], "overwrite": False,
-               "checkpoint_every": 1, "eval_every": 0}
+               "checkpoint_every": 1, "eval_every": 0, "trust": False}
     sweep_module._trial({"index": 0}, [request], options)
     assert reported and (request.directory / "eval.csv").is_file()
 

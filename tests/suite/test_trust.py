@@ -1,0 +1,91 @@
+"""A received results folder runs no code: resuming a checkpoint needs this user's signature (suite.trust)."""
+
+import pickle
+
+import pytest
+
+from suite import trust
+from tests.helpers import run_main
+
+
+class Payload:
+    """Unpickling this creates ``path``: what a crafted checkpoint would do with a shell command."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def interrupted_run(out, *extra):
+    """A random_valid run with checkpoints, made to look interrupted (no eval.csv)."""
+    assert run_main("--env", "portfolio", "--algo", "random_valid", "--steps", "4000", "--episodes", "2",
+                    "--checkpoint-every", "1", "--out", str(out), "--quiet", *extra) == 0
+    folder = out / "portfolio" / "random_valid" / "seed0"
+    (folder / "eval.csv").unlink()
+    assert (folder / "checkpoint" / trust.SIGNATURE_FILE).is_file()
+    return folder
+
+
+def test_the_users_own_checkpoint_resumes(tmp_path):
+    interrupted_run(tmp_path)
+    assert run_main("--env", "portfolio", "--algo", "random_valid", "--steps", "4000", "--episodes", "2",
+                    "--out", str(tmp_path), "--quiet", "--resume") == 0
+
+
+def test_a_crafted_pickle_is_never_loaded(tmp_path, capsys):
+    folder = interrupted_run(tmp_path)
+    pwned = tmp_path / "pwned"
+    (folder / "checkpoint" / "random_valid.pkl").write_bytes(pickle.dumps(Payload(pwned)))
+    argv = ["--env", "portfolio", "--algo", "random_valid", "--steps", "4000", "--episodes", "2",
+            "--out", str(tmp_path), "--quiet"]
+    assert run_main(*argv, "--resume") == 2
+    err = capsys.readouterr().err
+    assert "its signature does not match its files" in err and "--trust" in err and len(err.strip().splitlines()) == 1
+    assert run_main(*argv[:-1], "--seeds", "1", "--quiet") == 2  # a sweep into the folder does not resume it either
+    assert "cannot resume" in capsys.readouterr().err
+    assert not pwned.exists() and not (folder / "eval.csv").exists()
+
+
+def test_a_folder_from_someone_else_is_refused_unless_trusted(tmp_path, capsys, monkeypatch):
+    folder = interrupted_run(tmp_path / "theirs")
+    monkeypatch.setenv("MASKBENCH_KEY", str(tmp_path / "my.key"))  # another user: another key
+    argv = ["--env", "portfolio", "--algo", "random_valid", "--steps", "4000", "--episodes", "2",
+            "--out", str(tmp_path / "theirs"), "--quiet", "--resume"]
+    assert run_main(*argv) == 2
+    assert "this user has no checkpoint key yet" in capsys.readouterr().err
+    assert run_main(*argv, "--trust") == 0  # the user says they trust it
+    assert (folder / "eval.csv").is_file()
+
+
+@pytest.mark.parametrize("damage", ["no signature", "signature of another key", "symlink", "garbage"])
+def test_untrusted_reasons(tmp_path, monkeypatch, damage):
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "state.pkl").write_bytes(b"data")
+    trust.sign(checkpoint)
+    assert trust.untrusted_reason(checkpoint) is None
+    if damage == "no signature":
+        (checkpoint / trust.SIGNATURE_FILE).unlink()
+        expected = "no signature"
+    elif damage == "signature of another key":
+        monkeypatch.setenv("MASKBENCH_KEY", str(tmp_path / "other.key"))
+        trust.sign(tmp_path.joinpath("checkpoint"))  # signed by the other user...
+        monkeypatch.undo()
+        expected = "does not match"                    # ...is not this user's
+    elif damage == "symlink":
+        (checkpoint / "link").symlink_to("/etc/passwd")
+        expected = "symbolic link"
+    else:
+        (checkpoint / trust.SIGNATURE_FILE).write_text("[1, 2]")
+        expected = "cannot be checked"
+    assert expected in trust.untrusted_reason(checkpoint)
+
+
+def test_the_key_is_the_users_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKBENCH_KEY", str(tmp_path / "k" / "checkpoint.key"))
+    checkpoint = tmp_path / "c"
+    checkpoint.mkdir()
+    trust.sign(checkpoint)
+    assert oct((tmp_path / "k" / "checkpoint.key").stat().st_mode & 0o777) == "0o600"
