@@ -48,8 +48,9 @@ __all__ = ["SweepPlan", "SweepEntry", "expand_names", "plan_entries", "plan_swee
 
 
 def is_sweep(args) -> bool:
-    """A sweep: several envs, algos or seeds (``all``, comma lists, ``--seeds``)."""
-    return args.seeds is not None or "," in args.env or "," in args.algo or "all" in (args.env, args.algo)
+    """A sweep: several envs, algos or seeds (``all``, comma lists, ``references``, ``--seeds``)."""
+    return args.seeds is not None or "," in args.env or "," in args.algo or "all" in (args.env, args.algo) \
+        or REFERENCES_ALIAS in args.algo.split(",")
 
 
 #: The algo name that stands for every reference (random_valid, the simple policies, the heuristics and the

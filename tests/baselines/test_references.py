@@ -192,3 +192,15 @@ def test_references_refuse_envs_they_do_not_understand():
     assert load("max_admissible_speed").incompatibility("speed_limit", {"n_agents": 2}) is None  # each car its own
     with pytest.raises(ConfigError, match="movement_cost <= 0.25"):
         player("clairvoyant_demand", "sum_to_zero", movement_cost=0.3)
+
+
+def test_algo_references_runs_every_reference_of_the_env(tmp_path, capsys):
+    assert run_main("--env", "sum_to_zero", "--algo", "references", "--steps", "2000", "--episodes", "3",
+                    "--out", str(tmp_path), "--quiet") == 0
+    ran = sorted(path.parent.name for path in tmp_path.glob("sum_to_zero/*/seed0"))
+    assert ran == sorted(name for name in CATALOG if name in plays_family("sum_to_zero"))
+    assert "6 of 6 run(s) complete" in capsys.readouterr().out
+
+
+def plays_family(family):
+    return [name for name in CATALOG if not load(name).families or family in load(name).families]
