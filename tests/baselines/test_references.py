@@ -194,6 +194,7 @@ def test_references_refuse_envs_they_do_not_understand():
         player("clairvoyant_demand", "sum_to_zero", movement_cost=0.3)
 
 
+@pytest.mark.slow  # a Ray Tune sweep: 15-45 s
 def test_algo_references_runs_every_reference_of_the_env(tmp_path, capsys):
     assert run_main("--env", "sum_to_zero", "--algo", "references", "--steps", "2000", "--episodes", "3",
                     "--out", str(tmp_path), "--quiet") == 0
