@@ -14,16 +14,12 @@ Like ``random_valid``, its "training" only plays episodes; it is evaluated as on
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from gymnasium import spaces
 
 import envs
-from baselines.algorithm import Policy
-from baselines.random_valid import RandomValid, RandomValidConfig
 from baselines.references import ORACLE_RENAMED
 from baselines.references import roles as reference_roles
+from baselines.references.player import ReferencePolicy, single_agent_actions
 from envs.config import ConfigError
 
 __all__ = ["Oracle", "envs_with_oracle"]
@@ -39,12 +35,10 @@ def _role_words(name: str) -> str:
         reference_roles()[name], reference_roles()[name])
 
 
-class Oracle(RandomValid):
+class Oracle(ReferencePolicy):
     """Plays ``env.core.oracle_actions()``; each "iteration" is ``steps_per_iteration`` env steps."""
 
-    Config = RandomValidConfig
-    default_steps = 10_000
-    masked = True
+    several_agents = True  # the hook acts for every agent
 
     @classmethod
     def incompatibility(cls, env_name: str, env_config) -> str | None:
@@ -62,17 +56,5 @@ class Oracle(RandomValid):
             return str(error)
         return None
 
-    def __init__(self, env_name: str, env_config: dict[str, Any], config: RandomValidConfig, seed: int, *,
-                 address: str | None = None, budget: int | None = None):
-        reason = self.incompatibility(env_name, env_config)
-        if reason:
-            raise ConfigError(reason)
-        super().__init__(env_name, env_config, config, seed, address=address, budget=budget)
-
-    def _act(self, obs: dict[str, np.ndarray], rng: np.random.Generator, env: envs.views.VectorView) -> np.ndarray:
-        actions = env.core.oracle_actions()  # (N, agents, ...): the vector env's (N, ...) with one agent
-        actions = actions[:, 0] if env.core.n_agents == 1 else actions
-        return actions[..., 0] if isinstance(env.single_action_space, spaces.Discrete) else actions
-
-    def eval_policies(self) -> dict[tuple[str, str], Policy]:
-        return {("greedy", "on"): self._act}
+    def act(self, obs: dict[str, np.ndarray], env: envs.views.VectorView) -> np.ndarray:
+        return single_agent_actions(env.core.oracle_actions(), env)

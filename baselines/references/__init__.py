@@ -52,8 +52,8 @@ ORACLE_RENAMED = {"portfolio": "relaxed_heuristic", "speed_limit": "clairvoyant_
 
 
 def load(name: str):
-    """The class that plays reference ``name``."""
-    module, _, attribute = REFERENCES[name].partition(":")
+    """The class that plays reference ``name`` (or ``oracle``, a user env's own)."""
+    module, _, attribute = (REFERENCES[name] if name != "oracle" else "baselines.oracle:Oracle").partition(":")
     return getattr(importlib.import_module(module), attribute)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 import envs
 from baselines.references.player import ReferencePolicy, single_agent_actions
-from baselines.references.portfolio_trades import portfolio_value_of, trade_towards
+from baselines.references.portfolio_trades import equal_weight_units, trade_towards
 
 
 class BuyAndHold(ReferencePolicy):
@@ -20,6 +20,4 @@ class BuyAndHold(ReferencePolicy):
     several_agents = True
 
     def act(self, obs: dict[str, np.ndarray], env: envs.views.VectorView) -> np.ndarray:
-        core = env.core
-        target = portfolio_value_of(core)[..., None] / core.n_assets / core.state.prices[:, None, :]
-        return single_agent_actions(trade_towards(core, target, sell=False), env)
+        return single_agent_actions(trade_towards(env.core, equal_weight_units(env.core), sell=False), env)

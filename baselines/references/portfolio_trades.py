@@ -12,13 +12,19 @@ import numpy as np
 
 from envs.portfolio import LOT, PortfolioCore
 
-__all__ = ["trade_towards", "portfolio_value_of"]
+__all__ = ["trade_towards", "portfolio_value_of", "equal_weight_units"]
 
 
 def portfolio_value_of(core: PortfolioCore) -> np.ndarray:
     """Cash plus holdings at today's prices, ``(batch, agents)``."""
     s = core.state
     return s.cash + (s.holdings * s.prices[:, None, :]).sum(axis=-1)
+
+
+def equal_weight_units(core: PortfolioCore) -> np.ndarray:
+    """The units of every asset that put equal dollar amounts of the whole portfolio value in each,
+    ``(batch, agents, assets)``."""
+    return portfolio_value_of(core)[..., None] / core.n_assets / core.state.prices[:, None, :]
 
 
 def trade_towards(core: PortfolioCore, target_units: np.ndarray, sell: bool = True) -> np.ndarray:

@@ -12,6 +12,7 @@ from baselines.references.max_admissible_speed import highest_admissible
 from baselines.references.portfolio_trades import trade_towards
 from envs.config import ConfigError
 from envs.portfolio import mean_prices
+from envs.sum_to_zero import SumToZeroCore
 from tests.helpers import one_step_lookahead as hand_written_one_step_lookahead
 from tests.helpers import run_main
 
@@ -205,3 +206,23 @@ def test_algo_references_runs_every_reference_of_the_env(tmp_path, capsys):
 
 def plays_family(family):
     return [name for name in CATALOG if not load(name).families or family in load(name).families]
+
+
+class ForecastingCore(SumToZeroCore):
+    """A user's env whose own ``oracle_actions`` is the demand forecast (module level: checkpoints pickle it)."""
+
+    def oracle_actions(self):
+        return self.forecast_actions()
+
+
+def test_oracle_plays_a_users_envs_own_hook(tmp_path):
+    envs.register("users_allocation", ForecastingCore, overwrite=True)
+    try:
+        assert run_main("--env", "users_allocation", "--algo", "oracle", "--steps", "2000", "--episodes", "3",
+                        "--out", str(tmp_path), "--quiet") == 0
+        oracle = player("oracle", "users_allocation")
+        forecast = player("demand_forecast", "sum_to_zero")
+        obs, _ = oracle.env.reset(seed=SEEDS)
+        np.testing.assert_allclose(oracle.act(obs, oracle.env), forecast.act(obs, oracle.env), atol=1e-6)
+    finally:
+        envs.unregister("users_allocation")
