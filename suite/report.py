@@ -358,7 +358,9 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 
 def _fixed(value: float, decimals: int = 1) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:,.{decimals}f}"
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{0.0 if round(value, decimals) == 0 else value:,.{decimals}f}"  # never "-0.0"
 
 
 def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]:
@@ -583,8 +585,12 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
     out = Path(out if out is not None else path)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # The folder the user named (a link there is theirs); below it, every write stays inside and follows no
+        # link (root=out: a results folder is shared, and a received one may hold links or hostile names).
+        out = out.resolve()
         probe = tempfile.TemporaryFile(dir=out)
         probe.close()
+        files.inside(out, "plots/figure.png")  # a linked plots/ is refused before anything is written
     except OSError as error:
         raise UsageError(f"cannot write the report to {str(out)!r}: {error.strerror or error}") from None
     plots: list[str] = []
@@ -596,28 +602,31 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
         labels = dict(zip(summary["config_id"], summary["config"]))
         violations = violation_table(loaded, labels)
         if not violations.empty:
-            files.atomic_write_csv(out / "violations.csv", violations)
+            files.atomic_write_csv(out / "violations.csv", violations, root=out)
         noise = mask_noise_table(loaded, labels)
         if not noise.empty:
-            files.atomic_write_csv(out / "mask_noise.csv", noise)
-        files.atomic_write_csv(out / "summary.csv", summary)
+            files.atomic_write_csv(out / "mask_noise.csv", noise, root=out)
+        files.atomic_write_csv(out / "summary.csv", summary, root=out)
         if not agents.empty:
-            files.atomic_write_csv(out / "agents.csv", agents)
+            files.atomic_write_csv(out / "agents.csv", agents, root=out)
         curves = learning_curves(loaded)
         curve_labels, _ = _config_differences(loaded.complete().runs)
         import matplotlib.pyplot as plt
 
         def save(name: str, fig) -> str | None:
+            """``fig`` as ``plots/<name>.png``; ``name`` holds names read from the results (an env's), made one
+            safe file name first. Never written through a link (a linked ``plots/`` is refused in one line, a
+            linked file replaced: :func:`suite.files.atomic_savefig`)."""
             if fig is None:
                 return None
+            relative = f"plots/{files.safe_name(name)}.png"
             try:
-                (out / "plots").mkdir(exist_ok=True)
-                fig.savefig(out / "plots" / f"{name}.png")
+                files.atomic_savefig(fig, out / relative, root=out)
             except OSError as error:
                 raise UsageError(f"cannot write plots under {str(out)!r}: {error.strerror or error}") from None
             finally:
                 plt.close(fig)
-            return f"plots/{name}.png"
+            return relative
 
         for env in summary["env"].unique():
             for name, fig in ((f"learning_curves_{env}", plot_learning_curves(curves, summary, env, curve_labels)),
@@ -628,7 +637,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
                     plots.append(saved)
         table = scaling.scaling_table(summary)
         if not table.empty:
-            files.atomic_write_csv(out / "scaling.csv", table)
+            files.atomic_write_csv(out / "scaling.csv", table, root=out)
             figures = {family: save(f"scaling_{family}", scaling.plot_scaling(table, family))
                        for family in scaling.families(table)}
             scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})
@@ -637,7 +646,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
                     config_notes(loaded)) \
         if not summary.empty else \
         "# maskbench report\n\nNo complete run.\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
-    files.atomic_write_text(out / "report.md", text)
+    files.atomic_write_text(out / "report.md", text, root=out)
     return summary, problems, text
 
 
@@ -653,10 +662,10 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
     scores = run_scores(loaded)
     labels, _ = _config_differences(loaded.complete().runs, pooled=True)
     raw = aggregate.raw_scores(scores, references(scores), labels)
-    files.atomic_write_csv(out / "raw_scores.csv", raw)
+    files.atomic_write_csv(out / "raw_scores.csv", raw, root=out)
     verdicts = _task_verdicts(summary, aggregate.task_labels(scores))
-    learned = [task for task, verdict in verdicts.items() if verdict["learned"] is not False]
-    unjudged = [task for task, verdict in verdicts.items() if verdict["learned"] is None]
+    learned = [task for task, verdict in verdicts.items() if verdict["learned"] is not False and verdict["best"]]
+    unjudged = [task for task in learned if verdicts[task]["learned"] is None]
     headline = raw[raw["task"].isin(learned)]
     headline = pd.concat([headline, _best_simple_rows(headline, verdicts)], ignore_index=True)
     table = aggregate.aggregate_table(headline)
@@ -666,9 +675,9 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
                 *_not_learned_lines(verdicts), ""]
     poi = aggregate.probability_of_improvement(headline)
     profiles = aggregate.performance_profiles(headline)
-    files.atomic_write_csv(out / "aggregate.csv", table)
-    files.atomic_write_csv(out / "probability_of_improvement.csv", poi)
-    files.atomic_write_csv(out / "performance_profiles.csv", profiles)
+    files.atomic_write_csv(out / "aggregate.csv", table, root=out)
+    files.atomic_write_csv(out / "probability_of_improvement.csv", poi, root=out)
+    files.atomic_write_csv(out / "performance_profiles.csv", profiles, root=out)
     figures = [save("aggregate", aggregate_plots.plot_aggregates(table)),
                save("performance_profiles", aggregate_plots.plot_performance_profiles(profiles)),
                save("probability_of_improvement", aggregate_plots.plot_probability_of_improvement(poi))]
@@ -695,7 +704,7 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
         lines += [f"### {_md(title)}", "", f"Tasks: {', '.join(_md(t) for t in tasks)}.", "",
                   *_aggregate_lines(shared), "", *([f"![{Path(figure).stem}]({figure})", ""] if figure else [])]
     if per_set:
-        files.atomic_write_csv(out / "aggregate_by_task_set.csv", pd.concat(per_set, ignore_index=True))
+        files.atomic_write_csv(out / "aggregate_by_task_set.csv", pd.concat(per_set, ignore_index=True), root=out)
     return lines
 
 
