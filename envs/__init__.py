@@ -11,6 +11,7 @@ Importing ``envs`` registers the built-in envs (each registers itself in its own
 
 from envs import portfolio, speed_limit, sum_to_zero  # noqa: F401  (the built-in envs register themselves)
 from envs.config import ConfigError
+from envs.contract import EnvContractError
 from envs.core import EnvCore, StepResult
 from envs.masking import AdmissibleSet, Constraint
 from envs.registry import (
@@ -33,7 +34,7 @@ from envs.registry import (
 )
 
 __all__ = [
-    "AdmissibleSet", "ConfigError", "Constraint", "EnvCore", "EnvSpec", "StepResult",
+    "AdmissibleSet", "ConfigError", "Constraint", "EnvContractError", "EnvCore", "EnvSpec", "StepResult",
     "config_dict", "describe", "gymnasium_id", "levels", "make", "make_core", "resolve_config",
     "make_multi_agent_vector",
     "make_parallel", "make_vector", "names", "register", "register_level", "spec", "unregister",

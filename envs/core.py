@@ -10,7 +10,9 @@ dynamics and no per-env Python loop in the hot path.
 :meth:`EnvCore.step` is the one place where the masking contract is enforced for every env:
 actions are checked against the mask (or admissible set), inadmissible ones are counted, named by
 the constraint predicates, raised in strict mode, and otherwise replaced by the env's documented
-fallback before the env's own :meth:`EnvCore.transition` runs.
+fallback (itself checked: in the action space and admissible) before the env's own
+:meth:`EnvCore.transition` runs. The shapes, dtypes and values of the hooks' outputs are checked once
+per class, on a probe batch, when the env is registered (:mod:`envs.contract`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
 from envs import masking
 from envs.masking import Constraint, InadmissibleActionError
@@ -35,9 +38,10 @@ OPTIONAL_HOOKS = ("metrics", "idle_action", "sample_states", "oracle_actions", "
 
 
 class EnvFailure(RuntimeError):
-    """An env's own code failed (an exception in its dynamics, reset or observation), or it left an agent
-    that must act with nothing admissible. The message is one line naming the env, where it failed and
-    the state it was in; the original exception is chained."""
+    """An env's own code failed (an exception in its dynamics, reset or observation), it left an agent
+    that must act with nothing admissible, or its fallback returned an action outside the action space or
+    still inadmissible. The message is one line naming the env, where it failed and the state it was in
+    (or what the fallback returned); the original exception is chained."""
 
 
 @dataclass
@@ -250,7 +254,13 @@ class EnvCore(ABC):
 
     @property
     def nvec(self) -> np.ndarray:
-        return masking.action_nvec(self.action_space)
+        """Values per sub-action (read-only; computed once per action space, the step path reads it often)."""
+        cached = self.__dict__.get("_nvec")
+        if cached is None or cached[0] is not self.action_space:
+            nvec = np.array(masking.action_nvec(self.action_space))
+            nvec.flags.writeable = False
+            cached = self._nvec = (self.action_space, nvec)
+        return cached[1]
 
     @property
     def observation_space(self) -> spaces.Dict:
@@ -345,12 +355,64 @@ class EnvCore(ABC):
 
     def inadmissible(self, actions: np.ndarray) -> np.ndarray:
         """Which (sub-)actions are inadmissible: ``(batch, agents, n_sub)`` bool (``n_sub = 1`` for Box)."""
+        return self._inadmissible_under(self._admissible(), actions)
+
+    def _admissible(self) -> np.ndarray | masking.AdmissibleSet:
+        """The current mask (discrete) or admissible set (continuous)."""
+        return self.action_mask() if self.discrete else self.admissible_set()
+
+    def _inadmissible_under(self, admissible: np.ndarray | masking.AdmissibleSet, actions: np.ndarray) -> np.ndarray:
         if self.discrete:
-            return ~masking.mask_admits(self.action_mask(), actions, self.nvec)
-        return ~np.asarray(self.admissible_set().contains(actions), dtype=bool)[..., None]
+            return ~masking.mask_admits(admissible, actions, self.nvec)
+        return ~np.asarray(admissible.contains(actions), dtype=bool)[..., None]
+
+    def _check_fallback(self, attempted: np.ndarray, replaced: Any, inadmissible: np.ndarray,
+                        admissible: np.ndarray | masking.AdmissibleSet) -> np.ndarray:
+        """``replaced`` (what :meth:`fallback` returned for ``attempted``) if it is of the action space and
+        admissible wherever the fallback had to act; an :class:`EnvFailure` naming the fallback otherwise (a
+        sub-action whose mask block admits nothing is the mask's fault, not the fallback's: ``observe`` and
+        ``suite.check`` report it)."""
+        if not isinstance(replaced, np.ndarray) or replaced.shape != attempted.shape \
+                or replaced.dtype.kind not in "iuf":
+            what = f"a {replaced.dtype} array of shape {replaced.shape}" if isinstance(replaced, np.ndarray) else \
+                f"{type(replaced).__name__} {str(replaced)[:60]}"
+            raise EnvFailure(f"env {self.name!r}: fallback() returned {what}; expected the actions it was given "
+                             f"(numbers, shape {attempted.shape}) with the inadmissible ones replaced")
+        discrete = self.discrete
+        if discrete:
+            nvec = self.nvec
+            outside = (replaced < 0) | (replaced >= nvec)
+            if replaced.dtype.kind == "f":
+                outside |= ~(np.isfinite(replaced) & (replaced == np.round(replaced)))
+        else:
+            outside = ~np.isfinite(replaced).reshape(*replaced.shape[:2], -1).all(axis=-1, keepdims=True)
+        if outside.any():
+            problem = f"outside the action space {self.action_space}"
+        else:
+            touched = inadmissible.any(axis=-1, keepdims=True)  # the agents the fallback was asked to act for
+            outside = self._inadmissible_under(admissible, replaced) & touched
+            if discrete and outside.any():
+                outside &= ~masking.empty_blocks(admissible, nvec)
+            problem = f"still inadmissible under {'the action mask' if discrete else 'the admissible set'}"
+        if not outside.any():
+            return replaced
+        env_id, agent = (int(i) for i in np.argwhere(outside.any(axis=-1))[0])
+
+        def show(actions: np.ndarray) -> str:
+            return np.array2string(np.asarray(actions[env_id, agent]), precision=4, separator=", ",
+                                   threshold=20, max_line_width=10_000)
+
+        where = f"agent {self.agent_ids[agent]} of entry {env_id}" if self.num_envs > 1 or self.n_agents > 1 else \
+            f"agent {self.agent_ids[agent]}"
+        raise EnvFailure(f"env {self.name!r}: fallback() returned {show(replaced)} for {where} in place of the "
+                         f"inadmissible {show(attempted)}: {problem} (a fallback must return admissible actions)")
 
     def step(self, actions: Any, active: np.ndarray | None = None) -> StepResult:
         """Check actions against the mask, apply the fallback (or raise), and transition.
+
+        Raises ``gymnasium.error.ResetNeeded`` before the first :meth:`reset`, ``ValueError`` for actions outside
+        the action space, :class:`InadmissibleActionError` in strict mode and :class:`EnvFailure` when the env's
+        own code fails (its fallback returning an action outside the space or still inadmissible included).
 
         Args:
             actions: anything :meth:`as_batched_actions` accepts.
@@ -358,9 +420,12 @@ class EnvCore(ABC):
                 the caller, so their actions are neither counted nor raised on (their results are
                 discarded).
         """
+        if self.state is None:
+            raise ResetNeeded(f"Cannot call step() before reset() on env {self.name!r}: it has no state yet")
         actions = self.as_batched_actions(actions)
         started = time.perf_counter()
-        inadmissible = self.inadmissible(actions)
+        admissible = self._admissible()
+        inadmissible = self._inadmissible_under(admissible, actions)
         if active is not None:
             inadmissible &= np.asarray(active, dtype=bool)[:, None, None]
         violated = np.zeros((self.num_envs, self.n_agents, len(self.constraints)), dtype=bool)
@@ -368,19 +433,25 @@ class EnvCore(ABC):
         if inadmissible.any():
             violated = masking.violated_constraints(self.constraints, self.state, actions)
             if distance is not None:
-                distance = np.where(inadmissible[..., 0], self.admissible_set().distance(actions), 0.0)
+                distance = np.where(inadmissible[..., 0], admissible.distance(actions), 0.0)
         self.enforcement_seconds += time.perf_counter() - started
         if inadmissible.any():
             if self.strict:
                 raise InadmissibleActionError(self._describe_violation(actions, inadmissible, violated))
             try:
-                actions = self.fallback(actions, inadmissible)
+                replaced = self.fallback(actions, inadmissible)
             except Exception as error:
                 raise self._failure("its fallback", error) from error
+            started = time.perf_counter()
+            actions = self._check_fallback(actions, replaced, inadmissible, admissible)
+            self.enforcement_seconds += time.perf_counter() - started
         try:
             result = self.transition(actions)
         except Exception as error:
             raise self._failure("step", error) from error
+        if not isinstance(result, StepResult):
+            raise EnvFailure(f"env {self.name!r}: transition() returned {type(result).__name__}; expected an "
+                             "envs.StepResult")
         result.info["invalid_actions"] = inadmissible.sum(axis=-1)
         result.info["violated"] = violated & inadmissible.any(axis=-1, keepdims=True)
         if distance is not None:

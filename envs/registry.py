@@ -16,6 +16,7 @@ from typing import Any
 import gymnasium
 
 from envs.config import ConfigError, build_config, check_fits, config_to_dict, describe_config, setting
+from envs.contract import check_core
 from envs.core import EnvCore
 from envs.gymnasium_ids import register_id, unregister_id
 from envs.views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
@@ -55,7 +56,15 @@ class EnvSpec:
     level: int = 1
 
     def load(self) -> type[EnvCore]:
-        """The core class, importing its module on first use (a one-line ``ConfigError`` if it cannot)."""
+        """The core class, importing its module on first use (a one-line ``ConfigError`` if it cannot) and checking
+        it against the :class:`EnvCore` contract on a probe batch the first time (:func:`envs.contract.check_core`,
+        an :class:`~envs.contract.EnvContractError` naming the hook that breaks it)."""
+        core_cls = self._import()
+        check_core(core_cls, self.name)
+        return core_cls
+
+    def _import(self) -> type[EnvCore]:
+        """The core class, unchecked."""
         if isinstance(self.entry_point, str):
             module_name, _, attr = self.entry_point.partition(":")
             try:
@@ -81,8 +90,12 @@ def register(name: str, entry_point: str | type[EnvCore], *, description: str = 
              overwrite: bool = False) -> EnvSpec:
     """Register an env under ``name``; refuses to replace an existing name unless ``overwrite``.
 
-    ``entry_point`` is the :class:`EnvCore` subclass or ``"package.module:Class"`` (imported on first
-    use); a class is checked now, a string's form now and its target when first loaded.
+    ``entry_point`` is the :class:`EnvCore` subclass or ``"package.module:Class"``. The class (a string's
+    target, when it can be imported now) is checked against the :class:`EnvCore` contract on a probe batch
+    under its default config (:func:`envs.contract.check_core`): a hook returning the wrong kind, dtype, shape
+    or values, a space or ``Config`` of the wrong kind is refused here with an
+    :class:`~envs.contract.EnvContractError` naming the hook. A string that cannot be imported yet is checked
+    when it is first loaded (``envs.make`` and the other ``make`` functions).
     """
     if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"env names are letters, digits, '_' and '-'; got {name!r}")
@@ -96,7 +109,14 @@ def register(name: str, entry_point: str | type[EnvCore], *, description: str = 
         raise TypeError(f"env {name!r}: entry point {entry_point!r} is not an EnvCore subclass")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"env {name!r} is already registered; pass overwrite=True to replace it")
-    _REGISTRY[name] = EnvSpec(name, entry_point, description, family=name)
+    env_spec = EnvSpec(name, entry_point, description, family=name)
+    try:
+        core_cls = env_spec._import()
+    except (ConfigError, TypeError):
+        core_cls = None  # a string entry point not importable yet: checked when first loaded
+    if core_cls is not None:
+        check_core(core_cls, name)
+    _REGISTRY[name] = env_spec
     _register_gymnasium_id(_REGISTRY[name])
     return _REGISTRY[name]
 

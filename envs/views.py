@@ -80,6 +80,27 @@ def check_render_mode(core: EnvCore, render_mode: str | None) -> str | None:
     return render_mode
 
 
+def require_reset(core: EnvCore, what: str = "step()") -> None:
+    """``gymnasium.error.ResetNeeded`` (as Gymnasium's ``OrderEnforcing`` raises it) while ``core`` has no state."""
+    if core.state is None:
+        raise gym.error.ResetNeeded(f"Cannot call env.{what} before calling env.reset() (env {core.name!r})")
+
+
+def check_reset_mask(reset_mask: Any, num_envs: int, name: str) -> np.ndarray:
+    """``options["reset_mask"]`` of a vector view as a ``(num_envs,)`` bool array; a one-line ``ValueError`` for
+    anything else (Gymnasium's vector envs take a bool array of that shape only)."""
+    try:
+        mask = np.asarray(reset_mask)
+    except (ValueError, TypeError):  # ragged
+        mask = None
+    if mask is None or mask.dtype != np.bool_ or mask.shape != (num_envs,):
+        got = f"{type(reset_mask).__name__} of dtype {mask.dtype} and shape {mask.shape}" if mask is not None else \
+            f"{type(reset_mask).__name__} {str(reset_mask)[:60]}"
+        raise ValueError(f"env {name!r}: options['reset_mask'] must be {num_envs} bools, shape ({num_envs},) "
+                         f"(True: reset that entry); got a {got}")
+    return mask
+
+
 def render(core: EnvCore, render_mode: str | None, entry: int = 0):
     """What ``render()`` returns in ``render_mode``: the text, the image, or None without a mode."""
     if render_mode is not None and core.state is None:
@@ -106,6 +127,8 @@ class SingleAgentView(gym.Env):
         self.observation_space = core.observation_space
         self.action_space = core.action_space
         self.name = spec_name or type(core).__name__
+        #: Why :meth:`step` needs a :meth:`reset` first ("" once reset and while the episode runs).
+        self._reset_needed = "before calling env.reset()"
 
     def _observation(self, acting: bool) -> dict[str, np.ndarray]:
         return {key: value[0, 0] for key, value in self.core.observe(np.array([[acting]])).items()}
@@ -113,11 +136,19 @@ class SingleAgentView(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.core.reset(np.array([0]), [self.np_random])
+        self._reset_needed = ""
         return self._observation(acting=True), _agent_info(self.core, _reset_info(self.core), 0, 0)
 
     def step(self, action):
+        """Gymnasium's five values. ``gymnasium.error.ResetNeeded`` before the first :meth:`reset` and after the
+        episode ended (terminated or truncated) until the next one: that step's result would be undefined."""
+        if self._reset_needed:
+            raise gym.error.ResetNeeded(f"Cannot call env.step() {self._reset_needed} (env {self.name!r})")
         result = self.core.step(action)
         terminated, truncated = bool(result.terminated[0, 0]), bool(result.truncated[0, 0])
+        if terminated or truncated:
+            ended = "terminated" if terminated else "was truncated"
+            self._reset_needed = f"after the episode {ended}: call env.reset() first"
         return (self._observation(acting=not (terminated or truncated)), float(result.reward[0, 0]), terminated,
                 truncated, _agent_info(self.core, result.info, 0, 0))
 
@@ -128,10 +159,12 @@ class SingleAgentView(gym.Env):
     def action_masks(self) -> np.ndarray:
         """The current flat mask as int8, the observation's dtype and the one ``Discrete.sample(mask=...)`` and
         ``MultiDiscrete.sample`` accept (the accessor sb3-contrib's MaskablePPO looks for)."""
+        require_reset(self.core, "action_masks()")
         return self.core.action_mask()[0, 0].astype(np.int8)
 
     def admissible_set(self):
         """The current state's admissible set (continuous envs): ``contains`` / ``project`` / ``sample``."""
+        require_reset(self.core, "admissible_set()")
         return self.core.admissible_set()[0, 0]
 
 
@@ -181,6 +214,8 @@ class ParallelView(pettingzoo.ParallelEnv):
         return self._observations(self.agents, self.agents), infos
 
     def step(self, actions: dict[str, Any]):
+        if self._np_random is None:
+            raise gym.error.ResetNeeded(f"Cannot call env.step() before calling env.reset() (env {self.core.name!r})")
         if not self.agents:
             raise RuntimeError("step() called on an ended episode: call reset() first")
         missing = [a for a in self.agents if a not in actions]
@@ -210,10 +245,12 @@ class ParallelView(pettingzoo.ParallelEnv):
         return self.core.features()[0].reshape(-1)
 
     def action_mask(self, agent: str) -> np.ndarray:
+        require_reset(self.core, "action_mask()")
         return self.core.action_mask()[0, self.possible_agents.index(agent)]
 
     def admissible_set(self, agent: str):
         """``agent``'s admissible set in the current state (continuous envs)."""
+        require_reset(self.core, "admissible_set()")
         return self.core.admissible_set()[0, self.possible_agents.index(agent)]
 
     def render(self):
@@ -279,13 +316,13 @@ class VectorView(gym.vector.VectorEnv):
         seed = _entry_seeds(seed, self.num_envs)
         reset_mask = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:
-            reset_mask = np.asarray(options["reset_mask"], dtype=bool)
+            reset_mask = check_reset_mask(options["reset_mask"], self.num_envs, self.name)
         if not self._rngs:
             self._rngs = [seeding.np_random(s)[0] for s in seed]
             reset_mask = np.ones(self.num_envs, dtype=bool)  # the core has no state yet
         else:
             for i, s in enumerate(seed):
-                if s is not None:
+                if s is not None and reset_mask[i]:  # as SyncVectorEnv: an entry not reset keeps its generator
                     self._rngs[i] = seeding.np_random(s)[0]
         env_ids = np.flatnonzero(reset_mask)
         self.core.reset(env_ids, [self._rngs[i] for i in env_ids])
@@ -293,6 +330,8 @@ class VectorView(gym.vector.VectorEnv):
         return self._observation(), self._vector_info(_reset_info(self.core))
 
     def step(self, actions):
+        if not self._rngs:
+            raise gym.error.ResetNeeded(f"Cannot call env.step() before calling env.reset() (env {self.name!r})")
         resetting = self._autoreset.copy()
         result = self.core.step(actions, active=None if not resetting.any() else ~resetting)
         reward = result.reward[:, 0].copy()
@@ -313,10 +352,12 @@ class VectorView(gym.vector.VectorEnv):
 
     def action_masks(self) -> np.ndarray:
         """The current flat masks ``(num_envs, mask_size)`` as int8 (as in the observations)."""
+        require_reset(self.core, "action_masks()")
         return self.core.action_mask()[:, 0].astype(np.int8)
 
     def admissible_set(self):
         """The admissible sets of every entry (continuous envs), batched ``(num_envs,)``."""
+        require_reset(self.core, "admissible_set()")
         return self.core.admissible_set()[:, 0]
 
 
@@ -369,6 +410,8 @@ class MultiAgentVectorView:
 
     def step(self, actions):
         """``actions``: ``(num_envs, n_agents, ...)``; returns Gymnasium's five values, batched per agent."""
+        if not self._rngs:
+            raise gym.error.ResetNeeded(f"Cannot call env.step() before calling env.reset() (env {self.name!r})")
         actions = self.core.as_batched_actions(actions)
         resetting = self._autoreset.copy()
         self.acted = self.acting
