@@ -22,7 +22,7 @@ from gymnasium import spaces
 import envs
 from baselines.algorithm import Algorithm, Policy, derived_seed
 from baselines.episodes import EpisodeTracker, progress_row
-from envs.config import setting
+from envs.config import ConfigError, setting
 from envs.masking import MASK_KEY, AdmissibleSet, action_nvec, admit_all_unless, is_discrete, sample_masked
 
 __all__ = ["RandomValidPolicy", "RandomValidConfig", "RandomValid"]
@@ -128,7 +128,19 @@ class RandomValid(Algorithm):
         (directory / "random_valid.pkl").write_bytes(pickle.dumps(state))
 
     def restore(self, directory: Path) -> None:
-        state = pickle.loads((directory / "random_valid.pkl").read_bytes())
+        path = directory / "random_valid.pkl"
+        try:
+            state = pickle.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise ConfigError(f"cannot resume from {directory}: its random_valid.pkl is missing; pass --overwrite "
+                              "to start the run over") from None
+        except (OSError, EOFError, ValueError, pickle.UnpicklingError, AttributeError, ImportError) as error:
+            raise ConfigError(f"cannot resume from {directory}: its random_valid.pkl is damaged "
+                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                              "pass --overwrite to start the run over") from None
+        if not isinstance(state, dict):
+            raise ConfigError(f"cannot resume from {directory}: its random_valid.pkl holds {type(state).__name__}, "
+                              "not a random_valid checkpoint; pass --overwrite to start the run over")
         self.env.close()
         for key, value in state.items():
             setattr(self, key, value)

@@ -40,11 +40,13 @@ import numpy as np
 
 import envs
 from envs import masking
-from envs.config import parse_assignments
+from envs.config import ConfigError, available_memory, parse_assignments
 from envs.core import EnvCore
+from envs.registry import ENTRY_BYTES
 from suite.cli import Parser, add_import_flag, import_user_modules, non_negative_int, positive_int, run_cli
 
-__all__ = ["CheckResult", "MaskAudit", "SetAudit", "audit_mask", "audit_set", "run_checks", "main"]
+__all__ = ["CheckResult", "MaskAudit", "SetAudit", "audit_mask", "audit_set", "run_checks", "check_steps_fit",
+           "main"]
 
 
 @dataclass
@@ -558,6 +560,24 @@ def run_checks(name: str, env_config: dict[str, Any] | None = None, *, steps: in
     return results
 
 
+def check_steps_fit(name: str, env_config: dict[str, Any], steps: int) -> None:
+    """Refuse (one-line ``ConfigError``) a ``--steps`` whose sampled states cannot fit in memory: the check
+    audits ``steps // 4`` of them at once (:func:`_audit_states`), each with the env's state
+    (``EnvCore.state_bytes``) and its batch entry's bookkeeping, as ``envs.make_core`` estimates them."""
+    config = envs.resolve_config(name, env_config)[0]
+    core_cls = envs.spec(name).load()
+    states = max(64, steps // 4)
+    sample = 1024
+    per_state = core_cls.state_bytes(config, sample) / sample + ENTRY_BYTES
+    needed = core_cls.state_bytes(config, states) + ENTRY_BYTES * states
+    available = available_memory()
+    if needed > available:
+        raise ConfigError(f"--steps {steps:,}: the check audits steps / 4 = {states:,} sampled states of env "
+                          f"{name!r} at once, about {per_state:,.0f} bytes each: about {needed / 2**30:,.1f} GiB of "
+                          f"memory needed (estimate), {available / 2**30:,.1f} GiB available on this machine; at most "
+                          f"about {4 * int(available // per_state):,} steps fit")
+
+
 def format_table(rows: list[dict[str, str]]) -> str:
     """Rows of equal keys as a left-aligned text table."""
     columns = list(rows[0])
@@ -587,6 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import_user_modules(args.imports)
     overrides = parse_assignments(args.env_config)
     envs.resolve_config(args.env, overrides)  # one-line error before any work
+    check_steps_fit(args.env, overrides, args.steps)
     if args.describe:
         print(format_table(envs.describe(args.env)))
         return 0

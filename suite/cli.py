@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from envs.config import ConfigError
 
 __all__ = ["UsageError", "CommandFailed", "Parser", "run_cli", "positive_int", "positive_float", "non_negative_int",
-           "probabilities", "add_import_flag", "import_user_modules"]
+           "finite_float", "bounded_int", "folder", "MAX_INT64", "probabilities", "add_import_flag",
+           "import_user_modules"]
+
+#: The largest count any command takes: budgets, seeds and counters are 64-bit integers in numpy, pandas and
+#: the result files, so a larger one could never be reached (or written).
+MAX_INT64 = 2**63 - 1
 
 
 class UsageError(Exception):
@@ -38,7 +45,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def _number(kind: type, words: str, accepts) -> Callable[[str], int | float]:
-    """An argparse ``type`` that converts with ``kind`` and keeps values ``accepts`` admits; else one line."""
+    """An argparse ``type`` that converts with ``kind`` and keeps values ``accepts`` admits; else one line.
+    Integers must also fit 64 bits (:data:`MAX_INT64`)."""
     def parse(text: str):
         try:
             value = kind(text)
@@ -46,6 +54,9 @@ def _number(kind: type, words: str, accepts) -> Callable[[str], int | float]:
             value = None
         if value is None or not accepts(value):
             raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}")
+        if kind is int and value > MAX_INT64:
+            raise argparse.ArgumentTypeError(f"expected {words} of at most {MAX_INT64:,} (it must fit a 64-bit "
+                                             f"integer), got {text!r}")
         return value
 
     parse.__name__ = words.replace(" ", "_")
@@ -55,6 +66,33 @@ def _number(kind: type, words: str, accepts) -> Callable[[str], int | float]:
 positive_int = _number(int, "a positive integer", lambda v: v > 0)
 non_negative_int = _number(int, "a non-negative integer", lambda v: v >= 0)
 positive_float = _number(float, "a positive number", lambda v: 0 < v < float("inf"))
+finite_float = _number(float, "a finite number", math.isfinite)
+
+
+def bounded_int(low: int, high: int, why: str) -> Callable[[str], int]:
+    """An argparse ``type``: an integer from ``low`` to ``high``; ``why`` (a phrase) says where the bound comes
+    from, in the one-line error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {words} of at most {high:,} ({why}), got {text!r}")
+        return value
+
+    words = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer of at least {low:,}")
+
+    parse.__name__ = f"integer_from_{low}_to_{high}"
+    return parse
+
+
+def folder(text: str) -> str:
+    """An argparse ``type``: a folder's name (not empty: that would be the current folder, unasked)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a folder name, got {text!r} (an empty name would write into "
+                                         "the current folder; pass . for that)")
+    return text
 
 
 def probabilities(text: str) -> tuple[float, ...]:
@@ -74,24 +112,51 @@ def add_import_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def import_user_modules(modules: Sequence[str]) -> None:
-    """Import the modules named by ``--import`` so their registrations take effect."""
+    """Import the modules named by ``--import`` so their registrations take effect. A name that is no module
+    name, a module that cannot be found and a module that fails while it is imported (it raises, it has a
+    syntax error) are each one line (:class:`UsageError`) naming the module."""
     for name in modules:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise UsageError(f"--import takes a module's dotted name as Python imports it (e.g. mypackage.envs; "
+                             f"not a file path, not a relative name), got {name!r}")
         try:
             importlib.import_module(name)
-        except ImportError as error:
-            raise UsageError(f"cannot --import {name!r}: {error}") from None
+        except ModuleNotFoundError as error:
+            if error.name is None or not (name == error.name or name.startswith(f"{error.name}.")):
+                raise UsageError(f"cannot --import {name!r}: your module failed while it was imported: "
+                                 f"{type(error).__name__}: {_one_line(error)}{_where(error)}") from None
+            raise UsageError(f"cannot --import {name!r}: {_one_line(error)} (is its folder on the Python path? "
+                             "run from it, or pip install its package)") from None
+        except Exception as error:  # the user's own code: one line saying where it failed
+            raise UsageError(f"cannot --import {name!r}: your module failed while it was imported: "
+                             f"{type(error).__name__}: {_one_line(error)}{_where(error)}") from None
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else "(no message)"
+
+
+def _where(error: BaseException) -> str:
+    """`` (at FILE, line N)``: where an exception was raised (a syntax error's own location is in its message)."""
+    if isinstance(error, SyntaxError):
+        return ""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f" (at {frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequence[str] | None = None) -> int:
     """Run ``main`` and return its exit status.
 
-    Bad input (``UsageError`` / ``ConfigError``) becomes one line on stderr and status 2; argparse's
-    own exits (usage errors, ``--help``) return their status too, so callers in Python get a code.
+    Bad input (``UsageError`` / ``ConfigError``) becomes one line on stderr and status 2 (a message of
+    several problems, one line each, each with the prefix); argparse's own exits (usage errors, ``--help``)
+    return their status too, so callers in Python get a code.
     """
     try:
         return main(argv)
     except (UsageError, ConfigError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        for line in str(error).splitlines() or [""]:
+            print(f"{prog}: error: {line}", file=sys.stderr)
         return 2
     except CommandFailed as error:
         print(f"{prog}: failed: {error}", file=sys.stderr)

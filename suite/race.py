@@ -31,8 +31,18 @@ import pandas as pd
 import envs
 from baselines import load_algo
 from envs.config import parse_assignments
-from suite import report, results, runner
-from suite.cli import Parser, UsageError, non_negative_int, positive_float, positive_int, run_cli
+from suite import report, results, runner, sweep
+from suite.cli import (
+    Parser,
+    UsageError,
+    bounded_int,
+    finite_float,
+    folder,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_cli,
+)
 from suite.stats import median_with_failures, ratio_of_medians_ci
 
 __all__ = ["CONTENDERS", "main", "race_table"]
@@ -51,16 +61,17 @@ def build_parser() -> Parser:
     parser.add_argument("--env", required=True, help="a discrete env (the race is on masked categorical actions)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help=f"comma list of: {', '.join(CONTENDERS)}")
-    parser.add_argument("--seeds", type=positive_int, default=5, help="seeds per contender (0, 1, ...)")
+    parser.add_argument("--seeds", type=bounded_int(1, sweep.MAX_SEEDS, sweep.MAX_SEEDS_WHY), default=5,
+                        help="seeds per contender (0, 1, ...)")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="training budget per run (default: the algo's)")
-    parser.add_argument("--target", type=float, default=None,
+    parser.add_argument("--target", type=finite_float, default=None,
                         help="evaluated mean return to reach (default: the env's target return, e.g. portfolio "
                              "3000; required for envs without one)")
     parser.add_argument("--eval-every", type=non_negative_int, default=1, metavar="K",
                         help="evaluate every K iterations (the resolution of the time to target)")
     parser.add_argument("--episodes", type=positive_int, default=100, help="evaluation episodes")
-    parser.add_argument("--out", default="results/race", help="results folder of the race")
+    parser.add_argument("--out", type=folder, default="results/race", help="results folder of the race")
     parser.add_argument("--algo-config", action="append", default=[], metavar="KEY=VALUE",
                         help="PPO setting for every contender, repeatable (keeps them matched)")
     parser.add_argument("--lr", type=positive_float, default=None, help="learning rate of every contender")
@@ -134,6 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     shared = parse_assignments(args.algo_config, what="--algo-config")
     if args.lr:
         shared["lr"] = str(args.lr)
+    for key in shared:
+        owners = [f"{name}: {key}={CONTENDERS[name][1][key]}" for name in contenders if key in CONTENDERS[name][1]]
+        if owners:
+            raise UsageError(f"--algo-config {key}: the contenders set it themselves ({', '.join(owners)}); "
+                             "choose contenders with --contenders instead")
     for name in contenders:
         algo, own = CONTENDERS[name]
         reason = load_algo(algo).incompatibility(args.env, {})

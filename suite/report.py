@@ -188,8 +188,6 @@ def references(scores: pd.DataFrame) -> pd.DataFrame:
 
     Each is the mean over the reference's seeds; NaN (and "") where none was run.
     """
-    from baselines.references import roles
-
     role_of = roles()
     if "env_config" not in scores:
         scores = scores.assign(env_config="")

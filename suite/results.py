@@ -251,10 +251,26 @@ def _current_algo_name(algo: str, env: str) -> str:
     return current_name(algo, family)
 
 
+def _links_out(directory: Path, root: Path) -> list[str]:
+    """The run files of ``directory`` that are symbolic links leading out of the results folder ``root``: never
+    read (a received folder's ``error.txt -> ~/.git-credentials`` would copy the user's own file into the report)."""
+    names = (CONFIG_FILE, PROGRESS_FILE, EVAL_FILE, ERROR_FILE)
+    return [name for name in names if (directory / name).is_symlink()
+            and not (directory / name).resolve().is_relative_to(root.resolve())]
+
+
 def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
-    """One run folder: its ``runs`` row, progress and evaluation frames."""
+    """One run folder: its ``runs`` row, progress and evaluation frames. Only regular files inside ``root`` are
+    read (:func:`_links_out`; a FIFO or a device would never end)."""
     problems: list[str] = []
+    links_out = _links_out(directory, root)
+
+    def readable(name: str) -> bool:
+        return name not in links_out and (directory / name).is_file()
+
     try:
+        if not readable(CONFIG_FILE):
+            raise ValueError("a link out of the results folder" if CONFIG_FILE in links_out else "not a regular file")
         record = json.loads((directory / CONFIG_FILE).read_text())
         problem = _record_problem(record)
         if problem:
@@ -265,15 +281,17 @@ def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame
         problems.append(f"{CONFIG_FILE} is unreadable ({str(error).splitlines()[0]})")
         algo_dir = directory.parent.parent if _is_variant(directory.parent.name) else directory.parent
         record = {"env": algo_dir.parent.name, "algo": algo_dir.name, "seed": _seed_of(directory)}
+    problems += [f"{name} is a link out of the results folder (not read)" for name in links_out
+                 if name != CONFIG_FILE]
     progress = _read_csv(directory / PROGRESS_FILE, ["iteration", "env_steps"], problems) \
-        if (directory / PROGRESS_FILE).is_file() else None
+        if readable(PROGRESS_FILE) else None
     evals = _read_csv(directory / EVAL_FILE, ["episode", "policy", "mask", "return"], problems) \
-        if (directory / EVAL_FILE).is_file() else None
+        if readable(EVAL_FILE) else None
     if evals is not None and not problems:
         problems += _consistency(record, progress, evals)
     if problems:
         status = "corrupt"
-    elif (directory / ERROR_FILE).is_file():
+    elif readable(ERROR_FILE):
         lines = (directory / ERROR_FILE).read_text(errors="replace").strip().splitlines() or ["(empty error.txt)"]
         status, problems = "failed", [f"failed: {lines[-1]}"]
     elif evals is not None:

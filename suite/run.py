@@ -13,12 +13,15 @@ from pathlib import Path
 
 import envs
 from baselines import algo_names, load_algo
-from envs.config import config_to_dict, describe_config, parse_assignments
+from baselines.method import Method
+from envs.config import ConfigError, config_to_dict, describe_config, parse_assignments
 from suite import runner, sweep
 from suite.cli import (
     Parser,
     UsageError,
     add_import_flag,
+    bounded_int,
+    folder,
     import_user_modules,
     non_negative_int,
     positive_float,
@@ -27,7 +30,7 @@ from suite.cli import (
     run_cli,
 )
 
-__all__ = ["main", "build_parser", "algo_overrides", "describe_algo"]
+__all__ = ["main", "build_parser", "algo_overrides", "describe_algo", "refuse_incompatible"]
 
 
 def build_parser() -> Parser:
@@ -42,7 +45,8 @@ def build_parser() -> Parser:
     parser.add_argument("--algo", required=True, help="algorithm name; a comma list or 'all' makes a sweep")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="run seed (training env and policy); with --seeds, the first seed")
-    parser.add_argument("--seeds", type=positive_int, default=None, metavar="N",
+    parser.add_argument("--seeds", type=bounded_int(1, sweep.MAX_SEEDS, sweep.MAX_SEEDS_WHY), default=None,
+                        metavar="N",
                         help="sweep N seeds (--seed, --seed + 1, ...) of every env and algo, as Ray Tune trials")
     parser.add_argument("--max-concurrent", type=positive_int, default=1, metavar="K",
                         help="sweeps: at most K trials at once (raise it on a cluster)")
@@ -67,7 +71,7 @@ def build_parser() -> Parser:
                              "local Ray instance")
     parser.add_argument("--describe", action="store_true",
                         help="print the algo's config keys with their defaults for --env, and exit")
-    parser.add_argument("--out", default="results", help="results folder")
+    parser.add_argument("--out", type=folder, default="results", help="results folder")
     parser.add_argument("--checkpoint-every", type=positive_int, default=10,
                         help="save a checkpoint every N training iterations (and always at the end)")
     parser.add_argument("--eval-mask-noise", type=probabilities, default=(), metavar="P[,P...]",
@@ -107,6 +111,16 @@ def algo_overrides(args) -> dict[str, str]:
     return overrides
 
 
+def refuse_incompatible(request: runner.RunRequest) -> None:
+    """A one-line ``ConfigError`` when the request's algo cannot run its env (with its env config and the
+    ``backend`` asked for), as the run itself would refuse it."""
+    entry = load_algo(request.algo)
+    reason = entry.incompatibility(request.env, request.env_config, request.algo_config.get("backend")) \
+        if isinstance(entry, Method) else entry.incompatibility(request.env, request.env_config)
+    if reason:
+        raise ConfigError(reason)
+
+
 def describe_algo(algo: str, env: str) -> str:
     """The algo's config keys with their defaults for ``env`` (per-env defaults applied)."""
     entry = load_algo(algo)
@@ -133,10 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = sweep.plan_sweep(args, lambda env, algo, seed: request_from(args, env=env, algo=algo, seed=seed,
                                                                            command=command), algo_overrides(args))
         return sweep.run_sweep(args, plan)
+    request = request_from(args, command=command)  # names, configs and sizes: --describe fails as the run would
     if args.describe:
+        refuse_incompatible(request)
         print(describe_algo(args.algo, args.env))
         return 0
-    request = request_from(args, command=command)
     if runner.prepare_directory(request, overwrite=args.overwrite, resume=args.resume,
                                 trust=args.trust) == runner.COMPLETE:
         print(f"{request.directory} is already complete; nothing to resume (pass --overwrite to run it again)")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import platform
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +34,11 @@ from baselines.algorithm import Algorithm, Policy, derived_seed
 from baselines.evaluation import evaluate
 from baselines.mask_noise import KINDS as MASK_NOISE_KINDS
 from baselines.mask_noise import MaskCorruption
-from envs.config import ConfigError, build_config, config_to_dict
+from envs import masking
+from envs.config import ConfigError, available_memory, build_config, config_to_dict
 from envs.core import EnvFailure
 from suite import files, results
-from suite.cli import CommandFailed, UsageError
+from suite.cli import MAX_INT64, CommandFailed, UsageError
 from suite.stats import mean_ci
 from suite.trust import sign, untrusted_reason
 
@@ -72,18 +75,28 @@ class RunRequest:
         """Validate names and configs (one-line ``ConfigError`` on a mistake) into a request.
 
         ``env_config`` / ``algo_config``: overrides, Python values or ``KEY=VALUE`` strings' values;
-        ``steps``: the budget (default: the algo's own).
+        ``steps``: the budget (default: the algo's own). Refused too, before anything runs: a budget, episode
+        count or seed that is no integer in range (:func:`_check_counts`), an empty ``out`` (the current
+        folder, unasked), what cannot fit this machine's memory (:func:`_check_fits_machine`) and env config
+        overrides the env cannot compute with (:func:`_check_env_computes`).
         """
+        _check_counts(steps, episodes, seed)
+        if isinstance(out, str) and not out.strip():
+            raise ConfigError(f"out (the results folder) is {out!r}, which would write into the current folder; "
+                              "name a folder (. for the current one)")
         full_env_config = envs.config_dict(env, dict(env_config or {}))
         entry = load_algo(algo)
         full_algo_config = config_to_dict(entry.make_config(env, dict(algo_config or {}), owner=f"algo {algo!r}"))
-        variant = results.variant_label(_differences(full_env_config, envs.config_dict(env, {}))
+        env_overrides = _differences(full_env_config, envs.config_dict(env, {}))
+        variant = results.variant_label(env_overrides
                                         | _differences(full_algo_config,
                                                        config_to_dict(entry.make_config(env, {}, owner=algo))))
         directory = results.run_dir(Path(out).absolute(), env, algo, seed, variant)
         noise = tuple(sorted({float(p) for p in eval_mask_noise}))
         if any(not 0.0 <= p <= 1.0 for p in noise):
             raise ConfigError(f"eval_mask_noise takes probabilities in [0, 1], got {list(noise)}")
+        _check_fits_machine(env, full_env_config, full_algo_config, episodes, noise, address)
+        _check_env_computes(env, full_env_config, env_overrides)
         return cls(env, full_env_config, algo, full_algo_config, seed, steps or entry.default_steps, episodes,
                    directory, address, command, noise)
 
@@ -108,6 +121,131 @@ class RunRequest:
 
 def _differences(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if defaults.get(key) != value}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_counts(steps: Any, episodes: Any, seed: Any) -> None:
+    """A budget (``None``: the algo's own), an episode count and a seed that are integers in range, else a
+    one-line ``ConfigError``: every one of them is a 64-bit integer in the result files."""
+    if steps is not None and (not _is_int(steps) or not 0 < steps <= MAX_INT64):
+        raise ConfigError(f"steps (the training budget in env steps) must be a positive integer of at most "
+                          f"{MAX_INT64:,}, got {steps!r}")
+    if not _is_int(episodes) or not 0 < episodes <= MAX_INT64:
+        raise ConfigError(f"episodes (evaluation episodes per policy) must be a positive integer, got {episodes!r}")
+    if not _is_int(seed) or not 0 <= seed <= MAX_INT64:
+        raise ConfigError(f"seed must be a non-negative integer of at most {MAX_INT64:,}, got {seed!r}")
+
+
+#: Memory one evaluation episode's record holds until ``eval.csv`` is written (the record, its row of the
+#: frame), bytes: measured at 0.5 to 1.2 KiB per record on the suite's envs, doubled for the frame.
+EVAL_RECORD_BYTES = 2048
+#: The most policies an algo evaluates on clean masks: greedy and stochastic, each with the mask on and off.
+MAX_EVAL_POLICIES = 4
+#: Memory of one RLlib EnvRunner actor, a Ray worker process of its own with torch and its envs (estimate).
+ENV_RUNNER_BYTES = 512 * 2**20
+
+
+def _size(n_bytes: float) -> str:
+    units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+    power = 0
+    while n_bytes >= 1024 and power < len(units) - 1:
+        n_bytes, power = n_bytes / 1024, power + 1
+    return f"{n_bytes:,.1f} {units[power]}"
+
+
+def _refuse_beyond_memory(what: str, count: int, unit_bytes: float, why: str, noun: str) -> None:
+    """``count`` units of ``unit_bytes`` each that do not fit the memory available now: one line naming
+    ``what``, ``why`` it takes memory, the estimate and how many ``noun`` fit."""
+    available = available_memory()
+    needed = count * unit_bytes
+    if needed > available:
+        raise ConfigError(f"{what}: {why}: about {_size(needed)} of memory needed (estimate), {_size(available)} "
+                          f"available on this machine; at most about {int(available // unit_bytes):,} {noun} fit")
+
+
+def _rollout_bytes_per_step(core: Any) -> int:
+    """Memory one agent step of a training batch holds (estimate): its float32 features, its mask and action,
+    and the scalars PPO keeps of it (log-probability, value, reward, advantage, return, flags), twice (the
+    rollout and its flattened, filtered copy)."""
+    features = int(np.prod(core.feature_space.shape))
+    if core.discrete:
+        action = masking.mask_size(core.action_space) + 8 * len(core.nvec)
+    else:
+        action = 4 * int(np.prod(core.action_space.shape))
+    return 2 * (4 * features + action + 64)
+
+
+def _check_fits_machine(env: str, env_config: dict[str, Any], algo_config: dict[str, Any], episodes: int,
+                        noise: tuple[float, ...], address: str | None) -> None:
+    """Refuse (one-line ``ConfigError``) a run whose evaluation records, training batch or local EnvRunner
+    processes cannot fit the memory available, with the estimate and what fits, before anything starts."""
+    agents = int(env_config.get("n_agents", 1))
+    noisy = sum(1 for p in noise if p > 0)
+    policies = MAX_EVAL_POLICIES + 2 * len(MASK_NOISE_KINDS) * noisy  # corrupted masks: the policies with it on
+    _refuse_beyond_memory(f"episodes={episodes:,}", episodes, EVAL_RECORD_BYTES * policies * agents,
+                          f"evaluation keeps a record of every episode of each evaluated policy (up to {policies}"
+                          f"{f', {agents} agents' if agents > 1 else ''}) until eval.csv is written", "episodes")
+    batch = algo_config.get("train_batch_size")
+    if _is_int(batch):
+        core = envs.make_core(env, 1, **env_config)
+        _refuse_beyond_memory(f"train_batch_size={batch:,}", batch, _rollout_bytes_per_step(core) * agents,
+                              "a training iteration holds its whole batch (features, masks, actions, advantages) "
+                              "in memory", "env steps per batch")
+    runners = algo_config.get("num_env_runners")
+    if address is None and algo_config.get("backend") == "rllib" and _is_int(runners) and runners > 0:
+        _refuse_beyond_memory(f"num_env_runners={runners:,}", runners, ENV_RUNNER_BYTES,
+                              f"each EnvRunner is a Ray worker process of its own on this machine (about "
+                              f"{_size(ENV_RUNNER_BYTES)} each; {os.cpu_count() or 1} CPUs here, which more "
+                              "runners share; a cluster: --address)", "EnvRunners")
+
+
+#: Env steps of the probe that checks an env config the user changed gives finite numbers.
+_PROBE_STEPS = 4
+
+
+def _check_env_computes(env: str, env_config: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Env config overrides under which the env's observations or rewards are not finite (a value so large
+    that the env's arithmetic overflows, e.g. ``start_cash=1e308``): one line naming them, before a run trains
+    on infinities. A short probe (two entries, a few admissible steps); an env that fails in it for another
+    reason is left to the run, which reports it."""
+    if not overrides:
+        return
+    problem = None
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            problem = _non_finite_in_probe(env, env_config)
+        except Exception:  # the env's own failures are the run's to report (one line, error.txt)
+            problem = None
+    if problem:
+        settings = ", ".join(f"{key}={value}" for key, value in overrides.items())
+        raise ConfigError(f"env {env!r} cannot compute with env config {settings}: {problem} (a number "
+                          "overflowed); use smaller values")
+
+
+def _non_finite_in_probe(env: str, env_config: dict[str, Any]) -> str | None:
+    core = envs.make_core(env, 2, **env_config)
+    rng = np.random.default_rng(0)
+    core.reset(np.arange(core.num_envs), [np.random.default_rng([0, i]) for i in range(core.num_envs)])
+    for step in range(_PROBE_STEPS + 1):
+        features = np.asarray(core.observe()[masking.OBSERVATION_KEY], dtype=np.float64)
+        if not np.isfinite(features).all():
+            return "its observation is not finite " + ("after reset" if step == 0 else f"after {step} step(s)")
+        if step == _PROBE_STEPS:
+            return None
+        actions = masking.sample_masked(rng, core.action_mask(), core.nvec) if core.discrete \
+            else core.admissible_set().sample(rng)
+        result = core.step(actions)
+        if not np.isfinite(np.asarray(result.reward, dtype=np.float64)).all():
+            return f"its reward is not finite at step {step + 1}"
+        ended = (np.asarray(result.terminated) | np.asarray(result.truncated)).reshape(core.num_envs, -1).all(axis=-1)
+        done = np.flatnonzero(ended)
+        if done.size:
+            core.reset(done, [np.random.default_rng([1, int(i)]) for i in done])
+    return None
 
 
 def _ray_placement(address: str | None) -> dict[str, str | None]:
@@ -153,10 +291,35 @@ class RunFailed(CommandFailed):
     run folder's ``error.txt`` has the traceback."""
 
 
+def _run_layout(directory: Path) -> list[Path]:
+    """The folders :func:`suite.results.run_dir` makes for the run folder ``directory``: itself (``seed<k>``), its
+    config variant's if it has one (``key=value,...`` or ``config-<hash>``), its algo's and its env's; not the
+    results folder above them, which the user named (it may well be a link to a bigger disk)."""
+    variant = "=" in directory.parent.name or directory.parent.name.startswith("config-")
+    return [directory, *list(directory.parents)[:3 if variant else 2]]
+
+
+def _refuse_links(directory: Path) -> None:
+    """A run folder (or its env, algo or variant folder) that is a symbolic link, in one line: the lock, the
+    leftovers' clean-up and ``--overwrite`` act inside the run folder, and through a link they would act on
+    whatever it points to (another run's folder in a received results folder)."""
+    for folder in _run_layout(directory):
+        if folder.is_symlink():
+            try:
+                target = f" (to {os.readlink(folder)!r})"
+            except OSError:
+                target = ""
+            raise UsageError(f"{folder} is a symbolic link{target}; a run never writes or deletes through one, "
+                             "as it could be another run's folder: replace it with a folder of its own, or pass "
+                             "another --out (nothing was changed)")
+
+
 def _check_writable(directory: Path) -> None:
-    """Probe the nearest existing folder of ``directory`` without creating anything."""
+    """Refuse a run folder reached through a symbolic link (:func:`_refuse_links`), then probe the nearest
+    existing folder of ``directory`` without creating anything."""
     probe = directory
     try:
+        _refuse_links(directory)
         while not probe.exists():
             probe = probe.parent
         if not probe.is_dir():
@@ -185,6 +348,67 @@ def _previous_record(directory: Path) -> dict[str, Any]:
                          "to start over") from None
 
 
+#: The checkpoint's own record of where it stands (written by :func:`_save_checkpoint`).
+_META_FILE = "meta.json"
+
+
+def _check_resumable(directory: Path) -> None:
+    """Refuse (one-line ``UsageError`` naming the file, nothing written) a resume whose files cannot be read
+    back: the checkpoint's ``meta.json`` missing or not what :func:`_save_checkpoint` writes, one of its pickles
+    cut short (only its last byte is read: a pickle ends with STOP; none is loaded here), ``progress.csv``
+    missing, unreadable or shorter than the checkpoint's iteration."""
+    checkpoint = directory / results.CHECKPOINT_DIR
+
+    def damaged(path: Path, what: str) -> UsageError:
+        return UsageError(f"cannot resume {directory}: {path.relative_to(directory)} {what}; pass --overwrite to "
+                          "start the run over (a sweep or study: move this run's folder away instead, as --overwrite "
+                          "would rerun every run)")
+
+    meta_path = checkpoint / _META_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise damaged(meta_path, "is missing") from None
+    except (OSError, ValueError) as error:
+        raise damaged(meta_path, f"is damaged ({str(error).splitlines()[0] if str(error) else error!r})") from None
+    iteration = meta.get("iteration") if isinstance(meta, dict) else None
+    wall = meta.get("wall_seconds") if isinstance(meta, dict) else None
+    if not _is_int(iteration) or iteration < 0 or isinstance(wall, bool) or not isinstance(wall, (int, float)) \
+            or not np.isfinite(wall) or wall < 0:
+        shown = json.dumps(meta)
+        raise damaged(meta_path, "is damaged (expected an iteration, a non-negative integer, and wall_seconds, a "
+                                 f"non-negative number; got {shown if len(shown) <= 80 else shown[:77] + '...'})")
+    for pickled in sorted(checkpoint.glob("*.pkl")):
+        try:
+            with pickled.open("rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                complete = handle.read(1) == b"."  # pickle's STOP opcode
+        except OSError:  # empty (or unreadable)
+            complete = False
+        if not complete:
+            raise damaged(pickled, "is cut short or empty (a pickle ends with its STOP opcode)")
+    if iteration == 0:
+        return
+    progress_path = directory / results.PROGRESS_FILE
+    try:
+        progress = pd.read_csv(progress_path)
+    except FileNotFoundError:
+        raise damaged(progress_path, "is missing") from None
+    except (OSError, ValueError) as error:  # pandas' parser and empty-data errors, undecodable bytes
+        raise damaged(progress_path, f"cannot be read ({str(error).splitlines()[0] if str(error) else error!r})") \
+            from None
+    missing = [column for column in ("env_steps", "episodes") if column not in progress.columns]
+    if missing:
+        raise damaged(progress_path, f"is damaged (no {' or '.join(missing)} column)")
+    head = progress.head(iteration)
+    if len(head) < iteration:
+        raise damaged(progress_path, f"is damaged ({len(progress)} row(s); the checkpoint is at iteration {iteration})")
+    numbers = pd.to_numeric(head["env_steps"], errors="coerce"), pd.to_numeric(head["episodes"], errors="coerce")
+    if any(not np.isfinite(column.to_numpy(dtype=np.float64)).all() for column in numbers):
+        raise damaged(progress_path, "is damaged (env_steps or episodes is not a number in its first "
+                                     f"{iteration} row(s))")
+
+
 def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, recover: bool = False,
                       trust: bool = False) -> str:
     """What to do with the run's folder: :data:`NEW`, :data:`RESUME` or :data:`COMPLETE`.
@@ -192,7 +416,8 @@ def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, rec
     Refuses (one-line ``UsageError``) a folder that holds any file of a run unless ``overwrite`` or
     ``resume``, a ``resume`` of a run with another identity (:data:`IDENTITY_KEYS`), a ``checkpoint``
     that is not a folder, a folder it cannot write, and a checkpoint this user did not write on this machine
-    (:mod:`suite.trust`: resuming unpickles it) unless ``trust``. ``recover`` (only under the run's lock):
+    (:mod:`suite.trust`: resuming unpickles it) unless ``trust``, then a checkpoint or ``progress.csv`` that
+    cannot be read back (:func:`_check_resumable`). ``recover`` (only under the run's lock):
     finish a checkpoint swap a kill interrupted (:func:`suite.files.recover_dir`) before looking.
     """
     directory = request.directory
@@ -225,6 +450,7 @@ def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, rec
             raise UsageError(f"cannot resume {directory}: its checkpoint holds pickled state, which runs code when "
                              f"loaded, and {reason}; pass --trust if you trust who wrote it, or --overwrite to "
                              "start over")
+        _check_resumable(directory)
         return RESUME
     if (directory / results.PROGRESS_FILE).exists():
         print(f"{directory}: no checkpoint was written before the interruption; the run starts again from "
@@ -234,9 +460,14 @@ def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, rec
 
 def _clear_previous_run(directory: Path) -> None:
     """A new run in a folder that held one (--overwrite): remove what would make the old run look complete,
-    failed or resumable."""
+    failed or resumable. Only the suite's own files, and never through a symbolic link: the run folder must not
+    be one (checked again here, just before deleting), and a linked file or ``checkpoint`` loses the link, not
+    what it points to."""
+    _refuse_links(directory)
     for name in (results.EVAL_FILE, results.PROGRESS_FILE, results.ERROR_FILE):
-        (directory / name).unlink(missing_ok=True)
+        path = directory / name
+        if path.is_symlink() or not path.is_dir():  # a folder of that name is no file of the suite's
+            path.unlink(missing_ok=True)
     files.remove_dir(directory / results.CHECKPOINT_DIR)
 
 

@@ -37,10 +37,12 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+import envs
+from baselines import algo_names
 from suite import runner, sweep
-from suite.cli import Parser, UsageError, add_import_flag, import_user_modules, positive_int, run_cli
+from suite.cli import MAX_INT64, Parser, UsageError, add_import_flag, folder, import_user_modules, positive_int, run_cli
 
-__all__ = ["STUDIES", "load_study", "study_entries", "main"]
+__all__ = ["STUDIES", "load_study", "study_problems", "study_entries", "main"]
 
 #: The suite's own studies.
 STUDIES = Path(__file__).parent / "studies"
@@ -61,33 +63,120 @@ def study_path(name: str) -> Path:
 
 
 def load_study(path: Path) -> dict[str, Any]:
-    """The study file, its keys checked (one line naming what is wrong)."""
+    """The study file, checked whole against the schema before anything runs: every problem found is one line
+    naming the key (and its group), all of them in one ``UsageError``."""
     try:
         study = tomllib.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read study {str(path)!r}: it is not a text file (a study is TOML)") from None
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"cannot read study {str(path)!r}: {error}") from None
-    unknown = set(study) - _STUDY_KEYS
-    if unknown:
-        keys = ", ".join(sorted(_STUDY_KEYS))
-        raise UsageError(f"study {path.name}: unknown key {sorted(unknown)[0]!r}; keys: {keys}")
-    if not study.get("group"):
-        raise UsageError(f"study {path.name}: no [[group]] of runs")
-    _check_count(study, "seeds", f"study {path.name}")
-    for number, group in enumerate(study["group"], 1):
-        unknown = set(group) - _GROUP_KEYS
-        if unknown or not group.get("envs") or not group.get("algos"):
-            extra = f" (unknown: {sorted(unknown)[0]!r})" if unknown else ""
-            raise UsageError(f"study {path.name}, group {number}: needs envs and algos; keys: "
-                             f"{', '.join(sorted(_GROUP_KEYS))}{extra}")
-        _check_count(group, "seeds", f"study {path.name}, group {number}")
+    problems = study_problems(study, path.name)
+    if problems:
+        raise UsageError("\n".join(problems))
     return study
 
 
-def _check_count(table: dict[str, Any], key: str, where: str) -> None:
-    """``table[key]``, when present, is a positive integer (TOML's bool is not one)."""
-    value = table.get(key, 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"{where}: {key} must be a positive integer, got {value!r}")
+#: What a study's counts accept: (lowest, highest, words for the error). Seeds are a sweep's
+#: (:data:`suite.sweep.MAX_SEEDS`); a budget and episodes must fit 64 bits (and the runs check episodes against
+#: the memory there is, before any starts).
+_COUNTS = {"seeds": (1, sweep.MAX_SEEDS, "a positive integer"),
+           "episodes": (1, MAX_INT64, "a positive integer"),
+           "eval_every": (0, MAX_INT64, "a non-negative integer (0: evaluate only at the end)"),
+           "steps": (1, MAX_INT64, "a positive integer (env steps)")}
+
+
+def _count_problem(key: str, value: Any) -> str | None:
+    low, high, words = _COUNTS[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        return f"{key} must be {words}, got {value!r}"
+    if value > high:
+        why = sweep.MAX_SEEDS_WHY if key == "seeds" else "it must fit a 64-bit integer"
+        return f"{key} must be at most {high:,} ({why}), got {value:,}"
+    return None
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool))
+
+
+def _value_problem(value: Any) -> str | None:
+    """A config value: a TOML string, number or boolean, or a list of them (e.g. ``hidden = [64, 64]``)."""
+    if _is_scalar(value) or (isinstance(value, list) and all(_is_scalar(v) for v in value)):
+        return None
+    return f"must be a value or a list of values (e.g. hidden = [64, 64]), got {value!r}"
+
+
+def _names_problem(names: Any, key: str) -> str | None:
+    """``envs`` / ``algos``: a non-empty list of registered names (algos: or ``references``)."""
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        example = "portfolio" if key == "envs" else "masked_ppo"
+        return f'{key} must be a non-empty list of names, e.g. {key} = ["{example}"], got {names!r}'
+    known = envs.names() if key == "envs" else [*algo_names(), sweep.REFERENCES_ALIAS]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        what = key[:-1]
+        return f"unknown {what} {unknown[0]!r}; known {what}s: {', '.join(known)}"
+    return None
+
+
+def study_problems(study: dict[str, Any], name: str) -> list[str]:
+    """Every way ``study`` (a parsed study file called ``name``) breaks the schema, one line each naming the key
+    and its group: the keys known, the counts integers in range, ``envs`` and ``algos`` lists of known names,
+    ``algo_config`` and ``env_config`` tables of values, ``grid`` a table of non-empty lists of values. (The
+    values themselves are each algo's and env's to accept: the runs are built, all of them, before any starts.)"""
+    where = f"study {name}"
+    problems = []
+    unknown = sorted(set(study) - _STUDY_KEYS)
+    if unknown:
+        problems.append(f"{where}: unknown key {unknown[0]!r}; keys: {', '.join(sorted(_STUDY_KEYS))}")
+    if "description" in study and not isinstance(study["description"], str):
+        problems.append(f"{where}: description must be a string, got {study['description']!r}")
+    problems += [f"{where}: {problem}" for key in ("seeds", "episodes", "eval_every") if key in study
+                 for problem in [_count_problem(key, study[key])] if problem]
+    groups = study.get("group")
+    if not groups:
+        return [*problems, f"{where}: no [[group]] of runs"]
+    if not isinstance(groups, list) or not all(isinstance(group, dict) for group in groups):
+        return [*problems, f"{where}: group must be tables of runs, each a [[group]] with envs and algos; got "
+                           f"group = {groups!r}"]
+    for number, group in enumerate(groups, 1):
+        problems += _group_problems(group, f"{where}, group {number}")
+    return problems
+
+
+def _group_problems(group: dict[str, Any], here: str) -> list[str]:
+    problems = []
+    unknown = sorted(set(group) - _GROUP_KEYS)
+    if unknown or "envs" not in group or "algos" not in group:
+        extra = f" (unknown: {unknown[0]!r})" if unknown else ""
+        problems.append(f"{here}: needs envs and algos; keys: {', '.join(sorted(_GROUP_KEYS))}{extra}")
+    problems += [f"{here}: {problem}" for key in ("envs", "algos") if key in group
+                 for problem in [_names_problem(group[key], key)] if problem]
+    problems += [f"{here}: {problem}" for key in ("steps", "seeds") if key in group
+                 for problem in [_count_problem(key, group[key])] if problem]
+    for key in ("algo_config", "env_config"):
+        table = group.get(key, {})
+        if not isinstance(table, dict):
+            problems.append(f"{here}: {key} must be a table of KEY = value, e.g. {key} = {{ lr = 0.001 }}, got "
+                            f"{table!r}")
+            continue
+        problems += [f"{here}: {key}.{k} {problem}" for k, v in table.items()
+                     for problem in [_value_problem(v)] if problem]
+    grid = group.get("grid", {})
+    if not isinstance(grid, dict):
+        return [*problems, f"{here}: grid must be a table of KEY = [values], e.g. grid = {{ penalty = [0.01, 0.1] }}, "
+                           f"got {grid!r}"]
+    for k, values in grid.items():
+        if not isinstance(values, list):
+            problems.append(f"{here}: grid.{k} must be a list of the values to run (e.g. {k} = [{values!r}]), got "
+                            f"{values!r}")
+        elif not values:
+            problems.append(f"{here}: grid.{k} lists no value, so the group would run nothing; list one or more")
+        else:
+            problems += [f"{here}: grid.{k} value {i + 1} {problem}" for i, v in enumerate(values)
+                         for problem in [_value_problem(v)] if problem]
+    return problems
 
 
 def study_entries(study: dict[str, Any]) -> list[sweep.SweepEntry]:
@@ -114,7 +203,7 @@ def _frozen(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 def build_parser() -> Parser:
     parser = Parser(prog="python -m suite.study", description=__doc__.split("\n\n")[0])
     parser.add_argument("study", help="a study file, or the name of one of the suite's (e.g. scaling)")
-    parser.add_argument("--out", default=None, help="results folder (default: results/<study name>)")
+    parser.add_argument("--out", type=folder, default=None, help="results folder (default: results/<study name>)")
     parser.add_argument("--address", default=None, metavar="ADDR", help="run on the Ray cluster at ADDR")
     parser.add_argument("--max-concurrent", type=positive_int, default=1, metavar="K", help="at most K runs at once")
     parser.add_argument("--checkpoint-every", type=positive_int, default=10, help="checkpoint every N iterations")

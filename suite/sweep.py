@@ -44,7 +44,15 @@ from envs.config import ConfigError, parse_assignments
 from suite import files, results, runner
 from suite.cli import UsageError, import_user_modules
 
-__all__ = ["SweepPlan", "SweepEntry", "expand_names", "plan_entries", "plan_sweep", "run_sweep", "is_sweep"]
+__all__ = ["SweepPlan", "SweepEntry", "expand_names", "plan_entries", "plan_sweep", "run_sweep", "is_sweep",
+           "MAX_SEEDS", "MAX_SEEDS_WHY"]
+
+
+#: The most seeds a sweep or study runs of each env, algo and config: every seed is a run of its own (a folder, a
+#: Ray Tune trial, minutes to hours of training), and statistics over seeds are tight at a few dozen.
+MAX_SEEDS = 1_000
+#: Why (a phrase for one-line errors).
+MAX_SEEDS_WHY = "each seed is a run of its own of every env and algo; intervals over seeds are tight at a few dozen"
 
 
 def is_sweep(args) -> bool:

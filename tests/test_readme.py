@@ -120,7 +120,6 @@ def test_the_methods_table_lists_every_algo_with_its_backends():
     """The README's table of methods says which backends run each one: the registry's own answer."""
     from baselines import algo_names, load_algo
     from baselines.method import Method
-
     from baselines.references import CATALOG
 
     lines = DOCS["docs/methods.md"].splitlines()
