@@ -448,8 +448,8 @@ def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, rec
         reason = None if trust else untrusted_reason(checkpoint, ignore=(files.COMPLETE_MARKER,))
         if reason:
             raise UsageError(f"cannot resume {directory}: its checkpoint holds pickled state, which runs code when "
-                             f"loaded, and {reason}; pass --trust if you trust who wrote it, or --overwrite to "
-                             "start over")
+                             f"loaded, and {reason}; pass --trust if you trust who wrote it, or start the run over "
+                             "(--overwrite; in a sweep, which would rerun every run, move this folder away)")
         _check_resumable(directory)
         return RESUME
     if (directory / results.PROGRESS_FILE).exists():
