@@ -253,6 +253,7 @@ def test_a_run_of_a_sweep_repeats_on_its_own_with_one_torch_thread(tmp_path):
     pd.testing.assert_frame_equal(swept[2], direct[2])
 
 
+@pytest.mark.slow  # a Ray Tune sweep of two trials: 20-30 s
 def test_a_trial_refused_by_the_folders_lock_says_so_counts_as_refused_and_fails_the_sweep(tmp_path, capsys):
     """Issue 32: a sweep overlapping another writer of a run folder printed "the trial failed", counted what the
     other writer left there (a complete run: "1 of 1 complete") and exited 0."""
