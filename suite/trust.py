@@ -42,9 +42,16 @@ def _key(create: bool) -> bytes | None:
         raise ValueError(f"{path} is not a maskbench checkpoint key (64 hex digits); move it away") from None
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_bytes(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never through a planted file
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never through a planted file
     with os.fdopen(descriptor, "w") as handle:
         handle.write(key.hex() + "\n")
+    try:  # linked into place whole: two first runs at once (a sweep's trials) agree on one key
+        os.link(aside, path)
+    except FileExistsError:
+        return _key(create=False)
+    finally:
+        aside.unlink()
     return key
 
 

@@ -89,3 +89,17 @@ def test_the_key_is_the_users_alone(tmp_path, monkeypatch):
     checkpoint.mkdir()
     trust.sign(checkpoint)
     assert oct((tmp_path / "k" / "checkpoint.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_first_runs_at_once_agree_on_one_key(tmp_path, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setenv("MASKBENCH_KEY", str(tmp_path / "k" / "checkpoint.key"))
+    folders = [tmp_path / f"c{i}" for i in range(8)]
+    for folder in folders:
+        folder.mkdir()
+        (folder / "state").write_bytes(b"x")
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        pool.map(trust.sign, folders)
+    assert all(trust.untrusted_reason(folder) is None for folder in folders)  # every one signed with the same key
+    assert [p.name for p in (tmp_path / "k").iterdir()] == ["checkpoint.key"]
