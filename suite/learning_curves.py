@@ -44,7 +44,7 @@ _KEYS = ["env", "algo", "config_id"]
 def _metric_equal_to_return(evals: pd.DataFrame) -> str | None:
     """An evaluation metric column whose every value is the episode's return (None: none is)."""
     for column in evals.columns:
-        if column in results.EVAL_COLUMNS or column in ("return", "agent") or not column.endswith(""):
+        if column in results.EVAL_COLUMNS or column in ("return", "agent"):
             continue
         values = pd.to_numeric(evals[column], errors="coerce")
         if values.notna().all() and np.allclose(values, evals["return"], rtol=1e-6, atol=1e-9):
