@@ -38,14 +38,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["METRICS", "INTERVALS", "raw_scores", "weighted_mean", "median_of_task_means", "iqm", "weighted_iqm",
+__all__ = ["METRICS", "raw_scores", "weighted_mean", "median_of_task_means", "iqm", "weighted_iqm",
            "gap_to_anchor", "task_labels", "aggregate_table", "comparable_task_sets", "probability_of_improvement",
-           "performance_profiles", "stratified_interval", "task_interval", "holm", "is_reference"]
+           "performance_profiles", "stratified_interval", "task_interval", "holm", "is_reference", "normalised"]
 
 #: The score of the anchor, for the gap.
 GAMMA = 100.0
-#: The interval kinds every aggregate carries, by what they resample (column suffixes in aggregate.csv).
-INTERVALS = {"ci": "runs resampled within each task", "task_ci": "tasks resampled, then runs within them"}
 
 
 def is_reference(algo: str) -> bool:

@@ -96,7 +96,7 @@ class RunRequest:
         if any(not 0.0 <= p <= 1.0 for p in noise):
             raise ConfigError(f"eval_mask_noise takes probabilities in [0, 1], got {list(noise)}")
         _check_fits_machine(env, full_env_config, full_algo_config, episodes, noise, address)
-        _check_env_computes(env, full_env_config, env_overrides)
+        _check_env_computes(env, full_env_config, env_overrides, full_algo_config)
         return cls(env, full_env_config, algo, full_algo_config, seed, steps or entry.default_steps, episodes,
                    directory, address, command, noise)
 
@@ -206,13 +206,19 @@ def _check_fits_machine(env: str, env_config: dict[str, Any], algo_config: dict[
 _PROBE_STEPS = 4
 
 
-def _check_env_computes(env: str, env_config: dict[str, Any], overrides: dict[str, Any]) -> None:
+def _check_env_computes(env: str, env_config: dict[str, Any], overrides: dict[str, Any],
+                        algo_config: dict[str, Any]) -> None:
     """Env config overrides under which the env's observations or rewards are not finite (a value so large
     that the env's arithmetic overflows, e.g. ``start_cash=1e308``): one line naming them, before a run trains
     on infinities. A short probe (two entries, a few admissible steps); an env that fails in it for another
     reason is left to the run, which reports it."""
     if not overrides:
         return
+    # first what cannot fit (one line with the estimate, nothing built): a probe of a config that fits two
+    # entries but not the run's batch would otherwise reset a huge env for minutes before the run refused it
+    batch = next((algo_config[key] for key in ("num_envs", "num_envs_per_env_runner") if _is_int(algo_config.get(key))),
+                 1)
+    envs.make_core(env, batch, **env_config)
     problem = None
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")

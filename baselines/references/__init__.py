@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["CATALOG", "REFERENCES", "ROLES", "ORACLE_RENAMED", "roles", "load", "current_name", "families_of"]
+__all__ = ["CATALOG", "REFERENCES", "ROLES", "ORACLE_RENAMED", "roles", "load", "current_name"]
 
 _HERE = "baselines.references."
 #: Algo name -> (``"module:class"``, role). Entries are imported on first use (numpy and envs only: no Ray,
@@ -61,10 +61,6 @@ def roles() -> dict[str, str]:
     """Every reference's role (``oracle``, a user env's own upper reference, counts as a heuristic)."""
     return {**{name: role for name, (_, role) in CATALOG.items()}, "oracle": "heuristic"}
 
-
-def families_of(name: str) -> tuple[str, ...]:
-    """The env families a reference plays (empty: any env)."""
-    return tuple(load(name).families) if name in REFERENCES else ()
 
 
 def current_name(algo: str, env_family: str) -> str:
