@@ -50,7 +50,7 @@ import envs
 from baselines.references import roles
 from envs.config import ConfigError, parse_assignments
 from suite import aggregate, aggregate_plots, files, results, scaling
-from suite.cli import Parser, UsageError, run_cli
+from suite.cli import Parser, UsageError, folder, run_cli
 from suite.learning_curves import learning_curves, plot_learning_curves
 from suite.mask_noise_report import mask_noise_table, plot_mask_noise
 from suite.stats import mean_ci, p_greater
@@ -775,7 +775,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="python -m suite.report",
                     description="Summarise every complete run of a results folder: summary.csv, report.md, plots.")
     parser.add_argument("results", nargs="?", default="results", help="results folder (any depth)")
-    parser.add_argument("--out", default=None, help="where to write summary.csv, report.md and plots/ "
+    parser.add_argument("--out", type=folder, default=None, help="where to write summary.csv, report.md and plots/ "
                                                     "(default: the results folder)")
     parser.add_argument("--threshold", action="append", default=[], metavar="ENV=RETURN",
                         help="return threshold for steps/seconds to threshold, repeatable "

@@ -34,6 +34,7 @@ from baselines.algorithm import Algorithm, Policy, derived_seed
 from baselines.evaluation import evaluate
 from baselines.mask_noise import KINDS as MASK_NOISE_KINDS
 from baselines.mask_noise import MaskCorruption
+from baselines.training_env import training_env_config
 from envs import masking
 from envs.config import ConfigError, available_memory, build_config, config_to_dict
 from envs.core import EnvFailure
@@ -87,6 +88,8 @@ class RunRequest:
         full_env_config = envs.config_dict(env, dict(env_config or {}))
         entry = load_algo(algo)
         full_algo_config = config_to_dict(entry.make_config(env, dict(algo_config or {}), owner=f"algo {algo!r}"))
+        if full_algo_config.get("train_env_config"):  # the training env's overrides, checked now, not at iteration 1
+            training_env_config(env, full_env_config, tuple(full_algo_config["train_env_config"]))
         env_overrides = _differences(full_env_config, envs.config_dict(env, {}))
         variant = results.variant_label(env_overrides
                                         | _differences(full_algo_config,

@@ -79,7 +79,11 @@ def expand_names(value: str, known: list[str], what: str) -> list[str]:
     ``references`` stands for every reference."""
     if value == "all":
         return list(known)
-    names = [v.strip() for v in value.split(",") if v.strip()]
+    parts = [v.strip() for v in value.split(",")]
+    if len(parts) > 1 and not all(parts):
+        raise ConfigError(f"{what} list {value!r} has an empty name (a comma too many?); give names separated by "
+                          "single commas, e.g. a,b")
+    names = [v for v in parts if v]
     if what == "algo":
         names = with_references(names)
     unknown = [n for n in names if n not in known]
