@@ -335,7 +335,7 @@ class EnvCore(ABC):
                 if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) \
                         or not np.all(arr == np.round(arr)):
                     raise ValueError(f"actions must be finite integers for {self.action_space}, got "
-                                     f"{np.array2string(arr, threshold=20)}")
+                                     f"{' '.join(np.array2string(arr, threshold=20).split())}")
             try:
                 arr = arr.astype(np.int64).reshape(*batch, len(nvec))
             except ValueError:
