@@ -18,7 +18,7 @@ from envs.config import ConfigError
 
 __all__ = ["UsageError", "CommandFailed", "Parser", "run_cli", "positive_int", "positive_float", "non_negative_int",
            "finite_float", "bounded_int", "folder", "MAX_INT64", "probabilities", "add_import_flag",
-           "import_user_modules"]
+           "import_user_modules", "one_line"]
 
 #: The largest count any command takes: budgets, seeds and counters are 64-bit integers in numpy, pandas and
 #: the result files, so a larger one could never be reached (or written).
@@ -124,15 +124,16 @@ def import_user_modules(modules: Sequence[str]) -> None:
         except ModuleNotFoundError as error:
             if error.name is None or not (name == error.name or name.startswith(f"{error.name}.")):
                 raise UsageError(f"cannot --import {name!r}: your module failed while it was imported: "
-                                 f"{type(error).__name__}: {_one_line(error)}{_where(error)}") from None
-            raise UsageError(f"cannot --import {name!r}: {_one_line(error)} (is its folder on the Python path? "
+                                 f"{type(error).__name__}: {one_line(error)}{_where(error)}") from None
+            raise UsageError(f"cannot --import {name!r}: {one_line(error)} (is its folder on the Python path? "
                              "run from it, or pip install its package)") from None
         except Exception as error:  # the user's own code: one line saying where it failed
             raise UsageError(f"cannot --import {name!r}: your module failed while it was imported: "
-                             f"{type(error).__name__}: {_one_line(error)}{_where(error)}") from None
+                             f"{type(error).__name__}: {one_line(error)}{_where(error)}") from None
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException | str) -> str:
+    """The first non-empty line of an error's message (what a one-line report shows)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else "(no message)"
 

@@ -349,7 +349,8 @@ class FolderLocked(Exception):
     """Another writer holds the run folder. The message is one line for the user."""
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with id ``pid`` exists (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -375,7 +376,7 @@ def _is_stale(path: Path, holder: dict[str, Any], host: str) -> bool:
     longer exists on this host (``host``), or another host's lock not refreshed for
     :data:`FOREIGN_LOCK_STALE_SECONDS` (its writer died with its node)."""
     if holder.get("host") == host:
-        return isinstance(holder.get("pid"), int) and not _alive(holder["pid"])
+        return isinstance(holder.get("pid"), int) and not process_alive(holder["pid"])
     try:
         return time.time() - path.stat().st_mtime > FOREIGN_LOCK_STALE_SECONDS
     except OSError:

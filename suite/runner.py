@@ -579,9 +579,10 @@ def _train_and_evaluate(request: RunRequest, algo: Algorithm, lock: files.RunLoc
     if not resume:
         _clear_previous_run(directory)
     record = request.record()
-    if resume:  # keep the original record; a resumed run may only extend its budgets
+    if resume:  # keep the original record; a resumed run may only extend its budgets, and runs where it runs now
         previous = _previous_record(directory)
         record = {**previous, "steps": request.steps, "episodes": request.episodes,
+                  "ray_address": record["ray_address"], "ray_node_id": record["ray_node_id"],
                   "eval_seeds": record["eval_seeds"], "resumed": [*previous.get("resumed", []), record["started"]]}
     try:
         files.atomic_write_json(directory / results.CONFIG_FILE, record)

@@ -26,11 +26,13 @@ failed or a trial was refused, 130 when runs were left unfinished; rerunning the
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import shutil
+import socket
 import sys
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +44,7 @@ from baselines.method import Method
 from baselines.ray_session import connect_ray
 from envs.config import ConfigError, parse_assignments
 from suite import files, results, runner
-from suite.cli import UsageError, import_user_modules
+from suite.cli import UsageError, import_user_modules, one_line
 
 __all__ = ["SweepPlan", "SweepEntry", "expand_names", "plan_entries", "plan_sweep", "run_sweep", "is_sweep",
            "MAX_SEEDS", "MAX_SEEDS_WHY"]
@@ -170,6 +172,66 @@ def plan_sweep(args, request_for, algo_config: dict[str, Any] | None = None) -> 
 NODE_CHECK = ".maskbench-sweep-"
 
 
+#: Tune's bookkeeping folder of a sweep, in ``--out`` (removed at the end; a killed driver's by the next sweep).
+TUNE_FOLDER = ".tune-"
+
+
+def _marker_ids(out: Path) -> set[str]:
+    """The ids of the sweeps whose marker (:data:`NODE_CHECK`) is in ``out`` and names its own id."""
+    found = set()
+    for marker in out.glob(f"{NODE_CHECK}*"):
+        try:
+            record = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and marker.name == f"{NODE_CHECK}{record.get('sweep_id')}":
+            found.add(record["sweep_id"])
+    return found
+
+
+def remove_dead_sweeps_leftovers(out: Path) -> list[str]:
+    """Remove what a sweep driver killed on this host left in ``out``: its marker and its Tune folder (both
+    named by its id). A sweep whose driver runs (here, or on another host, which cannot be checked) keeps
+    both. Returns the names removed."""
+    host, removed = socket.gethostname(), []
+    for marker in sorted(out.glob(f"{NODE_CHECK}*")):
+        sweep_id = marker.name[len(NODE_CHECK):]
+        if not re.fullmatch(r"[0-9a-f]{32}", sweep_id) or marker.is_symlink() or not marker.is_file():
+            continue
+        try:
+            record = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            record = {}
+        if not isinstance(record, dict):
+            record = {}
+        if record and (record.get("host") != host or not isinstance(record.get("pid"), int)
+                       or files.process_alive(record["pid"])):
+            continue  # a live sweep, or another host's: not ours to judge
+        tune_folder = out / f"{TUNE_FOLDER}{sweep_id}"
+        if tune_folder.is_dir() and not tune_folder.is_symlink():
+            shutil.rmtree(tune_folder, ignore_errors=True)
+            removed.append(tune_folder.name)
+        marker.unlink(missing_ok=True)
+        removed.append(marker.name)
+    return removed
+
+
+def trial_cause(error: BaseException | str | None) -> str:
+    """One line saying why a trial failed: the original exception of a task that raised (Ray wraps it with
+    the remote traceback), else the first line of Ray's message (a node or worker that died: Ray goes on with
+    lines of its own state, the raylet's, which say nothing to the user)."""
+    if error is None:
+        return "the trial failed"
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        return f"{type(cause).__name__}: {one_line(cause)}"
+    text = str(error)
+    if "Traceback" in text:  # a task's error as text: its last line is the exception
+        lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+        return lines[-1] if lines else "the trial failed"
+    return one_line(text) if text.strip() else type(error).__name__
+
+
 #: The key of a trial's result that says its run was refused before it started (the one-line reason).
 REFUSED = "refused"
 
@@ -180,8 +242,7 @@ def _trial(config: dict[str, Any], runs: list[Any], options: dict[str, Any]) -> 
     ``{REFUSED: reason}``, not raised: the driver prints the reason, which Tune's error would not carry."""
     from ray import tune
 
-    marker = Path(options["out"]) / f"{NODE_CHECK}{options['sweep_id']}"
-    if not marker.is_file() or marker.read_text() != options["sweep_id"]:
+    if options["sweep_id"] not in _marker_ids(Path(options["out"])):
         raise runner.RunFailed(f"this node does not see {options['out']}, the sweep's --out on the driver: on a "
                                "cluster --out must be on storage every node shares (the same path on each)")
     import_user_modules(options["imports"])  # the user's envs and algos, in this worker too
@@ -240,8 +301,11 @@ def run_sweep(args, plan: SweepPlan) -> int:
     labels = [request.label for request in plan.runs]
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
+    for name in remove_dead_sweeps_leftovers(out):
+        print(f"removed {name}: left in {out} by a sweep whose driver was killed", file=sys.stderr)
     sweep_id = uuid.uuid4().hex
-    files.atomic_write_text(out / f"{NODE_CHECK}{sweep_id}", sweep_id)
+    files.atomic_write_json(out / f"{NODE_CHECK}{sweep_id}",
+                            {"sweep_id": sweep_id, "pid": os.getpid(), "host": socket.gethostname()})
 
     class Progress(Callback):
         def __init__(self):
@@ -260,14 +324,15 @@ def run_sweep(args, plan: SweepPlan) -> int:
         def on_trial_error(self, iteration, trials, trial, **info):
             self.bar.update()
             index = trial.config["index"]
-            trial_errors[index] = str(trial.get_error() or "the trial failed")
+            trial_errors[index] = trial_cause(trial.get_error())
             self.bar.write(f"FAILED: {labels[index]}: {last_error_line(plan.runs[index], trial_errors[index])}")
 
     interrupted = False
     trial_errors: dict[int, str] = {}
     refusals: dict[int, str] = {}
     owns_ray = connect_ray(args.address, num_cpus=os.cpu_count() or 1)
-    storage = Path(tempfile.mkdtemp(prefix=".tune-", dir=out))  # Tune's own bookkeeping, removed at the end
+    storage = out / f"{TUNE_FOLDER}{sweep_id}"  # Tune's own bookkeeping, removed at the end
+    storage.mkdir(mode=0o700)
     try:
         progress = Progress()
         tuner = tune.Tuner(
@@ -287,7 +352,7 @@ def run_sweep(args, plan: SweepPlan) -> int:
         except KeyboardInterrupt:
             interrupted = True
         else:  # Tune's errors as the trials ended (its callbacks run before it records them)
-            trial_errors.update({result.config["index"]: str(result.error) for result in grid
+            trial_errors.update({result.config["index"]: trial_cause(result.error) for result in grid
                                  if result.error is not None and result.config})
         progress.bar.close()
     finally:

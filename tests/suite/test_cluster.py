@@ -65,6 +65,11 @@ def test_a_sweep_spreads_over_two_nodes_survives_losing_one_and_its_rerun_finish
         assert len(loaded.runs) == 6 and set(loaded.runs["status"]) == {"complete"}, loaded.problems
         for folder, started in done_before.items():  # finished trials were skipped, not run again
             assert json.loads((folder / "config.json").read_text())["started"] == started
+        # the runs the dead node had started were finished on the head node, and their records say so
+        assert {record["ray_node_id"] for record, _ in started_runs(out)} == {cluster.head_node.node_id}
+        # the driver said why each trial failed in one line, not with the raylet's state
+        failed_lines = [line for line in stderr.splitlines() if line.startswith(("failed: ", "unfinished: "))]
+        assert failed_lines and all("raylet" not in line.lower() for line in failed_lines), stderr
     finally:
         cluster.shutdown()
     _, alive = psutil.wait_procs(psutil.Process().children(recursive=True), timeout=30)

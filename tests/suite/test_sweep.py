@@ -1,6 +1,7 @@
 """Sweeps of suite.run through Ray Tune: the grid, pairs left out, complete runs skipped, a failed
 trial reported while the others finish, bad input, and Ray shut down afterwards."""
 
+import json
 import textwrap
 
 import pytest
@@ -190,7 +191,7 @@ def test_two_sweeps_into_one_folder_each_find_their_own_node_check(tmp_path, mon
     out = tmp_path / "out"
     out.mkdir()
     for sweep_id in ("first", "second"):
-        (out / f"{sweep_module.NODE_CHECK}{sweep_id}").write_text(sweep_id)
+        (out / f"{sweep_module.NODE_CHECK}{sweep_id}").write_text(json.dumps({"sweep_id": sweep_id, "pid": 1}))
     reported = []
     monkeypatch.setattr(tune, "report", reported.append)  # outside a Tune session
     request = runner.RunRequest.build("portfolio", "random_valid", 0, out=out, steps=100, episodes=2)
