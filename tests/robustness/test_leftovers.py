@@ -136,7 +136,8 @@ def test_a_stopped_sweeps_leftovers_do_not_survive_its_rerun(tmp_path, how):
     _, alive = psutil.wait_procs(children, timeout=180)
     assert not alive, [p.name() for p in alive]
     if how == signal.SIGKILL:  # what a killed driver leaves: the rerun must clear it
-        assert list(tmp_path.glob(f"{sweep_module.TUNE_FOLDER}*")) and list(tmp_path.glob(f"{sweep_module.NODE_CHECK}*"))
+        assert list(tmp_path.glob(f"{sweep_module.TUNE_FOLDER}*"))
+        assert list(tmp_path.glob(f"{sweep_module.NODE_CHECK}*"))
     rerun = subprocess.run([sys.executable, "-m", "suite.run",
                             *[("2000" if a == "3000000" else a) for a in argv], "--quiet"],
                            cwd=ROOT, capture_output=True, text=True, timeout=600, preexec_fn=default_sigint)
