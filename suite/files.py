@@ -336,7 +336,7 @@ def clean_leftovers(directory: Path, names: Sequence[str] = RUN_FILES) -> list[s
     the lock's (``.lock.<random>.tmp``); a file of the user's, whatever its name, stays. A link of such a name
     is removed itself, never what it points to."""
     prefixes = "|".join(re.escape(prefix) for prefix in [*(f".{name}." for name in names), f"{LOCK_FILE}."])
-    pattern = re.compile(rf"(?:{prefixes})[a-z0-9_]+\.tmp")
+    pattern = re.compile(rf"(?:{prefixes})[a-z0-9_]{{8}}\.tmp")  # token_hex(4) or mkstemp: 8 characters
     removed = []
     for entry in os.scandir(directory):
         if pattern.fullmatch(entry.name) and (entry.is_symlink() or entry.is_file(follow_symlinks=False)):

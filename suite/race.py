@@ -31,7 +31,7 @@ import pandas as pd
 import envs
 from baselines import load_algo
 from envs.config import parse_assignments
-from suite import report, results, runner, sweep
+from suite import files, report, results, runner, sweep
 from suite.cli import (
     Parser,
     UsageError,
@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summary[summary["env"] == args.env]
     table = race_table(summary, loaded, target)
     print(format_table(table, target))
-    table.to_csv(out / f"race_{args.env}.csv", index=False)
+    files.atomic_write_csv(out / f"race_{args.env}.csv", table, root=out)  # never through a link of that name
     print(f"written: {out / f'race_{args.env}.csv'}")
     return 0
 

@@ -24,6 +24,9 @@ def pytest_addoption(parser):
                      help="run the speed benchmarks under tests/benchmarks/ (and only them)")
     parser.addoption("--slow", action="store_true", default=False,
                      help="run the tests marked slow (and only them): clusters, killed and resumed processes")
+    parser.addoption("--survey", action="store_true", default=False,
+                     help="run every slow test and every test the robustness survey counts (python -m "
+                          "tests.robustness.survey passes it and prints the counts per area)")
 
 
 def pytest_configure(config):
@@ -43,6 +46,14 @@ def pytest_collection_modifyitems(config, items):
     skip_test = pytest.mark.skip(reason="correctness test: pytest --benchmark runs benchmarks only")
     skip_slow = pytest.mark.skip(reason="slow test: run with pytest --slow (.ci/run does)")
     skip_fast = pytest.mark.skip(reason="pytest --slow runs the slow tests only")
+    if config.getoption("--survey"):
+        from tests.robustness.survey import area_of
+
+        skip_other = pytest.mark.skip(reason="not a case of the robustness survey (nor a slow test)")
+        for item in items:
+            if _is_benchmark(item) or not ("slow" in item.keywords or area_of(item.nodeid)):
+                item.add_marker(skip_other)
+        return
     for item in items:
         if _is_benchmark(item) != run_benchmarks:
             item.add_marker(skip_test if run_benchmarks else skip_bench)

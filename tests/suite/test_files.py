@@ -73,9 +73,9 @@ def test_a_half_built_copy_is_not_taken_and_the_previous_checkpoint_comes_back(t
 
 
 def test_leftover_temporary_files_are_removed(tmp_path):
-    (tmp_path / ".progress.csv.x1y2.tmp").write_text("half")
+    (tmp_path / ".progress.csv.x1y2z3w4.tmp").write_text("half")
     (tmp_path / "progress.csv").write_text("whole")
-    assert files.clean_leftovers(tmp_path) == [".progress.csv.x1y2.tmp"]
+    assert files.clean_leftovers(tmp_path) == [".progress.csv.x1y2z3w4.tmp"]
     assert [p.name for p in tmp_path.iterdir()] == ["progress.csv"]
 
 

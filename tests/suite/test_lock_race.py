@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from suite import files
 
 TAKERS, ROUNDS = 20, 50
@@ -33,20 +35,28 @@ def take_each_round(index, folders, barrier, outcomes):
             outcomes[slot] = REFUSED if "is being written by another run (pid " in str(error) else BROKEN
 
 
-def stale_lock(folder: Path, dead_pid: int) -> None:
+def stale_lock(folder: Path, dead_pid: int, kind: str) -> None:
+    """A lock its writer left: a killed process of this host's, a write cut short (damaged, empty), or the lock of
+    a node that died (another host's, not refreshed for longer than the suite waits)."""
     folder.mkdir()
-    (folder / files.LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": dead_pid,
-                                                      "started": "earlier", "command": "killed"}))
+    lock = folder / files.LOCK_FILE
+    host = "a-node-that-died" if kind == "old-foreign" else socket.gethostname()
+    lock.write_text({"damaged": "{", "empty": ""}.get(kind) or json.dumps(
+        {"host": host, "pid": dead_pid, "started": "earlier", "command": "killed"}))
+    if kind == "old-foreign":
+        old = os.stat(lock).st_mtime - files.FOREIGN_LOCK_STALE_SECONDS - 60
+        os.utime(lock, (old, old))
 
 
-def test_of_many_processes_taking_over_one_stale_lock_exactly_one_gets_it(tmp_path):
+@pytest.mark.parametrize("kind", ["dead-pid", "damaged", "empty", "old-foreign"])
+def test_of_many_processes_taking_over_one_stale_lock_exactly_one_gets_it(tmp_path, kind):
     dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True, check=True).stdout)
-    folders = [tmp_path / f"round{k}" for k in range(ROUNDS)]
+    folders = [tmp_path / f"round{k}" for k in range(ROUNDS if kind == "dead-pid" else ROUNDS // 5)]
     for folder in folders:
-        stale_lock(folder, dead)
+        stale_lock(folder, dead, kind)
     context = multiprocessing.get_context("fork")  # the takers only touch files; forking keeps the test fast
-    barrier, outcomes = context.Barrier(TAKERS), context.Array("l", [BROKEN] * (TAKERS * ROUNDS))
+    barrier, outcomes = context.Barrier(TAKERS), context.Array("l", [BROKEN] * (TAKERS * len(folders)))
     takers = [context.Process(target=take_each_round, args=(i, [str(f) for f in folders], barrier, outcomes))
               for i in range(TAKERS)]
     for taker in takers:

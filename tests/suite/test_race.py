@@ -38,8 +38,14 @@ def test_the_race_trains_each_contender_with_the_same_settings_and_times_a_separ
     progress = loaded.progress.assign(contender=loaded.progress["run"].str.split("/").str[0])
     target = float(progress["eval_return_mean"].max())
     assert progress["eval_return_mean"].nunique() > 1  # the evaluations do differ
+    # a received folder whose race table is a link elsewhere: the table replaces the link, the target is untouched
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere.csv"
+    elsewhere.write_text("mine")
+    (tmp_path / "race_portfolio.csv").unlink()
+    (tmp_path / "race_portfolio.csv").symlink_to(elsewhere)
     assert race_main(*argv, "--target", repr(target)) == 0  # no training: every run is complete
     assert capsys.readouterr().out.count("already complete") == 4
+    assert elsewhere.read_text() == "mine" and not (tmp_path / "race_portfolio.csv").is_symlink()
     table = pd.read_csv(tmp_path / "race_portfolio.csv").set_index("contender")
     seconds = {}
     for contender, runs in progress.groupby("contender"):

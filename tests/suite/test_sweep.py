@@ -279,3 +279,31 @@ def test_a_trial_refused_by_the_folders_lock_says_so_counts_as_refused_and_fails
     assert "the trial failed" not in printed.out + printed.err
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before  # nothing touched
     assert results.is_complete(tmp_path / "portfolio" / "random_valid" / "seed1")
+
+
+class _TaskError(Exception):
+    """What Ray raises for a task whose code raised: the remote traceback as text, the exception as ``cause``."""
+
+    def __init__(self, text, cause):
+        super().__init__(text)
+        self.cause = cause
+
+
+RAYLET_DUMP = ("The actor died unexpectedly before finishing this task.\n\tclass_name: ImplicitFunc\n"
+               "\tactor_id: 5f2c\n\tpid: 4242\n\tnamespace: 1b2c\n\tip: 127.0.0.1\n"
+               "The actor is dead because its node has died. Node Id: 9a8b\n" + "\traylet state: ...\n" * 40)
+
+
+@pytest.mark.parametrize("error, line", [
+    (_TaskError("ray::ImplicitFunc.train()\n  File x, line 1\nValueError: boom", ValueError("the env failed\nmore")),
+     "ValueError: the env failed"),
+    (RuntimeError(RAYLET_DUMP), "The actor died unexpectedly before finishing this task."),
+    ("Traceback (most recent call last):\n  File x\nRunFailed: this node does not see /x",
+     "RunFailed: this node does not see /x"),
+    (None, "the trial failed"),
+    (RuntimeError(""), "RuntimeError"),
+], ids=["task-raised", "node-died", "traceback-text", "no-error", "empty-message"])
+def test_a_failed_trial_is_one_line_whatever_ray_wraps_it_in(error, line):
+    from suite import sweep as sweep_module
+
+    assert sweep_module.trial_cause(error) == line
