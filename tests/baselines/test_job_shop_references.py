@@ -19,6 +19,7 @@ from baselines.references import load, roles
 from baselines.references.job_shop_optimum import JobShopOptimumConfig
 from envs.job_shop import classic_instances, load_instance
 from suite import report
+from tests.helpers import TINY, run_folder, run_main
 
 # The 3x3 instance of the hand computations below: job j's operations as (machine, duration).
 #   J0: (M0, 3) (M1, 2) (M2, 2)
@@ -254,3 +255,16 @@ def test_the_dispatch_order_breaks_ties_by_job_then_operation():
 def test_dispatching_rules_refuse_other_envs():
     assert "reference policy of job_shop" in load("most_work_remaining").incompatibility("speed_limit", {})
     assert envs.spec("job_shop-l").family == "job_shop"
+
+
+def test_masked_ppo_on_job_shop_never_takes_an_inadmissible_action(tmp_path):
+    """Trained (a tiny budget, torch backend) and evaluated with its mask, masked PPO never sends a finished job;
+    without the mask at evaluation it does (the check can fail)."""
+    assert run_main("--env", "job_shop", "--algo", "masked_ppo", "--backend", "torch", "--steps", "1024",
+                    "--episodes", "8", "--out", str(tmp_path), "--quiet", *TINY) == 0
+    directory = run_folder(tmp_path, "job_shop", "masked_ppo")
+    progress, evaluation = pd.read_csv(directory / "progress.csv"), pd.read_csv(directory / "eval.csv")
+    assert (progress["invalid_action_rate"] == 0).all() and progress["episodes"].iloc[-1] > 0
+    assert (evaluation.loc[evaluation["mask"] == "on", "invalid_actions"] == 0).all()
+    assert evaluation.loc[evaluation["mask"] == "off", "invalid_actions"].sum() > 0
+    assert (evaluation["length"] == 36).all() and (evaluation["makespan"] > 0).all()
