@@ -250,6 +250,7 @@ class JobShopState:
     lower_bound: np.ndarray    # (B, n, m) C_LB of every operation (L2D)
     scale: np.ndarray          # (B,) duration_scale, float64
     t: np.ndarray              # (B,) steps so far
+    static: np.ndarray         # (B, features) float32: the observation's per-episode entries (durations, machines)
 
     def copy(self) -> JobShopState:
         return JobShopState(*(np.copy(getattr(self, f)) for f in self.__dataclass_fields__))
@@ -284,9 +285,9 @@ class JobShopCore(EnvCore):
     @classmethod
     def state_bytes(cls, config: JobShopConfig, num_envs: int) -> int:
         """Per entry: five ``(n, m)`` int64 arrays, the job and machine vectors, and the float32 observation
-        (built once per step, and once more by the views)."""
+        (its per-episode part kept in the state, built once per step, and once more by the views)."""
         n, m = config.n_jobs, config.n_machines
-        return num_envs * (5 * 8 * n * m + 16 * n + 8 * m + 32 + 2 * 4 * (n * m * (3 + m) + m))
+        return num_envs * (5 * 8 * n * m + 16 * n + 8 * m + 32 + 3 * 4 * (n * m * (3 + m) + m))
 
     # ------------------------------------------------------------------ constraints
 
@@ -321,7 +322,8 @@ class JobShopCore(EnvCore):
             self.state = JobShopState(np.zeros((B, n, m), np.int64), np.ones((B, n, m), np.int64),
                                       np.full((B, n, m), -1, np.int64), np.zeros((B, n), np.int64),
                                       np.zeros((B, n), np.int64), np.zeros((B, m), np.int64),
-                                      np.zeros((B, n, m), np.int64), np.ones(B), np.zeros(B, np.int64))
+                                      np.zeros((B, n, m), np.int64), np.ones(B), np.zeros(B, np.int64),
+                                      np.zeros((B, self.feature_space.shape[0]), np.float32))
         s = self.state
         for env_id, rng in zip(env_ids, rngs):  # once per episode, not per step
             s.machines[env_id], s.durations[env_id] = self.draw_instance(rng)
@@ -333,6 +335,10 @@ class JobShopCore(EnvCore):
         s.scale[env_ids] = float(self.instance.durations.max()) if self.instance is not None \
             else float(self.config.duration_high)
         s.lower_bound[env_ids] = np.cumsum(s.durations[env_ids], axis=-1)
+        per_op = s.static[env_ids, :n * m * (3 + m)].reshape(len(env_ids), n, m, 3 + m)
+        per_op[..., 2] = s.durations[env_ids] / s.scale[env_ids, None, None]
+        per_op[..., 3:] = self._one_hot[s.machines[env_ids]]
+        s.static[env_ids, :n * m * (3 + m)] = per_op.reshape(len(env_ids), -1)
 
     @staticmethod
     def lower_bounds(state: JobShopState) -> np.ndarray:
@@ -348,16 +354,17 @@ class JobShopCore(EnvCore):
     # ------------------------------------------------------------------ views of the state
 
     def features(self) -> np.ndarray:
+        """The per-episode entries (durations, machines) come from ``state.static``, written at reset; the rest is
+        filled in from the state on each call."""
         s, n, m = self.state, self.n_jobs, self.n_machines
         B = self.num_envs
-        time_scale = (s.scale * m)[:, None, None]
-        per_op = np.empty((B, n, m, 3 + m), dtype=np.float32)
-        per_op[..., 0] = s.lower_bound / time_scale
-        per_op[..., 1] = s.starts >= 0
-        per_op[..., 2] = s.durations / s.scale[:, None, None]
-        per_op[..., 3:] = self._one_hot[s.machines]
-        machines = (s.machine_ready / (s.scale * m)[:, None]).astype(np.float32)
-        return np.concatenate([per_op.reshape(B, -1), machines], axis=1)[:, None, :]
+        out = s.static.copy()
+        per_op = out[:, :n * m * (3 + m)].reshape(B, n * m, 3 + m)
+        time_scale = (s.scale * m)[:, None]
+        per_op[..., 0] = s.lower_bound.reshape(B, n * m) / time_scale
+        per_op[..., 1] = s.starts.reshape(B, n * m) >= 0
+        out[:, n * m * (3 + m):] = s.machine_ready / time_scale
+        return out[:, None, :]
 
     def decode(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """The instance and the dispatch state recovered from observations ``(B, feature_size)``: ``machines``,
