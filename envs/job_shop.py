@@ -108,14 +108,17 @@ an instance file whose durations are not positive or whose machine order is not 
 
 ## Levels
 
-| name | jobs x machines | actions | observation | random share of the mask that is 0 |
+| name | jobs x machines | actions | observation | inadmissible share |
 | --- | --- | --- | --- | --- |
-| ``job_shop`` | 6 x 6 | 6 | 330 | see ``python -m suite.levels`` |
-| ``job_shop-m`` | 10 x 10 | 10 | 1,310 | |
-| ``job_shop-l`` | 15 x 15 | 15 | 4,065 | |
+| ``job_shop`` | 6 x 6 | 6 | 330 | 18.5% |
+| ``job_shop-m`` | 10 x 10 | 10 | 1,310 | 14.3% |
+| ``job_shop-l`` | 15 x 15 | 15 | 4,065 | 13.2% |
 
-The sizes of L2D's smallest three (6x6, 10x10, 15x15). Gymnasium ids ``maskbench/JobShop-v0``,
-``maskbench/JobShop-M-v0``, ``maskbench/JobShop-L-v0``.
+The sizes of L2D's smallest three (6x6, 10x10, 15x15). The inadmissible share is the mean fraction of jobs
+masked where ``random_valid`` dispatches (``python -m suite.levels --steps 28800``: whole episodes). It grows
+within every episode (from none at the start to all but one job at the last step) but not with the level: a
+random dispatcher finishes jobs only near the end of an episode, and more so on longer ones. Gymnasium ids
+``maskbench/JobShop-v0``, ``maskbench/JobShop-M-v0``, ``maskbench/JobShop-L-v0``.
 
 ## Version History
 
