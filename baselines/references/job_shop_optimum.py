@@ -25,8 +25,8 @@ schedule optimal, else 0) and ``optimum_bound`` (the solver's lower bound on the
 known" with the share proven otherwise.
 
 **Cost.** One solve per new instance (the cache remembers solved instances across runs): random 6x6 instances
-take a fraction of a second each; 10x10 ones from seconds to beyond the time limit; 15x15 ones are rarely
-proven (this MIP is far weaker than CP-SAT, see the solver module). Its "training" also solves every episode
+take under a second each, 10x10 ones tens of seconds, and 15x15 ones are not proven within a minute (this MIP
+is far weaker than CP-SAT; measurements in the solver module). Its "training" also solves every episode
 it plays: run it with a small budget (``--steps 1``: one step of ``num_envs`` entries).
 """
 
