@@ -147,8 +147,13 @@ def evaluate(env_name: str, env_config: dict[str, Any], policy: Policy, *, episo
     With several agents (``n_agents`` in ``env_config``), the env is ``envs.make_multi_agent_vector``,
     ``policy`` maps ``(N, agents, ...)`` observations to ``(N, agents, ...)`` actions, and there is one
     record per episode and agent, with ``agent`` (its id).
+
+    A policy may carry ``policy.episode_metrics(env) -> {name: array}``: facts of its own about each entry's
+    current episode (a solver's proof that the schedule it replays is optimal), one value per entry (and
+    agent), read after every step and recorded at each episode's end beside the env's metrics.
     """
     n_agents = int(envs.config_dict(env_name, env_config).get("n_agents", 1))
+    own_metrics = getattr(policy, "episode_metrics", None)
     records: list[dict[str, Any]] = []
     for start in range(0, episodes, max_batch):
         n = min(max_batch, episodes - start)
@@ -158,6 +163,8 @@ def evaluate(env_name: str, env_config: dict[str, Any], policy: Policy, *, episo
             env = envs.make_multi_agent_vector(env_name, n, **env_config)
         tracker = EpisodeTracker.of(env.core, n * n_agents, next_step_autoreset=n_agents == 1)
         obs, _ = env.reset(seed=[seed_base + start + i for i in range(n)])
+        if own_metrics is not None:  # the policy's own per-episode facts, recorded beside the env's metrics
+            tracker.metrics = (*tracker.metrics, *own_metrics(env))
         if corruption is not None:
             corruption.start()
         done = np.zeros(n * n_agents, dtype=bool)
@@ -169,6 +176,8 @@ def evaluate(env_name: str, env_config: dict[str, Any], policy: Policy, *, episo
                 seen = obs[MASK_KEY] if corruption is None else corruption(obs[MASK_KEY])
                 obs = {**obs, MASK_KEY: admit_all_unless(env.acting, seen)}
             obs, reward, terminated, truncated, info = env.step(policy(obs, rng, env))
+            if own_metrics is not None:
+                info = {**info, **own_metrics(env)}
             active = None if n_agents == 1 else env.acted
             for record in tracker.update(reward, terminated, truncated, info, active=active):
                 index = record.pop("env_index")

@@ -139,8 +139,14 @@ def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataF
         for metric in metrics:
             if metric in group:
                 row[f"{metric}_mean"] = float(group[metric].mean())
+        if PROVEN in group:  # an optimum reference's episodes: the share its solver proved optimal
+            row[PROVEN] = float(group[PROVEN].mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: The eval.csv column of an ``optimum`` reference: 1 where the schedule it replayed is proven optimal.
+PROVEN = "proven_optimal"
 
 
 def _env_config(info: pd.Series, env_columns: Sequence[str]) -> dict[str, Any]:
@@ -175,13 +181,17 @@ def _env_config_key(info: pd.Series, env_columns: Sequence[str]) -> str:
     return ",".join(f"{c[4:]}={info[c]}" for c in env_columns if not pd.isna(info[c]))
 
 
+#: The roles a task's anchor (its 100) is chosen from: every non-clairvoyant reference.
+ANCHOR_ROLES = ("simple", "heuristic", "optimum")
+
+
 def references(scores: pd.DataFrame) -> pd.DataFrame:
     """Per task (env, env config): the returns that give a score its meaning, indexed by ``(env, env_config)``
     (a reference scores only runs of its own env config: three traders are not scored against one's).
 
     - ``lower``: ``random_valid``'s mean return, the score's 0;
-    - ``anchor`` / ``anchor_algo``: the best non-clairvoyant reference run on the task (a simple policy or a
-      heuristic, :mod:`baselines.references`), the score's 100;
+    - ``anchor`` / ``anchor_algo``: the best non-clairvoyant reference run on the task (a simple policy, a
+      heuristic or a solver's optimum, :mod:`baselines.references`), the score's 100;
     - ``best_simple`` / ``best_simple_algo``: the best simple policy (what a practitioner tries first);
     - ``bound`` / ``bound_source``: an upper bound on any policy with the agent's information: the best
       clairvoyant reference run on the task, else the env's own proven bound (``EnvCore.return_bound``).
@@ -195,9 +205,9 @@ def references(scores: pd.DataFrame) -> pd.DataFrame:
     for key, group in scores.groupby(["env", "env_config"]):
         means = group.groupby("algo")["return"].mean()
         by_role = {role: means[[algo for algo in means.index if role_of.get(algo) in role]]
-                   for role in (("lower",), ("simple",), ("simple", "heuristic"), ("clairvoyant",))}
+                   for role in (("lower",), ("simple",), ANCHOR_ROLES, ("clairvoyant",))}
         row = {"lower": float(by_role[("lower",)].max()) if len(by_role[("lower",)]) else math.nan}
-        for column, role in (("anchor", ("simple", "heuristic")), ("best_simple", ("simple",)),
+        for column, role in (("anchor", ANCHOR_ROLES), ("best_simple", ("simple",)),
                              ("bound", ("clairvoyant",))):
             best = by_role[role]
             row[column] = float(best.max()) if len(best) else math.nan
@@ -315,7 +325,8 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
                     "steps_to_threshold": float(np.median([c[0] for c in reached])) if reached else math.nan,
                     "seconds_to_threshold": float(np.median([c[1] for c in reached])) if reached else math.nan,
                     "env_steps": float(group["env_steps"].mean()), "wall_seconds": float(group["wall_seconds"].mean()),
-                    "env_steps_per_second": float(group["env_steps_per_second"].mean())})
+                    "env_steps_per_second": float(group["env_steps_per_second"].mean()),
+                    PROVEN: float(group[PROVEN].mean()) if PROVEN in group else math.nan})
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary["p_beats_best_simple_holm"] = aggregate.holm(summary["p_beats_best_simple"])
@@ -407,7 +418,7 @@ def _task_lines(group: pd.DataFrame) -> list[str]:
     if lower is not None and anchor is not None:
         meaning = (f"Score: 0 = random_valid ({_fmt(lower['return_mean'])}), 100 = **{_md(anchor['algo'])}** "
                    f"({_fmt(anchor['return_mean'])}), the best non-clairvoyant reference run here "
-                   f"({_ROLE_WORDS[anchor['role']]}; not a proven optimum).")
+                   f"({_ROLE_WORDS[anchor['role']]}; {_optimum_words(anchor)}).")
     else:
         meaning = "Score: no score (random_valid and a non-clairvoyant reference must both be run on the task)."
     bound = group["bound"].iloc[0]
@@ -493,7 +504,20 @@ def _method_names(rows: pd.DataFrame) -> list[str]:
     return [_md(r["algo"] + (f" ({r['config']})" if r["config"] else "")) for _, r in rows.iterrows()]
 
 
+def _optimum_words(anchor: pd.Series) -> str:
+    """Whether the anchor is a proven optimum: only an ``optimum`` reference whose every evaluation episode was
+    proven optimal is one; with some unproven, it is the best known."""
+    proven = anchor.get(PROVEN, math.nan)
+    if anchor["role"] != "optimum" or pd.isna(proven):
+        return "not a proven optimum"
+    if proven >= 1:
+        return "a proven optimum on every evaluation episode"
+    return (f"best known, not a proven optimum: the solver proved {100 * proven:.0f}% of the evaluation episodes "
+            "optimal within its time limit")
+
+
 _ROLE_WORDS = {"simple": "a simple policy", "heuristic": "a heuristic using only what the agent observes",
+               "optimum": "a solver's optimal schedule, replayed",
                "lower": "random", "clairvoyant": "clairvoyant", "method": "a learned policy"}
 
 

@@ -34,6 +34,8 @@ def pytest_configure(config):
     # checkpoints are signed with a key of the user's (suite.trust): the tests' own, never the home folder's;
     # set before any Ray starts, so its workers sign with it too
     os.environ["MASKBENCH_KEY"] = str(Path(tempfile.mkdtemp(prefix="maskbench-test-key-")) / "checkpoint.key")
+    # the job-shop solver's cache (baselines.job_shop_solver): the tests' own, never the home folder's
+    os.environ["MASKBENCH_JOB_SHOP_CACHE"] = tempfile.mkdtemp(prefix="maskbench-test-job-shop-")
 
 
 def _is_benchmark(item) -> bool:

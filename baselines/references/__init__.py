@@ -8,6 +8,9 @@ Every reference is one small module here (or :mod:`baselines.random_valid`), a
   hold); the bar a method must clear before a task counts as learned;
 - ``heuristic``: a stronger policy that uses only what the agent observes (and the env's published
   model); with the simple ones, a candidate for the task's **anchor**, its 100;
+- ``optimum``: a solver's optimal policy for what the agent knows (job_shop: each instance's optimal schedule,
+  replayed); the task's anchor, a 100 that is an optimum where the solver proved it (its evaluation records say
+  episode by episode whether it did, and the report names a best known schedule as such);
 - ``clairvoyant``: sees what the agent cannot (the next demand, the whole road): an upper bound on any
   policy with the agent's information, reported beside the score ("share of the bound"), never its 100.
 
@@ -38,12 +41,17 @@ CATALOG: dict[str, tuple[str, str]] = {
     "equal_weight": (_HERE + "equal_weight:EqualWeight", "simple"),
     "one_step_lookahead": (_HERE + "one_step_lookahead:OneStepLookahead", "simple"),
     "relaxed_heuristic": (_HERE + "relaxed_heuristic:RelaxedHeuristic", "heuristic"),
+    "shortest_processing_time": (_HERE + "shortest_processing_time:ShortestProcessingTime", "simple"),
+    "most_work_remaining": (_HERE + "most_work_remaining:MostWorkRemaining", "simple"),
+    "most_operations_remaining": (_HERE + "most_operations_remaining:MostOperationsRemaining", "simple"),
+    "first_in_first_out": (_HERE + "first_in_first_out:FirstInFirstOut", "simple"),
+    "job_shop_optimum": (_HERE + "job_shop_optimum:JobShopOptimum", "optimum"),
 }
 #: Algo name -> entry point, what the algo registry reads.
 REFERENCES: dict[str, str] = {name: entry for name, (entry, _) in CATALOG.items()}
 
 #: The roles, in the order tables list them.
-ROLES = ("lower", "simple", "heuristic", "clairvoyant")
+ROLES = ("lower", "simple", "heuristic", "optimum", "clairvoyant")
 
 #: Before the references had names of their own, each env's upper reference ran as ``oracle``. What that
 #: policy is on each built-in env: runs recorded as ``oracle`` there read as this name.

@@ -35,7 +35,8 @@ def test_every_env_and_level_renders_its_state_as_text(name):
     family = envs.spec(name).family
     expected = {"portfolio": r"period 3/\d+ +prices .*\ntrader_0: cash \$[\d,.]+ +held .* value \$",
                 "speed_limit": r"step 3 +road \|[rua0]+\| .*\ncar_0: cell \d+/\d+ +speed \d+",
-                "sum_to_zero": r"step 3/\d+ +demand +[\d. ]+.*\nallocator_0: weights [\d. ]+"}[family]
+                "sum_to_zero": r"step 3/\d+ +demand +[\d. ]+.*\nallocator_0: weights [\d. ]+",
+                "job_shop": r"step 3/\d+ +makespan so far \d+ +lower bound \d+\nmachine 0: "}[family]
     assert re.search(expected, text), text
 
 

@@ -10,7 +10,8 @@ from tests.helpers import run_main
 
 LEVELS = {"portfolio": ["portfolio", "portfolio-m", "portfolio-l", "portfolio-xl"],
           "speed_limit": ["speed_limit", "speed_limit-m", "speed_limit-l"],
-          "sum_to_zero": ["sum_to_zero", "sum_to_zero-m", "sum_to_zero-l"]}
+          "sum_to_zero": ["sum_to_zero", "sum_to_zero-m", "sum_to_zero-l"],
+          "job_shop": ["job_shop", "job_shop-m", "job_shop-l"]}
 
 
 def test_each_family_has_its_named_levels_smallest_first_the_seed_size_being_level_one():
@@ -23,7 +24,8 @@ def test_each_family_has_its_named_levels_smallest_first_the_seed_size_being_lev
              for name, core in cores.items()}
     assert sizes == {"portfolio": 33, "portfolio-m": 210, "portfolio-l": 1530, "portfolio-xl": 3030,
                      "speed_limit": 10, "speed_limit-m": 25, "speed_limit-l": 50,
-                     "sum_to_zero": 13, "sum_to_zero-m": 100, "sum_to_zero-l": 1000}
+                     "sum_to_zero": 13, "sum_to_zero-m": 100, "sum_to_zero-l": 1000,
+                     "job_shop": 6, "job_shop-m": 10, "job_shop-l": 15}
 
 
 def test_a_level_is_its_defaults_under_the_users_overrides():
@@ -49,7 +51,8 @@ def test_a_level_runs_from_the_cli_and_its_results_carry_its_name(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--env", "portfolio-xxl"], "unknown env 'portfolio-xxl'; known envs: portfolio, portfolio-l, portfolio-m, "),
+    (["--env", "portfolio-xxl"], "unknown env 'portfolio-xxl'; known envs: job_shop, job_shop-l, job_shop-m, "
+                                 "portfolio, portfolio-l, portfolio-m, "),
     (["--env", "portfolio", "--env-config", "n_assets=0"],
      "config key 'n_assets' must be an integer in 1..1000; got '0'"),
     (["--env", "speed_limit-l", "--env-config", "n_levels=1"], "config key 'n_levels' must be an integer in 2..1000"),
