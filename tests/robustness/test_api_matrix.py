@@ -23,7 +23,7 @@ from gymnasium.error import ResetNeeded
 import envs
 from suite import runner
 
-ENVS = ("portfolio", "speed_limit", "sum_to_zero")
+ENVS = ("portfolio", "speed_limit", "sum_to_zero", "job_shop")
 USER_ERRORS = (ValueError, TypeError, ResetNeeded)
 
 

@@ -104,7 +104,7 @@ def option_cases() -> list[tuple[str, list[str]]]:
 
 def env_config_cases() -> list[tuple[str, list[str]]]:
     cases = []
-    for env in ("portfolio", "speed_limit", "sum_to_zero"):
+    for env in ("portfolio", "speed_limit", "sum_to_zero", "job_shop"):
         for key, annotation in _hints(envs.spec(env).load().Config).items():
             for value in _bad_values(annotation):
                 cases.append(("run", ["--env", env, "--algo", "random_valid", "--quiet", "--env-config",
@@ -184,7 +184,7 @@ def test_the_matrix_covers_every_area_it_claims():
     """The survey counts these cases: the matrix must hold what it says (every command, env and algo)."""
     commands = {command for command, _ in CASES}
     assert commands == set(COMMANDS)
-    assert {argv[argv.index("--env") + 1] for _, argv in env_config_cases()} == {"portfolio", "speed_limit",
+    assert {argv[argv.index("--env") + 1] for _, argv in env_config_cases()} == {"portfolio", "speed_limit", "job_shop",
                                                                                   "sum_to_zero"}
     assert len(CASES) >= 350, len(CASES)
     assert "masked_ppo" in algo_names()
