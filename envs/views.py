@@ -16,6 +16,7 @@ vector env and a single env seeded ``s + i`` produce the same episode.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -27,7 +28,8 @@ from gymnasium.vector.utils import batch_space
 from envs.config import ConfigError
 from envs.core import EnvCore
 
-__all__ = ["SingleAgentView", "ParallelView", "VectorView", "MultiAgentVectorView"]
+__all__ = ["SingleAgentView", "ParallelView", "VectorView", "MultiAgentVectorView", "ViolatedNames",
+           "VIOLATED_FLAGS"]
 
 
 def _agent_info(core: EnvCore, info: dict[str, np.ndarray], env_id: int, agent: int) -> dict[str, Any]:
@@ -39,6 +41,43 @@ def _agent_info(core: EnvCore, info: dict[str, np.ndarray], env_id: int, agent: 
         else:
             out[key] = value[env_id, agent].item()
     return out
+
+
+#: The vector view's info key of the violated constraints as a ``(num_envs, n_constraints)`` bool array.
+VIOLATED_FLAGS = "violated_flags"
+
+
+class ViolatedNames:
+    """``(n, n_constraints)`` bool rows -> an ``(n,)`` object array of lists of constraint names, without a
+    Python call per row: each row's pattern is a number, each distinct pattern is named once (and remembered),
+    and every entry gets a list of its own (a caller may change one without changing another)."""
+
+    _new_list = np.frompyfunc(list, 1, 1)
+
+    def __init__(self, names: Sequence[str]):
+        """``names``: the constraints' names, in the order of the rows' columns."""
+        self.names = tuple(names)
+        self._weights = 1 << np.arange(len(self.names), dtype=np.int64) if len(self.names) < 63 else None
+        self._known: dict[Any, tuple[str, ...]] = {}
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=bool)
+        if self._weights is not None:
+            patterns, first, inverse = np.unique(rows @ self._weights, return_index=True, return_inverse=True)
+            keys = patterns.tolist()
+        else:  # too many constraints for one int64 pattern: the rows themselves
+            patterns, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+            keys = [row.tobytes() for row in patterns]
+        table = np.empty(len(keys), dtype=object)
+        for j, (key, i) in enumerate(zip(keys, first.tolist())):  # one element at a time: numpy would unpack tuples
+            table[j] = self._named(key, rows[i])
+        return self._new_list(table[inverse.reshape(-1)]).astype(object, copy=False)
+
+    def _named(self, key: Any, row: np.ndarray) -> tuple[str, ...]:
+        named = self._known.get(key)
+        if named is None:
+            named = self._known[key] = tuple(name for name, hit in zip(self.names, row) if hit)
+        return named
 
 
 def _entry_seeds(seed: int | list[int | None] | None, num_envs: int) -> list[int | None]:
@@ -269,8 +308,11 @@ class VectorView(gym.vector.VectorEnv):
     and no termination, and ignores the entry's action.
 
     Infos follow the vector convention (a dict of arrays with ``_key`` flags):
-    ``invalid_actions`` (int), ``violated`` (object array of lists of constraint names) and the
-    env's episode metrics.
+    ``invalid_actions`` (int), ``violated`` (object array: each entry's list of the names of the
+    constraints its attempted action violated, ``[]`` where it was admissible), ``violated_flags``
+    (``(num_envs, n_constraints)`` bool, column k for ``core.constraints[k]``: the same facts as
+    arrays, what batched code should read), for Box envs ``violation_distance``, and the env's
+    episode metrics.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
@@ -287,9 +329,8 @@ class VectorView(gym.vector.VectorEnv):
         self.name = spec_name or type(core).__name__
         self._rngs: list[np.random.Generator] = []
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
-        self._no_violations = np.empty(self.num_envs, dtype=object)
-        self._no_violations[:] = [[] for _ in range(self.num_envs)]
         self._all = np.ones(self.num_envs, dtype=bool)
+        self._names = ViolatedNames([c.name for c in core.constraints])
 
     @property
     def acting(self) -> np.ndarray:
@@ -303,12 +344,12 @@ class VectorView(gym.vector.VectorEnv):
         out: dict[str, Any] = {}
         for key, value in info.items():
             if key == "violated":
-                names = self._no_violations.copy()
-                for env_id in np.flatnonzero(value[:, 0].any(axis=-1)):  # only entries that erred
-                    names[env_id] = self.core.violated_names(value[env_id, 0])
-                out[key] = names
+                out[VIOLATED_FLAGS] = value[:, 0]
+                out[f"_{VIOLATED_FLAGS}"] = self._all
+                value = self._names(value[:, 0])
             else:
-                out[key] = value[:, 0]
+                value = value[:, 0]
+            out[key] = value
             out[f"_{key}"] = self._all
         return out
 
