@@ -27,8 +27,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from envs import masking
-from envs.masking import Constraint, InadmissibleActionError
+from . import masking
+from .masking import Constraint, InadmissibleActionError
 
 __all__ = ["EnvCore", "StepResult", "EnvFailure", "OPTIONAL_HOOKS"]
 

@@ -15,6 +15,10 @@ suite name          Gymnasium id
 ``my_env``          ``maskbench/MyEnv-v0``
 ==================  ===============================
 
+``import maskbench`` registers them too, and is the name for Gymnasium's module prefix
+(``gymnasium.make("maskbench:maskbench/Portfolio-v0")`` in a fresh interpreter): it works from any folder,
+a folder with an ``envs`` package of its own included (see :mod:`maskbench`).
+
 The entry point is :func:`envs.make` (the single-agent view), the ``vector_entry_point``
 :func:`envs.make_vector` (the natively batched one: ``gymnasium.make_vec(id, n,
 vectorization_mode="vector_entry_point")``), with the suite's name as the ``name`` keyword; other
@@ -33,6 +37,10 @@ __all__ = ["NAMESPACE", "gymnasium_id", "register_id", "unregister_id"]
 #: The Gymnasium namespace of every maskbench env.
 NAMESPACE = "maskbench"
 
+#: The registry module as this package is imported: ``envs.registry``, or ``maskbench.envs.registry`` where
+#: the ``maskbench`` package loaded it under its own name (a user's ``envs`` package hides the suite's).
+_REGISTRY = f"{__package__}.registry"
+
 
 def gymnasium_id(name: str, version: int) -> str:
     """The Gymnasium id of the suite's env ``name``: its words capitalised and joined, a level's suffix
@@ -46,7 +54,7 @@ def register_id(name: str, version: int) -> str:
     """Register (or re-register) ``name`` in Gymnasium's registry; returns its id."""
     env_id = gymnasium_id(name, version)
     gymnasium.registry.pop(env_id, None)
-    gymnasium.register(env_id, entry_point="envs.registry:make", vector_entry_point="envs.registry:make_vector",
+    gymnasium.register(env_id, entry_point=f"{_REGISTRY}:make", vector_entry_point=f"{_REGISTRY}:make_vector",
                        kwargs={"name": name})
     return env_id
 

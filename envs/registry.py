@@ -15,11 +15,11 @@ from typing import Any
 
 import gymnasium
 
-from envs.config import ConfigError, build_config, check_fits, config_to_dict, describe_config, setting
-from envs.contract import check_core
-from envs.core import EnvCore
-from envs.gymnasium_ids import register_id, unregister_id
-from envs.views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
+from .config import ConfigError, build_config, check_fits, config_to_dict, describe_config, setting
+from .contract import check_core
+from .core import EnvCore
+from .gymnasium_ids import register_id, unregister_id
+from .views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
 
 __all__ = ["EnvSpec", "CommonConfig", "register", "register_level", "levels", "unregister", "names", "spec",
            "gymnasium_id",
@@ -160,7 +160,7 @@ def unregister(name: str) -> None:
 def gymnasium_id(name: str) -> str | None:
     """The Gymnasium id of the registered env ``name`` (``gymnasium.make(envs.gymnasium_id("portfolio"))``),
     None while its entry point cannot be loaded."""
-    from envs import gymnasium_ids
+    from . import gymnasium_ids
 
     env_spec = spec(name)
     try:

@@ -25,8 +25,8 @@ import pettingzoo
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-from envs.config import ConfigError
-from envs.core import EnvCore
+from .config import ConfigError
+from .core import EnvCore
 
 __all__ = ["SingleAgentView", "ParallelView", "VectorView", "MultiAgentVectorView", "ViolatedNames",
            "VIOLATED_FLAGS"]

@@ -1,7 +1,12 @@
 """Gymnasium ids: every env and level reached the way Gymnasium users reach an env (``gymnasium.make``,
 ``gymnasium.make_vec``, ``env.spec``, ``check_env``), and a user's env gets an id when it is registered."""
 
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -9,6 +14,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_env_and_level_has_a_versioned_id_in_the_maskbench_namespace():
@@ -82,3 +89,42 @@ def test_a_users_env_gets_an_id_when_registered_and_loses_it_when_unregistered()
     assert "maskbench/MyCars-v0" not in gymnasium.registry
     with pytest.raises(gymnasium.error.Error):
         gymnasium.make("maskbench/MyCars-v0")
+
+
+def _fresh_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -c code`` in a new interpreter run from ``cwd`` (first on its path, as for any user), the project
+    importable as when installed."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=environment, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("own_envs", [False, True], ids=["plain folder", "folder with its own envs package"])
+def test_the_maskbench_prefix_makes_an_env_in_a_fresh_interpreter(tmp_path, own_envs):
+    """``gymnasium.make("maskbench:...")`` imports ``maskbench``, which registers the ids; a user's own ``envs``
+    package in the folder (first on ``sys.path``) stays theirs and does not hide the suite's."""
+    if own_envs:
+        (tmp_path / "envs").mkdir()
+        (tmp_path / "envs" / "__init__.py").write_text("WHOSE = 'the user'\n")
+    code = textwrap.dedent("""
+        import gymnasium
+        env = gymnasium.make("maskbench:maskbench/Portfolio-v0")
+        env.reset(seed=0)
+        _, _, _, _, info = env.step(env.action_space.sample(mask=env.unwrapped.action_masks()))
+        assert info["invalid_actions"] == 0, info
+        vec = gymnasium.make_vec("maskbench/SpeedLimit-v0", 3, vectorization_mode="vector_entry_point")
+        vec.reset(seed=0)
+        import envs
+        print(getattr(envs, "WHOSE", "the suite"), type(env.unwrapped).__module__)
+    """)
+    done = _fresh_python(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == (["the", "user", "maskbench.envs.views"] if own_envs else
+                                   ["the", "suite", "envs.views"])
+
+
+def test_maskbench_is_the_envs_package_where_envs_is_the_suites():
+    import maskbench
+
+    assert maskbench.envs is envs and maskbench.make is envs.make
+    assert set(maskbench.__all__) == {"envs", *envs.__all__}
