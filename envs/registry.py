@@ -242,9 +242,29 @@ def make_core(name: str, num_envs: int = 1, **config: Any) -> EnvCore:
     return core
 
 
-def make(name: str, render_mode: str | None = None, **config: Any) -> SingleAgentView:
+def _check_id(name: str, env_id: str | None) -> None:
+    """Refuse (one-line :class:`ConfigError`) a ``name`` that is not the env of the Gymnasium id ``env_id`` it came
+    with (``gymnasium.make("maskbench/Portfolio-v0", name="speed_limit")``: the caller's ``name`` overrode the
+    spec's)."""
+    if env_id is None:
+        return
+    registered = gymnasium.registry.get(env_id)
+    owner = registered.kwargs.get("name") if registered is not None else None
+    if owner is None:
+        raise ConfigError(f"gymnasium_id={env_id!r} is no Gymnasium id of a registered env; leave it out")
+    if owner != name:
+        other = gymnasium_id(name) if name in _REGISTRY else None
+        raise ConfigError(f"{env_id} is the env {owner!r}; name={name!r} names "
+                          f"{'another env (' + other + ')' if other else 'no env of that id'}: leave name out, or "
+                          f"make {other or 'the id of the env you mean'}")
+
+
+def make(name: str, render_mode: str | None = None, *, gymnasium_id: str | None = None,
+         **config: Any) -> SingleAgentView:
     """``name`` as a single-agent ``gymnasium.Env``; ``render_mode`` ``"ansi"`` (every env) or ``"rgb_array"``
-    (envs that draw a picture) makes ``render()`` return it."""
+    (envs that draw a picture) makes ``render()`` return it. ``gymnasium_id``: the id Gymnasium made it by (its
+    entry point passes it), which must be ``name``'s."""
+    _check_id(name, gymnasium_id)
     core = make_core(name, **config)
     if core.n_agents != 1:
         raise ConfigError(f"env {name!r}: make() is single-agent; use make_parallel() (PettingZoo) or "
@@ -264,8 +284,10 @@ def _check_num_envs(name: str, num_envs: Any) -> None:
         raise ConfigError(f"env {name!r}: num_envs must be a positive integer, got {num_envs!r}")
 
 
-def make_vector(name: str, num_envs: int, **config: Any) -> VectorView:
-    """``name`` as a natively batched ``gymnasium.vector.VectorEnv`` of ``num_envs`` entries."""
+def make_vector(name: str, num_envs: int, *, gymnasium_id: str | None = None, **config: Any) -> VectorView:
+    """``name`` as a natively batched ``gymnasium.vector.VectorEnv`` of ``num_envs`` entries (``gymnasium_id`` as in
+    :func:`make`)."""
+    _check_id(name, gymnasium_id)
     _check_num_envs(name, num_envs)
     core = make_core(name, num_envs=num_envs, **config)
     if core.n_agents != 1:
@@ -282,7 +304,7 @@ def _gymnasium_spec(name: str, config: dict[str, Any]) -> gymnasium.envs.registr
     env_id = gymnasium_id(name)
     if env_id is None or env_id not in gymnasium.registry:
         return None
-    return dataclasses.replace(gymnasium.registry[env_id], kwargs={"name": name, **config})
+    return dataclasses.replace(gymnasium.registry[env_id], kwargs={**gymnasium.registry[env_id].kwargs, **config})
 
 
 def make_multi_agent_vector(name: str, num_envs: int, **config: Any) -> MultiAgentVectorView:

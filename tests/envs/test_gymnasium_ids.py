@@ -24,7 +24,7 @@ def test_every_env_and_level_has_a_versioned_id_in_the_maskbench_namespace():
     assert ids["speed_limit-m"] == "maskbench/SpeedLimit-M-v0"
     assert ids["sum_to_zero-l"] == "maskbench/SumToZero-L-v0"
     for name, env_id in ids.items():
-        assert gymnasium.spec(env_id).kwargs == {"name": name}
+        assert gymnasium.spec(env_id).kwargs == {"name": name, "gymnasium_id": env_id}
         assert gymnasium.spec(env_id).version == envs.spec(name).load().version
     assert len(set(ids.values())) == len(ids)
 
@@ -74,7 +74,24 @@ def test_the_spec_of_a_configured_env_makes_the_same_env_again():
     assert env.spec.id == "maskbench/Portfolio-v0"
     again = gymnasium.make(env.spec)
     assert again.unwrapped.core.config == env.core.config
-    assert envs.make_vector("portfolio", 3, n_assets=5).spec.kwargs == {"name": "portfolio", "n_assets": 5}
+    assert envs.make_vector("portfolio", 3, n_assets=5).spec.kwargs == {"name": "portfolio", "n_assets": 5,
+                                                                         "gymnasium_id": "maskbench/Portfolio-v0"}
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: gymnasium.make("maskbench/Portfolio-v0", **kw),
+    lambda **kw: gymnasium.make_vec("maskbench/Portfolio-v0", 2, vectorization_mode="vector_entry_point", **kw),
+    lambda **kw: gymnasium.make_vec("maskbench/Portfolio-v0", 2, vectorization_mode="sync", **kw),
+], ids=["make", "make_vec", "make_vec sync"])
+def test_a_name_that_is_not_the_ids_env_is_refused(make):
+    with pytest.raises(envs.ConfigError, match=r"maskbench/Portfolio-v0 is the env 'portfolio'; name='speed_limit' "
+                                               r"names another env \(maskbench/SpeedLimit-v0\)"):
+        make(name="speed_limit")
+    with pytest.raises(envs.ConfigError, match="name='nope' names no env of that id"):
+        make(name="nope")
+    make(name="portfolio").close()  # the id's own name is no conflict
+    with pytest.raises(envs.ConfigError, match="no Gymnasium id of a registered env"):
+        envs.make("portfolio", gymnasium_id="maskbench/Nothing-v0")
 
 
 def test_a_users_env_gets_an_id_when_registered_and_loses_it_when_unregistered():
