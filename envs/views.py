@@ -198,11 +198,13 @@ class SingleAgentView(gym.Env):
     def action_masks(self) -> np.ndarray:
         """The current flat mask as int8, the observation's dtype and the one ``Discrete.sample(mask=...)`` and
         ``MultiDiscrete.sample`` accept (the accessor sb3-contrib's MaskablePPO looks for)."""
+        self.core.require_action_kind(discrete=True)
         require_reset(self.core, "action_masks()")
         return self.core.action_mask()[0, 0].astype(np.int8)
 
     def admissible_set(self):
         """The current state's admissible set (continuous envs): ``contains`` / ``project`` / ``sample``."""
+        self.core.require_action_kind(discrete=False)
         require_reset(self.core, "admissible_set()")
         return self.core.admissible_set()[0, 0]
 
@@ -284,11 +286,13 @@ class ParallelView(pettingzoo.ParallelEnv):
         return self.core.features()[0].reshape(-1)
 
     def action_mask(self, agent: str) -> np.ndarray:
+        self.core.require_action_kind(discrete=True)
         require_reset(self.core, "action_mask()")
         return self.core.action_mask()[0, self.possible_agents.index(agent)]
 
     def admissible_set(self, agent: str):
         """``agent``'s admissible set in the current state (continuous envs)."""
+        self.core.require_action_kind(discrete=False)
         require_reset(self.core, "admissible_set()")
         return self.core.admissible_set()[0, self.possible_agents.index(agent)]
 
@@ -393,11 +397,13 @@ class VectorView(gym.vector.VectorEnv):
 
     def action_masks(self) -> np.ndarray:
         """The current flat masks ``(num_envs, mask_size)`` as int8 (as in the observations)."""
+        self.core.require_action_kind(discrete=True)
         require_reset(self.core, "action_masks()")
         return self.core.action_mask()[:, 0].astype(np.int8)
 
     def admissible_set(self):
         """The admissible sets of every entry (continuous envs), batched ``(num_envs,)``."""
+        self.core.require_action_kind(discrete=False)
         require_reset(self.core, "admissible_set()")
         return self.core.admissible_set()[:, 0]
 

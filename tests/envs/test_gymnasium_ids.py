@@ -145,3 +145,17 @@ def test_maskbench_is_the_envs_package_where_envs_is_the_suites():
 
     assert maskbench.envs is envs and maskbench.make is envs.make
     assert set(maskbench.__all__) == {"envs", *envs.__all__}
+
+
+@pytest.mark.parametrize("ask, says", [
+    (lambda: gymnasium.make("maskbench/SumToZero-v0").unwrapped.action_masks(), "continuous action space"),
+    (lambda: envs.make_vector("sum_to_zero", 2).action_masks(), "continuous action space"),
+    (lambda: envs.make_parallel("sum_to_zero").action_mask("agent_0"), "continuous action space"),
+    (lambda: gymnasium.make("maskbench/Portfolio-v0").unwrapped.admissible_set(), "discrete action space"),
+    (lambda: envs.make_vector("speed_limit", 2).admissible_set(), "discrete action space"),
+], ids=["box make", "box vector", "box parallel", "discrete make", "discrete vector"])
+def test_asking_an_env_for_the_other_kinds_admissible_actions_says_what_it_has(ask, says):
+    """Before a reset too: the kind of action space is known at once."""
+    with pytest.raises(NotImplementedError, match=f"has a {says} .*: no (action mask|admissible set); its "
+                                                  "admissible (set|actions) (is|are) "):
+        ask()
