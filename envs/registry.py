@@ -15,7 +15,7 @@ from typing import Any
 
 import gymnasium
 
-from .config import ConfigError, build_config, check_fits, config_to_dict, describe_config, setting
+from .config import ConfigError, UnknownConfigKey, build_config, check_fits, config_to_dict, describe_config, setting
 from .contract import check_core
 from .core import EnvCore
 from .gymnasium_ids import register_id, unregister_id
@@ -185,7 +185,8 @@ def spec(name: str) -> EnvSpec:
 def resolve_config(name: str, overrides: dict[str, Any]) -> tuple[Any, CommonConfig]:
     """Validate ``overrides`` for env ``name``: its own config and the common options.
 
-    Unknown keys, wrong types and out-of-range values raise a one-line :class:`ConfigError`.
+    Unknown keys, wrong types and out-of-range values raise a one-line :class:`ConfigError` (an unknown key
+    an :class:`~envs.config.UnknownConfigKey`, also a ``TypeError``).
     """
     env_spec = spec(name)
     core_cls = env_spec.load()
@@ -194,8 +195,7 @@ def resolve_config(name: str, overrides: dict[str, Any]) -> tuple[Any, CommonCon
     common_keys = [f.name for f in dataclasses.fields(CommonConfig) if f.name not in own]
     unknown = [k for k in overrides if k not in own and k not in common_keys]
     if unknown:
-        raise ConfigError(f"env {name!r}: unknown config key {unknown[0]!r}; accepted keys: "
-                          f"{', '.join([*own, *common_keys])}")
+        raise UnknownConfigKey.of(f"env {name!r}", unknown[0], [*own, *common_keys])
     env_config = build_config(core_cls.Config, {k: v for k, v in overrides.items() if k in own}, owner=f"env {name!r}")
     common = build_config(CommonConfig, {k: v for k, v in overrides.items() if k in common_keys}, owner=f"env {name!r}")
     return env_config, common

@@ -159,3 +159,12 @@ def test_asking_an_env_for_the_other_kinds_admissible_actions_says_what_it_has(a
     with pytest.raises(NotImplementedError, match=f"has a {says} .*: no (action mask|admissible set); its "
                                                   "admissible (set|actions) (is|are) "):
         ask()
+
+
+def test_torchrls_gym_env_makes_and_steps_an_env_by_its_id():
+    """TorchRL's GymEnv probes frameskip= and drops it on Python's TypeError words (an unknown keyword is one)."""
+    torchrl_gym = pytest.importorskip("torchrl.envs.libs.gym", reason="TorchRL is not installed (pip install torchrl: "
+                                                                      "it keeps torch==2.13.0)")
+    env = torchrl_gym.GymEnv("maskbench/SpeedLimit-v0")
+    rollout = env.rollout(5)
+    assert rollout["action_mask"].shape == (5, 10) and rollout["next", "reward"].shape == (5, 1)
