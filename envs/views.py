@@ -107,8 +107,9 @@ RENDER_FPS = 4
 
 
 def render_modes(core: EnvCore) -> list[str]:
-    """The render modes of ``core``'s env: text always, a picture when the env draws one."""
-    return ["ansi", "rgb_array"] if type(core).provides("render_rgb") else ["ansi"]
+    """The render modes of ``core``'s env: text always (``"ansi"`` returns it, ``"human"`` prints it to the terminal),
+    a picture when the env draws one."""
+    return ["ansi", "human", "rgb_array"] if type(core).provides("render_rgb") else ["ansi", "human"]
 
 
 def check_render_mode(core: EnvCore, render_mode: str | None) -> str | None:
@@ -141,11 +142,16 @@ def check_reset_mask(reset_mask: Any, num_envs: int, name: str) -> np.ndarray:
 
 
 def render(core: EnvCore, render_mode: str | None, entry: int = 0):
-    """What ``render()`` returns in ``render_mode``: the text, the image, or None without a mode."""
+    """What ``render()`` returns in ``render_mode``: the text, the image, or None without a mode and in ``"human"``
+    mode, which prints the text to the terminal instead (Gymnasium's and PettingZoo's ``"human"``: the views also
+    render so after every reset and step, unasked)."""
     if render_mode is not None and core.state is None:
         raise gym.error.ResetNeeded(f"env {core.name!r}: call reset() before render(), there is no state to draw yet")
     if render_mode == "ansi":
         return core.render_text(entry)
+    if render_mode == "human":
+        print(core.render_text(entry), flush=True)
+        return None
     if render_mode == "rgb_array":
         return core.render_rgb(entry)
     return None
@@ -176,6 +182,8 @@ class SingleAgentView(gym.Env):
         super().reset(seed=seed)
         self.core.reset(np.array([0]), [self.np_random])
         self._reset_needed = ""
+        if self.render_mode == "human":
+            self.render()
         return self._observation(acting=True), _agent_info(self.core, _reset_info(self.core), 0, 0)
 
     def step(self, action):
@@ -188,11 +196,14 @@ class SingleAgentView(gym.Env):
         if terminated or truncated:
             ended = "terminated" if terminated else "was truncated"
             self._reset_needed = f"after the episode {ended}: call env.reset() first"
+        if self.render_mode == "human":
+            self.render()
         return (self._observation(acting=not (terminated or truncated)), float(result.reward[0, 0]), terminated,
                 truncated, _agent_info(self.core, result.info, 0, 0))
 
     def render(self):
-        """The current state as text (``render_mode="ansi"``) or an image (``"rgb_array"``); None without a mode."""
+        """The current state as text (``render_mode="ansi"``) or an image (``"rgb_array"``); None without a mode and in
+        ``"human"`` mode, which prints the text (after every reset and step too)."""
         return render(self.core, self.render_mode)
 
     def action_masks(self) -> np.ndarray:
@@ -250,6 +261,8 @@ class ParallelView(pettingzoo.ParallelEnv):
             self._np_random, _ = seeding.np_random(seed)
         self.core.reset(np.array([0]), [self._np_random])
         self.agents = list(self.possible_agents)
+        if self.render_mode == "human":
+            self.render()
         info = _reset_info(self.core)
         infos = {a: _agent_info(self.core, info, 0, i) for i, a in enumerate(self.agents)}
         return self._observations(self.agents, self.agents), infos
@@ -277,6 +290,8 @@ class ParallelView(pettingzoo.ParallelEnv):
         truncations = {a: bool(result.truncated[0, index[a]]) for a in live}
         infos = {a: _agent_info(self.core, result.info, 0, index[a]) for a in live}
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
+        if self.render_mode == "human":
+            self.render()
         return self._observations(live, self.agents), rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
@@ -297,7 +312,8 @@ class ParallelView(pettingzoo.ParallelEnv):
         return self.core.admissible_set()[0, self.possible_agents.index(agent)]
 
     def render(self):
-        """Every agent's state as text (``render_mode="ansi"``) or the entry as an image (``"rgb_array"``)."""
+        """Every agent's state as text (``render_mode="ansi"``, printed in ``"human"`` mode, after every reset and step
+        too) or the entry as an image (``"rgb_array"``)."""
         return render(self.core, self.render_mode)
 
     def close(self):

@@ -9,7 +9,7 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from pettingzoo.test import api_test, parallel_api_test, performance_benchmark
+from pettingzoo.test import api_test, parallel_api_test, performance_benchmark, render_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import envs
@@ -41,7 +41,7 @@ def test_every_env_and_level_renders_its_state_as_text(name):
 
 def test_the_road_is_drawn_with_the_car_where_it_stands():
     env = envs.make("speed_limit", render_mode="rgb_array", road_length=100)
-    assert env.metadata["render_modes"] == ["ansi", "rgb_array"]
+    assert env.metadata["render_modes"] == ["ansi", "human", "rgb_array"]
     env.reset(seed=0)
     env.step(2)
     env.step(3)
@@ -53,7 +53,8 @@ def test_the_road_is_drawn_with_the_car_where_it_stands():
 
 
 def test_render_modes_an_env_does_not_offer_are_one_line():
-    with pytest.raises(envs.ConfigError, match=r"render_mode 'rgb_array' is not offered; accepted: ansi \(or None\)"):
+    with pytest.raises(envs.ConfigError, match=r"render_mode 'rgb_array' is not offered; accepted: ansi, human "
+                                               r"\(or None\)"):
         envs.make("portfolio", render_mode="rgb_array")
     assert envs.make("portfolio").render() is None  # no mode: nothing drawn, as Gymnasium specifies
 
@@ -81,6 +82,23 @@ def test_the_pettingzoo_view_renders_and_has_a_global_state(name, n_agents):
 def test_pettingzoos_api_tests_pass_on_both_apis(name, n_agents):
     parallel_api_test(envs.make_parallel(name, n_agents=n_agents), num_cycles=60)
     api_test(parallel_to_aec(envs.make_parallel(name, n_agents=n_agents)), num_cycles=60)
+
+
+@pytest.mark.parametrize("name, n_agents", [("portfolio", 2), ("speed_limit", 3), ("sum_to_zero", 1)])
+def test_pettingzoos_render_test_passes_in_every_mode(capsys, name, n_agents):
+    """PettingZoo's render_test makes the env with render_mode="human" first, then in each declared mode."""
+    render_test(lambda render_mode=None: parallel_to_aec(envs.make_parallel(name, n_agents=n_agents,
+                                                                            render_mode=render_mode)))
+    assert f"{envs.make_core(name).agent_prefix}_0" in capsys.readouterr().out  # "human" printed the state
+
+
+def test_human_mode_prints_the_state_after_every_reset_and_step(capsys):
+    env = envs.make("speed_limit", render_mode="human")
+    env.reset(seed=0)
+    env.step(1)
+    assert env.render() is None
+    printed = capsys.readouterr().out
+    assert printed.count("car_0: cell") == 3 and printed.startswith("step 0")
 
 
 def test_pettingzoos_performance_benchmark_runs_on_a_discrete_action_env(capsys):
