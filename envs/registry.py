@@ -274,9 +274,14 @@ def make(name: str, render_mode: str | None = None, *, gymnasium_id: str | None 
     return view
 
 
-def make_parallel(name: str, render_mode: str | None = None, **config: Any) -> ParallelView:
-    """``name`` as a ``pettingzoo.ParallelEnv`` with ``n_agents`` agents (``render_mode`` as in :func:`make`)."""
-    return ParallelView(make_core(name, **config), spec_name=name, render_mode=render_mode)
+def make_parallel(name: str, render_mode: str | None = None, *, black_death: bool = False,
+                  **config: Any) -> ParallelView:
+    """``name`` as a ``pettingzoo.ParallelEnv`` with ``n_agents`` agents (``render_mode`` as in :func:`make`).
+
+    ``black_death=True``: agents whose episode ended stay in it, idle, until it ends for all (see
+    :class:`~envs.views.ParallelView`), as SuperSuit's ``pettingzoo_env_to_vec_env_v1`` needs for envs whose
+    agents leave at different steps (speed_limit's cars)."""
+    return ParallelView(make_core(name, **config), spec_name=name, render_mode=render_mode, black_death=black_death)
 
 
 def _check_num_envs(name: str, num_envs: Any) -> None:

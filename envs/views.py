@@ -25,6 +25,7 @@ import pettingzoo
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
+from . import masking
 from .config import ConfigError
 from .core import EnvCore
 
@@ -223,15 +224,25 @@ class SingleAgentView(gym.Env):
 class ParallelView(pettingzoo.ParallelEnv):
     """A maskbench env as a ``pettingzoo.ParallelEnv`` (batch 1, all agents act at once).
 
-    Agents leave ``agents`` when their episode ends, as PettingZoo requires.
+    Agents leave ``agents`` when their episode ends, as PettingZoo requires; with ``black_death=True``
+    they stay until the episode ends for all (what SuperSuit's ``pettingzoo_env_to_vec_env_v1`` needs:
+    one vector entry per agent, every step): an agent whose own episode has ended gets features of zeros
+    (clipped into the feature space, SuperSuit's ``black_death_v3`` convention), a mask admitting every
+    action, reward 0 and no termination, and its actions are ignored (the env's idle action); when the
+    last agent's episode ends, every agent is reported terminated or truncated, as its own episode ended,
+    and leaves. (SuperSuit's own ``black_death_v3`` needs Box observations, and these are Dicts.)
     """
 
     metadata = {"render_modes": [], "is_parallelizable": True, "name": "maskbench"}
 
-    def __init__(self, core: EnvCore, spec_name: str | None = None, render_mode: str | None = None):
+    def __init__(self, core: EnvCore, spec_name: str | None = None, render_mode: str | None = None,
+                 black_death: bool = False):
         if core.num_envs != 1:
             raise ValueError("the PettingZoo view is one env (batch 1)")
         self.core = core
+        self.black_death = bool(black_death)
+        #: Black death: the agents whose own episode ended, with (terminated, truncated) as it ended.
+        self._ended: dict[str, tuple[bool, bool]] = {}
         self.metadata = {**self.metadata, "name": spec_name or type(core).__name__, "render_modes": render_modes(core),
                          "render_fps": RENDER_FPS}
         self.render_mode = check_render_mode(core, render_mode)
@@ -252,15 +263,30 @@ class ParallelView(pettingzoo.ParallelEnv):
     def action_space(self, agent: str):
         return self._action_space
 
-    def _observations(self, agents: list[str], acting: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    def _observations(self, agents: list[str], acting: list[str],
+                      idle: frozenset[str] = frozenset()) -> dict[str, dict[str, np.ndarray]]:
+        """``agents``' observations; ``acting`` must act next (non-empty masks), ``idle`` are out of the episode
+        but still in it (black death)."""
         obs = self.core.observe(np.array([[a in acting for a in self.possible_agents]]))
-        return {a: {key: value[0, self.possible_agents.index(a)] for key, value in obs.items()} for a in agents}
+        out = {a: {key: value[0, self.possible_agents.index(a)] for key, value in obs.items()} for a in agents}
+        for agent in idle:
+            out[agent] = dict(self._black_death_observation)
+        return out
+
+    @property
+    def _black_death_observation(self) -> dict[str, np.ndarray]:
+        features = self.core.feature_space
+        out = {masking.OBSERVATION_KEY: np.clip(np.zeros(features.shape, features.dtype), features.low, features.high)}
+        if self.core.discrete:
+            out[masking.MASK_KEY] = np.ones(masking.mask_size(self._action_space), dtype=masking.MASK_DTYPE)
+        return out
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None or self._np_random is None:
             self._np_random, _ = seeding.np_random(seed)
         self.core.reset(np.array([0]), [self._np_random])
         self.agents = list(self.possible_agents)
+        self._ended = {}
         if self.render_mode == "human":
             self.render()
         info = _reset_info(self.core)
@@ -280,19 +306,28 @@ class ParallelView(pettingzoo.ParallelEnv):
                 raise ValueError(f"agent {agent!r}: an action of {self._action_space} has shape "
                                  f"{self._action_space.shape}; got {actions[agent]!r} (one index into the flat "
                                  f"mask is an action of a Discrete space only)")
-        batched = np.stack([np.reshape(actions[a] if a in self.agents else self.core.idle_action(), -1)
+        live = list(self.agents)
+        idle = frozenset(self._ended)  # black death: out of the episode before this step
+        playing = [a for a in live if a not in idle]
+        batched = np.stack([np.reshape(actions[a] if a in playing else self.core.idle_action(), -1)
                             for a in self.possible_agents])  # a Discrete action may come as () or (1,)
         result = self.core.step(batched[None])
-        live = list(self.agents)
         index = {a: self.possible_agents.index(a) for a in live}
-        rewards = {a: float(result.reward[0, index[a]]) for a in live}
-        terminations = {a: bool(result.terminated[0, index[a]]) for a in live}
-        truncations = {a: bool(result.truncated[0, index[a]]) for a in live}
+        rewards = {a: float(result.reward[0, index[a]]) if a in playing else 0.0 for a in live}
+        terminations = {a: bool(result.terminated[0, index[a]]) for a in playing}
+        truncations = {a: bool(result.truncated[0, index[a]]) for a in playing}
         infos = {a: _agent_info(self.core, result.info, 0, index[a]) for a in live}
+        if self.black_death:
+            self._ended.update({a: (terminations[a], truncations[a]) for a in playing
+                                if terminations[a] or truncations[a]})
+            everyone_ended = len(self._ended) == len(live)
+            terminations = {a: everyone_ended and self._ended[a][0] for a in live}
+            truncations = {a: everyone_ended and self._ended[a][1] for a in live}
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         if self.render_mode == "human":
             self.render()
-        return self._observations(live, self.agents), rewards, terminations, truncations, infos
+        acting = [a for a in self.agents if a not in self._ended]
+        return self._observations(live, acting, idle), rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
         """The global state: every agent's features (``obs["observation"]``) in agent order (:attr:`state_space`)."""

@@ -13,6 +13,7 @@ from pettingzoo.test import api_test, parallel_api_test, performance_benchmark, 
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import envs
+from envs.masking import sample_masked
 
 
 def step_randomly(env, steps=3):
@@ -129,3 +130,36 @@ def test_supersuits_vector_env_steps_the_traders():
     actions = np.array([[np.flatnonzero(block)[0] for block in agent] for agent in masks])
     _, rewards, _, _, infos = vec.step(actions)
     assert rewards.shape == (2,) and all(info["invalid_actions"] == 0 for info in infos)
+
+
+def test_supersuits_vector_env_plays_cars_that_leave_the_road_at_different_steps_with_black_death():
+    """SuperSuit's pettingzoo_env_to_vec_env_v1 needs every agent in every step until the episode ends: cars that
+    reach the end of the road before the others make it assert; with black_death=True they stay in the episode,
+    idle (zero features, everything admitted, reward 0), until the last one arrives."""
+    supersuit = pytest.importorskip("supersuit", reason="the test extra installs SuperSuit")
+
+    def play(vec, steps):
+        obs, _ = vec.reset(seed=0)
+        rng = np.random.default_rng(0)
+        staggered = episodes = 0
+        for _ in range(steps):
+            obs, rewards, terminated, truncated, infos = vec.step(sample_masked(rng, obs["action_mask"], [10])[:, 0])
+            assert all(info["invalid_actions"] == 0 for info in infos)
+            idle = obs["action_mask"].all(axis=1) & ~obs["observation"].any(axis=1)
+            staggered += bool(idle.any() and not idle.all())
+            assert not (idle & (rewards != 0)).any()
+            ended = terminated | truncated
+            assert ended.all() or not ended.any()  # the episode ends for all cars together
+            episodes += bool(ended.all())
+        return staggered, episodes
+
+    with pytest.raises(AssertionError, match="unless black_death is set to True"):
+        play(supersuit.pettingzoo_env_to_vec_env_v1(envs.make_parallel("speed_limit", n_agents=3)), 300)
+    staggered, episodes = play(supersuit.pettingzoo_env_to_vec_env_v1(
+        envs.make_parallel("speed_limit", n_agents=3, black_death=True)), 300)
+    assert staggered > 0 and episodes >= 2  # cars did leave before others, across several episodes
+
+
+@pytest.mark.parametrize("name, n_agents", [("speed_limit", 3), ("portfolio", 2)])
+def test_pettingzoos_api_test_passes_with_black_death(name, n_agents):
+    parallel_api_test(envs.make_parallel(name, n_agents=n_agents, black_death=True), num_cycles=200)
