@@ -50,8 +50,9 @@ VIOLATED_FLAGS = "violated_flags"
 
 class ViolatedNames:
     """``(n, n_constraints)`` bool rows -> an ``(n,)`` object array of lists of constraint names, without a
-    Python call per row: each row's pattern is a number, each distinct pattern is named once (and remembered),
-    and every entry gets a list of its own (a caller may change one without changing another)."""
+    Python call per row: each flagged row's pattern is a number, each distinct pattern is named once (and
+    remembered), and each flagged entry gets a list of its own. Entries that violated nothing share the empty
+    lists of one array made once (as the vector view always gave them): read them, do not append to them."""
 
     _new_list = np.frompyfunc(list, 1, 1)
 
@@ -60,9 +61,18 @@ class ViolatedNames:
         self.names = tuple(names)
         self._weights = 1 << np.arange(len(self.names), dtype=np.int64) if len(self.names) < 63 else None
         self._known: dict[Any, tuple[str, ...]] = {}
+        self._empty = np.empty(0, dtype=object)
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=bool)
+        if len(self._empty) != len(rows):
+            self._empty = np.empty(len(rows), dtype=object)
+            self._empty[:] = [[] for _ in range(len(rows))]
+        out = self._empty.copy()
+        flagged = np.flatnonzero(rows.any(axis=-1))
+        if not len(flagged):
+            return out
+        rows = rows[flagged]
         if self._weights is not None:
             patterns, first, inverse = np.unique(rows @ self._weights, return_index=True, return_inverse=True)
             keys = patterns.tolist()
@@ -72,7 +82,8 @@ class ViolatedNames:
         table = np.empty(len(keys), dtype=object)
         for j, (key, i) in enumerate(zip(keys, first.tolist())):  # one element at a time: numpy would unpack tuples
             table[j] = self._named(key, rows[i])
-        return self._new_list(table[inverse.reshape(-1)]).astype(object, copy=False)
+        out[flagged] = self._new_list(table[inverse.reshape(-1)])
+        return out
 
     def _named(self, key: Any, row: np.ndarray) -> tuple[str, ...]:
         named = self._known.get(key)

@@ -40,7 +40,7 @@ def test_violated_equals_the_per_entry_answer_under_any_mix_of_actions(seed, n, 
         assert info["_violated"].all() and info["_violated_flags"].all()
 
 
-def test_each_entry_gets_a_list_of_its_own():
+def test_each_entry_that_violated_something_gets_a_list_of_its_own():
     names = ViolatedNames([c.name for c in envs.make_core("portfolio").constraints])
     out = names(np.array([[True, False, True, False]] * 3 + [[False] * 4]))
     assert out.tolist() == [["C1", "C3"]] * 3 + [[]]
