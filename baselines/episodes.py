@@ -79,9 +79,10 @@ class EpisodeTracker:
         self._drained = (0, 0, self.violation_steps.copy(), 0.0)
 
     def _violated(self, info: dict[str, Any], invalid: np.ndarray) -> np.ndarray:
-        """``(num_envs, n_constraints)`` bool from ``info["violated"]``: the core's bool array, or the vector
-        view's lists of names (only entries with an inadmissible sub-action are read)."""
-        violated = info.get("violated")
+        """``(num_envs, n_constraints)`` bool from ``info["violated"]``: the core's bool array, the vector view's
+        ``violated_flags`` (the same array) or its lists of names (only entries with an inadmissible sub-action
+        are read)."""
+        violated = info.get("violated_flags", info.get("violated"))
         if violated is None or not self.constraints:
             return np.zeros((self.num_envs, len(self.constraints)), dtype=bool)
         violated = np.asarray(violated)

@@ -9,12 +9,12 @@ Importing ``envs`` registers the built-in envs (each registers itself in its own
 >>> mav = envs.make_multi_agent_vector("portfolio", 64, n_agents=3)  # (64, 3, ...) arrays
 """
 
-from envs import job_shop, portfolio, speed_limit, sum_to_zero  # noqa: F401  (the built-in envs register themselves)
-from envs.config import ConfigError
-from envs.contract import EnvContractError
-from envs.core import EnvCore, StepResult
-from envs.masking import AdmissibleSet, Constraint
-from envs.registry import (
+from . import job_shop, portfolio, speed_limit, sum_to_zero  # noqa: F401  (the built-in envs register themselves)
+from .config import ConfigError
+from .contract import EnvContractError
+from .core import EnvCore, StepResult
+from .masking import AdmissibleSet, Constraint
+from .registry import (
                            EnvSpec,
                            config_dict,
                            describe,

@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "UnknownConfigKey",
     "available_memory",
     "check_fits",
     "setting",
@@ -30,6 +31,18 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A config key or value that is not accepted. The message is one line meant for a user."""
+
+
+class UnknownConfigKey(ConfigError, TypeError):
+    """A config key the env (or algo) does not have: a :class:`ConfigError` (one line on the command line) and,
+    as for any Python function given an unexpected keyword argument, a ``TypeError``, with Python's words in the
+    message, which wrappers that probe keywords rely on (TorchRL's ``GymEnv`` tries ``frameskip=`` and drops it on
+    ``TypeError: ... unexpected keyword argument 'frameskip'``)."""
+
+    @classmethod
+    def of(cls, owner: str, key: str, accepted: Iterable[str]) -> UnknownConfigKey:
+        return cls(f"{owner}: unknown config key {key!r}; accepted keys: {', '.join(accepted)} (an unexpected "
+                   f"keyword argument {key!r})")
 
 
 def available_memory() -> int:
@@ -158,8 +171,7 @@ def build_config(config_cls: type, overrides: Mapping[str, Any], *, owner: str) 
     values: dict[str, Any] = {}
     for key, raw in overrides.items():
         if key not in fields:
-            raise ConfigError(
-                f"{owner}: unknown config key {key!r}; accepted keys: {', '.join(fields)}")
+            raise UnknownConfigKey.of(owner, key, fields)
         meta = fields[key].metadata
         tp = hints[key]
         try:

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from envs import masking
-from envs.config import ConfigError, build_config
-from envs.core import EnvCore, EnvFailure, StepResult
+from . import masking
+from .config import ConfigError, build_config
+from .core import EnvCore, EnvFailure, StepResult
 
 __all__ = ["EnvContractError", "PROBE_ENTRIES", "check_core"]
 

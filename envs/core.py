@@ -27,8 +27,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from envs import masking
-from envs.masking import Constraint, InadmissibleActionError
+from . import masking
+from .masking import Constraint, InadmissibleActionError
 
 __all__ = ["EnvCore", "StepResult", "EnvFailure", "OPTIONAL_HOOKS"]
 
@@ -131,10 +131,12 @@ class EnvCore(ABC):
 
     def action_mask(self) -> np.ndarray:
         """Flat mask ``(batch, agents, mask_size)`` int8, 1 = admissible (discrete envs)."""
+        self.require_action_kind(discrete=True)
         raise NotImplementedError(f"{type(self).__name__} has a discrete action space but no action_mask()")
 
     def admissible_set(self) -> masking.AdmissibleSet:
         """The admissible set of every entry and agent, batched ``(batch, agents)`` (continuous envs)."""
+        self.require_action_kind(discrete=False)
         raise NotImplementedError(f"{type(self).__name__} has a continuous action space but no admissible_set()")
 
     @abstractmethod
@@ -251,6 +253,17 @@ class EnvCore(ABC):
     @property
     def discrete(self) -> bool:
         return masking.is_discrete(self.action_space)
+
+    def require_action_kind(self, *, discrete: bool) -> None:
+        """``NotImplementedError`` saying what the env offers instead when a caller asks a Box env for its action mask
+        (``discrete=True``) or a discrete env for its admissible set (``discrete=False``)."""
+        if discrete and not self.discrete:
+            raise NotImplementedError(f"env {self.name!r} has a continuous action space ({self.action_space}): no "
+                                      "action mask; its admissible set is admissible_set() (contains, project, "
+                                      "sample)")
+        if not discrete and self.discrete:
+            raise NotImplementedError(f"env {self.name!r} has a discrete action space ({self.action_space}): no "
+                                      "admissible set; its admissible actions are the action mask, action_mask()")
 
     @property
     def nvec(self) -> np.ndarray:

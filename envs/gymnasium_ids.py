@@ -15,10 +15,15 @@ suite name          Gymnasium id
 ``my_env``          ``maskbench/MyEnv-v0``
 ==================  ===============================
 
+``import maskbench`` registers them too, and is the name for Gymnasium's module prefix
+(``gymnasium.make("maskbench:maskbench/Portfolio-v0")`` in a fresh interpreter): it works from any folder,
+a folder with an ``envs`` package of its own included (see :mod:`maskbench`).
+
 The entry point is :func:`envs.make` (the single-agent view), the ``vector_entry_point``
 :func:`envs.make_vector` (the natively batched one: ``gymnasium.make_vec(id, n,
-vectorization_mode="vector_entry_point")``), with the suite's name as the ``name`` keyword; other
-keyword arguments are the env's config (``gymnasium.make(id, n_assets=10)``). No ``max_episode_steps``:
+vectorization_mode="vector_entry_point")``), with the suite's name as the ``name`` keyword and the id as
+``gymnasium_id`` (a ``name`` keyword of the caller's that names another env is refused); other keyword
+arguments are the env's config (``gymnasium.make(id, n_assets=10)``). No ``max_episode_steps``:
 every env ends its own episodes (a horizon that is part of its config), and a second, fixed limit
 from the spec would disagree with a configured one. Entry points are strings, so specs pickle (async
 vector envs, Ray workers).
@@ -28,10 +33,19 @@ from __future__ import annotations
 
 import gymnasium
 
-__all__ = ["NAMESPACE", "gymnasium_id", "register_id", "unregister_id"]
+__all__ = ["NAMESPACE", "ID_KEY", "gymnasium_id", "register_id", "unregister_id"]
 
 #: The Gymnasium namespace of every maskbench env.
 NAMESPACE = "maskbench"
+
+#: The keyword that carries the id to the entry point beside ``name``: Gymnasium lets a caller's keywords override
+#: the spec's, so ``gymnasium.make("maskbench/Portfolio-v0", name="speed_limit")`` would otherwise make speed_limit
+#: under the Portfolio id; with both, ``envs.make`` sees the conflict and refuses it.
+ID_KEY = "gymnasium_id"
+
+#: The registry module as this package is imported: ``envs.registry``, or ``maskbench.envs.registry`` where
+#: the ``maskbench`` package loaded it under its own name (a user's ``envs`` package hides the suite's).
+_REGISTRY = f"{__package__}.registry"
 
 
 def gymnasium_id(name: str, version: int) -> str:
@@ -46,8 +60,8 @@ def register_id(name: str, version: int) -> str:
     """Register (or re-register) ``name`` in Gymnasium's registry; returns its id."""
     env_id = gymnasium_id(name, version)
     gymnasium.registry.pop(env_id, None)
-    gymnasium.register(env_id, entry_point="envs.registry:make", vector_entry_point="envs.registry:make_vector",
-                       kwargs={"name": name})
+    gymnasium.register(env_id, entry_point=f"{_REGISTRY}:make", vector_entry_point=f"{_REGISTRY}:make_vector",
+                       kwargs={"name": name, ID_KEY: env_id})
     return env_id
 
 

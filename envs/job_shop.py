@@ -136,10 +136,10 @@ from pathlib import Path
 import numpy as np
 from gymnasium import spaces
 
-from envs.config import ConfigError, setting
-from envs.core import EnvCore, StepResult
-from envs.masking import MASK_DTYPE, Constraint
-from envs.registry import register, register_level
+from .config import ConfigError, setting
+from .core import EnvCore, StepResult
+from .masking import MASK_DTYPE, Constraint
+from .registry import register, register_level
 
 __all__ = ["JobShopConfig", "JobShopCore", "JobShopState", "Instance", "classic_instances", "load_instance",
            "parse_instance", "INSTANCE_DIR"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import gymnasium
 
-from envs.masking import OBSERVATION_KEY
+from .masking import OBSERVATION_KEY
 
 __all__ = ["RLLIB_EXAMPLE_KEYS", "RenameObservationKeys"]
 

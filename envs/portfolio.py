@@ -151,10 +151,10 @@ from functools import lru_cache
 import numpy as np
 from gymnasium import spaces
 
-from envs.config import ConfigError, setting
-from envs.core import EnvCore, StepResult
-from envs.masking import MASK_DTYPE, Constraint, FlatMaskMultiDiscrete
-from envs.registry import register, register_level
+from .config import ConfigError, setting
+from .core import EnvCore, StepResult
+from .masking import MASK_DTYPE, Constraint, FlatMaskMultiDiscrete
+from .registry import register, register_level
 
 __all__ = ["PortfolioConfig", "PortfolioCore", "PortfolioState", "continuation_values", "relaxed_value_bound",
            "asset_parameters", "mean_prices"]

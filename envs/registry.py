@@ -15,11 +15,11 @@ from typing import Any
 
 import gymnasium
 
-from envs.config import ConfigError, build_config, check_fits, config_to_dict, describe_config, setting
-from envs.contract import check_core
-from envs.core import EnvCore
-from envs.gymnasium_ids import register_id, unregister_id
-from envs.views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
+from .config import ConfigError, UnknownConfigKey, build_config, check_fits, config_to_dict, describe_config, setting
+from .contract import check_core
+from .core import EnvCore
+from .gymnasium_ids import register_id, unregister_id
+from .views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
 
 __all__ = ["EnvSpec", "CommonConfig", "register", "register_level", "levels", "unregister", "names", "spec",
            "gymnasium_id",
@@ -160,7 +160,7 @@ def unregister(name: str) -> None:
 def gymnasium_id(name: str) -> str | None:
     """The Gymnasium id of the registered env ``name`` (``gymnasium.make(envs.gymnasium_id("portfolio"))``),
     None while its entry point cannot be loaded."""
-    from envs import gymnasium_ids
+    from . import gymnasium_ids
 
     env_spec = spec(name)
     try:
@@ -185,7 +185,8 @@ def spec(name: str) -> EnvSpec:
 def resolve_config(name: str, overrides: dict[str, Any]) -> tuple[Any, CommonConfig]:
     """Validate ``overrides`` for env ``name``: its own config and the common options.
 
-    Unknown keys, wrong types and out-of-range values raise a one-line :class:`ConfigError`.
+    Unknown keys, wrong types and out-of-range values raise a one-line :class:`ConfigError` (an unknown key
+    an :class:`~envs.config.UnknownConfigKey`, also a ``TypeError``).
     """
     env_spec = spec(name)
     core_cls = env_spec.load()
@@ -194,8 +195,7 @@ def resolve_config(name: str, overrides: dict[str, Any]) -> tuple[Any, CommonCon
     common_keys = [f.name for f in dataclasses.fields(CommonConfig) if f.name not in own]
     unknown = [k for k in overrides if k not in own and k not in common_keys]
     if unknown:
-        raise ConfigError(f"env {name!r}: unknown config key {unknown[0]!r}; accepted keys: "
-                          f"{', '.join([*own, *common_keys])}")
+        raise UnknownConfigKey.of(f"env {name!r}", unknown[0], [*own, *common_keys])
     env_config = build_config(core_cls.Config, {k: v for k, v in overrides.items() if k in own}, owner=f"env {name!r}")
     common = build_config(CommonConfig, {k: v for k, v in overrides.items() if k in common_keys}, owner=f"env {name!r}")
     return env_config, common
@@ -242,9 +242,29 @@ def make_core(name: str, num_envs: int = 1, **config: Any) -> EnvCore:
     return core
 
 
-def make(name: str, render_mode: str | None = None, **config: Any) -> SingleAgentView:
+def _check_id(name: str, env_id: str | None) -> None:
+    """Refuse (one-line :class:`ConfigError`) a ``name`` that is not the env of the Gymnasium id ``env_id`` it came
+    with (``gymnasium.make("maskbench/Portfolio-v0", name="speed_limit")``: the caller's ``name`` overrode the
+    spec's)."""
+    if env_id is None:
+        return
+    registered = gymnasium.registry.get(env_id)
+    owner = registered.kwargs.get("name") if registered is not None else None
+    if owner is None:
+        raise ConfigError(f"gymnasium_id={env_id!r} is no Gymnasium id of a registered env; leave it out")
+    if owner != name:
+        other = gymnasium_id(name) if name in _REGISTRY else None
+        raise ConfigError(f"{env_id} is the env {owner!r}; name={name!r} names "
+                          f"{'another env (' + other + ')' if other else 'no env of that id'}: leave name out, or "
+                          f"make {other or 'the id of the env you mean'}")
+
+
+def make(name: str, render_mode: str | None = None, *, gymnasium_id: str | None = None,
+         **config: Any) -> SingleAgentView:
     """``name`` as a single-agent ``gymnasium.Env``; ``render_mode`` ``"ansi"`` (every env) or ``"rgb_array"``
-    (envs that draw a picture) makes ``render()`` return it."""
+    (envs that draw a picture) makes ``render()`` return it. ``gymnasium_id``: the id Gymnasium made it by (its
+    entry point passes it), which must be ``name``'s."""
+    _check_id(name, gymnasium_id)
     core = make_core(name, **config)
     if core.n_agents != 1:
         raise ConfigError(f"env {name!r}: make() is single-agent; use make_parallel() (PettingZoo) or "
@@ -254,9 +274,14 @@ def make(name: str, render_mode: str | None = None, **config: Any) -> SingleAgen
     return view
 
 
-def make_parallel(name: str, render_mode: str | None = None, **config: Any) -> ParallelView:
-    """``name`` as a ``pettingzoo.ParallelEnv`` with ``n_agents`` agents (``render_mode`` as in :func:`make`)."""
-    return ParallelView(make_core(name, **config), spec_name=name, render_mode=render_mode)
+def make_parallel(name: str, render_mode: str | None = None, *, black_death: bool = False,
+                  **config: Any) -> ParallelView:
+    """``name`` as a ``pettingzoo.ParallelEnv`` with ``n_agents`` agents (``render_mode`` as in :func:`make`).
+
+    ``black_death=True``: agents whose episode ended stay in it, idle, until it ends for all (see
+    :class:`~envs.views.ParallelView`), as SuperSuit's ``pettingzoo_env_to_vec_env_v1`` needs for envs whose
+    agents leave at different steps (speed_limit's cars)."""
+    return ParallelView(make_core(name, **config), spec_name=name, render_mode=render_mode, black_death=black_death)
 
 
 def _check_num_envs(name: str, num_envs: Any) -> None:
@@ -264,8 +289,10 @@ def _check_num_envs(name: str, num_envs: Any) -> None:
         raise ConfigError(f"env {name!r}: num_envs must be a positive integer, got {num_envs!r}")
 
 
-def make_vector(name: str, num_envs: int, **config: Any) -> VectorView:
-    """``name`` as a natively batched ``gymnasium.vector.VectorEnv`` of ``num_envs`` entries."""
+def make_vector(name: str, num_envs: int, *, gymnasium_id: str | None = None, **config: Any) -> VectorView:
+    """``name`` as a natively batched ``gymnasium.vector.VectorEnv`` of ``num_envs`` entries (``gymnasium_id`` as in
+    :func:`make`)."""
+    _check_id(name, gymnasium_id)
     _check_num_envs(name, num_envs)
     core = make_core(name, num_envs=num_envs, **config)
     if core.n_agents != 1:
@@ -282,7 +309,7 @@ def _gymnasium_spec(name: str, config: dict[str, Any]) -> gymnasium.envs.registr
     env_id = gymnasium_id(name)
     if env_id is None or env_id not in gymnasium.registry:
         return None
-    return dataclasses.replace(gymnasium.registry[env_id], kwargs={"name": name, **config})
+    return dataclasses.replace(gymnasium.registry[env_id], kwargs={**gymnasium.registry[env_id].kwargs, **config})
 
 
 def make_multi_agent_vector(name: str, num_envs: int, **config: Any) -> MultiAgentVectorView:

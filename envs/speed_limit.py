@@ -124,10 +124,10 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from envs.config import ConfigError, setting
-from envs.core import EnvCore, StepResult
-from envs.masking import MASK_DTYPE, Constraint
-from envs.registry import register, register_level
+from .config import ConfigError, setting
+from .core import EnvCore, StepResult
+from .masking import MASK_DTYPE, Constraint
+from .registry import register, register_level
 
 __all__ = ["SpeedLimitConfig", "SpeedLimitCore", "SpeedLimitState", "ZONE_LETTERS", "N_LEVELS",
            "braking_respects_limits"]

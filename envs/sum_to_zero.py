@@ -96,10 +96,10 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from envs.config import ConfigError, setting
-from envs.core import EnvCore, StepResult
-from envs.masking import BoundedSumSet, Constraint
-from envs.registry import register, register_level
+from .config import ConfigError, setting
+from .core import EnvCore, StepResult
+from .masking import BoundedSumSet, Constraint
+from .registry import register, register_level
 
 __all__ = ["SumToZeroConfig", "SumToZeroCore", "SumToZeroState", "softmax"]
 

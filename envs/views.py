@@ -16,6 +16,7 @@ vector env and a single env seeded ``s + i`` produce the same episode.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -24,10 +25,12 @@ import pettingzoo
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-from envs.config import ConfigError
-from envs.core import EnvCore
+from . import masking
+from .config import ConfigError
+from .core import EnvCore
 
-__all__ = ["SingleAgentView", "ParallelView", "VectorView", "MultiAgentVectorView"]
+__all__ = ["SingleAgentView", "ParallelView", "VectorView", "MultiAgentVectorView", "ViolatedNames",
+           "VIOLATED_FLAGS"]
 
 
 def _agent_info(core: EnvCore, info: dict[str, np.ndarray], env_id: int, agent: int) -> dict[str, Any]:
@@ -39,6 +42,54 @@ def _agent_info(core: EnvCore, info: dict[str, np.ndarray], env_id: int, agent: 
         else:
             out[key] = value[env_id, agent].item()
     return out
+
+
+#: The vector view's info key of the violated constraints as a ``(num_envs, n_constraints)`` bool array.
+VIOLATED_FLAGS = "violated_flags"
+
+
+class ViolatedNames:
+    """``(n, n_constraints)`` bool rows -> an ``(n,)`` object array of lists of constraint names, without a
+    Python call per row: each flagged row's pattern is a number, each distinct pattern is named once (and
+    remembered), and each flagged entry gets a list of its own. Entries that violated nothing share the empty
+    lists of one array made once (as the vector view always gave them): read them, do not append to them."""
+
+    _new_list = np.frompyfunc(list, 1, 1)
+
+    def __init__(self, names: Sequence[str]):
+        """``names``: the constraints' names, in the order of the rows' columns."""
+        self.names = tuple(names)
+        self._weights = 1 << np.arange(len(self.names), dtype=np.int64) if len(self.names) < 63 else None
+        self._known: dict[Any, tuple[str, ...]] = {}
+        self._empty = np.empty(0, dtype=object)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=bool)
+        if len(self._empty) != len(rows):
+            self._empty = np.empty(len(rows), dtype=object)
+            self._empty[:] = [[] for _ in range(len(rows))]
+        out = self._empty.copy()
+        flagged = np.flatnonzero(rows.any(axis=-1))
+        if not len(flagged):
+            return out
+        rows = rows[flagged]
+        if self._weights is not None:
+            patterns, first, inverse = np.unique(rows @ self._weights, return_index=True, return_inverse=True)
+            keys = patterns.tolist()
+        else:  # too many constraints for one int64 pattern: the rows themselves
+            patterns, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+            keys = [row.tobytes() for row in patterns]
+        table = np.empty(len(keys), dtype=object)
+        for j, (key, i) in enumerate(zip(keys, first.tolist())):  # one element at a time: numpy would unpack tuples
+            table[j] = self._named(key, rows[i])
+        out[flagged] = self._new_list(table[inverse.reshape(-1)])
+        return out
+
+    def _named(self, key: Any, row: np.ndarray) -> tuple[str, ...]:
+        named = self._known.get(key)
+        if named is None:
+            named = self._known[key] = tuple(name for name, hit in zip(self.names, row) if hit)
+        return named
 
 
 def _entry_seeds(seed: int | list[int | None] | None, num_envs: int) -> list[int | None]:
@@ -68,8 +119,9 @@ RENDER_FPS = 4
 
 
 def render_modes(core: EnvCore) -> list[str]:
-    """The render modes of ``core``'s env: text always, a picture when the env draws one."""
-    return ["ansi", "rgb_array"] if type(core).provides("render_rgb") else ["ansi"]
+    """The render modes of ``core``'s env: text always (``"ansi"`` returns it, ``"human"`` prints it to the terminal),
+    a picture when the env draws one."""
+    return ["ansi", "human", "rgb_array"] if type(core).provides("render_rgb") else ["ansi", "human"]
 
 
 def check_render_mode(core: EnvCore, render_mode: str | None) -> str | None:
@@ -102,11 +154,16 @@ def check_reset_mask(reset_mask: Any, num_envs: int, name: str) -> np.ndarray:
 
 
 def render(core: EnvCore, render_mode: str | None, entry: int = 0):
-    """What ``render()`` returns in ``render_mode``: the text, the image, or None without a mode."""
+    """What ``render()`` returns in ``render_mode``: the text, the image, or None without a mode and in ``"human"``
+    mode, which prints the text to the terminal instead (Gymnasium's and PettingZoo's ``"human"``: the views also
+    render so after every reset and step, unasked)."""
     if render_mode is not None and core.state is None:
         raise gym.error.ResetNeeded(f"env {core.name!r}: call reset() before render(), there is no state to draw yet")
     if render_mode == "ansi":
         return core.render_text(entry)
+    if render_mode == "human":
+        print(core.render_text(entry), flush=True)
+        return None
     if render_mode == "rgb_array":
         return core.render_rgb(entry)
     return None
@@ -137,6 +194,8 @@ class SingleAgentView(gym.Env):
         super().reset(seed=seed)
         self.core.reset(np.array([0]), [self.np_random])
         self._reset_needed = ""
+        if self.render_mode == "human":
+            self.render()
         return self._observation(acting=True), _agent_info(self.core, _reset_info(self.core), 0, 0)
 
     def step(self, action):
@@ -149,21 +208,26 @@ class SingleAgentView(gym.Env):
         if terminated or truncated:
             ended = "terminated" if terminated else "was truncated"
             self._reset_needed = f"after the episode {ended}: call env.reset() first"
+        if self.render_mode == "human":
+            self.render()
         return (self._observation(acting=not (terminated or truncated)), float(result.reward[0, 0]), terminated,
                 truncated, _agent_info(self.core, result.info, 0, 0))
 
     def render(self):
-        """The current state as text (``render_mode="ansi"``) or an image (``"rgb_array"``); None without a mode."""
+        """The current state as text (``render_mode="ansi"``) or an image (``"rgb_array"``); None without a mode and in
+        ``"human"`` mode, which prints the text (after every reset and step too)."""
         return render(self.core, self.render_mode)
 
     def action_masks(self) -> np.ndarray:
         """The current flat mask as int8, the observation's dtype and the one ``Discrete.sample(mask=...)`` and
         ``MultiDiscrete.sample`` accept (the accessor sb3-contrib's MaskablePPO looks for)."""
+        self.core.require_action_kind(discrete=True)
         require_reset(self.core, "action_masks()")
         return self.core.action_mask()[0, 0].astype(np.int8)
 
     def admissible_set(self):
         """The current state's admissible set (continuous envs): ``contains`` / ``project`` / ``sample``."""
+        self.core.require_action_kind(discrete=False)
         require_reset(self.core, "admissible_set()")
         return self.core.admissible_set()[0, 0]
 
@@ -171,15 +235,25 @@ class SingleAgentView(gym.Env):
 class ParallelView(pettingzoo.ParallelEnv):
     """A maskbench env as a ``pettingzoo.ParallelEnv`` (batch 1, all agents act at once).
 
-    Agents leave ``agents`` when their episode ends, as PettingZoo requires.
+    Agents leave ``agents`` when their episode ends, as PettingZoo requires; with ``black_death=True``
+    they stay until the episode ends for all (what SuperSuit's ``pettingzoo_env_to_vec_env_v1`` needs:
+    one vector entry per agent, every step): an agent whose own episode has ended gets features of zeros
+    (clipped into the feature space, SuperSuit's ``black_death_v3`` convention), a mask admitting every
+    action, reward 0 and no termination, and its actions are ignored (the env's idle action); when the
+    last agent's episode ends, every agent is reported terminated or truncated, as its own episode ended,
+    and leaves. (SuperSuit's own ``black_death_v3`` needs Box observations, and these are Dicts.)
     """
 
     metadata = {"render_modes": [], "is_parallelizable": True, "name": "maskbench"}
 
-    def __init__(self, core: EnvCore, spec_name: str | None = None, render_mode: str | None = None):
+    def __init__(self, core: EnvCore, spec_name: str | None = None, render_mode: str | None = None,
+                 black_death: bool = False):
         if core.num_envs != 1:
             raise ValueError("the PettingZoo view is one env (batch 1)")
         self.core = core
+        self.black_death = bool(black_death)
+        #: Black death: the agents whose own episode ended, with (terminated, truncated) as it ended.
+        self._ended: dict[str, tuple[bool, bool]] = {}
         self.metadata = {**self.metadata, "name": spec_name or type(core).__name__, "render_modes": render_modes(core),
                          "render_fps": RENDER_FPS}
         self.render_mode = check_render_mode(core, render_mode)
@@ -200,15 +274,32 @@ class ParallelView(pettingzoo.ParallelEnv):
     def action_space(self, agent: str):
         return self._action_space
 
-    def _observations(self, agents: list[str], acting: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    def _observations(self, agents: list[str], acting: list[str],
+                      idle: frozenset[str] = frozenset()) -> dict[str, dict[str, np.ndarray]]:
+        """``agents``' observations; ``acting`` must act next (non-empty masks), ``idle`` are out of the episode
+        but still in it (black death)."""
         obs = self.core.observe(np.array([[a in acting for a in self.possible_agents]]))
-        return {a: {key: value[0, self.possible_agents.index(a)] for key, value in obs.items()} for a in agents}
+        out = {a: {key: value[0, self.possible_agents.index(a)] for key, value in obs.items()} for a in agents}
+        for agent in idle:
+            out[agent] = dict(self._black_death_observation)
+        return out
+
+    @property
+    def _black_death_observation(self) -> dict[str, np.ndarray]:
+        features = self.core.feature_space
+        out = {masking.OBSERVATION_KEY: np.clip(np.zeros(features.shape, features.dtype), features.low, features.high)}
+        if self.core.discrete:
+            out[masking.MASK_KEY] = np.ones(masking.mask_size(self._action_space), dtype=masking.MASK_DTYPE)
+        return out
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None or self._np_random is None:
             self._np_random, _ = seeding.np_random(seed)
         self.core.reset(np.array([0]), [self._np_random])
         self.agents = list(self.possible_agents)
+        self._ended = {}
+        if self.render_mode == "human":
+            self.render()
         info = _reset_info(self.core)
         infos = {a: _agent_info(self.core, info, 0, i) for i, a in enumerate(self.agents)}
         return self._observations(self.agents, self.agents), infos
@@ -226,17 +317,28 @@ class ParallelView(pettingzoo.ParallelEnv):
                 raise ValueError(f"agent {agent!r}: an action of {self._action_space} has shape "
                                  f"{self._action_space.shape}; got {actions[agent]!r} (one index into the flat "
                                  f"mask is an action of a Discrete space only)")
-        batched = np.stack([np.reshape(actions[a] if a in self.agents else self.core.idle_action(), -1)
+        live = list(self.agents)
+        idle = frozenset(self._ended)  # black death: out of the episode before this step
+        playing = [a for a in live if a not in idle]
+        batched = np.stack([np.reshape(actions[a] if a in playing else self.core.idle_action(), -1)
                             for a in self.possible_agents])  # a Discrete action may come as () or (1,)
         result = self.core.step(batched[None])
-        live = list(self.agents)
         index = {a: self.possible_agents.index(a) for a in live}
-        rewards = {a: float(result.reward[0, index[a]]) for a in live}
-        terminations = {a: bool(result.terminated[0, index[a]]) for a in live}
-        truncations = {a: bool(result.truncated[0, index[a]]) for a in live}
+        rewards = {a: float(result.reward[0, index[a]]) if a in playing else 0.0 for a in live}
+        terminations = {a: bool(result.terminated[0, index[a]]) for a in playing}
+        truncations = {a: bool(result.truncated[0, index[a]]) for a in playing}
         infos = {a: _agent_info(self.core, result.info, 0, index[a]) for a in live}
+        if self.black_death:
+            self._ended.update({a: (terminations[a], truncations[a]) for a in playing
+                                if terminations[a] or truncations[a]})
+            everyone_ended = len(self._ended) == len(live)
+            terminations = {a: everyone_ended and self._ended[a][0] for a in live}
+            truncations = {a: everyone_ended and self._ended[a][1] for a in live}
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
-        return self._observations(live, self.agents), rewards, terminations, truncations, infos
+        if self.render_mode == "human":
+            self.render()
+        acting = [a for a in self.agents if a not in self._ended]
+        return self._observations(live, acting, idle), rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
         """The global state: every agent's features (``obs["observation"]``) in agent order (:attr:`state_space`)."""
@@ -245,16 +347,19 @@ class ParallelView(pettingzoo.ParallelEnv):
         return self.core.features()[0].reshape(-1)
 
     def action_mask(self, agent: str) -> np.ndarray:
+        self.core.require_action_kind(discrete=True)
         require_reset(self.core, "action_mask()")
         return self.core.action_mask()[0, self.possible_agents.index(agent)]
 
     def admissible_set(self, agent: str):
         """``agent``'s admissible set in the current state (continuous envs)."""
+        self.core.require_action_kind(discrete=False)
         require_reset(self.core, "admissible_set()")
         return self.core.admissible_set()[0, self.possible_agents.index(agent)]
 
     def render(self):
-        """Every agent's state as text (``render_mode="ansi"``) or the entry as an image (``"rgb_array"``)."""
+        """Every agent's state as text (``render_mode="ansi"``, printed in ``"human"`` mode, after every reset and step
+        too) or the entry as an image (``"rgb_array"``)."""
         return render(self.core, self.render_mode)
 
     def close(self):
@@ -269,8 +374,11 @@ class VectorView(gym.vector.VectorEnv):
     and no termination, and ignores the entry's action.
 
     Infos follow the vector convention (a dict of arrays with ``_key`` flags):
-    ``invalid_actions`` (int), ``violated`` (object array of lists of constraint names) and the
-    env's episode metrics.
+    ``invalid_actions`` (int), ``violated`` (object array: each entry's list of the names of the
+    constraints its attempted action violated, ``[]`` where it was admissible), ``violated_flags``
+    (``(num_envs, n_constraints)`` bool, column k for ``core.constraints[k]``: the same facts as
+    arrays, what batched code should read), for Box envs ``violation_distance``, and the env's
+    episode metrics.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
@@ -287,9 +395,8 @@ class VectorView(gym.vector.VectorEnv):
         self.name = spec_name or type(core).__name__
         self._rngs: list[np.random.Generator] = []
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
-        self._no_violations = np.empty(self.num_envs, dtype=object)
-        self._no_violations[:] = [[] for _ in range(self.num_envs)]
         self._all = np.ones(self.num_envs, dtype=bool)
+        self._names = ViolatedNames([c.name for c in core.constraints])
 
     @property
     def acting(self) -> np.ndarray:
@@ -303,12 +410,12 @@ class VectorView(gym.vector.VectorEnv):
         out: dict[str, Any] = {}
         for key, value in info.items():
             if key == "violated":
-                names = self._no_violations.copy()
-                for env_id in np.flatnonzero(value[:, 0].any(axis=-1)):  # only entries that erred
-                    names[env_id] = self.core.violated_names(value[env_id, 0])
-                out[key] = names
+                out[VIOLATED_FLAGS] = value[:, 0]
+                out[f"_{VIOLATED_FLAGS}"] = self._all
+                value = self._names(value[:, 0])
             else:
-                out[key] = value[:, 0]
+                value = value[:, 0]
+            out[key] = value
             out[f"_{key}"] = self._all
         return out
 
@@ -352,11 +459,13 @@ class VectorView(gym.vector.VectorEnv):
 
     def action_masks(self) -> np.ndarray:
         """The current flat masks ``(num_envs, mask_size)`` as int8 (as in the observations)."""
+        self.core.require_action_kind(discrete=True)
         require_reset(self.core, "action_masks()")
         return self.core.action_mask()[:, 0].astype(np.int8)
 
     def admissible_set(self):
         """The admissible sets of every entry (continuous envs), batched ``(num_envs,)``."""
+        self.core.require_action_kind(discrete=False)
         require_reset(self.core, "admissible_set()")
         return self.core.admissible_set()[:, 0]
 

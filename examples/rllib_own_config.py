@@ -5,8 +5,8 @@
 
 Every maskbench env is a Gymnasium id (``maskbench/SpeedLimit-v0``); RLlib makes it with
 ``gymnasium.make_vec``, and ``vector_entry_point`` gives it the natively batched env. The prefix
-``envs:`` makes Gymnasium import the suite first, in every process that builds the env (remote
-EnvRunners too). The callback counts the inadmissible actions the env saw: with a masking module, 0.
+``maskbench:`` makes Gymnasium import the suite's envs first, in every process that builds the env
+(remote EnvRunners too). The callback counts the inadmissible actions the env saw: with a masking module, 0.
 """
 
 import argparse
@@ -37,7 +37,7 @@ def ppo_config(rllib_example: bool, env_name: str = "speed_limit") -> PPOConfig:
         return config.environment("maskbench-renamed").rl_module(
             rl_module_spec=RLModuleSpec(module_class=ActionMaskingTorchRLModule,
                                         model_config={"fcnet_hiddens": [64, 64]}))
-    return (config.environment(f"envs:{envs.gymnasium_id(env_name)}")
+    return (config.environment(f"maskbench:{envs.gymnasium_id(env_name)}")
             .env_runners(gym_env_vectorize_mode="vector_entry_point")
             .rl_module(rl_module_spec=RLModuleSpec(module_class=MaskedPPOTorchRLModule,
                                                    model_config={"fcnet_hiddens": [64, 64], "env_name": env_name})))

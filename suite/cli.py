@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 
 from envs.config import ConfigError
 
-__all__ = ["UsageError", "CommandFailed", "Parser", "run_cli", "positive_int", "positive_float", "non_negative_int",
-           "finite_float", "bounded_int", "folder", "MAX_INT64", "probabilities", "add_import_flag",
-           "import_user_modules", "one_line"]
+__all__ = ["UsageError", "CommandFailed", "DefaultsHelpFormatter", "Parser", "run_cli", "positive_int",
+           "positive_float", "non_negative_int", "finite_float", "bounded_int", "folder", "MAX_INT64", "probabilities",
+           "add_import_flag", "import_user_modules", "one_line"]
 
 #: The largest count any command takes: budgets, seeds and counters are 64-bit integers in numpy, pandas and
 #: the result files, so a larger one could never be reached (or written).
@@ -33,11 +33,25 @@ class CommandFailed(Exception):
     """A command that could not do its job (not bad input); the message is one line for the user."""
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Argparse's ``(default: ...)`` after each option's help, only where it says something: not where the help
+    already states its default in words ("(default: the algo's own ...)"), and not for a flag that is off, an
+    option that is unset (None) or a repeatable one that starts empty."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "(default" in text or action.default is None or action.default is False \
+                or (isinstance(action.default, (list, tuple)) and not action.default):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line (no usage dump) and exit with status 2."""
+    """An ``ArgumentParser`` whose errors are one line (no usage dump) and exit with status 2, and whose help shows
+    each option's default once (:class:`DefaultsHelpFormatter`)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,8 @@ from suite.stats import mean_ci, p_greater
 from suite.violations import violation_markdown, violation_table
 
 __all__ = ["env_target", "env_bound", "headline_evals", "run_scores", "references", "summarize", "config_notes",
-           "agent_summary", "markdown", "scaling_markdown", "plot_penalty_sweep", "write_report", "main"]
+           "agent_summary", "markdown", "markdown_table", "scaling_markdown", "plot_penalty_sweep", "write_report",
+           "main"]
 
 #: Envs without a target return of their own are timed to the return at this score.
 THRESHOLD_SCORE = 80.0
@@ -386,9 +387,9 @@ def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]
         lines += [f"### {family}", "", scaling.describe(table, family), ""]
         if family in plots:
             lines += [f"![scaling {family}]({plots[family]})", ""]
-        header = " | ".join(f"{r['env']} ({r['x']:.1%})" if "distance" not in r["x_label"]
-                            else f"{r['env']} (distance {r['x']:.3g})" for _, r in levels.iterrows())
-        lines += [f"| method | {header} |", "| --- |" + " --- |" * len(levels)]
+        header = [f"{r['env']} ({r['x']:.1%})" if "distance" not in r["x_label"]
+                  else f"{r['env']} (distance {r['x']:.3g})" for _, r in levels.iterrows()]
+        body = []
         for method, line in rows.groupby("method", sort=True):
             cells = []
             for level in levels["level"]:
@@ -396,8 +397,8 @@ def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]
                 cells.append("–" if row.empty else
                              f"{_fixed(row['score'].iloc[0])} ({_fixed(row['score_ci_low'].iloc[0])} to "
                              f"{_fixed(row['score_ci_high'].iloc[0])})")
-            lines.append(f"| {method} | {' | '.join(cells)} |")
-        lines.append("")
+            body.append([method, *cells])
+        lines += [*markdown_table(["method", *header], body), ""]
     return lines
 
 
@@ -405,6 +406,14 @@ def _md(text: Any) -> str:
     """Text from results (names read from files) made inert in a markdown table: no HTML, no cell breaks."""
     return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
             .replace("\n", " "))
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """A markdown table's lines, by pandas' ``DataFrame.to_markdown`` (tabulate's pipe tables). Cells are written
+    as given (``disable_numparse``: "1,000" and "0.10" stay as formatted), so text from results must come
+    through :func:`_md` first."""
+    frame = pd.DataFrame([list(row) for row in rows], columns=list(header), dtype=object)
+    return frame.to_markdown(index=False, disable_numparse=True).splitlines()
 
 
 def _task_lines(group: pd.DataFrame) -> list[str]:
@@ -434,18 +443,15 @@ def _task_lines(group: pd.DataFrame) -> list[str]:
               f"the best simple policy's seeds, Holm-corrected over every method row of this report, at {ALPHA:g}.",
               ""]
     if len(refs):
-        lines += ["| reference | role | return | score | share of the bound |", "| --- | --- | --- | --- | --- |"]
-        for _, r in refs.sort_values("return_mean", ascending=False).iterrows():
-            lines.append(f"| {_md(r['algo'])} | {r['role']} | {_fmt(r['return_mean'])} | {_fixed(r['score'])} | "
-                         f"{_share(r['bound_share'])} |")
+        lines += markdown_table(["reference", "role", "return", "score", "share of the bound"],
+                                [[_md(r["algo"]), r["role"], _fmt(r["return_mean"]), _fixed(r["score"]),
+                                  _share(r["bound_share"])]
+                                 for _, r in refs.sort_values("return_mean", ascending=False).iterrows()])
         lines.append("")
     if len(methods):
         threshold = group["threshold"].iloc[0]
-        lines += [f"Threshold for steps/seconds: return ≥ {_fmt(threshold)}.", "",
-                  "| method | config | seeds | headline policy | return (95% CI) "
-                  "| score (95% CI) | beats simple (p, Holm) | share of the bound | invalid: train / eval "
-                  "| score, mask off | seeds reaching | env steps / seconds to threshold | env steps/s |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"Threshold for steps/seconds: return ≥ {_fmt(threshold)}.", ""]
+        body = []
         for _, r in methods.iterrows():
             ci = f" ({_fmt(r['return_ci_low'])} to {_fmt(r['return_ci_high'])})" \
                 if not math.isnan(r["return_ci_low"]) else ""
@@ -453,14 +459,17 @@ def _task_lines(group: pd.DataFrame) -> list[str]:
                 if not math.isnan(r["score_ci_low"]) else ""
             beats = "–" if math.isnan(r["p_beats_best_simple_holm"]) else \
                 f"{'**yes**' if r['beats_best_simple'] else 'no'} ({r['p_beats_best_simple_holm']:.2g})"
-            lines.append(
-                f"| {_md(r['algo'])} | {_md(r['config']) or '–'} | {r['seeds']} | {_md(r['policy'])} | "
-                f"{_fmt(r['return_mean'])}{ci} | {_fixed(r['score'])}{score_ci} | {beats} | "
-                f"{_share(r['bound_share'])} | "
-                f"{100 * r['train_invalid_rate']:.2f}% / {100 * r['eval_invalid_rate']:.2f}% | "
-                f"{_fixed(r['mask_off_score'])} | {_reaching(r)} | "
-                f"{_fixed(r['steps_to_threshold'], 0)} / {_fixed(r['seconds_to_threshold'])} | "
-                f"{_fixed(r['env_steps_per_second'], 0)} |")
+            body.append([
+                _md(r["algo"]), _md(r["config"]) or "–", r["seeds"], _md(r["policy"]),
+                f"{_fmt(r['return_mean'])}{ci}", f"{_fixed(r['score'])}{score_ci}", beats, _share(r["bound_share"]),
+                f"{100 * r['train_invalid_rate']:.2f}% / {100 * r['eval_invalid_rate']:.2f}%",
+                _fixed(r["mask_off_score"]), _reaching(r),
+                f"{_fixed(r['steps_to_threshold'], 0)} / {_fixed(r['seconds_to_threshold'])}",
+                _fixed(r["env_steps_per_second"], 0)])
+        lines += markdown_table(["method", "config", "seeds", "headline policy", "return (95% CI)", "score (95% CI)",
+                                 "beats simple (p, Holm)", "share of the bound", "invalid: train / eval",
+                                 "score, mask off", "seeds reaching", "env steps / seconds to threshold",
+                                 "env steps/s"], body)
         winners = methods[methods["beats_best_simple"]]
         lines += ["", f"**Learned at this budget**: {', '.join(_method_names(winners))} beat "
                       f"{_md(simple)} beyond seed noise." if len(winners) else
@@ -487,17 +496,16 @@ def _mask_off_lines(summary: pd.DataFrame) -> list[str]:
     lines = ["## The mask removed at evaluation", "",
              "A masked method's headline policy evaluated again without its mask (the env then executes an "
              "inadmissible choice by its fallback), beside the methods trained without a mask on the same task. "
-             "Huang & Ontañón (2020) found masked agents kept most of their return without the mask.", "",
-             "| task | method | score, mask on | score, mask off | best method trained without the mask |",
-             "| --- | --- | --- | --- | --- |"]
+             "Huang & Ontañón (2020) found masked agents kept most of their return without the mask.", ""]
+    body = []
     for _, r in masked.iterrows():
         others = unmasked[(unmasked["env"] == r["env"]) & (unmasked["env_config"] == r["env_config"])]
         best = others.loc[others["score"].idxmax()] if others["score"].notna().any() else None
         name = r["algo"] + (f" ({r['config']})" if r["config"] else "")
         trained_without = "–" if best is None else f"{_md(best['algo'])} {_fixed(best['score'])}"
-        lines.append(f"| {_md(r['env'])} | {_md(name)} | {_fixed(r['score'])} | {_fixed(r['mask_off_score'])} | "
-                     f"{trained_without} |")
-    return [*lines, ""]
+        body.append([_md(r["env"]), _md(name), _fixed(r["score"]), _fixed(r["mask_off_score"]), trained_without])
+    return [*lines, *markdown_table(["task", "method", "score, mask on", "score, mask off",
+                                     "best method trained without the mask"], body), ""]
 
 
 def _method_names(rows: pd.DataFrame) -> list[str]:
@@ -537,14 +545,14 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
         mine = agents[agents["env"] == env] if agents is not None and not agents.empty else ()
         if len(mine):
             labels = dict(zip(group["config_id"], group["config"]))
-            lines += ["Several agents: the return above is per agent (the mean over agents); each agent's:", "",
-                      "| algo | config | agent | return (95% CI) | invalid: eval |", "| --- | --- | --- | --- | --- |"]
+            lines += ["Several agents: the return above is per agent (the mean over agents); each agent's:", ""]
+            body = []
             for _, r in mine.iterrows():
                 ci = f" ({_fmt(r['return_ci_low'])} to {_fmt(r['return_ci_high'])})" \
                     if not math.isnan(r["return_ci_low"]) else ""
-                lines.append(f"| {r['algo']} | {labels.get(r['config_id']) or '–'} | {r['agent']} | "
-                             f"{_fmt(r['return_mean'])}{ci} | {100 * r['eval_invalid_rate']:.2f}% |")
-            lines.append("")
+                body.append([r["algo"], labels.get(r["config_id"]) or "–", r["agent"], f"{_fmt(r['return_mean'])}{ci}",
+                             f"{100 * r['eval_invalid_rate']:.2f}%"])
+            lines += [*markdown_table(["algo", "config", "agent", "return (95% CI)", "invalid: eval"], body), ""]
     lines += _mask_off_lines(summary)
     lines += list(scaling_lines)
     if notes:
@@ -763,24 +771,23 @@ def _task_verdicts(summary: pd.DataFrame, task_names: Mapping[tuple[str, str], s
 
 
 def _not_learned_lines(verdicts: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    rows = [f"| {_md(task)} | {_md(v['simple'])} | {_fixed(v['simple_score'])} | {_md(v['best'])} | "
-            f"{_fixed(v['best_score'])} |" for task, v in verdicts.items() if v["learned"] is False]
+    rows = [[_md(task), _md(v["simple"]), _fixed(v["simple_score"]), _md(v["best"]), _fixed(v["best_score"])]
+            for task, v in verdicts.items() if v["learned"] is False]
     if not rows:
         return []
     return ["**Not learned at this budget** (no method beats the best simple policy beyond seed noise; left out "
-            "of the aggregates above):", "", "| task | best simple policy | its score | best method | its score |",
-            "| --- | --- | --- | --- | --- |", *rows]
+            "of the aggregates above):", "",
+            *markdown_table(["task", "best simple policy", "its score", "best method", "its score"], rows)]
 
 
 def _aggregate_lines(table: pd.DataFrame) -> list[str]:
     """The aggregate table as markdown: each statistic with both intervals (runs; tasks)."""
-    lines = ["| method | tasks | runs | median | IQM | mean | gap to anchor |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    body = []
     for _, r in table.iterrows():
         cells = [f"{r[m]:.1f} (runs {r[m + '_ci_low']:.1f}–{r[m + '_ci_high']:.1f}; tasks "
                  f"{r[m + '_task_ci_low']:.1f}–{r[m + '_task_ci_high']:.1f})" for m in aggregate.METRICS]
-        lines.append(f"| {_md(r['method'])} | {r['tasks']} | {r['runs']} | " + " | ".join(cells) + " |")
-    return lines
+        body.append([_md(r["method"]), r["tasks"], r["runs"], *cells])
+    return markdown_table(["method", "tasks", "runs", "median", "IQM", "mean", "gap to anchor"], body)
 
 
 def _thresholds(items: Sequence[str]) -> dict[str, float]:

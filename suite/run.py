@@ -41,8 +41,10 @@ def build_parser() -> Parser:
                "Env config keys: python -m suite.check --env NAME --describe.",
     )
     parser.add_argument("--env", required=True,
-                        help="registered env name; a comma list or 'all' makes a sweep (see --seeds)")
-    parser.add_argument("--algo", required=True, help="algorithm name; a comma list or 'all' makes a sweep")
+                        help="registered env name (the names are listed below); a comma list or 'all' makes a "
+                             "sweep (see --seeds)")
+    parser.add_argument("--algo", required=True,
+                        help="algorithm name (listed below); a comma list or 'all' makes a sweep")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="run seed (training env and policy); with --seeds, the first seed")
     parser.add_argument("--seeds", type=bounded_int(1, sweep.MAX_SEEDS, sweep.MAX_SEEDS_WHY), default=None,

@@ -13,7 +13,9 @@ __all__ = ["mean_ci", "median_with_failures", "ratio_of_medians_ci", "p_greater"
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval ``(mean, low, high)``; NaN bounds for fewer than 2 values."""
+    """Mean and Student-t confidence interval ``(mean, low, high)`` (``scipy.stats.t.interval`` around the mean
+    with the standard error of the mean); NaN bounds for fewer than 2 values, the mean itself for values that
+    do not vary (scipy's t needs a positive scale)."""
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     if x.size == 0:
@@ -21,8 +23,11 @@ def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> t
     mean = float(x.mean())
     if x.size < 2:
         return (mean, math.nan, math.nan)
-    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return (mean, mean - half, mean + half)
+    sem = float(stats.sem(x))
+    if sem == 0:
+        return (mean, mean, mean)
+    low, high = stats.t.interval(confidence, x.size - 1, loc=mean, scale=sem)
+    return (mean, float(low), float(high))
 
 
 def median_with_failures(values: Sequence[float] | np.ndarray) -> float:

@@ -91,14 +91,14 @@ def violation_markdown(table: pd.DataFrame, env: str) -> list[str]:
     header = ["method", *[f"{name} (train / eval)" for name in names]]
     header += ["distance to the set (train / eval)"] if distance else []
     header += ["enforcement share of training time"]
-    lines = ["Steps whose attempted action violated each constraint, before the env's fallback "
-             "(training; the headline policy's evaluation):", "",
-             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    body = []
     for _, r in rows.iterrows():
         method = f"{r['algo']} [{r['config']}]" if r.get("config") else r["algo"]
         cells = [f"{_cell(r.get(f'train {n}'), True)} / {_cell(r.get(f'eval {n}'), True)}" for n in names]
         if distance:
             cells.append(f"{_cell(r.get('train distance'), False)} / {_cell(r.get('eval distance'), False)}")
         cells.append(_cell(r.get("enforcement share"), True))
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return lines + [""]
+        body.append([method, *cells])
+    table = pd.DataFrame(body, columns=header, dtype=object).to_markdown(index=False, disable_numparse=True)
+    return ["Steps whose attempted action violated each constraint, before the env's fallback "
+            "(training; the headline policy's evaluation):", "", *table.splitlines(), ""]

@@ -4,6 +4,7 @@ clean-up check and synthetic run folders. Tests import this module, never each o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,10 @@ def one_step_lookahead(core):
     sell = ~rising[:, None, :] & (s.holdings > 0)
     sell_lots = (np.minimum(s.holdings, 50) // 10).astype(np.int64)
     return np.where(sell, HOLD - sell_lots, np.where(rising[:, None, :] & mask[..., buy_50], buy_50, HOLD))
+
+
+def unpadded(markdown: str) -> str:
+    """Markdown with its tables' cell padding removed (``|  a   | b |`` -> ``| a | b |``): what a report says,
+    whatever widths its table writer pads cells to."""
+    return "\n".join(re.sub(r" *\| *", " | ", line).strip() if line.startswith("|") else line
+                     for line in markdown.splitlines())

@@ -1,7 +1,8 @@
 """The layout's rules, checked on the source (function-local imports included):
 
-- no import circle anywhere in ``envs``, ``baselines``, ``suite``;
+- no import circle anywhere in ``envs``, ``baselines``, ``suite``, ``maskbench``;
 - data flows one way: ``envs`` imports neither ``baselines`` nor ``suite``, ``baselines`` not ``suite``;
+- ``envs`` imports itself by relative imports only (``maskbench`` may load it under its own name);
 - backends are peers: no backend module imports another backend's;
 - no module imports another module's private (``_name``) attribute;
 - tests import each other never, only ``tests.helpers``.
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("envs", "baselines", "suite")
+PACKAGES = ("envs", "baselines", "suite", "maskbench")
 
 
 def module_name(path: Path) -> str:
@@ -35,12 +36,24 @@ def imports_of(path: Path, modules: dict[str, Path]) -> list[tuple[str, str | No
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found += [(alias.name, None) for alias in node.names if alias.name.split(".")[0] in roots]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
-                and node.module.split(".")[0] in roots:
+        elif isinstance(node, ast.ImportFrom):
+            module = absolute(node, path)
+            if not module or module.split(".")[0] not in roots:
+                continue
             for alias in node.names:
-                child = f"{node.module}.{alias.name}"
-                found.append((child, None) if child in modules else (node.module, alias.name))
+                child = f"{module}.{alias.name}"
+                found.append((child, None) if child in modules else (module, alias.name))
     return found
+
+
+def absolute(node: ast.ImportFrom, path: Path) -> str | None:
+    """The module ``node`` imports from, a relative import (``from .core import X`` in ``envs/views.py``)
+    resolved against ``path``'s package."""
+    if node.level == 0:
+        return node.module
+    package = module_name(path).split(".") if path.name == "__init__.py" else module_name(path).split(".")[:-1]
+    base = package[:len(package) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
 
 
 def graph() -> dict[str, set[str]]:
@@ -104,6 +117,24 @@ def test_data_flows_one_way(package, forbidden):
     wrong = [(module, target) for module, targets in graph().items() if module.split(".")[0] == package
              for target in targets if target.split(".")[0] in forbidden]
     assert wrong == []
+
+
+def test_envs_imports_itself_only_relatively():
+    """``from .core import EnvCore``, never ``from envs.core import EnvCore``: where a user's own ``envs`` package
+    hides the suite's, ``maskbench`` loads the suite's as ``maskbench.envs``, and an absolute ``envs`` import in
+    it would reach the user's package instead."""
+    absolute_imports = []
+    for name, path in project_modules(("envs",)).items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            absolute_imports += [(name, target) for target in names if target.split(".")[0] == "envs"]
+    assert absolute_imports == []
+
+
+def test_relative_imports_are_read():
+    edges = graph()
+    assert {"envs.core", "envs.config"} <= edges["envs.views"] and "envs.registry" in edges["envs.portfolio"]
 
 
 def test_backends_are_peers():

@@ -134,3 +134,14 @@ def test_the_methods_table_lists_every_algo_with_its_backends():
         entry = load_algo(name)
         if isinstance(entry, Method):
             assert row.split(" | ")[4] == ", ".join(entry.backends), (name, row.split(" | ")[4])
+
+
+def test_the_readmes_budgets_are_the_defaults():
+    """The set-up run (portfolio) and the quickstart's one run (speed_limit) state masked PPO's default budget."""
+    from baselines import load_algo
+
+    steps = load_algo("masked_ppo").default_steps
+    assert steps == 1_000_000
+    assert "masked PPO on the portfolio problem for 1,000,000 env steps" in README.replace("\n", " ")
+    quickstart = next(line for line in README.splitlines() if line.startswith("python -m suite.run --env speed_limit"))
+    assert "1M steps (default)" in quickstart and "--steps" not in quickstart

@@ -1,9 +1,10 @@
 """Env configs: every mistake is one line naming the key and what is accepted."""
 
+import gymnasium
 import pytest
 
 import envs
-from envs.config import ConfigError, build_config, describe_config, parse_assignments
+from envs.config import ConfigError, UnknownConfigKey, build_config, describe_config, parse_assignments
 from envs.portfolio import PortfolioConfig
 
 
@@ -23,7 +24,7 @@ def test_strict_is_a_common_option_of_every_env():
 @pytest.mark.parametrize("overrides, message", [
     ({"cash": 5}, "unknown config key 'cash'; accepted keys: start_cash, periods, buy_cost, sell_cost, "
                   "price_noise_std, min_price, reward, n_agents, price_impact, n_assets, lot_levels, affordable_buys, "
-                  "strict"),
+                  "strict (an unexpected keyword argument 'cash')"),
     ({"periods": "abc"}, "config key 'periods' expects an integer, got 'abc'"),
     ({"periods": 2.5}, "config key 'periods' expects an integer"),
     ({"periods": 0}, "config key 'periods' must be a positive integer; got 0"),
@@ -58,3 +59,36 @@ def test_describe_lists_every_field_with_default_and_doc():
     by_key = {r["key"]: r for r in rows}
     assert by_key["start_cash"]["default"] == "1000.0" and "dollars" in by_key["start_cash"]["doc"]
     assert by_key["reward"]["accepts"].startswith("one of final_value")
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: envs.make("speed_limit", **kw),
+    lambda **kw: envs.make_vector("speed_limit", 2, **kw),
+    lambda **kw: envs.make_parallel("speed_limit", **kw),
+    lambda **kw: envs.make_multi_agent_vector("speed_limit", 2, **kw),
+    lambda **kw: gymnasium.make("maskbench/SpeedLimit-v0", **kw),
+    lambda **kw: gymnasium.make_vec("maskbench/SpeedLimit-v0", 2, vectorization_mode="vector_entry_point", **kw),
+    lambda **kw: build_config(envs.spec("speed_limit").load().Config, kw, owner="env 'speed_limit'"),
+], ids=["make", "make_vector", "make_parallel", "make_multi_agent_vector", "gymnasium.make", "gymnasium.make_vec",
+        "build_config"])
+def test_an_unknown_keyword_is_a_type_error_in_pythons_words_and_a_config_error(make):
+    """As Gymnasium's own envs: wrappers probe keywords and drop the ones that raise TypeError (TorchRL's GymEnv
+    tries frameskip= and matches Python's words); the suite's command lines still print one line for it."""
+    with pytest.raises(TypeError, match="unexpected keyword argument 'frameskip'") as error:
+        make(frameskip=4)
+    assert isinstance(error.value, UnknownConfigKey) and isinstance(error.value, ConfigError)
+    assert "accepted keys: road_length" in str(error.value)
+    with pytest.raises(ConfigError) as error:  # a bad value stays a ValueError, not a TypeError
+        make(road_length=-1)
+    assert not isinstance(error.value, TypeError)
+
+
+def test_a_torchrl_style_keyword_probe_falls_back_to_the_env_without_the_keyword():
+    """What TorchRL's GymEnv does (tested with TorchRL itself in test_renders_and_pettingzoo_tools.py where it is
+    installed): make with frameskip=, and on a TypeError naming it, make without."""
+    try:
+        env = gymnasium.make("maskbench/SpeedLimit-v0", frameskip=1)
+    except TypeError as error:
+        assert "unexpected keyword argument 'frameskip'" in str(error)
+        env = gymnasium.make("maskbench/SpeedLimit-v0")
+    assert env.unwrapped.core.name == "speed_limit"

@@ -9,10 +9,11 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from pettingzoo.test import api_test, parallel_api_test, performance_benchmark
+from pettingzoo.test import api_test, parallel_api_test, performance_benchmark, render_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import envs
+from envs.masking import sample_masked
 
 
 def step_randomly(env, steps=3):
@@ -42,7 +43,7 @@ def test_every_env_and_level_renders_its_state_as_text(name):
 
 def test_the_road_is_drawn_with_the_car_where_it_stands():
     env = envs.make("speed_limit", render_mode="rgb_array", road_length=100)
-    assert env.metadata["render_modes"] == ["ansi", "rgb_array"]
+    assert env.metadata["render_modes"] == ["ansi", "human", "rgb_array"]
     env.reset(seed=0)
     env.step(2)
     env.step(3)
@@ -54,7 +55,8 @@ def test_the_road_is_drawn_with_the_car_where_it_stands():
 
 
 def test_render_modes_an_env_does_not_offer_are_one_line():
-    with pytest.raises(envs.ConfigError, match=r"render_mode 'rgb_array' is not offered; accepted: ansi \(or None\)"):
+    with pytest.raises(envs.ConfigError, match=r"render_mode 'rgb_array' is not offered; accepted: ansi, human "
+                                               r"\(or None\)"):
         envs.make("portfolio", render_mode="rgb_array")
     assert envs.make("portfolio").render() is None  # no mode: nothing drawn, as Gymnasium specifies
 
@@ -82,6 +84,23 @@ def test_the_pettingzoo_view_renders_and_has_a_global_state(name, n_agents):
 def test_pettingzoos_api_tests_pass_on_both_apis(name, n_agents):
     parallel_api_test(envs.make_parallel(name, n_agents=n_agents), num_cycles=60)
     api_test(parallel_to_aec(envs.make_parallel(name, n_agents=n_agents)), num_cycles=60)
+
+
+@pytest.mark.parametrize("name, n_agents", [("portfolio", 2), ("speed_limit", 3), ("sum_to_zero", 1)])
+def test_pettingzoos_render_test_passes_in_every_mode(capsys, name, n_agents):
+    """PettingZoo's render_test makes the env with render_mode="human" first, then in each declared mode."""
+    render_test(lambda render_mode=None: parallel_to_aec(envs.make_parallel(name, n_agents=n_agents,
+                                                                            render_mode=render_mode)))
+    assert f"{envs.make_core(name).agent_prefix}_0" in capsys.readouterr().out  # "human" printed the state
+
+
+def test_human_mode_prints_the_state_after_every_reset_and_step(capsys):
+    env = envs.make("speed_limit", render_mode="human")
+    env.reset(seed=0)
+    env.step(1)
+    assert env.render() is None
+    printed = capsys.readouterr().out
+    assert printed.count("car_0: cell") == 3 and printed.startswith("step 0")
 
 
 def test_pettingzoos_performance_benchmark_runs_on_a_discrete_action_env(capsys):
@@ -112,3 +131,36 @@ def test_supersuits_vector_env_steps_the_traders():
     actions = np.array([[np.flatnonzero(block)[0] for block in agent] for agent in masks])
     _, rewards, _, _, infos = vec.step(actions)
     assert rewards.shape == (2,) and all(info["invalid_actions"] == 0 for info in infos)
+
+
+def test_supersuits_vector_env_plays_cars_that_leave_the_road_at_different_steps_with_black_death():
+    """SuperSuit's pettingzoo_env_to_vec_env_v1 needs every agent in every step until the episode ends: cars that
+    reach the end of the road before the others make it assert; with black_death=True they stay in the episode,
+    idle (zero features, everything admitted, reward 0), until the last one arrives."""
+    supersuit = pytest.importorskip("supersuit", reason="the test extra installs SuperSuit")
+
+    def play(vec, steps):
+        obs, _ = vec.reset(seed=0)
+        rng = np.random.default_rng(0)
+        staggered = episodes = 0
+        for _ in range(steps):
+            obs, rewards, terminated, truncated, infos = vec.step(sample_masked(rng, obs["action_mask"], [10])[:, 0])
+            assert all(info["invalid_actions"] == 0 for info in infos)
+            idle = obs["action_mask"].all(axis=1) & ~obs["observation"].any(axis=1)
+            staggered += bool(idle.any() and not idle.all())
+            assert not (idle & (rewards != 0)).any()
+            ended = terminated | truncated
+            assert ended.all() or not ended.any()  # the episode ends for all cars together
+            episodes += bool(ended.all())
+        return staggered, episodes
+
+    with pytest.raises(AssertionError, match="unless black_death is set to True"):
+        play(supersuit.pettingzoo_env_to_vec_env_v1(envs.make_parallel("speed_limit", n_agents=3)), 300)
+    staggered, episodes = play(supersuit.pettingzoo_env_to_vec_env_v1(
+        envs.make_parallel("speed_limit", n_agents=3, black_death=True)), 300)
+    assert staggered > 0 and episodes >= 2  # cars did leave before others, across several episodes
+
+
+@pytest.mark.parametrize("name, n_agents", [("speed_limit", 3), ("portfolio", 2)])
+def test_pettingzoos_api_test_passes_with_black_death(name, n_agents):
+    parallel_api_test(envs.make_parallel(name, n_agents=n_agents, black_death=True), num_cycles=200)

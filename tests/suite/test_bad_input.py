@@ -110,7 +110,9 @@ def test_a_failing_import_is_the_users_module_in_one_line(tmp_path, capsys, monk
     (["--env", "speed_limit", "--env-config", "n_agents=2", "--algo", "clairvoyant_dp"],
      "clairvoyant_dp plays one agent; got n_agents=2"),
     (["--env", "portfolio", "--algo", "random_valid", "--env-config", "periods=-1"], "config key 'periods'"),
-], ids=["unknown-env", "algo-cannot-run-env", "algo-cannot-run-config", "bad-env-config"])
+    (["--env", "portfolio", "--algo", "random_valid", "--env-config", "cash=5"],
+     "env 'portfolio': unknown config key 'cash'; accepted keys: start_cash"),
+], ids=["unknown-env", "algo-cannot-run-env", "algo-cannot-run-config", "bad-env-config", "unknown-env-config-key"])
 def test_describe_fails_like_the_run_would(tmp_path, capsys, argv, message):
     assert run_main(*argv, "--describe", "--out", tmp_path / "out") == 2
     assert message in one_line(capsys)

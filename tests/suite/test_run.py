@@ -1,6 +1,8 @@
 """suite.run: files, summary, overwrite/resume semantics, determinism and bad input."""
 
+import importlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import envs
 from baselines import algo_names
 from baselines.random_valid import RandomValid
 from suite import results
+from suite.cli import run_cli
 from tests.helpers import TIMING, run_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,3 +248,17 @@ def test_a_run_recorded_before_a_setting_existed_keeps_what_it_ran(tmp_path, bac
         assert runner.prepare_directory(request, overwrite=False, resume=True) == runner.COMPLETE
     runs = results.load(tmp_path).runs
     assert runs["algo.rllib_learner"].tolist() == ["exact" if backend == "rllib" else "fast"]
+
+
+@pytest.mark.parametrize("command", ["run", "race", "study", "report", "check", "levels", "layout", "same_results"])
+def test_help_states_each_default_once_and_run_lists_every_env_and_algo(capsys, command):
+    module = importlib.import_module(f"suite.{command}")
+    assert run_cli(module.main, f"python -m suite.{command}", ["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    options = re.split(r" (?=--?[a-z])", text)
+    assert not [option for option in options if option.count("(default") > 1]
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: [])" not in text
+    if command == "run":
+        listed = text.split("envs: ", 1)[1]
+        assert all(re.search(rf"\b{re.escape(name)}\b", listed) for name in [*envs.names(), *algo_names()])
+        assert "--seed SEED run seed (training env and policy); with --seeds, the first seed (default: 0)" in text

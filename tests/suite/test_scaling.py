@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from suite import report, results, scaling
-from tests.helpers import write_synthetic_run
+from tests.helpers import unpadded, write_synthetic_run
 
 #: Per level, per method: the return of every episode of every seed (random_valid 0 and oracle 100 make
 #: the return the score).
@@ -81,7 +81,7 @@ def test_the_report_writes_the_scaling_table_figure_and_section(scaling_runs, tm
     assert len(table) == 12 and set(table["env"]) == {"portfolio", "portfolio-m"}
     assert "## Scaling with the level" in text and "### portfolio" in text
     assert "![scaling portfolio](plots/scaling_portfolio.png)" in text
-    assert "| masked_ppo | 80.0 (" in text
+    assert "| masked_ppo | 80.0 (" in unpadded(text)
 
 
 def test_runs_on_one_level_make_no_scaling_section(tmp_path):
