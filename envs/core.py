@@ -30,11 +30,18 @@ from gymnasium.error import ResetNeeded
 from . import masking
 from .masking import Constraint, InadmissibleActionError
 
-__all__ = ["EnvCore", "StepResult", "EnvFailure", "OPTIONAL_HOOKS"]
+__all__ = ["EnvCore", "StepResult", "EnvFailure", "OPTIONAL_HOOKS", "INVALID_ACTION_SETTINGS"]
 
 #: What an env may offer beyond the abstract methods (see "optional hooks" in :class:`EnvCore`).
 OPTIONAL_HOOKS = ("metrics", "idle_action", "sample_states", "oracle_actions", "check_oracle_config",
-                  "render_text", "render_rgb", "reallocation_to", "target_return", "return_bound", "state_bytes")
+                  "render_text", "render_rgb", "reallocation_to", "target_return", "return_bound", "state_bytes",
+                  "noop", "repair")
+
+#: How an inadmissible action can be executed: the values of the common config key ``invalid_action``
+#: (:attr:`EnvCore.invalid_action`). ``noop``: the attempted action is not executed (Huang & Ontañón's setting;
+#: each env's :meth:`EnvCore.noop` says what that means for it); ``repair``: the nearest admissible action is
+#: executed in its place (:meth:`EnvCore.repair`).
+INVALID_ACTION_SETTINGS = ("noop", "repair")
 
 
 class EnvFailure(RuntimeError):
@@ -84,12 +91,15 @@ class EnvCore(ABC):
         version: bumped whenever dynamics, reward or mask change results.
         episode_metrics: info keys whose value at the end of an episode is a result in its own
             right (e.g. ``"portfolio_value"`` in dollars); runners record them per episode.
+        invalid_action_default: the env's default ``invalid_action`` setting (``"noop"`` or
+            ``"repair"``; see :attr:`invalid_action`), what its docstring calls its fallback.
     """
 
     Config: ClassVar[type]
     agent_prefix: ClassVar[str] = "agent"
     version: ClassVar[int] = 0
     episode_metrics: ClassVar[tuple[str, ...]] = ()
+    invalid_action_default: ClassVar[str] = "repair"
 
     action_space: spaces.Space
     feature_space: spaces.Box
@@ -104,6 +114,7 @@ class EnvCore(ABC):
         self.num_envs = int(num_envs)
         self.n_agents = int(getattr(config, "n_agents", 1))
         self.strict = bool(strict)
+        self._invalid_action = type(self).invalid_action_default
         self.state: Any = None
         #: Seconds spent enforcing the constraints so far: masks, admissibility checks, and the
         #: projections of the suite's training envs (they add theirs). Training reports its share.
@@ -140,15 +151,94 @@ class EnvCore(ABC):
         raise NotImplementedError(f"{type(self).__name__} has a continuous action space but no admissible_set()")
 
     @abstractmethod
-    def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
-        """The actions executed in place of inadmissible ones (the env's documented fallback).
-
-        ``inadmissible`` has the shape returned by :meth:`inadmissible`.
-        """
-
-    @abstractmethod
     def transition(self, actions: np.ndarray) -> StepResult:
         """Advance every entry by one step with admissible ``actions``; return rewards and ends."""
+
+    # ---------------------------------------------------------------- inadmissible actions
+
+    @property
+    def invalid_action(self) -> str:
+        """How an inadmissible action is executed: ``"noop"`` (:meth:`noop`) or ``"repair"`` (:meth:`repair`).
+
+        The common config key ``invalid_action`` (``envs.make(name, invalid_action="noop")``; ``envs.make_core``
+        sets it), part of the env's identity: it is recorded in a run's ``config.json`` and names its variant
+        folder and its task in reports when it is not the env's default (:attr:`invalid_action_default`).
+        Either way the attempt is counted in ``info["invalid_actions"]`` and named in ``info["violated"]``.
+        """
+        return self._invalid_action
+
+    @invalid_action.setter
+    def invalid_action(self, value: str) -> None:
+        offered = type(self).invalid_action_settings()
+        if value not in offered:
+            raise ValueError(f"env {self.name!r}: invalid_action must be one of {', '.join(offered)}; got {value!r}")
+        self._invalid_action = value
+
+    @classmethod
+    def invalid_action_settings(cls) -> tuple[str, ...]:
+        """The ``invalid_action`` settings this class offers: ``repair`` always (the base class's nearest
+        admissible action, or the env's own :meth:`repair`), ``noop`` where it implements :meth:`noop`. A class
+        that overrides :meth:`fallback` itself executes that whatever the setting, so it offers one, its
+        :attr:`invalid_action_default` (what its docstring should say its fallback is)."""
+        owner = next(klass for klass in cls.__mro__ if "fallback" in vars(klass))
+        if owner is not EnvCore:
+            return (cls.invalid_action_default,)
+        return tuple(setting for setting in INVALID_ACTION_SETTINGS if setting == "repair" or cls.provides("noop"))
+
+    def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """The actions executed in place of inadmissible ones: :meth:`noop`'s or :meth:`repair`'s, as
+        :attr:`invalid_action` says. ``inadmissible`` has the shape returned by :meth:`inadmissible`; the
+        result is checked (in the action space, admissible where it replaced one) by :meth:`step`.
+
+        An env may override this instead of implementing :meth:`noop` (a user's env written before the
+        setting); it then offers one setting only (:meth:`invalid_action_settings`).
+        """
+        if self._invalid_action == "noop":
+            return self.noop(actions, inadmissible)
+        return self.repair(actions, inadmissible)
+
+    def noop(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """``invalid_action="noop"``: ``actions`` with the inadmissible (sub-)actions *not executed*: replaced by
+        what the env does when its agent does nothing (hold an asset, move no resource), which must not
+        depend on the attempted action. Each env says in its docstring what that is and, where doing nothing
+        is not itself always admissible or does not exist, which admissible action stands for it. An env
+        without it offers ``repair`` only."""
+        raise NotImplementedError(f"{type(self).__name__} has no noop fallback; its invalid_action is 'repair'")
+
+    def repair(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """``invalid_action="repair"``: ``actions`` with the inadmissible (sub-)actions replaced by the nearest
+        admissible ones (:meth:`nearest_admissible`). An env may override it with a nearer notion of its own."""
+        nearest = self.nearest_admissible(actions)
+        if self.discrete:
+            return np.where(inadmissible, nearest, actions)
+        flags = inadmissible[..., 0].reshape(*inadmissible.shape[:2], *([1] * (actions.ndim - 2)))
+        return np.where(flags, nearest, actions)
+
+    def nearest_admissible(self, actions: np.ndarray) -> np.ndarray:
+        """The admissible action nearest each of ``actions`` (batched, as :meth:`as_batched_actions` returns
+        them), whether or not it is admissible already (then it is itself).
+
+        Discrete: per sub-action, the admissible value nearest in index (the lower one on a tie), so a
+        sub-action whose admissible values form one interval is moved to the interval's end on its side; a
+        sub-action whose mask block is empty is left as it is. Box: the admissible set's Euclidean projection.
+        """
+        if not self.discrete:
+            return np.asarray(self.admissible_set().project(actions), dtype=np.float64)
+        mask = self.action_mask().astype(bool)
+        nvec = self.nvec
+        if np.all(nvec == nvec[0]):
+            blocks = [(slice(None), mask.reshape(*mask.shape[:2], len(nvec), int(nvec[0])))]
+        else:
+            offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+            blocks = [(slice(sub, sub + 1), mask[..., offset:offset + n][..., None, :])
+                      for sub, (offset, n) in enumerate(zip(offsets, nvec))]
+        nearest = actions.copy()
+        for subs, block in blocks:
+            values = np.arange(block.shape[-1])
+            attempted = actions[..., subs][..., None]
+            key = np.where(block, np.abs(values - attempted) * 2 + (values > attempted), np.iinfo(np.int64).max)
+            nearest[..., subs] = np.where(block.any(axis=-1), key.argmin(axis=-1), actions[..., subs])
+        return nearest
 
     # ---------------------------------------------------------------- optional hooks
 

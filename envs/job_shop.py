@@ -265,6 +265,7 @@ class JobShopCore(EnvCore):
     Config = JobShopConfig
     agent_prefix = "dispatcher"
     version = 0
+    invalid_action_default = "repair"
     episode_metrics = ("makespan",)
 
     def __init__(self, config: JobShopConfig, num_envs: int = 1, strict: bool = False):
@@ -400,13 +401,12 @@ class JobShopCore(EnvCore):
 
     # ------------------------------------------------------------------ dynamics
 
-    def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
-        """An inadmissible job is replaced by the nearest admissible one (the lower index on a tie)."""
-        mask = self.action_mask().astype(bool)                             # (B, A, n)
-        jobs = np.arange(self.n_jobs)
-        distance = np.abs(jobs - actions) * 2 + (jobs > actions)           # (B, A, n)
-        distance = np.where(mask, distance, np.iinfo(np.int64).max)
-        return np.where(inadmissible, distance.argmin(axis=-1)[..., None], actions)
+    def noop(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """``invalid_action="noop"``: the attempted job is not dispatched; the lowest-index open job is, whatever the
+        attempt. Not a true no-op (see "Constraints" in the module docstring: a dispatching env has no step without
+        a dispatch). (``repair``, the default, is the base class's: the open job nearest the attempted index.)"""
+        first_open = self.action_mask().astype(bool).argmax(axis=-1)[..., None]   # (B, A, 1)
+        return np.where(inadmissible, first_open, actions)
 
     def transition(self, actions: np.ndarray) -> StepResult:
         s, m = self.state, self.n_machines

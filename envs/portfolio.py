@@ -361,6 +361,7 @@ class PortfolioCore(EnvCore):
     agent_prefix = "trader"
     version = 0
     episode_metrics = ("portfolio_value",)
+    invalid_action_default = "noop"
 
     def __init__(self, config: PortfolioConfig, num_envs: int = 1, strict: bool = False):
         n = config.n_assets
@@ -513,8 +514,10 @@ class PortfolioCore(EnvCore):
 
     # ------------------------------------------------------------------ dynamics
 
-    def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
-        """Inadmissible sub-actions hold their asset."""
+    def noop(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """``invalid_action="noop"`` (the default): inadmissible sub-actions are not executed, their asset is held;
+        the other sub-actions trade. (``repair`` is the base class's: per asset, the admissible trade nearest the
+        attempted one, the largest admissible trade in the same direction, or hold.)"""
         return np.where(inadmissible, self.hold, actions)
 
     def transition(self, actions: np.ndarray) -> StepResult:

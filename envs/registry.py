@@ -17,7 +17,7 @@ import gymnasium
 
 from .config import ConfigError, UnknownConfigKey, build_config, check_fits, config_to_dict, describe_config, setting
 from .contract import check_core
-from .core import EnvCore
+from .core import INVALID_ACTION_SETTINGS, EnvCore
 from .gymnasium_ids import register_id, unregister_id
 from .views import MultiAgentVectorView, ParallelView, SingleAgentView, VectorView
 
@@ -33,6 +33,10 @@ class CommonConfig:
 
     strict: bool = setting(False, "raise ValueError naming the constraint on an inadmissible action, "
                                   "instead of executing the env's fallback")
+    invalid_action: str = setting("", "how an inadmissible action is executed: noop (not executed: the env's "
+                                      "do-nothing action) or repair (the nearest admissible action); the env's "
+                                      "default when not given (its docstring says what each means)",
+                                  choices=INVALID_ACTION_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,21 @@ def resolve_config(name: str, overrides: dict[str, Any]) -> tuple[Any, CommonCon
         raise UnknownConfigKey.of(f"env {name!r}", unknown[0], [*own, *common_keys])
     env_config = build_config(core_cls.Config, {k: v for k, v in overrides.items() if k in own}, owner=f"env {name!r}")
     common = build_config(CommonConfig, {k: v for k, v in overrides.items() if k in common_keys}, owner=f"env {name!r}")
+    if "invalid_action" in common_keys:
+        common = _with_invalid_action(name, core_cls, common)
     return env_config, common
+
+
+def _with_invalid_action(name: str, core_cls: type[EnvCore], common: CommonConfig) -> CommonConfig:
+    """``common`` with ``invalid_action`` resolved: the env's default where not given; a setting the env does
+    not offer refused in one line."""
+    offered = core_cls.invalid_action_settings()
+    if not common.invalid_action:
+        return dataclasses.replace(common, invalid_action=core_cls.invalid_action_default)
+    if common.invalid_action not in offered:
+        raise ConfigError(f"env {name!r}: config key 'invalid_action' must be one of {', '.join(offered)} for this "
+                          f"env; got {common.invalid_action!r}")
+    return common
 
 
 def config_dict(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +234,12 @@ def describe(name: str) -> list[dict[str, str]]:
             value = env_spec.defaults[row["key"]]
             row["default"] = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
     taken = {row["key"] for row in own}
-    return own + [row for row in describe_config(CommonConfig) if row["key"] not in taken]
+    common = [row for row in describe_config(CommonConfig) if row["key"] not in taken]
+    for row in common:
+        if row["key"] == "invalid_action":
+            row["default"] = env_spec.load().invalid_action_default
+            row["accepts"] = "one of " + ", ".join(env_spec.load().invalid_action_settings())
+    return own + common
 
 
 #: Memory of each batch entry beyond the core's own arrays: its random generator and the views' bookkeeping.
@@ -239,6 +262,8 @@ def make_core(name: str, num_envs: int = 1, **config: Any) -> EnvCore:
         message = str(error)
         raise ConfigError(message if message.startswith("env ") else f"env {name!r}: {message}") from None
     core.name = name
+    if common.invalid_action:  # empty only where an env's own Config has a field of that name
+        core.invalid_action = common.invalid_action
     return core
 
 

@@ -234,6 +234,7 @@ class SpeedLimitCore(EnvCore):
     Config = SpeedLimitConfig
     agent_prefix = "car"
     version = 0
+    invalid_action_default = "repair"
     episode_metrics = ("position",)
 
     def __init__(self, config: SpeedLimitConfig, num_envs: int = 1, strict: bool = False):
@@ -461,13 +462,13 @@ class SpeedLimitCore(EnvCore):
 
     # ------------------------------------------------------------------ dynamics
 
-    def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
-        """An inadmissible level is replaced by the nearest admissible one (the lower on a tie)."""
-        mask = self.action_mask().astype(bool)                                   # (B, A, levels)
-        distance = np.abs(self._levels - actions)                                # (B, A, levels)
-        distance = np.where(mask, distance * 2 + (self._levels > actions), np.iinfo(np.int64).max)
-        nearest = distance.argmin(axis=-1)[..., None]
-        return np.where(inadmissible, nearest, actions)
+    def noop(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """``invalid_action="noop"``: the attempted level is not executed; the car keeps its speed ``v``, or, where
+        that is inadmissible (a slower zone ahead, a leader braking), the admissible level nearest ``v`` (the lower
+        on a tie: the gentlest admissible braking). Independent of the attempted level. (``repair``, the default,
+        is the base class's: the admissible level nearest the attempted one.)"""
+        keep = np.broadcast_to(self.state.speed[..., None], actions.shape)
+        return np.where(inadmissible, self.nearest_admissible(keep), actions)
 
     def transition(self, actions: np.ndarray) -> StepResult:
         s, c = self.state, self.config

@@ -153,6 +153,7 @@ class SumToZeroCore(EnvCore):
     agent_prefix = "allocator"
     version = 0
     episode_metrics = ("demand_served",)
+    invalid_action_default = "noop"
 
     def __init__(self, config: SumToZeroConfig, num_envs: int = 1, strict: bool = False):
         super().__init__(config, num_envs, strict)
@@ -259,8 +260,9 @@ class SumToZeroCore(EnvCore):
 
     # ------------------------------------------------------------------ dynamics
 
-    def fallback(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
-        """No reallocation: an inadmissible action is replaced by zeros."""
+    def noop(self, actions: np.ndarray, inadmissible: np.ndarray) -> np.ndarray:
+        """``invalid_action="noop"`` (the default): no reallocation, an inadmissible action is replaced by zeros (the
+        allocation stays). (``repair`` is the base class's: the admissible set's Euclidean projection.)"""
         return np.where(inadmissible, 0.0, actions)
 
     def transition(self, actions: np.ndarray) -> StepResult:

@@ -24,7 +24,7 @@ def test_strict_is_a_common_option_of_every_env():
 @pytest.mark.parametrize("overrides, message", [
     ({"cash": 5}, "unknown config key 'cash'; accepted keys: start_cash, periods, buy_cost, sell_cost, "
                   "price_noise_std, min_price, reward, n_agents, price_impact, n_assets, lot_levels, affordable_buys, "
-                  "strict (an unexpected keyword argument 'cash')"),
+                  "strict, invalid_action (an unexpected keyword argument 'cash')"),
     ({"periods": "abc"}, "config key 'periods' expects an integer, got 'abc'"),
     ({"periods": 2.5}, "config key 'periods' expects an integer"),
     ({"periods": 0}, "config key 'periods' must be a positive integer; got 0"),
@@ -33,6 +33,7 @@ def test_strict_is_a_common_option_of_every_env():
     ({"buy_cost": "0.1,0.2"}, "config key 'buy_cost' has 2 value(s) for n_assets=3; give 3"),
     ({"n_assets": 0}, "config key 'n_assets' must be an integer in 1..1000; got 0"),
     ({"lot_levels": 0}, "config key 'lot_levels' must be an integer in 1..500; got 0"),
+    ({"invalid_action": "skip"}, "config key 'invalid_action' must be one of noop, repair; got 'skip'"),
     ({"reward": "profit"}, "config key 'reward' must be one of final_value, final_return, value_change; got 'profit'"),
     ({"strict": "maybe"}, "config key 'strict' expects a boolean, got 'maybe'"),
     ({"n_agents": True}, "config key 'n_agents' expects an integer"),
