@@ -32,7 +32,7 @@ import itertools
 import math
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,8 @@ def is_reference(algo: str) -> bool:
 # Scores
 
 
-def raw_scores(scores: pd.DataFrame, references: pd.DataFrame, config_labels: dict[str, str]) -> pd.DataFrame:
+def raw_scores(scores: pd.DataFrame, references: pd.DataFrame, config_labels: dict[str, str],
+               named: Mapping[str, Mapping[str, str]] | None = None) -> pd.DataFrame:
     """One row per complete run: task, method, seed, return, normalised score and share of the bound
     (``raw_scores.csv``).
 
@@ -66,10 +67,10 @@ def raw_scores(scores: pd.DataFrame, references: pd.DataFrame, config_labels: di
     (``lower``, ``anchor`` and ``bound`` returns per task), ``config_labels`` the label of each algo config
     that differs from its siblings (``penalty=0.1``). ``score`` is 0 at ``lower`` and 100 at ``anchor``;
     ``bound_share`` is 0 at ``lower`` and 100 at ``bound`` (NaN without one). Runs of a task without both
-    references get a NaN score.
+    references get a NaN score. ``named``: as in :func:`task_labels`.
     """
     rows = []
-    tasks = task_labels(scores)
+    tasks = task_labels(scores, named)
     for _, run in scores.iterrows():
         ref = references.loc[(run["env"], run["env_config"])]
         label = config_labels.get(run["config_id"], "")
@@ -96,18 +97,25 @@ def _config_items(env_config: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in parts)
 
 
-def task_labels(scores: pd.DataFrame) -> dict[tuple[str, str], str]:
+def task_labels(scores: pd.DataFrame, named: Mapping[str, Mapping[str, str]] | None = None
+                ) -> dict[tuple[str, str], str]:
     """A short name per task (env, env config string): the env's name (a level is a name of its own) where
     the runs hold one config of that env, else the name and the keys in which its configs differ
-    (``portfolio [n_assets=5]``)."""
+    (``portfolio [n_assets=5]``).
+
+    ``named``: per env, settings shown in the name wherever a task's value differs from the one given (the
+    env's default), even where the runs hold one config of that env: settings that change what a method's
+    number means (``speed_limit [invalid_action=noop]``; :func:`suite.report.named_settings`)."""
     labels = {}
     for env, group in scores.drop_duplicates(["env", "env_config"]).groupby("env", sort=False):
         items = {config: _config_items(config) for config in group["env_config"]}
         keys = sorted({key for parsed in items.values() for key in parsed})
         differing = [key for key in keys if len({parsed.get(key) for parsed in items.values()}) > 1]
+        defaults = (named or {}).get(env, {})
         for config, parsed in items.items():
-            shown = ",".join(f"{key}={parsed[key]}" for key in differing if key in parsed)
-            labels[(env, config)] = f"{env} [{shown}]" if shown else env
+            shown = [key for key in keys if key in parsed and (key in differing or (
+                key in defaults and parsed[key] != str(defaults[key])))]
+            labels[(env, config)] = f"{env} [{','.join(f'{key}={parsed[key]}' for key in shown)}]" if shown else env
     return labels
 
 

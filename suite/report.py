@@ -177,6 +177,24 @@ def env_bound(env: str, env_config: Mapping[str, Any]) -> tuple[float, str]:
     return (math.nan, "") if bound is None else (float(bound[0]), bound[1])
 
 
+#: Env settings every task name shows where they differ from the env's default (issue 35): the fallback of an
+#: inadmissible action changes what the numbers of the methods trained without a mask mean.
+NAMED_SETTINGS = ("invalid_action",)
+
+
+def named_settings(env_names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Per env, the defaults of :data:`NAMED_SETTINGS` (for :func:`suite.aggregate.task_labels`); an env not
+    registered here (a user env not imported) names none."""
+    named = {}
+    for env in env_names:
+        try:
+            defaults = envs.config_dict(env, {})
+        except (ConfigError, ImportError, TypeError, ValueError):
+            continue
+        named[env] = {key: str(defaults[key]) for key in NAMED_SETTINGS if key in defaults}
+    return named
+
+
 def _env_config_key(info: pd.Series, env_columns: Sequence[str]) -> str:
     """The run's env config as one comparable string (runs on different env configs play different games)."""
     return ",".join(f"{c[4:]}={info[c]}" for c in env_columns if not pd.isna(info[c]))
@@ -536,8 +554,9 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
     runs cover levels, then the configs compared (``notes``), the problems and the plots."""
     lines = ["# maskbench report", ""]
     configs_per_env = summary.groupby("env")["env_config"].nunique()
+    names = aggregate.task_labels(summary, named_settings(summary["env"].unique())) if not summary.empty else {}
     for (env, env_config), group in summary.groupby(["env", "env_config"], sort=False):
-        title = env if configs_per_env[env] == 1 else f"{env} [{env_config}]"
+        title = names.get((env, env_config), env) if configs_per_env[env] == 1 else f"{env} [{env_config}]"
         lines += [f"## {_md(title)}", "", *_task_lines(group), ""]
         lines.append("")
         if violations is not None and not violations.empty:
@@ -691,9 +710,10 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
     are listed by name with their best simple policy and best method, not averaged in."""
     scores = run_scores(loaded)
     labels, _ = _config_differences(loaded.complete().runs, pooled=True)
-    raw = aggregate.raw_scores(scores, references(scores), labels)
+    named = named_settings(scores["env"].unique()) if "env" in scores else {}
+    raw = aggregate.raw_scores(scores, references(scores), labels, named)
     files.atomic_write_csv(out / "raw_scores.csv", raw, root=out)
-    verdicts = _task_verdicts(summary, aggregate.task_labels(scores))
+    verdicts = _task_verdicts(summary, aggregate.task_labels(scores, named))
     learned = [task for task, verdict in verdicts.items() if verdict["learned"] is not False and verdict["best"]]
     unjudged = [task for task in learned if verdicts[task]["learned"] is None]
     headline = raw[raw["task"].isin(learned)]

@@ -150,8 +150,32 @@ COMPARABLE_KEYS = ("env", "env_version", "env_config", "algo", "algo_config", "s
 ADDED_SETTINGS = {"rllib_learner": lambda config: "exact" if config.get("backend") == "rllib" else "fast"}
 
 
+def _invalid_action_then(record: dict[str, Any]) -> str | None:
+    """What a run recorded before the env setting ``invalid_action`` existed (issue 35) executed for an inadmissible
+    action: its env's default, which is the fallback every env had then (portfolio and sum_to_zero ``noop``,
+    speed_limit and job_shop ``repair``). A default changed later must bump the env's version (it changes
+    results) and be told apart here by ``env_version``. None where the env is not registered here."""
+    try:
+        core_cls = envs.spec(str(record.get("env"))).load()
+    except (ConfigError, TypeError, ImportError):
+        return None
+    return core_cls.invalid_action_default
+
+
+#: Common env settings added after runs had been recorded without them, and what such a run did (as
+#: :data:`ADDED_SETTINGS`, for ``env_config``; the value None: unknown, left out).
+ADDED_ENV_SETTINGS = {"invalid_action": _invalid_action_then}
+
+
 def with_added_settings(record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` (a config.json) with its learning method's config completed by :data:`ADDED_SETTINGS`."""
+    """``record`` (a config.json) with its learning method's config completed by :data:`ADDED_SETTINGS` and its env
+    config by :data:`ADDED_ENV_SETTINGS`."""
+    env_config = record.get("env_config")
+    if isinstance(env_config, dict) and "strict" in env_config:  # a config of the registry's common options
+        missing = {key: value_then(record) for key, value_then in ADDED_ENV_SETTINGS.items() if key not in env_config}
+        missing = {key: value for key, value in missing.items() if value is not None}
+        if missing:
+            record = {**record, "env_config": {**env_config, **missing}}
     config = record.get("algo_config")
     if not isinstance(config, dict) or "backend" not in config:
         return record
