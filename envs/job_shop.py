@@ -52,10 +52,20 @@ The mask reads the job's operation counter (``next_op[j] < n_machines``); the C1
 schedule itself (an operation of the job without a start time), so ``suite.check`` compares two
 representations. Until the episode ends some job has an operation left, so the mask is never empty
 where the agent acts; at the end it is empty and the episode is over. The admissible set shrinks
-within an episode as jobs finish: every action is admissible at the start, one at the last steps. An
-inadmissible action is executed as the **nearest admissible job** (the lower index on a tie) and
-reported in ``info["invalid_actions"]`` / ``info["violated"]``; with ``strict=True`` it raises
-``ValueError`` naming C1.
+within an episode as jobs finish: every action is admissible at the start, one at the last steps.
+
+An inadmissible action is reported in ``info["invalid_actions"]`` / ``info["violated"]`` and executed as the
+setting ``invalid_action`` says (with ``strict=True`` it raises ``ValueError`` naming C1 instead):
+
+- ``repair`` (the default, the env's published behaviour): the **nearest admissible job** to the attempted
+  index (the lower index on a tie).
+- ``noop``: the attempted job is not dispatched; the **lowest-index open job** is, whatever the attempt. This
+  is *not* a true no-op, which a dispatching env cannot have: a step that dispatches nothing would leave the
+  state as it was, so an episode would no longer have its fixed ``n_jobs * n_machines`` steps (a policy that
+  keeps picking a finished job would never end it), and with L2D's reward (the growth of the makespan lower
+  bound) stalling would cost nothing: a schedule left unfinished would score better than any finished one.
+  A fixed default dispatch keeps the episode and the reward's meaning and, like a no-op, does not depend on
+  the attempt (the agent gains nothing from how near its inadmissible choice was).
 
 ## Observation Space
 
@@ -102,9 +112,11 @@ Terminated after ``n_jobs * n_machines`` steps, every operation scheduled. Never
 
 ## Arguments
 
-See :class:`JobShopConfig`. Bad input is refused in one line: a duration range with a non-positive end,
-an instance file whose durations are not positive or whose machine order is not a permutation, a
-``n_jobs`` / ``n_machines`` that disagrees with the named instance, a size that cannot fit in memory.
+See :class:`JobShopConfig`. Every env also accepts ``strict`` and ``invalid_action`` (``noop`` or ``repair``;
+here ``repair`` by default, see "Constraints"; ``envs.registry.CommonConfig``). Bad input is refused in one
+line: a duration range with a non-positive end, an instance file whose durations are not positive or whose
+machine order is not a permutation, a ``n_jobs`` / ``n_machines`` that disagrees with the named instance, a
+size that cannot fit in memory.
 
 ## Levels
 
@@ -122,7 +134,8 @@ random dispatcher finishes jobs only near the end of an episode, and more so on 
 
 ## Version History
 
-- v0: first version.
+- v0: first version. ``invalid_action`` (issue 35) was added later: its default, ``repair``, is the
+  fallback v0 always had; ``noop`` (the lowest-index open job) is new.
 """
 
 from __future__ import annotations

@@ -33,9 +33,15 @@ cash is reduced the same way (the post's rules).
 - ``C4``: no buying any asset while cash is below $1.
 
 Holding (5) is always admissible, so no mask block is ever empty. The flat mask has 33 entries,
-11 per asset. An inadmissible sub-action is executed as **hold** for that asset (the others trade
-normally) and reported in ``info["invalid_actions"]`` / ``info["violated"]``; with
-``strict=True`` it raises ``ValueError`` naming the constraint.
+11 per asset. An inadmissible sub-action is reported in ``info["invalid_actions"]`` /
+``info["violated"]`` and executed as the setting ``invalid_action`` says, asset by asset (the other
+assets trade normally; with ``strict=True`` it raises ``ValueError`` naming the constraint instead):
+
+- ``noop`` (the default, the env's published behaviour): not executed, the asset is **held**.
+- ``repair``: the admissible trade nearest the attempted one. Per asset the admissible trades are one
+  run of sizes around hold (sales up to what is held, C1; buys all or none, C2-C5, or up to what the
+  cash pays for, C6), so that is the **largest admissible trade in the same direction** (sell all the
+  lots held for a sale too large; the largest affordable buy), or hold when there is none.
 
 ## Observation Space
 
@@ -87,7 +93,8 @@ Terminated after ``periods`` trades (20 by default). There is no truncation.
 
 ## Arguments
 
-See :class:`PortfolioConfig`. Every env also accepts ``strict`` (see ``envs.registry.CommonConfig``).
+See :class:`PortfolioConfig`. Every env also accepts ``strict`` and ``invalid_action`` (``noop`` or ``repair``;
+here ``noop`` by default, see "Constraints"; ``envs.registry.CommonConfig``).
 
 ## Several traders
 
@@ -139,7 +146,7 @@ instead). The inadmissible share is the mean fraction of the flat mask that is m
   The episode's price noise is drawn at reset from the env's generator (one generator per batch
   entry), so a batch entry and a single env with the same seed see the same prices.
   ``n_assets``, ``lot_levels`` and ``affordable_buys`` (the levels) were added later without changing
-  the default env.
+  the default env; so was ``invalid_action`` (issue 35): its default, ``noop``, is v0's hold; ``repair`` is new.
 """
 
 from __future__ import annotations

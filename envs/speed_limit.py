@@ -52,9 +52,19 @@ a state where it holds again. With several cars, braking fully (``max(v - max_br
 always admissible: it keeps S1 to S3 as above, and S4 holds for it whenever the previous step kept
 S4, because the leader's stopping point ``p_l + D(v_l)`` never moves back (cars start at rest
 ``start_gap >= min_gap`` cells apart, where S4 holds). The tests check it on many layouts and
-starts. An inadmissible action is executed as the **nearest admissible
-level** (the lower one on a tie) and reported in ``info["invalid_actions"]`` / ``info["violated"]``;
-with ``strict=True`` it raises ``ValueError`` naming the constraint.
+starts.
+
+An inadmissible action is reported in ``info["invalid_actions"]`` / ``info["violated"]`` and executed
+as the setting ``invalid_action`` says (with ``strict=True`` it raises ``ValueError`` naming the
+constraint instead):
+
+- ``repair`` (the default, the env's published behaviour): the **nearest admissible level** to the
+  attempted one (the lower on a tie).
+- ``noop``: the attempted level is **not executed**: the car keeps its speed ``v``. Keeping ``v`` is
+  not always admissible (a slower zone ahead or a braking leader can require braking now), so where
+  it is not, the car takes the admissible level nearest ``v`` (the lower on a tie: the gentlest
+  admissible braking). It never depends on the attempted level, and it is always admissible: some
+  level is admissible in every state where the car acts (full braking, above).
 
 ## Observation Space
 
@@ -92,7 +102,8 @@ cars behind. The others drive on until they arrive or the step limit truncates t
 
 ## Arguments
 
-See :class:`SpeedLimitConfig`. Every env also accepts ``strict`` (see ``envs.registry.CommonConfig``).
+See :class:`SpeedLimitConfig`. Every env also accepts ``strict`` and ``invalid_action`` (``noop`` or ``repair``;
+here ``repair`` by default, see "Constraints"; ``envs.registry.CommonConfig``).
 
 ## Levels
 
@@ -113,7 +124,8 @@ The inadmissible share is the mean fraction of levels masked where ``random_vali
 ## Version History
 
 - v0: first version. Several cars (``n_agents > 1``, S4, ``start_gap``, ``min_gap``) and ``n_levels``
-  (the levels) were added later without changing the single-car env.
+  (the levels) were added later without changing the single-car env. ``invalid_action`` (issue 35) was
+  added later too: its default, ``repair``, is the fallback v0 always had; ``noop`` is new.
 """
 
 from __future__ import annotations

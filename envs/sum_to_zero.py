@@ -32,9 +32,16 @@ uniform on the probability simplex). It is never empty (``a = 0`` is always in i
 parameters, the weights, are the first entries of the observation. The predicates above are
 written independently of the set's code, so ``suite.check`` compares the two.
 
-An inadmissible action is **not executed** (no reallocation: the allocation stays) and is
-reported in ``info["invalid_actions"]`` (1) / ``info["violated"]``; with ``strict=True`` it
-raises ``ValueError`` naming the constraint. An admissible action is applied and the weights are
+An inadmissible action is reported in ``info["invalid_actions"]`` (1) / ``info["violated"]`` and
+executed as the setting ``invalid_action`` says (with ``strict=True`` it raises ``ValueError``
+naming the constraint instead):
+
+- ``noop`` (the default, the env's published behaviour): **not executed**, no reallocation (the
+  allocation stays, and nothing is paid for movement).
+- ``repair``: the admissible set's **Euclidean projection** of the attempt is executed (and its
+  movement paid for): what ``masked_ppo``'s projection does on the agent's side.
+
+An admissible action is applied and the weights are
 cleaned up to the simplex (negatives within the tolerance clipped to 0, renormalised), so rounding
 never accumulates over an episode.
 
@@ -70,7 +77,8 @@ Truncated after ``max_steps`` steps (the task itself never ends; there is no ter
 
 ## Arguments
 
-See :class:`SumToZeroConfig`. Every env also accepts ``strict`` (see ``envs.registry.CommonConfig``).
+See :class:`SumToZeroConfig`. Every env also accepts ``strict`` and ``invalid_action`` (``noop`` or ``repair``;
+here ``noop`` by default, see "Constraints"; ``envs.registry.CommonConfig``).
 
 ## Levels
 
@@ -85,7 +93,8 @@ thinner than the box by a whole dimension), by a mean Euclidean distance of 1.75
   ``action / (c * np.sum(action))``, which only sums to ``c`` for ``c = 1`` (it should be
   ``c * action / np.sum(action)``) and divides by zero for an all-zero action; the suite's
   ``normalize_ppo`` baseline uses the corrected form and keeps the allocation for an all-zero
-  target.
+  target. ``invalid_action`` (issue 35) was added later: its default, ``noop``, is v0's fallback;
+  ``repair`` (the projection) is new.
 """
 
 from __future__ import annotations
