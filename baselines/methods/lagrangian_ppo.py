@@ -1,7 +1,8 @@
 """``lagrangian_ppo``: constrained RL's answer: inadmissible actions are a cost held to a budget by a
 learned Lagrange multiplier (PPO-Lagrangian, as OmniSafe's ``PPOLag``).
 
-The agent sees no mask. An inadmissible action meets the env's fallback, as for penalty PPO, and
+The agent sees no mask. An inadmissible action meets the env's fallback (its ``invalid_action``
+setting, ``noop`` or ``repair``), as for penalty PPO, and
 costs what penalty PPO's penalty is counted in: the number of inadmissible sub-actions, or for Box
 actions the Euclidean distance to the admissible set. Instead of a fixed penalty the objective
 weighs the cost by a multiplier ``lambda`` learned from the measured cost:

@@ -1,7 +1,9 @@
 """``penalty_ppo``: PPO that never sees the mask and is penalised for inadmissible actions.
 
 The agent observes only the ``"observation"`` features. An inadmissible sub-action is executed as
-the env's documented fallback (e.g. hold in portfolio) and costs ``penalty`` per inadmissible
+the env's documented fallback, chosen by its setting ``invalid_action`` (``noop``: not executed, e.g.
+hold in portfolio, the literature's penalty; ``repair``: the nearest admissible action, which makes
+this "penalty plus projection"; docs/methods.md) and costs ``penalty`` per inadmissible
 sub-action, in the units of the reward the agent trains on (the training env's, before
 ``reward_scale``). Box actions: the Gaussian's action goes to the env as it is; an inadmissible one
 is not executed (the env's fallback) and costs ``penalty`` times its Euclidean distance to the
