@@ -6,10 +6,10 @@ entry point that cannot be imported yet is checked when it is first loaded, by `
 config, resets it, reads :meth:`~envs.core.EnvCore.features` and the mask (or the admissible set), steps it
 once with admissible actions, asks the fallback to replace inadmissible ones where the probe state has
 some (under its default ``invalid_action``, :data:`~envs.core.INVALID_ACTION_SETTINGS`; the class must
-offer that default), and checks the kind, dtype, shape and values of what each hook returned, the spaces and the config class. A
-problem is one line naming the env, the hook and what is wrong (:class:`EnvContractError`), instead of a numpy
-error deep in a view ("cannot reshape array of size 3 into shape (1,1,1,5)") or an env that
-runs on with a broken observation.
+offer that default), and checks the kind, dtype, shape and values of what each hook returned, the spaces
+and the config class. A problem is one line naming the env, the hook and what is wrong
+(:class:`EnvContractError`), instead of a numpy error deep in a view ("cannot reshape array of size 3 into
+shape (1,1,1,5)") or an env that runs on with a broken observation.
 
 What it does not judge is left to ``suite.check``: whether the mask agrees with the constraints, whether it
 is ever empty, determinism. The probe costs about a millisecond or two per class (the built-in envs are
