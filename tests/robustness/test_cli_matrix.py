@@ -105,7 +105,9 @@ def option_cases() -> list[tuple[str, list[str]]]:
 def env_config_cases() -> list[tuple[str, list[str]]]:
     cases = []
     for env in ("portfolio", "speed_limit", "sum_to_zero", "job_shop"):
-        for key, annotation in _hints(envs.spec(env).load().Config).items():
+        settings = {**_hints(envs.spec(env).load().Config), "invalid_action": "<class 'str'>",
+                    "strict": "<class 'bool'>"}
+        for key, annotation in settings.items():  # the env's own keys and the settings every env takes
             for value in _bad_values(annotation):
                 cases.append(("run", ["--env", env, "--algo", "random_valid", "--quiet", "--env-config",
                                       f"{key}={value}"]))
