@@ -3,8 +3,10 @@
 Writes ``summary.csv`` (one row per env, algo and config), ``agents.csv`` (multi-agent runs: one row
 per agent too), ``violations.csv`` (per constraint, :mod:`suite.violations`), ``mask_noise.csv``
 (runs evaluated under corrupted masks, :mod:`suite.mask_noise_report`), ``scaling.csv`` (runs on two
-or more levels of an env: score by level and method, :mod:`suite.scaling`), ``report.md`` (the same
-as markdown tables, the scaling paragraphs, the problems found, and the plots) and ``plots/*.png``
+or more levels of an env: score by level and method, :mod:`suite.scaling`), ``job_shop_gaps.csv`` (job-shop
+tasks with the solver's optimum run: the mean optimality gap on the held-out instances per method and rule,
+beside Zhang et al.'s, :mod:`suite.job_shop_gaps`), ``report.md`` (the same as markdown tables, the scaling
+paragraphs, the job-shop gaps, the problems found, and the plots) and ``plots/*.png``
 (learning curves per env; the penalty-size sweep where there is one; the corrupted-mask curves; the
 scaling figure per env family), and prints the tables.
 
@@ -51,6 +53,7 @@ from baselines.references import roles
 from envs.config import ConfigError, parse_assignments
 from suite import aggregate, aggregate_plots, files, results, scaling
 from suite.cli import Parser, UsageError, folder, run_cli
+from suite.job_shop_gaps import gap_markdown, gap_table
 from suite.learning_curves import learning_curves, plot_learning_curves
 from suite.mask_noise_report import mask_noise_table, plot_mask_noise
 from suite.stats import mean_ci, p_greater
@@ -646,6 +649,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
     agents = agent_summary(loaded)
     scaling_lines: list[str] = []
     across_lines: list[str] = []
+    gap_lines: list[str] = []
     violations = pd.DataFrame()
     if not summary.empty:
         labels = dict(zip(summary["config_id"], summary["config"]))
@@ -656,6 +660,11 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
         if not noise.empty:
             files.atomic_write_csv(out / "mask_noise.csv", noise, root=out)
         files.atomic_write_csv(out / "summary.csv", summary, root=out)
+        done = loaded.complete()
+        gaps = gap_table(done.runs, results.clean_evals(done.evals), roles(), labels)
+        if not gaps.empty:
+            files.atomic_write_csv(out / "job_shop_gaps.csv", gaps, root=out)
+            gap_lines = gap_markdown(gaps)
         if not agents.empty:
             files.atomic_write_csv(out / "agents.csv", agents, root=out)
         curves = learning_curves(loaded)
@@ -691,7 +700,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
                        for family in scaling.families(table)}
             scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})
         across_lines = _across_tasks(loaded, summary, out, save)
-    text = markdown(summary, problems, plots, agents, [*across_lines, *scaling_lines], violations,
+    text = markdown(summary, problems, plots, agents, [*gap_lines, *across_lines, *scaling_lines], violations,
                     config_notes(loaded)) \
         if not summary.empty else \
         "# maskbench report\n\nNo complete run.\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"

@@ -54,12 +54,14 @@ def read_run(out, env: str, algo: str, seed: int = 0) -> tuple[dict, pd.DataFram
 
 
 def write_synthetic_run(root, env="portfolio", algo="masked_ppo", seed=0, *, steps=200, iterations=2,
-                        evaluated=True, algo_config=None, returns=None, evals=None, progress=None, env_config=None):
+                        evaluated=True, algo_config=None, returns=None, evals=None, progress=None, env_config=None,
+                        metrics=None):
     """A run folder as ``suite.run`` writes it, with chosen numbers.
 
     ``returns``: the headline policy's (greedy, mask on) episode returns (default 10, 11, 12 + seed);
     ``evals``: extra policies' rows (dicts), each repeated for every episode as a real run has them;
-    ``progress``: progress columns to set or add (lists of ``iterations`` values).
+    ``progress``: progress columns to set or add (lists of ``iterations`` values);
+    ``metrics``: episode metrics of the headline policy's rows (lists of one value per episode, e.g. ``makespan``).
     """
     directory = results.run_dir(root, env, algo, seed)
     directory.mkdir(parents=True)
@@ -78,7 +80,8 @@ def write_synthetic_run(root, env="portfolio", algo="masked_ppo", seed=0, *, ste
     if evaluated:
         returns = returns if returns is not None else [10.0 + seed, 11.0 + seed, 12.0 + seed]
         rows = [{"episode": i, "env_seed": 1_000_000 + i, "policy": "greedy", "mask": "on", "return": r, "length": 20,
-                 "invalid_steps": 0, "invalid_actions": 0} for i, r in enumerate(returns)]
+                 "invalid_steps": 0, "invalid_actions": 0, **{k: v[i] for k, v in (metrics or {}).items()}}
+                for i, r in enumerate(returns)]
         rows += [{"length": 20, "invalid_steps": 0, "invalid_actions": 0, **row, "episode": i,
                   "env_seed": 1_000_000 + i} for row in evals or [] for i in range(len(returns))]  # every episode
         pd.DataFrame(rows).to_csv(directory / "eval.csv", index=False)
