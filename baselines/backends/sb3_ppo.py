@@ -149,8 +149,8 @@ def make_sb3_vec_env(env_name: str, env_config: dict[str, Any], num_envs: int, *
 class _EpisodeStats(gym.Wrapper):
     """Steps, steps with an inadmissible action and finished episodes of one single env, in its own reward.
 
-    The ``dummy`` set-up's counterpart of :class:`baselines.training_env.TrainingStats`: plain Python
-    counters, so that it adds as little as possible to the per-env cost being measured.
+    The ``dummy`` set-up's counterpart of :class:`baselines.training_env.MultiAgentTrainingVector`'s
+    statistics: plain Python counters, so that it adds as little as possible to the per-env cost being measured.
     """
 
     def __init__(self, env: gym.Env, metrics: Sequence[str]):
