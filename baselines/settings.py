@@ -22,22 +22,18 @@ import envs
 from baselines.training_env import OBS_TRANSFORMS
 from envs.config import ConfigError, check_fits, setting
 
-__all__ = ["PPOSettings", "ENV_DEFAULTS", "env_defaults", "BACKENDS", "backend_setting", "check_settings",
+__all__ = ["PPOSettings", "ENV_DEFAULTS", "env_defaults", "backend_setting", "check_settings",
            "check_network_fits", "learning_rate"]
 
 ACTIVATIONS = ("tanh", "relu", "silu")
 
-#: Where a learning method trains: Ray RLlib (from a laptop to a cluster), the single-process batched
-#: torch loop (the fastest on one machine) or sb3-contrib (the baseline of the race).
-BACKENDS = {"rllib": "Ray RLlib, from a laptop to a cluster",
-            "torch": "one process, batched, the fastest on one machine",
-            "sb3": "sb3-contrib's MaskablePPO"}
-
-
 def backend_setting(*choices: str):
-    """The ``backend`` field of a method's config: the first of ``choices`` is the default."""
-    return setting(choices[0], "where PPO trains: " + "; ".join(f"{name} ({BACKENDS[name]})" for name in choices),
-                   choices=choices)
+    """The ``backend`` field of a method's config: the first of ``choices`` (backends of
+    :mod:`baselines.registry`) is the default."""
+    from baselines.registry import backend_summary
+
+    return setting(choices[0], "where PPO trains: " + "; ".join(f"{name} ({backend_summary(name)})"
+                                                                for name in choices), choices=choices)
 
 
 def _positive(value) -> bool:

@@ -42,7 +42,7 @@ from baselines.episodes import merge_drains, progress_row
 from baselines.evaluation import joint_policy, network_policies
 from baselines.ray_session import connect_ray
 from baselines.settings import PPOSettings, check_network_fits, check_settings
-from baselines.training_env import TrainingContext, transform_features
+from baselines.training_env import TrainingContext, training_spaces, transform_features
 from envs.masking import MASK_KEY, OBSERVATION_KEY
 
 __all__ = ["RLlibPPO", "MULTI_AGENT_TRAINING_ENV_ID"]
@@ -84,12 +84,14 @@ class RLlibPPO(Algorithm):
         self.method = method
         self.context = TrainingContext.of_run(env_name, env_config, method, config)
         probe = envs.make_core(env_name, 1, **self.context.env_config)  # fails early, before Ray, on a bad env
+        #: One agent's spaces in the training env: what RLlib builds the module for (no probe env needed).
+        self.spaces = training_spaces(probe, self.context)
         self.action_space = probe.action_space
         self.discrete = probe.discrete
         self.agent_ids = list(probe.agent_ids)
         check_settings(config, budget)
         check_network_fits(config, probe)
-        method.check(env_name, env_config, "rllib")
+        method.check(env_name, env_config, "rllib", core=probe)  # the training env's core: same agents and spaces
         self._owns_ray = connect_ray(address, num_cpus=max(os.cpu_count() or 1, config.num_env_runners + 1))
         try:
             self.algo = self._rllib_config().build_algo()
@@ -156,13 +158,10 @@ class RLlibPPO(Algorithm):
         runner: dict[str, Any] = {}
         if self.batched:
             from baselines.backends.rllib_batched_runner import BatchedEnvRunner
-            from baselines.training_env import MultiAgentTrainingVector
 
-            probe = MultiAgentTrainingVector(self.context, 1)
-            environment = {"observation_space": probe.single_observation_space,
-                           "action_space": probe.single_action_space}
+            observation_space, action_space = self.spaces
+            environment = {"observation_space": observation_space, "action_space": action_space}
             runner = {"env_runner_cls": BatchedEnvRunner}
-            probe.close()
         else:  # RLlib 2.60 vectorises multi-agent envs only as a list of single envs ("sync")
             from baselines.backends.rllib_multi_agent import make_multi_agent_training_env
 
