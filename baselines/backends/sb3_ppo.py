@@ -277,8 +277,8 @@ class SB3PPO(Algorithm):
         self.method = method
         method.check(env_name, env_config, "sb3")
         c = config
-        problems = [f"num_env_runners must be 0 (it samples in one process), got {c.num_env_runners}"
-                    if c.num_env_runners else "",
+        runners = getattr(c, "num_env_runners", 0)  # RLlib's setting: in the config of methods that run there
+        problems = [f"num_env_runners must be 0 (it samples in one process), got {runners}" if runners else "",
                     f"train_batch_size ({c.train_batch_size}) must be a multiple of num_envs_per_env_runner "
                     f"({c.num_envs_per_env_runner})" if c.train_batch_size % c.num_envs_per_env_runner else "",
                     f"vf_clip_param must be inf (MaskablePPO clips value predictions, not the value loss), "

@@ -141,7 +141,7 @@ class TorchPPO(Algorithm):
         check_network_fits(config, core)
         method.check(env_name, env_config, "torch", core=core)  # the training env's core: same agents and spaces
         c = config
-        if c.num_env_runners:
+        if getattr(c, "num_env_runners", 0):  # a method that may run on RLlib has the setting
             raise ConfigError(f"algo config: backend=torch samples in one process; num_env_runners must be 0, "
                               f"got {c.num_env_runners}")
         if c.train_batch_size % c.num_envs_per_env_runner:
