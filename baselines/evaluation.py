@@ -4,7 +4,8 @@
 record per episode (and agent). :func:`network_policies` turns a trained network, whatever its
 backend, into the policies a method evaluates (greedy and stochastic, with its handling of the
 constraint on and/or off): every backend evaluates through it, so "greedy, mask off" means the same
-thing on RLlib, the torch loop and sb3-contrib. Torch-free (numpy only).
+thing on RLlib, the torch loop and sb3-contrib. Torch is imported only when a network's categorical
+policy acts (:func:`choose_actions`); the references evaluate without it.
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ DistInputs = Callable[[dict[str, np.ndarray], bool], np.ndarray]
 def choose_actions(logits: np.ndarray, nvec: Sequence[int], rng: np.random.Generator | None) -> np.ndarray:
     """One value per sub-action from flat ``(N, sum(nvec))`` logits: ``(N, len(nvec))``.
 
-    ``rng`` given: a sample of each block's categorical (Gumbel-max, so the draw depends only on
-    ``rng``); ``rng=None``: the most likely value of each block (greedy).
+    ``rng`` given: a sample of each block's categorical (Gumbel-max on uniforms from ``rng``, so the draw
+    depends only on ``rng``); ``rng=None``: the most likely value of each block (greedy). The choice is the
+    suite's one masked categorical's (:func:`baselines.masked_logits.choose`; torch is imported here, when
+    a network's policy first acts, so that evaluating the references needs none).
     """
-    if rng is not None:
-        logits = logits - np.log(-np.log(rng.uniform(np.finfo(np.float64).tiny, 1.0, size=logits.shape)))
-    bounds = np.cumsum([0, *nvec])
-    return np.stack([logits[:, lo:hi].argmax(axis=-1) for lo, hi in zip(bounds[:-1], bounds[1:])], axis=-1)
+    import torch
+
+    from baselines.masked_logits import choose
+
+    uniform = None if rng is None else torch.from_numpy(rng.uniform(np.finfo(np.float64).tiny, 1.0, size=logits.shape))
+    return choose(torch.from_numpy(np.asarray(logits)), nvec, uniform).numpy()
 
 
 def logit_policy(logits_of: Callable[[dict[str, np.ndarray]], np.ndarray], action_space: spaces.Space, *,

@@ -106,9 +106,11 @@ class Method:
         """The backend named by ``config.backend``, bound to this method."""
         return functools.partial(load_backend(config.backend), method=self)
 
-    def incompatibility(self, env_name: str, env_config: Mapping[str, Any], backend: str | None = None) -> str | None:
-        """Why this method (on ``backend``, default its first) cannot run ``env_name`` with ``env_config``."""
-        core = envs.make_core(env_name, 1, **dict(env_config))
+    def incompatibility(self, env_name: str, env_config: Mapping[str, Any], backend: str | None = None, *,
+                        core: Any = None) -> str | None:
+        """Why this method (on ``backend``, default its first) cannot run ``env_name`` with ``env_config``;
+        ``core``: a batch-1 core of that env a backend has built already (else one is made here)."""
+        core = core if core is not None else envs.make_core(env_name, 1, **dict(env_config))
         kind = "discrete" if core.discrete else "continuous"
         if kind not in self.action_spaces:
             return f"{self.name} handles {' and '.join(self.action_spaces)} actions; env {env_name!r} has " \
@@ -123,10 +125,10 @@ class Method:
             return str(error)
         return backend_cls.incompatibility_with(self, env_name, core)
 
-    def check(self, env_name: str, env_config: Mapping[str, Any], backend: str) -> None:
+    def check(self, env_name: str, env_config: Mapping[str, Any], backend: str, *, core: Any = None) -> None:
         """Raise a one-line ``ConfigError`` where :meth:`incompatibility` finds a reason."""
         if backend not in self.backends:
             raise ConfigError(f"{self.name} runs on backend {', '.join(self.backends)}, not {backend}")
-        reason = self.incompatibility(env_name, env_config, backend)
+        reason = self.incompatibility(env_name, env_config, backend, core=core)
         if reason:
             raise ConfigError(reason)

@@ -17,7 +17,7 @@ from baselines.algorithm import AlgoEntry, Algorithm
 from baselines.references import REFERENCES
 from envs.config import ConfigError
 
-__all__ = ["algo_names", "load_algo", "register_algo", "backend_names", "load_backend"]
+__all__ = ["algo_names", "load_algo", "register_algo", "backend_names", "backend_summary", "load_backend"]
 
 _ALGOS: dict[str, str | AlgoEntry] = {
     **REFERENCES,  # random_valid, the simple policies, the heuristics and the clairvoyant bounds
@@ -31,10 +31,11 @@ _ALGOS: dict[str, str | AlgoEntry] = {
     "sb3_maskable_ppo": "baselines.methods.sb3_maskable_ppo:METHOD",  # needs the compare extra
 }
 
-_BACKENDS: dict[str, str] = {
-    "rllib": "baselines.backends.rllib_ppo:RLlibPPO",
-    "torch": "baselines.backends.torch_ppo:TorchPPO",
-    "sb3": "baselines.backends.sb3_ppo:SB3PPO",
+#: Backend name -> (implementation, what it is in one line: the help of a method's ``backend`` setting).
+_BACKENDS: dict[str, tuple[str, str]] = {
+    "rllib": ("baselines.backends.rllib_ppo:RLlibPPO", "Ray RLlib, from a laptop to a cluster"),
+    "torch": ("baselines.backends.torch_ppo:TorchPPO", "one process, batched, the fastest on one machine"),
+    "sb3": ("baselines.backends.sb3_ppo:SB3PPO", "sb3-contrib's MaskablePPO"),
 }
 
 
@@ -70,9 +71,14 @@ def backend_names() -> list[str]:
     return list(_BACKENDS)
 
 
+def backend_summary(name: str) -> str:
+    """What the backend ``name`` is, in one line (without importing it)."""
+    return _BACKENDS[name][1]
+
+
 def load_backend(name: str) -> type[Algorithm]:
     """The backend class of ``name`` (``rllib``, ``torch``, ``sb3``)."""
     try:
-        return _load(_BACKENDS[name])
+        return _load(_BACKENDS[name][0])
     except KeyError:
         raise ConfigError(f"unknown backend {name!r}; known backends: {', '.join(_BACKENDS)}") from None

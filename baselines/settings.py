@@ -22,22 +22,18 @@ import envs
 from baselines.training_env import OBS_TRANSFORMS
 from envs.config import ConfigError, check_fits, setting
 
-__all__ = ["PPOSettings", "ENV_DEFAULTS", "env_defaults", "BACKENDS", "backend_setting", "check_settings",
+__all__ = ["PPOSettings", "RLlibSettings", "ENV_DEFAULTS", "env_defaults", "backend_setting", "check_settings",
            "check_network_fits", "learning_rate"]
 
 ACTIVATIONS = ("tanh", "relu", "silu")
 
-#: Where a learning method trains: Ray RLlib (from a laptop to a cluster), the single-process batched
-#: torch loop (the fastest on one machine) or sb3-contrib (the baseline of the race).
-BACKENDS = {"rllib": "Ray RLlib, from a laptop to a cluster",
-            "torch": "one process, batched, the fastest on one machine",
-            "sb3": "sb3-contrib's MaskablePPO"}
-
-
 def backend_setting(*choices: str):
-    """The ``backend`` field of a method's config: the first of ``choices`` is the default."""
-    return setting(choices[0], "where PPO trains: " + "; ".join(f"{name} ({BACKENDS[name]})" for name in choices),
-                   choices=choices)
+    """The ``backend`` field of a method's config: the first of ``choices`` (backends of
+    :mod:`baselines.registry`) is the default."""
+    from baselines.registry import backend_summary
+
+    return setting(choices[0], "where PPO trains: " + "; ".join(f"{name} ({backend_summary(name)})"
+                                                                for name in choices), choices=choices)
 
 
 def _positive(value) -> bool:
@@ -90,17 +86,26 @@ class PPOSettings:
         "evaluation always uses the run's env config", check=lambda items: all("=" in i for i in items),
         accepts="comma-separated KEY=VALUE pairs")
     # --- sampling layout
-    num_env_runners: int = setting(0, "remote EnvRunner actors (0: sample in the driver process)",
-                                   check=lambda v: v >= 0, accepts="a non-negative integer")
     num_envs_per_env_runner: int = setting(64, "vector env entries per EnvRunner", check=_positive,
                                            accepts="a positive integer")
-    rllib_learner: str = setting("fast", "the RLlib backend's learner: fast (RLlib's PPO on the steps the loss "
-                                 "learns from, with the torch backend's kernels; masked PPO's module draws "
-                                 "its actions with the torch backend's draw) or exact (RLlib's PPO "
-                                 "learner's updates and RLlib's draws bit for bit)", choices=("fast", "exact"))
     # --- several agents (an env with n_agents > 1)
     policies: str = setting("shared", "several agents: one policy all agents share (parameter sharing) or "
                             "one per agent", choices=("shared", "per_agent"))
+
+
+@dataclass(frozen=True)
+class RLlibSettings:
+    """The RLlib backend's own settings, in the config of the methods that may train on RLlib (a method's
+    config lists them after :class:`PPOSettings`'s: ``class Config(RLlibSettings, PPOSettings)``); the
+    methods that never do (their ``backend`` choices lack ``rllib``) have none."""
+
+    num_env_runners: int = setting(0, "RLlib backend: remote EnvRunner actors (0: sample in the driver process; "
+                                   "the other backends sample in one process)",
+                                   check=lambda v: v >= 0, accepts="a non-negative integer")
+    rllib_learner: str = setting("fast", "RLlib backend's learner: fast (RLlib's PPO learner with the suite's "
+                                 "kernels, the batch in bulk from the runner's episodes, the module's own draws "
+                                 "with the suite's masked categorical) or exact (RLlib's own PPO learner, "
+                                 "pipeline and draws, bit for bit)", choices=("fast", "exact"))
 
 
 #: Per-env defaults of every method's settings (a method takes the keys that are fields of its config).

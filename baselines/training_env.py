@@ -14,16 +14,13 @@ What a learner trains on differs from the env in four ways, each decided by the 
 4. the learning reward (:func:`learning_reward`): minus ``penalty`` per unit of inadmissibility
    (penalty PPO), times ``reward_scale``.
 
-Two shapes of the same thing:
-
-- :func:`make_training_env`: RLlib's env creator for one agent (``gym_env_vectorize_mode=
-  "vector_entry_point"``): ``envs.make_vector`` wrapped in :class:`TrainingStats`,
-  :class:`ScaleObservation`, :class:`AdmitAllWhenDone`, :class:`LearningReward`, :class:`FeaturesOnly`
-  and :class:`MapActions`;
-- :class:`MultiAgentTrainingVector`: the same per-agent steps over ``envs.make_multi_agent_vector``'s
-  ``(num_envs, n_agents, ...)`` arrays; the torch backend trains on it directly
-  (one agent is the case k = 1), RLlib's multi-agent API through
-  :class:`baselines.backends.rllib_multi_agent.MultiAgentTrainingEnv`.
+One builder, :class:`MultiAgentTrainingVector`, over ``envs.make_multi_agent_vector``'s
+``(num_envs, n_agents, ...)`` arrays (one agent is the case k = 1): the torch backend trains on it
+directly, the RLlib backend's batched runner
+(:class:`baselines.backends.rllib_batched_runner.BatchedEnvRunner`) steps it as arrays, and RLlib's
+multi-agent API (one module per agent) steps it through
+:class:`baselines.backends.rllib_multi_agent.MultiAgentTrainingEnv`. sb3-contrib's usual set-up of single
+envs (:mod:`baselines.backends.sb3_ppo`) applies the same functions per env.
 
 No Ray and no torch here: every backend uses this module.
 """
@@ -34,11 +31,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector import VectorWrapper
-from gymnasium.vector.utils import batch_space
 
 import envs
 from baselines.episodes import EpisodeTracker
@@ -47,9 +41,7 @@ from envs.masking import MASK_KEY, OBSERVATION_KEY, admit_all_unless
 
 __all__ = ["OBS_TRANSFORMS", "ACTION_MODES", "TrainingContext", "training_env_config", "transform_features",
            "transformed_box", "agent_action_space", "env_actions", "agents_env_actions", "unsquash",
-           "inadmissibility_cost", "step_cost", "learning_reward", "make_training_env", "TrainingStats",
-           "ScaleObservation", "AdmitAllWhenDone", "LearningReward", "FeaturesOnly", "MapActions", "find_wrapper",
-           "MultiAgentTrainingVector"]
+           "inadmissibility_cost", "step_cost", "learning_reward", "training_spaces", "MultiAgentTrainingVector"]
 
 OBS_TRANSFORMS = ("none", "symlog")
 #: How a continuous agent's action reaches the env:
@@ -190,53 +182,6 @@ def transform_features(features: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"unknown observation transform {kind!r}; accepted: {', '.join(OBS_TRANSFORMS)}")
 
 
-class TrainingStats(VectorWrapper):
-    """Episode statistics of the training env in its own reward, drained by the runner."""
-
-    def __init__(self, env: gym.vector.VectorEnv):
-        super().__init__(env)
-        self.core = env.unwrapped.core
-        self._tracker = EpisodeTracker.of(self.core, self.num_envs)
-        self._enforcement_drained = self.core.enforcement_seconds
-
-    def reset(self, **kwargs):
-        self._tracker = EpisodeTracker.of(self.core, self.num_envs)  # episodes in flight are abandoned
-        return super().reset(**kwargs)
-
-    def step(self, actions):
-        obs, reward, terminated, truncated, info = super().step(actions)
-        self._tracker.update(reward, terminated, truncated, info)
-        return obs, reward, terminated, truncated, info
-
-    def drain(self) -> dict[str, Any]:
-        """Since the last drain: :meth:`EpisodeTracker.drain` and the seconds spent enforcing the constraints
-        (``enforcement_seconds``: masks, checks, projections)."""
-        spent, self._enforcement_drained = self.core.enforcement_seconds - self._enforcement_drained, \
-            self.core.enforcement_seconds
-        return {**self._tracker.drain(), "enforcement_seconds": spent}
-
-
-class ScaleObservation(VectorWrapper):
-    """Applies :func:`transform_features` to the ``observation`` entry (the mask is untouched)."""
-
-    def __init__(self, env: gym.vector.VectorEnv, kind: str):
-        super().__init__(env)
-        self.kind = kind
-        self.single_observation_space = _transformed_space(env.single_observation_space, kind)
-        self.observation_space = _transformed_space(env.observation_space, kind)
-
-    def _transform(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {**obs, OBSERVATION_KEY: transform_features(obs[OBSERVATION_KEY], self.kind)}
-
-    def reset(self, **kwargs):
-        obs, info = super().reset(**kwargs)
-        return self._transform(obs), info
-
-    def step(self, actions):
-        obs, reward, terminated, truncated, info = super().step(actions)
-        return self._transform(obs), reward, terminated, truncated, info
-
-
 def transformed_box(box: spaces.Box, kind: str) -> spaces.Box:
     """The space of :func:`transform_features` applied to features in ``box``."""
     low = transform_features(box.low.astype(np.float64), kind).astype(box.dtype)
@@ -244,104 +189,15 @@ def transformed_box(box: spaces.Box, kind: str) -> spaces.Box:
     return spaces.Box(low, high, dtype=box.dtype)
 
 
-def _transformed_space(space: spaces.Dict, kind: str) -> spaces.Dict:
-    return spaces.Dict({**space.spaces, OBSERVATION_KEY: transformed_box(space[OBSERVATION_KEY], kind)})
-
-
-class LearningReward(VectorWrapper):
-    """The reward the agent learns from (:func:`learning_reward`): the penalty of penalty PPO and the
-    reward scale. The env still executes its documented fallback for inadmissible actions; only the
-    learning reward changes. Sits below :class:`MapActions`, so it sees the actions the env gets."""
-
-    def __init__(self, env: gym.vector.VectorEnv, penalty: float | None, scale: float):
-        super().__init__(env)
-        self.penalty, self.scale = penalty, scale
-        self.core = env.unwrapped.core
-
-    def step(self, actions):
-        obs, reward, terminated, truncated, info = super().step(actions)
-        cost = step_cost(info) if self.penalty is not None else None
-        return obs, learning_reward(reward, cost, self.penalty, self.scale), terminated, truncated, info
-
-
-class AdmitAllWhenDone(VectorWrapper):
-    """The mask of an entry whose episode just ended admits everything.
-
-    That observation is never acted on (next-step autoreset ignores the entry's next action), and the
-    mask of an env whose finished episodes admit nothing (a full knapsack, a game that is over) would
-    otherwise leave RLlib's masking module an empty mask to sample from, and the learner one to compute
-    that (loss-masked) row's logits on.
-    """
-
-    def step(self, actions):
-        obs, reward, terminated, truncated, info = super().step(actions)
-        done = np.asarray(terminated) | np.asarray(truncated)
-        if done.any():
-            obs = {**obs, MASK_KEY: admit_all_unless(~done, obs[MASK_KEY])}
-        return obs, reward, terminated, truncated, info
-
-
-class FeaturesOnly(VectorWrapper):
-    """The agent observes only the ``"observation"`` features (a Box, no mask)."""
-
-    def __init__(self, env: gym.vector.VectorEnv):
-        super().__init__(env)
-        self.single_observation_space = env.single_observation_space[OBSERVATION_KEY]
-        self.observation_space = env.observation_space[OBSERVATION_KEY]
-
-    def reset(self, **kwargs):
-        obs, info = super().reset(**kwargs)
-        return obs[OBSERVATION_KEY], info
-
-    def step(self, actions):
-        obs, reward, terminated, truncated, info = super().step(actions)
-        return obs[OBSERVATION_KEY], reward, terminated, truncated, info
-
-
-class MapActions(VectorWrapper):
-    """Turns the agent's continuous actions into the env's with :func:`env_actions` (``mode``)."""
-
-    def __init__(self, env: gym.vector.VectorEnv, mode: str):
-        super().__init__(env)
-        if mode not in ACTION_MODES:
-            raise ValueError(f"unknown action mode {mode!r}; accepted: {', '.join(ACTION_MODES)}")
-        self.mode = mode
-        self.core = env.unwrapped.core
-        self.single_action_space = agent_action_space(env.single_action_space, mode)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-
-    def step(self, actions):
-        return super().step(env_actions(self.core, actions, self.mode))
-
-
-def find_wrapper(env: Any, kind: type) -> Any | None:
-    """The first wrapper of type ``kind`` in ``env``'s wrapper chain (RLlib adds its own on top)."""
-    while env is not None:
-        if isinstance(env, kind):
-            return env
-        env = getattr(env, "env", None)
-    return None
-
-
-def make_training_env(config: dict[str, Any]) -> gym.vector.VectorEnv:
-    """RLlib's env creator: ``config`` is :meth:`TrainingContext.as_dict` plus RLlib's ``num_envs``."""
-    if "num_envs" not in config:
-        raise ValueError("maskbench envs are natively batched: set "
-                         "config.env_runners(gym_env_vectorize_mode='vector_entry_point')")
-    context = TrainingContext.of(config)
-    env: gym.vector.VectorEnv = envs.make_vector(context.env_name, int(config["num_envs"]), **context.env_config)
-    discrete = env.unwrapped.core.discrete
-    env = TrainingStats(env)
-    env = ScaleObservation(env, context.obs_transform)
-    if discrete and context.observes_mask:
-        env = AdmitAllWhenDone(env)
-    if context.penalty is not None or context.reward_scale != 1.0:
-        env = LearningReward(env, context.penalty, context.reward_scale)
-    if not (discrete and context.observes_mask):
-        env = FeaturesOnly(env)
-    if not discrete:
-        env = MapActions(env, context.action_mode)
-    return env
+def training_spaces(core: Any, context: TrainingContext) -> tuple[spaces.Space, spaces.Space]:
+    """One agent's observation and action spaces in the training env of ``context`` over ``core`` (any batch
+    size): the transformed features with the mask, or the features alone for a method that must not see it;
+    the env's action space, or for Box envs the agent's (:func:`agent_action_space`)."""
+    features = transformed_box(core.feature_space, context.obs_transform)
+    observation = spaces.Dict({**core.observation_space.spaces, OBSERVATION_KEY: features}) \
+        if core.discrete and context.observes_mask else features
+    action = core.action_space if core.discrete else agent_action_space(core.action_space, context.action_mode)
+    return observation, action
 
 
 class MultiAgentTrainingVector:
@@ -351,12 +207,12 @@ class MultiAgentTrainingVector:
     of an entry once all its agents have left), per agent: episode statistics in the env's own
     reward (drained once per iteration), the observation transform, the mask if the agent observes
     it (discrete envs), the agent's continuous actions mapped to the env's by ``action_mode`` (Box
-    envs: the agent acts in :func:`agent_action_space`), and the learning reward, as
-    :func:`make_training_env` does for one agent.
+    envs: the agent acts in :func:`agent_action_space`), and the learning reward.
 
     ``acted`` (after a step) and ``acting`` (for the next one) say which agents take part: an agent
     that has left or whose entry is resetting gets reward 0 and a stale observation, and its action
-    is not executed. With one agent this is :func:`make_training_env`'s env with an agent axis.
+    is not executed; that agent's mask admits everything (the mask of an episode that is over may admit
+    nothing, and no module may be handed an empty mask).
     """
 
     def __init__(self, context: TrainingContext, num_envs: int):
@@ -365,12 +221,8 @@ class MultiAgentTrainingVector:
         self.core, self.context = core, context
         self.num_envs, self.n_agents, self.agent_ids = num_envs, core.n_agents, list(core.agent_ids)
         self.observes_mask = core.discrete and context.observes_mask
-        features = transformed_box(core.feature_space, context.obs_transform)
-        #: One agent's observation space: the features alone for a method that must not see the mask.
-        self.single_observation_space = spaces.Dict({**core.observation_space.spaces, OBSERVATION_KEY: features}) \
-            if self.observes_mask else features
-        self.single_action_space = core.action_space if core.discrete else \
-            agent_action_space(core.action_space, context.action_mode)
+        #: One agent's spaces (:func:`training_spaces`): the features alone for a method that must not see the mask.
+        self.single_observation_space, self.single_action_space = training_spaces(core, context)
         self._tracker = EpisodeTracker.of(core, num_envs * core.n_agents, next_step_autoreset=False)
         self._enforcement_drained = core.enforcement_seconds
         self._env_steps = 0  # steps of an entry in which any of its agents acted, since the last drain

@@ -148,6 +148,25 @@ COMPARABLE_KEYS = ("env", "env_version", "env_config", "algo", "algo_config", "s
 #: that a run's identity (resume, :func:`config_id`) says what it ran. ``rllib_learner`` (issue 20): RLlib runs
 #: made RLlib's PPO updates bit for bit, the ``exact`` learner; on other backends it has no effect.
 ADDED_SETTINGS = {"rllib_learner": lambda config: "exact" if config.get("backend") == "rllib" else "fast"}
+#: Settings that left the configs of some methods (issue 33): the RLlib backend's own
+#: (:class:`baselines.settings.RLlibSettings`), now only in the configs of methods that may train on RLlib. In a
+#: method that never did they had no effect (its backends refused remote runners and ignored the learner), so
+#: a config.json that names them reads without them: the same run, resumable, with the same identity as a rerun.
+MOVED_SETTINGS = ("num_env_runners", "rllib_learner")
+
+
+def _config_fields(algo: Any) -> set[str] | None:
+    """The fields of ``algo``'s config today, for a learning method (None: an algo the registry does not know)."""
+    import dataclasses
+
+    from baselines.registry import load_algo
+
+    try:
+        entry = load_algo(algo) if isinstance(algo, str) else None
+    except ConfigError:
+        return None
+    config = getattr(entry, "Config", None)
+    return {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else None
 
 
 def _invalid_action_then(record: dict[str, Any]) -> str | None:
@@ -168,8 +187,9 @@ ADDED_ENV_SETTINGS = {"invalid_action": _invalid_action_then}
 
 
 def with_added_settings(record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` (a config.json) with its learning method's config completed by :data:`ADDED_SETTINGS` and its env
-    config by :data:`ADDED_ENV_SETTINGS`."""
+    """``record`` (a config.json) with its env config completed by :data:`ADDED_ENV_SETTINGS`, and its learning
+    method's config as it reads today: completed by :data:`ADDED_SETTINGS`, without the :data:`MOVED_SETTINGS`
+    its method no longer has."""
     env_config = record.get("env_config")
     if isinstance(env_config, dict) and "strict" in env_config:  # a config of the registry's common options
         missing = {key: value_then(record) for key, value_then in ADDED_ENV_SETTINGS.items() if key not in env_config}
@@ -179,8 +199,13 @@ def with_added_settings(record: dict[str, Any]) -> dict[str, Any]:
     config = record.get("algo_config")
     if not isinstance(config, dict) or "backend" not in config:
         return record
-    missing = {key: value_then(config) for key, value_then in ADDED_SETTINGS.items() if key not in config}
-    return {**record, "algo_config": {**config, **missing}} if missing else record
+    fields = _config_fields(record.get("algo"))
+    missing = {key: value_then(config) for key, value_then in ADDED_SETTINGS.items()
+               if key not in config and (fields is None or key in fields)}
+    moved = {key for key in MOVED_SETTINGS if key in config and fields is not None and key not in fields}
+    if not missing and not moved:
+        return record
+    return {**record, "algo_config": {**{k: v for k, v in config.items() if k not in moved}, **missing}}
 
 
 def config_id(record: dict[str, Any]) -> str:

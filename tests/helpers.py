@@ -147,3 +147,42 @@ def unpadded(markdown: str) -> str:
     whatever widths its table writer pads cells to."""
     return "\n".join(re.sub(r" *\| *", " | ", line).strip() if line.startswith("|") else line
                      for line in markdown.splitlines())
+
+
+def training_vector_env(config):
+    """The one-agent training env (:class:`baselines.training_env.MultiAgentTrainingVector`) as a Gymnasium
+    vector env with next-step autoreset: what RLlib's own ``SingleAgentEnvRunner`` steps, for the tests and
+    benchmarks that compare the batched runner with it. ``config`` is RLlib's env config (the run's
+    ``TrainingContext.as_dict()`` plus ``num_envs``); register this function with
+    ``ray.tune.registry.register_env`` and use ``gym_env_vectorize_mode="vector_entry_point"``."""
+    import gymnasium as gym
+    from gymnasium.vector.utils import batch_space
+
+    from baselines.training_env import MultiAgentTrainingVector, TrainingContext
+
+    def squeeze(obs):
+        return {key: value[:, 0] for key, value in obs.items()} if isinstance(obs, dict) else obs[:, 0]
+
+    class TrainingVectorEnv(gym.vector.VectorEnv):
+        metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+        def __init__(self):
+            self.vector = MultiAgentTrainingVector(TrainingContext.of(config), int(config["num_envs"]))
+            self.num_envs = self.vector.num_envs
+            self.single_observation_space = self.vector.single_observation_space
+            self.single_action_space = self.vector.single_action_space
+            self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+            self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+        def reset(self, *, seed=None, options=None):
+            obs, _ = self.vector.reset(seed=seed)
+            return squeeze(obs), {}
+
+        def step(self, actions):
+            obs, reward, terminated, truncated, _ = self.vector.step(np.asarray(actions)[:, None])
+            return squeeze(obs), reward[:, 0], terminated[:, 0], truncated[:, 0], {}
+
+        def close(self, **kwargs):
+            self.vector.close()
+
+    return TrainingVectorEnv()

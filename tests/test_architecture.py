@@ -163,3 +163,17 @@ def test_tests_import_only_the_helpers():
     wrong = [(name, module) for name, path in modules.items() for module, _ in imports_of(path, modules)
              if module != "tests.helpers" and (name, module) != plugin]
     assert wrong == []
+
+
+def test_the_architecture_page_names_every_module_and_method():
+    """docs/architecture.md lists every module of envs/, baselines/ and suite/ (by file name) and every
+    registered method: a module or method added without a line there fails the default run."""
+    from baselines.method import Method
+    from baselines.registry import algo_names, load_algo
+
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    missing = sorted(str(path.relative_to(ROOT)) for path in project_modules().values()
+                     if path.name != "__init__.py" and path.name not in page)
+    assert not missing, f"docs/architecture.md does not name {missing}"
+    methods = [name for name in algo_names() if isinstance(load_algo(name), Method)]
+    assert len(methods) >= 7 and not [name for name in methods if name not in page]

@@ -3,10 +3,8 @@
 - :mod:`~baselines.backends.rllib_ppo`: Ray RLlib's new API stack, the default, from a laptop to a
   cluster (with :mod:`~baselines.backends.rllib_masking_module`,
   :mod:`~baselines.backends.rllib_gaussian_module` and :mod:`~baselines.backends.rllib_multi_agent`; its
-  EnvRunner :mod:`~baselines.backends.rllib_batched_runner`; its learners
-  :mod:`~baselines.backends.rllib_fast_learner`, the default, and
-  :mod:`~baselines.backends.rllib_lean_learner`, RLlib's updates bit for bit, with
-  :mod:`~baselines.backends.rllib_minibatches`);
+  EnvRunner :mod:`~baselines.backends.rllib_batched_runner`; its learner
+  :mod:`~baselines.backends.rllib_fast_learner`, the default, or RLlib's own ``PPOTorchLearner``);
 - :mod:`~baselines.backends.torch_ppo`: one process, batched, the fastest on one machine;
 - :mod:`~baselines.backends.sb3_ppo`: sb3-contrib's MaskablePPO, the race's baseline.
 

@@ -4,22 +4,26 @@ RLlib's own ``SingleAgentEnvRunner`` steps a vector env but treats each entry on
 and entry it unbatches observations, runs its env-to-module and module-to-env connector pipelines and
 appends to an episode object (measured on portfolio: about 1.3 s of an 8,192-step iteration, against
 0.13 s for the same rollout as arrays); for several agents RLlib 2.60 steps a list of single envs, one
-episode at a time. :class:`BatchedEnvRunner` keeps everything RLlib's Learner, checkpoints, Tune and
-remote EnvRunner actors rely on (it *is* a ``SingleAgentEnvRunner``: the same module, weights sync,
-metrics and state) and replaces the sampling loop:
+episode at a time. :class:`BatchedEnvRunner` is a ``SingleAgentEnvRunner`` (the same module, weights
+sync, state and checkpoints, built by RLlib from the config's ``env_runner_cls``) that overrides only
+the public methods of RLlib's ``EnvRunner`` interface: ``make_env``, ``sample`` and ``get_metrics``.
 
 - the env is :class:`baselines.training_env.MultiAgentTrainingVector` (the torch backend's: the
   statistics, observation transform, mask, action mapping and penalty of every backend), its
   ``num_envs x n_agents`` agents being the runner's columns; one agent is the case k = 1, and
   several agents share the module (parameter sharing: each agent's steps are one column's episode);
-- each step runs the module once on every column (``forward_exploration``), samples the actions
-  from its action distribution as RLlib's ``GetActions`` connector does (or takes the module's own,
-  as naive masking returns), unsquashes Box actions as ``NormalizeAndClipActions`` does, and steps the
-  env with one array;
+- each step runs the module once on every column (``forward_exploration``); the actions are the module's
+  own (the suite's modules draw them, :mod:`baselines.backends.rllib_masking_module`) or drawn from the
+  module's action distribution class as RLlib's ``GetActions`` connector draws them (Box actions, and
+  ``rllib_learner=exact``); Box actions are unsquashed as ``NormalizeAndClipActions`` does, and the env
+  is stepped with one array;
 - the rollout is kept as arrays and cut into ``SingleAgentEpisode`` chunks at the end, one per
   column and episode, already in numpy (the form RLlib's ``to_numpy`` gives), with the actions'
   log-probabilities and distribution inputs the PPO loss reads; an episode still running continues
-  in the next call's chunk (same id), as RLlib's own runner cuts it.
+  in the next call's chunk (same id), as RLlib's own runner cuts it;
+- the metrics RLlib's algorithm reads of a runner (env, agent and module steps, episodes, their
+  lifetime sums, and the returns and lengths of the last finished episodes) are logged through the
+  runner's public ``MetricsLogger`` under RLlib's metric names.
 
 Steps are counted as env steps (an entry in which some agent acted), so ``train_batch_size`` keeps its
 meaning with several agents; RLlib's lifetime counters (the learning-rate schedule's clock) are the
@@ -37,16 +41,32 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium.vector.utils import batch_space
+from ray.rllib.core import DEFAULT_AGENT_ID, DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical, TorchMultiCategorical
-from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
+from ray.rllib.utils.metrics import (
+    EPISODE_LEN_MAX,
+    EPISODE_LEN_MEAN,
+    EPISODE_LEN_MIN,
+    EPISODE_RETURN_MAX,
+    EPISODE_RETURN_MEAN,
+    EPISODE_RETURN_MIN,
+    NUM_AGENT_STEPS_SAMPLED,
+    NUM_AGENT_STEPS_SAMPLED_LIFETIME,
+    NUM_ENV_STEPS_SAMPLED,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_EPISODES,
+    NUM_EPISODES_LIFETIME,
+    NUM_MODULE_STEPS_SAMPLED,
+    NUM_MODULE_STEPS_SAMPLED_LIFETIME,
+    SAMPLE_TIMER,
+)
 
 from baselines.training_env import MultiAgentTrainingVector, TrainingContext, unsquash
 
-__all__ = ["BatchedEnvRunner", "categorical_sample", "global_rng_state", "set_global_rng_state"]
+__all__ = ["BatchedEnvRunner", "global_rng_state", "set_global_rng_state"]
 
 
 def global_rng_state() -> dict[str, Any]:
@@ -59,27 +79,6 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
-
-
-def categorical_sample(dist_cls, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``dist_cls.from_logits(logits)``'s ``sample()`` and the sample's ``logp``, as RLlib's ``TorchCategorical``
-    and ``TorchMultiCategorical`` (the default PPO module's distributions) compute them, with the same draws
-    from torch's generator and the same bits, without building a torch ``Categorical`` per sub-action
-    (about a fifth of the sampling time). None for any other distribution class: the caller uses it."""
-    if dist_cls is TorchCategorical:
-        nvec = None
-    elif dist_cls.__mro__[1] is TorchMultiCategorical and hasattr(dist_cls, "_merge_kwargs"):
-        nvec = [int(n) for n in dist_cls._merge_kwargs()["input_lens"]]  # RLlib's partial class, with its lens
-    else:
-        return None
-    blocks = [logits] if nvec is None else torch.split(logits, nvec, dim=-1)
-    normalized = [block - block.logsumexp(dim=-1, keepdim=True) for block in blocks]  # torch's Categorical
-    samples = [torch.multinomial(torch.softmax(n, dim=-1).reshape(-1, n.shape[-1]), 1, True).T.reshape(n.shape[:-1])
-               for n in normalized]
-    log_probs = [n.gather(-1, sample.long().unsqueeze(-1)).squeeze(-1) for n, sample in zip(normalized, samples)]
-    if nvec is None:
-        return samples[0], log_probs[0]
-    return torch.stack(samples, dim=-1), torch.sum(torch.stack(log_probs), dim=0)
 
 
 class _RunnerEnv:
@@ -136,24 +135,37 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         #: Entries (RLlib sizes a rollout as fragment length x num_envs env steps) and columns (entries x agents).
         self.num_envs, self._columns = self.training_env.num_envs, self.env.num_envs
         self._box = None if self.training_env.core.discrete else self.training_env.single_action_space
-        self._needs_initial_reset = True
-        self._obs: Any = None
+        self._obs: Any = None  # None: the env is reset (seeded) before the next sample
         self._open = np.zeros(self._columns, dtype=bool)  # columns whose episode continues into the next chunk
         self._episode_ids = [uuid.uuid4().hex for _ in range(self._columns)]
+        #: Per column, the length and return of the chunks of its episode already returned.
+        self._carried = np.zeros((2, self._columns))
+        self._finished: list[tuple[int, float]] = []  # (length, return) of episodes finished since get_metrics
+
+    @property
+    def seed(self) -> int | None:
+        """The env's seed on this runner: RLlib's (the config's seed plus the runner's index)."""
+        if self.config.seed is None:
+            return None
+        return int(self.config.seed + (self.worker_index or 0) + 1e6 * self.config.in_evaluation)
 
     def get_metrics(self):
-        """RLlib's metrics, with the per-episode ones logged only for the finished episodes their window keeps.
-
-        ``SingleAgentEnvRunner.get_metrics`` logs nine values per finished episode (about 400 per portfolio
-        iteration) into windows of ``ceil(metrics_num_episodes_for_smoothing / num_env_runners)`` values (the
-        suite sets 1): the windows hold the same values, and so report the same, when only the last episodes
-        are logged. The earlier ones' chunks are dropped from the ongoing-episode cache as RLlib drops them."""
+        """RLlib's runner metrics: the returns and lengths of the last finished episodes (the window RLlib's
+        runner keeps, ``ceil(metrics_num_episodes_for_smoothing / num_env_runners)``) and the step counters
+        :meth:`sample` logged."""
         window = max(1, math.ceil(self.config.metrics_num_episodes_for_smoothing / (self.config.num_env_runners or 1)))
-        done = self._done_episodes_for_metrics
-        for episode in done[:-window]:
-            self._ongoing_episodes_for_metrics.pop(episode.id_, None)
-        del done[:-window]
-        return super().get_metrics()
+        log = self.metrics.log_value
+        for length, ret in self._finished[-window:]:
+            log(EPISODE_LEN_MEAN, length, window=window)
+            log(EPISODE_RETURN_MEAN, ret, window=window)
+            log(("agent_episode_return_mean", DEFAULT_AGENT_ID), ret, window=window)
+            log(("module_episode_return_mean", DEFAULT_MODULE_ID), ret, window=window)
+            log(EPISODE_LEN_MIN, length, reduce="min", window=window)
+            log(EPISODE_RETURN_MIN, ret, reduce="min", window=window)
+            log(EPISODE_LEN_MAX, length, reduce="max", window=window)
+            log(EPISODE_RETURN_MAX, ret, reduce="max", window=window)
+        self._finished.clear()
+        return self.metrics.reduce()
 
     def drain(self) -> dict[str, Any]:
         """The training env's statistics since the last drain (:meth:`MultiAgentTrainingVector.drain`)."""
@@ -167,7 +179,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         if getattr(self, "training_env", None) is None:
             return None
         return pickle.dumps({"env": self.training_env, "obs": self._obs, "open": self._open, "ids": self._episode_ids,
-                             "needs_reset": self._needs_initial_reset, "rng": global_rng_state()})
+                             "needs_reset": self._obs is None, "carried": self._carried, "rng": global_rng_state()})
 
     def set_suite_state(self, blob: bytes | None) -> None:
         """Continue exactly where :meth:`get_suite_state` left off."""
@@ -177,32 +189,21 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         self.training_env.close()
         self.training_env = state["env"]
         self.env = _RunnerEnv(self.training_env)
-        self._obs, self._open, self._episode_ids = state["obs"], state["open"], state["ids"]
-        self._needs_initial_reset = state["needs_reset"]
+        self._obs = None if state["needs_reset"] else state["obs"]
+        self._open, self._episode_ids = state["open"], state["ids"]
+        self._carried = state.get("carried", np.zeros((2, self._columns)))  # older checkpoints: episode metrics only
         set_global_rng_state(state["rng"])
 
     # ------------------------------------------------------------------ sampling
 
     def _act(self, obs: Any, explore: bool, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Actions, their log-probabilities and the distribution inputs of every column, as RLlib's default
-        module-to-env pipeline computes them (``GetActions``)."""
+        """Actions, their log-probabilities and the distribution inputs of every column: the module's own
+        actions, or a draw from its action distribution as RLlib's ``GetActions`` connector makes it."""
         batch = {Columns.OBS: _tensor(_columns(obs, self._columns))}
         module = self.module
         with torch.no_grad():
-            if type(module).forward_exploration is TorchRLModule.forward_exploration and \
-                    type(module).forward_inference is TorchRLModule.forward_inference and not module.training:
-                # What TorchRLModule's forward_* do, without switching every submodule to eval mode and back
-                # each step (a tenth of the sampling time): _sample puts the module in eval mode once.
-                out = module._forward_exploration(batch, t=t) if explore else module._forward_inference(batch)
-            else:
-                out = module.forward_exploration(batch, t=t) if explore else module.forward_inference(batch)
-            sampled = None
-            if explore and Columns.ACTIONS not in out and Columns.ACTION_LOGP not in out:
-                sampled = categorical_sample(module.get_exploration_action_dist_cls(),
-                                             out[Columns.ACTION_DIST_INPUTS])
-            if sampled is not None:
-                out[Columns.ACTIONS], out[Columns.ACTION_LOGP] = sampled
-            elif Columns.ACTIONS not in out:
+            out = module.forward_exploration(batch, t=t) if explore else module.forward_inference(batch)
+            if Columns.ACTIONS not in out:
                 dist_cls = module.get_exploration_action_dist_cls() if explore else \
                     module.get_inference_action_dist_cls()
                 dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS])
@@ -214,15 +215,38 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         return (out[Columns.ACTIONS].numpy(), out[Columns.ACTION_LOGP].numpy(),
                 out[Columns.ACTION_DIST_INPUTS].numpy())
 
-    def _sample(self, *, num_timesteps: int | None = None, num_episodes: int | None = None, explore: bool,
-                random_actions: bool = False, force_reset: bool = False) -> list[SingleAgentEpisode]:
-        if num_episodes is not None or num_timesteps is None:
+    def sample(self, *, num_timesteps: int | None = None, num_episodes: int | None = None, explore: bool | None = None,
+               random_actions: bool = False, force_reset: bool = False) -> list[SingleAgentEpisode]:
+        """``EnvRunner.sample``: at least ``num_timesteps`` env steps (default: RLlib's rollout fragment length
+        times the entries) as ``SingleAgentEpisode`` chunks (see the module docstring)."""
+        if num_episodes is not None:
             raise NotImplementedError("BatchedEnvRunner samples a number of env steps (PPO's truncate_episodes)")
+        if explore is None:
+            explore = self.config.explore
+        if num_timesteps is None:
+            num_timesteps = self.config.get_rollout_fragment_length(self.worker_index) * self.num_envs
+        with self.metrics.log_time(SAMPLE_TIMER):
+            episodes, steps, finished = self._sample_steps(num_timesteps, explore, random_actions, force_reset)
+        log = self.metrics.log_value
+        for key in (NUM_ENV_STEPS_SAMPLED, (NUM_AGENT_STEPS_SAMPLED, DEFAULT_AGENT_ID),
+                    (NUM_MODULE_STEPS_SAMPLED, DEFAULT_MODULE_ID)):
+            log(key, steps, reduce="sum")
+        log(NUM_EPISODES, finished, reduce="sum")
+        log(NUM_ENV_STEPS_SAMPLED_LIFETIME, steps, reduce="lifetime_sum", with_throughput=True)
+        for key in ((NUM_AGENT_STEPS_SAMPLED_LIFETIME, DEFAULT_AGENT_ID),
+                    (NUM_MODULE_STEPS_SAMPLED_LIFETIME, DEFAULT_MODULE_ID)):
+            log(key, steps, reduce="lifetime_sum")
+        log(NUM_EPISODES_LIFETIME, finished, reduce="lifetime_sum")
+        return episodes
+
+    def _sample_steps(self, num_timesteps: int, explore: bool, random_actions: bool,
+                      force_reset: bool) -> tuple[list[SingleAgentEpisode], int, int]:
+        """The episode chunks of at least ``num_timesteps`` env steps, the env steps and the finished episodes."""
         vector, columns = self.training_env, self._columns
-        if force_reset or self._needs_initial_reset:
-            self._obs, _ = vector.reset(seed=self._seed if self._needs_initial_reset else None)
+        if force_reset or self._obs is None:
+            self._obs, _ = vector.reset(seed=self.seed if self._obs is None else None)
             self._open[:] = False
-            self._needs_initial_reset = False
+            self._carried[:] = 0.0
         rollout = {"observations": [_columns(self._obs, columns)], "actions": [], "log_probs": [], "dist_inputs": [],
                    "rewards": [], "terminated": [], "truncated": [], "acted": []}
         lifetime = self.num_env_steps_sampled_lifetime * (self.config.num_env_runners or 1)
@@ -235,14 +259,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             if was_training:
                 self.module.train()
         episodes = self._episodes(_stack(rollout.pop("observations")), *(np.stack(rollout[key]) for key in rollout))
-        done = [episode for episode in episodes if episode.is_done]
-        self._done_episodes_for_metrics.extend(done)
-        for episode in episodes:
-            if not episode.is_done:
-                self._ongoing_episodes_for_metrics[episode.id_].append(episode)
-        self._log_env_steps(metric=self._metrics_num_env_steps_sampled, num_steps=ts)
-        self._increase_sampled_metrics(ts, len(done))
-        return episodes
+        return episodes, ts, sum(episode.is_done for episode in episodes)
 
     def _step_until(self, num_timesteps: int, explore: bool, random_actions: bool, lifetime: int,
                     rollout: dict[str, list]) -> int:
@@ -274,7 +291,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         the order they finished (by step, then column), then the ongoing ones by column, as RLlib's runner
         returns them (the Learner's minibatches are drawn from the rows in this order)."""
         ended = (terminated | truncated) & acted
-        finished: list[tuple[int, int, SingleAgentEpisode]] = []
+        finished: list[tuple[int, int, SingleAgentEpisode, int, float]] = []
         ongoing: list[SingleAgentEpisode] = []
         for column in range(self._columns):
             steps = np.flatnonzero(acted[:, column])
@@ -286,6 +303,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 first, last = int(run[0]), int(run[-1])
                 if not (first == 0 and self._open[column]):  # not the continuation of the last chunk's episode
                     self._episode_ids[column] = uuid.uuid4().hex
+                    self._carried[:, column] = 0.0
                 rows = slice(first, last + 1)
                 episode = SingleAgentEpisode(
                     id_=self._episode_ids[column],
@@ -300,11 +318,16 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                     truncated=bool(truncated[last, column] and acted[last, column]),
                     observation_space=self.env.single_observation_space,
                     action_space=self.env.single_action_space, len_lookback_buffer=0)
+                self._carried[:, column] += (len(episode), float(rewards[rows, column].sum(dtype=np.float64)))
                 if episode.is_done:
-                    finished.append((last, column, episode))
+                    finished.append((last, column, episode, int(self._carried[0, column]),
+                                     float(self._carried[1, column])))
                 else:
                     ongoing.append(episode)
             last_step = len(acted) - 1
             self._open[column] = bool(acted[last_step, column] and not ended[last_step, column])
-        return [episode for _, _, episode in sorted(finished, key=lambda item: item[:2])] + ongoing
+        finished.sort(key=lambda item: item[:2])
+        self._finished.extend((length, ret) for *_, length, ret in finished)
+        del self._finished[:-10_000]  # get_metrics reads the last few; a runner nobody asks keeps no more
+        return [item[2] for item in finished] + ongoing
 

@@ -18,10 +18,12 @@ import torch
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
 
+from baselines.backends.rllib_masking_module import ModeSwitchOnce
+
 __all__ = ["GaussianPPOTorchRLModule"]
 
 
-class GaussianPPOTorchRLModule(DefaultPPOTorchRLModule):
+class GaussianPPOTorchRLModule(ModeSwitchOnce, DefaultPPOTorchRLModule):
     """``model_config`` takes RLlib's ``DefaultModelConfig`` keys plus ``log_std_init`` (default 0)."""
 
     def __init__(self, *args, model_config: dict[str, Any] | None = None, **kwargs):

@@ -1,10 +1,10 @@
 """The suite's multi-agent envs (``n_agents > 1``) as RLlib's multi-agent API sees them.
 
 :class:`MultiAgentTrainingEnv` is an RLlib ``MultiAgentEnv`` over one entry of
-:class:`baselines.training_env.MultiAgentTrainingVector`, which applies per agent what
-:func:`baselines.training_env.make_training_env` applies to a single agent (episode statistics in
-the env's own reward, drained by the runner once per iteration; the observation transform; the
-mask if the method observes it; the learning reward); this class only turns its arrays into
+:class:`baselines.training_env.MultiAgentTrainingVector`, which applies per agent what every
+backend's training env applies (episode statistics in the env's own reward, drained by the runner
+once per iteration; the observation transform; the mask if the method observes it; the learning
+reward); this class only turns its arrays into
 RLlib's per-agent dicts. Agents that leave the episode (a car that reaches the end of the road) get
 no further observations, as RLlib and PettingZoo expect.
 
@@ -77,7 +77,7 @@ class MultiAgentTrainingEnv(MultiAgentEnv):
                 {self.possible_agents[j]: {} for j in acting})
 
     def drain(self) -> dict[str, Any]:
-        """What :meth:`baselines.rllib_env.MultiAgentTrainingVector.drain` reports."""
+        """What :meth:`baselines.training_env.MultiAgentTrainingVector.drain` reports."""
         return self.batch.drain()
 
 

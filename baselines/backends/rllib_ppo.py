@@ -1,14 +1,16 @@
 """The RLlib backend: PPO with any method on Ray RLlib's new API stack (the default backend).
 
 :class:`RLlibPPO` turns a method (:mod:`baselines.method`) and its settings into an RLlib
-``PPOConfig``: EnvRunners that step the suite's training env as whole arrays
+``PPOConfig``, extending RLlib only where its config and classes document it:
+``env_runners(env_runner_cls=...)``: EnvRunners that step the suite's training env as whole arrays
 (:class:`baselines.backends.rllib_batched_runner.BatchedEnvRunner`, over the training vector of
-:mod:`baselines.training_env` that the torch backend uses too), a local Learner (RLlib's PPO
-learner without per-minibatch work the suite never uses, :mod:`baselines.backends.rllib_lean_learner`),
-and the RLModule the method needs (the masking module of :mod:`baselines.backends.rllib_masking_module` when the agent
-observes the mask, the Gaussian module of :mod:`baselines.backends.rllib_gaussian_module` for Box
-actions, RLlib's default module otherwise). One RLlib iteration per ``train_iteration``, reported as
-the suite's progress row.
+:mod:`baselines.training_env` that the torch backend uses too); ``training(learner_class=...,
+learner_connector=...)``: a local Learner (RLlib's PPO learner with the suite's kernels,
+:mod:`baselines.backends.rllib_fast_learner`, or RLlib's own with ``rllib_learner=exact``) and the batch
+built in bulk from the runner's episodes; ``rl_module(...)``: the RLModule of the action space (the
+categorical module of :mod:`baselines.backends.rllib_masking_module`, masking when the agent observes the
+mask, or the Gaussian module of :mod:`baselines.backends.rllib_gaussian_module` for Box actions). One
+RLlib iteration per ``train_iteration``, reported as the suite's progress row.
 
 Several agents (an env config with ``n_agents > 1``): with ``policies=shared`` (the default) the
 batched runner samples every agent of every entry with the one module (parameter sharing; each
@@ -40,7 +42,7 @@ from baselines.episodes import merge_drains, progress_row
 from baselines.evaluation import joint_policy, network_policies
 from baselines.ray_session import connect_ray
 from baselines.settings import PPOSettings, check_network_fits, check_settings
-from baselines.training_env import TrainingContext, transform_features
+from baselines.training_env import TrainingContext, training_spaces, transform_features
 from envs.masking import MASK_KEY, OBSERVATION_KEY
 
 __all__ = ["RLlibPPO", "MULTI_AGENT_TRAINING_ENV_ID"]
@@ -52,15 +54,15 @@ MULTI_AGENT_TRAINING_ENV_ID = "maskbench-multi-agent-training-env"
 
 
 def learner_class(name: str = "fast"):
-    """The Learner of an RLlib run (the ``rllib_learner`` setting): ``fast``, RLlib's PPO on the steps it
-    learns from with the torch backend's kernels (:mod:`baselines.backends.rllib_fast_learner`), or
-    ``exact``, RLlib's PPO learner's updates bit for bit, leaner per minibatch
-    (:mod:`baselines.backends.rllib_lean_learner`). With ``fast`` the masking module also draws masked
-    PPO's actions itself (``draw_actions``, :mod:`baselines.backends.rllib_masking_module`)."""
+    """The Learner of an RLlib run (the ``rllib_learner`` setting): ``fast``, RLlib's PPO learner with the
+    suite's kernels through its documented hooks (:mod:`baselines.backends.rllib_fast_learner`), or ``exact``,
+    RLlib's own ``PPOTorchLearner``. With ``fast`` the discrete module also draws its actions itself
+    (``draw_actions``, :mod:`baselines.backends.rllib_masking_module`); with ``exact`` RLlib's distribution
+    classes draw them."""
     if name == "exact":
-        from baselines.backends.rllib_lean_learner import LeanPPOTorchLearner
+        from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 
-        return LeanPPOTorchLearner
+        return PPOTorchLearner
     from baselines.backends.rllib_fast_learner import FastPPOTorchLearner
 
     return FastPPOTorchLearner
@@ -82,12 +84,14 @@ class RLlibPPO(Algorithm):
         self.method = method
         self.context = TrainingContext.of_run(env_name, env_config, method, config)
         probe = envs.make_core(env_name, 1, **self.context.env_config)  # fails early, before Ray, on a bad env
+        #: One agent's spaces in the training env: what RLlib builds the module for (no probe env needed).
+        self.spaces = training_spaces(probe, self.context)
         self.action_space = probe.action_space
         self.discrete = probe.discrete
         self.agent_ids = list(probe.agent_ids)
         check_settings(config, budget)
         check_network_fits(config, probe)
-        method.check(env_name, env_config, "rllib")
+        method.check(env_name, env_config, "rllib", core=probe)  # the training env's core: same agents and spaces
         self._owns_ray = connect_ray(address, num_cpus=max(os.cpu_count() or 1, config.num_env_runners + 1))
         try:
             self.algo = self._rllib_config().build_algo()
@@ -137,13 +141,11 @@ class RLlibPPO(Algorithm):
 
             return RLModuleSpec(module_class=GaussianPPOTorchRLModule,
                                 model_config={**model_config, "log_std_init": c.log_std_init})
-        if self.method.observes_mask:
-            from baselines.backends.rllib_masking_module import MaskedPPOTorchRLModule
+        from baselines.backends.rllib_masking_module import MaskedPPOTorchRLModule
 
-            return RLModuleSpec(module_class=MaskedPPOTorchRLModule, model_config={
-                **model_config, "env_name": self.env_name, "mask_in_loss": self.method.mask_in_loss,
-                "draw_actions": c.rllib_learner == "fast"})
-        return RLModuleSpec(model_config=model_config)
+        return RLModuleSpec(module_class=MaskedPPOTorchRLModule, model_config={
+            **model_config, "env_name": self.env_name, "mask_in_loss": self.method.mask_in_loss,
+            "draw_actions": c.rllib_learner == "fast"})
 
     def _rllib_config(self):
         from ray.rllib.algorithms.ppo import PPOConfig
@@ -156,13 +158,10 @@ class RLlibPPO(Algorithm):
         runner: dict[str, Any] = {}
         if self.batched:
             from baselines.backends.rllib_batched_runner import BatchedEnvRunner
-            from baselines.training_env import MultiAgentTrainingVector
 
-            probe = MultiAgentTrainingVector(self.context, 1)
-            environment = {"observation_space": probe.single_observation_space,
-                           "action_space": probe.single_action_space}
+            observation_space, action_space = self.spaces
+            environment = {"observation_space": observation_space, "action_space": action_space}
             runner = {"env_runner_cls": BatchedEnvRunner}
-            probe.close()
         else:  # RLlib 2.60 vectorises multi-agent envs only as a list of single envs ("sync")
             from baselines.backends.rllib_multi_agent import make_multi_agent_training_env
 
@@ -170,6 +169,15 @@ class RLlibPPO(Algorithm):
             environment = {"env": MULTI_AGENT_TRAINING_ENV_ID}
             runner = {"gym_env_vectorize_mode": "sync"}
         lr = c.lr if c.lr_schedule == "constant" else [[0, c.lr], [self.budget, 0.0]]
+        learner: dict[str, Any] = {}
+        if self.batched and c.rllib_learner == "fast":  # the batch in bulk from the batched runner's episodes
+            import functools
+
+            from baselines.backends.rllib_fast_learner import PPOBatchFromEpisodes
+
+            learner = {"learner_connector": functools.partial(PPOBatchFromEpisodes, gamma=c.gamma,
+                                                              lambda_=c.gae_lambda),
+                       "add_default_connectors_to_learner_pipeline": False}
         config = (
             PPOConfig()
             .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
@@ -185,7 +193,7 @@ class RLlibPPO(Algorithm):
                       clip_param=c.clip_param,
                       vf_clip_param=c.vf_clip_param, entropy_coeff=c.entropy_coeff, vf_loss_coeff=c.vf_loss_coeff,
                       grad_clip=c.grad_clip, train_batch_size_per_learner=c.train_batch_size,
-                      minibatch_size=c.minibatch_size, num_epochs=c.num_epochs, use_kl_loss=False)
+                      minibatch_size=c.minibatch_size, num_epochs=c.num_epochs, use_kl_loss=False, **learner)
             .debugging(seed=self.seed, log_level="ERROR")
             .reporting(metrics_num_episodes_for_smoothing=1)
         )

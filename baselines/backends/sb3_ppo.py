@@ -149,8 +149,8 @@ def make_sb3_vec_env(env_name: str, env_config: dict[str, Any], num_envs: int, *
 class _EpisodeStats(gym.Wrapper):
     """Steps, steps with an inadmissible action and finished episodes of one single env, in its own reward.
 
-    The ``dummy`` set-up's counterpart of :class:`baselines.training_env.TrainingStats`: plain Python
-    counters, so that it adds as little as possible to the per-env cost being measured.
+    The ``dummy`` set-up's counterpart of :class:`baselines.training_env.MultiAgentTrainingVector`'s
+    statistics: plain Python counters, so that it adds as little as possible to the per-env cost being measured.
     """
 
     def __init__(self, env: gym.Env, metrics: Sequence[str]):
@@ -277,8 +277,8 @@ class SB3PPO(Algorithm):
         self.method = method
         method.check(env_name, env_config, "sb3")
         c = config
-        problems = [f"num_env_runners must be 0 (it samples in one process), got {c.num_env_runners}"
-                    if c.num_env_runners else "",
+        runners = getattr(c, "num_env_runners", 0)  # RLlib's setting: in the config of methods that run there
+        problems = [f"num_env_runners must be 0 (it samples in one process), got {runners}" if runners else "",
                     f"train_batch_size ({c.train_batch_size}) must be a multiple of num_envs_per_env_runner "
                     f"({c.num_envs_per_env_runner})" if c.train_batch_size % c.num_envs_per_env_runner else "",
                     f"vf_clip_param must be inf (MaskablePPO clips value predictions, not the value loss), "

@@ -32,10 +32,12 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from baselines.algorithm import derived_seed
 from baselines.masked_logits import apply_mask, log_prob_and_entropy, sample_with_log_prob
-from baselines.training_env import unsquash
+from baselines.training_env import agent_action_space, unsquash
+from envs.masking import action_nvec
 
-__all__ = ["CategoricalHead", "GaussianHead", "DirichletHead", "EDGE"]
+__all__ = ["CategoricalHead", "GaussianHead", "DirichletHead", "EDGE", "make_head"]
 
 #: How far inside the simplex's boundary a Dirichlet sample is kept (each weight at least this).
 EDGE = 1e-6
@@ -151,3 +153,16 @@ class DirichletHead:
     def dist_inputs(self, out: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
         """Evaluation's concentrations (:func:`baselines.evaluation.dirichlet_policy`)."""
         return self.concentrations(out).numpy()
+
+
+def make_head(method, core, env_name: str, config, seed: int):
+    """The head of ``method`` on ``core``'s action space, the one place its flags become a distribution:
+    masked (or naive-masked, or unmasked) categoricals for discrete actions; for Box actions the method's
+    ``distribution``, a Dirichlet (sampled from a generator of the run's ``seed``) or a Gaussian in the
+    agent's action space of its ``action_mode``, starting at ``config.log_std_init``."""
+    if core.discrete:
+        return CategoricalHead(action_nvec(core.action_space), env_name, mask_in_loss=method.mask_in_loss)
+    if method.distribution == "dirichlet":
+        rng = np.random.default_rng(derived_seed(seed, "dirichlet"))
+        return DirichletHead(int(np.prod(core.action_space.shape)), rng)
+    return GaussianHead(agent_action_space(core.action_space, method.action_mode), config.log_std_init)

@@ -1,15 +1,10 @@
 """The single-process torch backend: PPO with a method in one process (``--backend torch``).
 
-Why it exists: on one small machine RLlib's per-iteration machinery costs more than the PPO arithmetic
-itself. RLlib's own runner sampled about 1 s per 8,192 env steps on portfolio (connector pipelines,
-per-env unbatching), against about 0.3 s for the same rollout as arrays; the RLlib backend now samples
-with its own batched runner (:mod:`baselines.backends.rllib_batched_runner`), but RLlib's Learner
-still takes about twice this backend's time for the same updates (cProfile: its learner connector,
-Adam one tensor at a time, a finiteness check of every gradient, per-minibatch metrics). This backend
-runs the same algorithm as a plain loop (one forward pass per step of all ``num_envs_per_env_runner``
-entries and their agents, PPO epochs over the flat batch) at about 86% of the learner-alone ceiling,
-about twice RLlib's speed on 2 cores (docs/benchmarks.md). RLlib stays the default, and the way to
-use more than one machine.
+Why it exists: it is PPO as one plain loop a reader can follow top to bottom (one forward pass per
+step of all ``num_envs_per_env_runner`` entries and their agents, PPO epochs over the flat batch), with
+nothing between the arithmetic and the machine: the learner-alone ceiling of the speed benchmarks is
+its update (tests/benchmarks/test_train_speed.py, docs/benchmarks.md has both backends' shares of it).
+RLlib stays the default, and the way to use more than one machine.
 
 What is shared with the RLlib backend, so the two are one algorithm (and neither inherits from the
 other):
@@ -49,7 +44,7 @@ import torch
 from torch import nn
 
 from baselines.algorithm import Algorithm, Policy, derived_seed
-from baselines.backends.torch_policy_heads import CategoricalHead, DirichletHead, GaussianHead
+from baselines.backends.torch_policy_heads import make_head
 from baselines.episodes import progress_row
 from baselines.evaluation import joint_policy, network_policies
 from baselines.lagrange import LagrangeMultiplier, combined_advantages
@@ -57,12 +52,11 @@ from baselines.settings import PPOSettings, check_network_fits, check_settings, 
 from baselines.training_env import (
     MultiAgentTrainingVector,
     TrainingContext,
-    agent_action_space,
     step_cost,
     transform_features,
 )
 from envs.config import ConfigError
-from envs.masking import MASK_KEY, OBSERVATION_KEY, action_nvec
+from envs.masking import MASK_KEY, OBSERVATION_KEY
 
 __all__ = ["ActorCritic", "TorchPPO", "advantages"]
 
@@ -145,22 +139,16 @@ class TorchPPO(Algorithm):
         self.agent_ids = list(core.agent_ids)
         check_settings(config, budget)
         check_network_fits(config, core)
-        method.check(env_name, env_config, "torch")
+        method.check(env_name, env_config, "torch", core=core)  # the training env's core: same agents and spaces
         c = config
-        if c.num_env_runners:
+        if getattr(c, "num_env_runners", 0):  # a method that may run on RLlib has the setting
             raise ConfigError(f"algo config: backend=torch samples in one process; num_env_runners must be 0, "
                               f"got {c.num_env_runners}")
         if c.train_batch_size % c.num_envs_per_env_runner:
             raise ConfigError(f"algo config: backend=torch needs train_batch_size ({c.train_batch_size}) to be a "
                               f"multiple of num_envs_per_env_runner ({c.num_envs_per_env_runner})")
         #: How the policy's outputs become actions: masked categoricals, a Gaussian or a Dirichlet (Box actions).
-        if core.discrete:
-            self.head = CategoricalHead(action_nvec(self.action_space), env_name, mask_in_loss=method.mask_in_loss)
-        elif method.distribution == "dirichlet":
-            rng = np.random.default_rng(derived_seed(seed, "dirichlet"))
-            self.head = DirichletHead(int(np.prod(self.action_space.shape)), rng)
-        else:
-            self.head = GaussianHead(agent_action_space(self.action_space, method.action_mode), c.log_std_init)
+        self.head = make_head(method, core, env_name, c, seed)
         #: Lagrangian PPO: the multiplier, and each column's cost so far in its episode.
         self.lagrange = LagrangeMultiplier(c.cost_limit, c.lambda_lr, c.lambda_init, c.lambda_max) \
             if method.lagrangian else None

@@ -22,13 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from baselines.method import Method
-from baselines.settings import PPOSettings, backend_setting
+from baselines.settings import PPOSettings, RLlibSettings, backend_setting
 
 __all__ = ["MaskedPPOConfig", "METHOD"]
 
 
 @dataclass(frozen=True)
-class MaskedPPOConfig(PPOSettings):
+class MaskedPPOConfig(RLlibSettings, PPOSettings):
     """Masked PPO's training config: the PPO settings and the backend."""
 
     backend: str = backend_setting("rllib", "torch")

@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from baselines.method import MASK_ON, Method
-from baselines.settings import PPOSettings, backend_setting
+from baselines.settings import PPOSettings, RLlibSettings, backend_setting
 
 __all__ = ["NormalizePPOConfig", "METHOD"]
 
 
 @dataclass(frozen=True)
-class NormalizePPOConfig(PPOSettings):
+class NormalizePPOConfig(RLlibSettings, PPOSettings):
     """Normalize PPO's training config: the PPO settings and the backend."""
 
     backend: str = backend_setting("rllib", "torch")

@@ -18,14 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from baselines.method import MASK_OFF, Method
-from baselines.settings import PPOSettings, backend_setting
+from baselines.settings import PPOSettings, RLlibSettings, backend_setting
 from envs.config import setting
 
 __all__ = ["PenaltyPPOConfig", "METHOD"]
 
 
 @dataclass(frozen=True)
-class PenaltyPPOConfig(PPOSettings):
+class PenaltyPPOConfig(RLlibSettings, PPOSettings):
     """Penalty PPO's training config: the PPO settings plus the penalty."""
 
     penalty: float = setting(0.1, "reward subtracted per inadmissible sub-action (continuous: per unit of distance "

@@ -3,9 +3,6 @@ step for step; several agents are one column each; its state carries a rollout a
 
 import numpy as np
 import pytest
-import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from ray.rllib.core.columns import Columns
 
 from envs.masking import MASK_KEY, split_mask
@@ -25,9 +22,9 @@ def _rllib_own_runner(config):
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
     from ray.tune.registry import register_env
 
-    from baselines.training_env import make_training_env
+    from tests.helpers import training_vector_env
 
-    register_env("maskbench-training-env", make_training_env)
+    register_env("maskbench-training-env", training_vector_env)
     return SingleAgentEnvRunner(config=config.environment(env="maskbench-training-env", observation_space=None,
                                                           action_space=None)
                                 .env_runners(env_runner_cls=SingleAgentEnvRunner,
@@ -118,72 +115,28 @@ def test_the_suite_state_continues_a_rollout_exactly(ray_local):
         algo.close()
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31), nvec=st.lists(st.integers(1, 12), min_size=1, max_size=4), rows=st.integers(1, 40))
-def test_sampling_is_rllibs_categorical_draw_for_draw(seed, nvec, rows):
-    """The same actions and log-probabilities as RLlib's distribution classes, from the same draws of torch's
-    generator (which is left in the same state), on logits masked as the masking module masks them."""
-    from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical, TorchMultiCategorical
+def test_episode_metrics_are_those_of_the_last_finished_episode(ray_local):
+    """With RLlib's window of one episode (the suite's ``metrics_num_episodes_for_smoothing``), the runner's
+    episode metrics are the length and return of the last episode that finished, its earlier chunks included."""
+    from ray.rllib.utils.metrics import EPISODE_LEN_MEAN, EPISODE_RETURN_MEAN, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-    from baselines.backends.rllib_batched_runner import categorical_sample
-    from baselines.masked_logits import MASKED_LOGIT
+    from baselines.backends.rllib_batched_runner import BatchedEnvRunner
 
-    generator = np.random.default_rng(seed)
-    logits = torch.tensor(generator.normal(scale=3.0, size=(rows, sum(nvec))).astype(np.float32))
-    masked = torch.tensor(generator.random(logits.shape) < 0.3)
-    for start, n in zip(np.cumsum([0, *nvec[:-1]]), nvec):  # keep one value of each sub-action
-        masked[:, int(start) + int(generator.integers(0, n))] = False
-    logits = torch.where(masked, MASKED_LOGIT, logits)
-    discrete = len(nvec) == 1 and seed % 2 == 0
-    dist_cls = TorchCategorical if discrete else TorchMultiCategorical.get_partial_dist_cls(input_lens=nvec)
-    torch.manual_seed(seed)
-    theirs = dist_cls.from_logits(logits)
-    actions = theirs.sample()
-    expected = (actions, theirs.logp(actions), torch.rand(3))
-    torch.manual_seed(seed)
-    got = (*categorical_sample(dist_cls, logits), torch.rand(3))
-    for mine, rllib in zip(got, expected):
-        assert mine.shape == rllib.shape and mine.dtype == rllib.dtype and torch.equal(mine, rllib)
-    assert not masked.gather(-1, (actions if not discrete else actions[:, None]) + torch.tensor(
-        np.cumsum([0, *nvec[:-1]]))).any()
-
-
-def test_other_distributions_are_left_to_rllib():
-    from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
-
-    from baselines.backends.rllib_batched_runner import categorical_sample
-
-    assert categorical_sample(TorchDiagGaussian, torch.zeros(2, 4)) is None
-
-
-def test_episode_metrics_are_rllibs(ray_local):
-    """Logging only the finished episodes the metrics' window keeps reports what logging all of them does:
-    two runners on the same seed, one with RLlib's own ``get_metrics``, over three samples."""
-    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
-
-    from baselines.backends.rllib_batched_runner import BatchedEnvRunner, global_rng_state, set_global_rng_state
-
-    class AllEpisodes(BatchedEnvRunner):
-        get_metrics = SingleAgentEnvRunner.get_metrics
-
-    algo, config = _config("portfolio")
+    algo, config = _config("speed_limit")
     try:
-        runners = [cls(config=config) for cls in (BatchedEnvRunner, AllEpisodes)]
-        keys = ["episode_return_mean", "episode_return_min", "episode_return_max", "episode_len_mean",
-                "episode_len_min", "episode_len_max", "num_episodes", "num_episodes_lifetime"]
+        runner = BatchedEnvRunner(config=config)
+        chunks: dict[str, list] = {}
         for _ in range(3):
-            metrics, state = [], global_rng_state()
-            for runner in runners:  # the same draws from the global generators for each
-                set_global_rng_state(state)
-                episodes = runner.sample(num_timesteps=300)
-                metrics.append(runner.get_metrics())
-            assert sum(e.is_done for e in episodes) > 1  # several finished episodes per sample, the window 1
-            for key in keys:
-                assert metrics[0][key].peek() == metrics[1][key].peek(), key
-            # the chunks of episodes still running are kept alike (episode ids are random: compare their sizes)
-            assert sorted(map(len, runners[0]._ongoing_episodes_for_metrics.values())) == \
-                sorted(map(len, runners[1]._ongoing_episodes_for_metrics.values()))
-        for runner in runners:
-            runner.stop()
+            episodes = runner.sample(num_timesteps=300)
+            steps = sum(len(e) for e in episodes)
+            for episode in episodes:
+                chunks.setdefault(episode.id_, []).append(episode)
+            last = [e for e in episodes if e.is_done][-1]
+            metrics = runner.get_metrics()
+            whole = chunks[last.id_]
+            assert metrics[EPISODE_LEN_MEAN].peek() == sum(len(e) for e in whole)
+            assert metrics[EPISODE_RETURN_MEAN].peek() == pytest.approx(sum(e.get_return() for e in whole))
+            assert metrics[NUM_ENV_STEPS_SAMPLED_LIFETIME].peek() == steps  # since the last get_metrics
+        runner.stop()
     finally:
         algo.close()

@@ -81,10 +81,23 @@ def test_discrete_actions_use_the_same_path():
     assert set(choose_actions(logits.detach().numpy(), [5], np.random.default_rng(0))[:, 0]) <= {1, 4}
 
 
-def test_the_module_rejects_an_observation_without_the_mask():
+def test_the_module_rejects_a_dict_observation_other_than_the_suites():
     with pytest.raises(ValueError, match="Dict observation"):
-        RLModuleSpec(module_class=MaskedPPOTorchRLModule, observation_space=spaces.Box(-1, 1, (3,)),
-                     action_space=spaces.Discrete(2), model_config={}).build()
+        RLModuleSpec(module_class=MaskedPPOTorchRLModule, observation_space=spaces.Dict(
+            {"observation": spaces.Box(-1, 1, (3,))}), action_space=spaces.Discrete(2), model_config={}).build()
+
+
+def test_without_the_mask_the_module_draws_from_the_networks_logits():
+    """Penalty PPO's module: the features alone, unmasked logits, its own draw with their log-probabilities."""
+    module = RLModuleSpec(module_class=MaskedPPOTorchRLModule, observation_space=spaces.Box(-1, 1, (8,), np.float32),
+                          action_space=spaces.MultiDiscrete(NVEC),
+                          model_config={"fcnet_hiddens": [32], "draw_actions": True}).build()
+    obs = torch.randn(16, 8)
+    out = module.forward_exploration({Columns.OBS: obs})
+    logits = out[Columns.ACTION_DIST_INPUTS]
+    assert torch.equal(logits, module.unmasked_logits(obs))
+    dist = TorchMultiCategorical.from_logits(logits, input_lens=NVEC)
+    torch.testing.assert_close(out[Columns.ACTION_LOGP], dist.logp(out[Columns.ACTIONS]))
 
 
 def test_gaussian_module_starts_at_the_configured_spread():

@@ -216,38 +216,6 @@ def test_the_gaussian_head_is_a_diagonal_normal_shifted_by_log_std_init(seed, di
     np.testing.assert_allclose(head.dist_inputs(out, None)[:, dims:], out[:, dims:].numpy() + log_std_init)
 
 
-def test_box_training_steps_are_those_of_the_rllib_training_env():
-    """The torch backend's training env (several-agent vector, k = 1) and RLlib's (the wrapper chain) give the
-    same learning reward for the same agent actions: projection, normalisation and the distance penalty are
-    one piece of arithmetic on both backends."""
-    from baselines.training_env import (
-        MultiAgentTrainingVector,
-        TrainingContext,
-        TrainingStats,
-        find_wrapper,
-        make_training_env,
-    )
-
-    rng = np.random.default_rng(0)
-    for mode, penalty in (("project", None), ("raw", 3.0), ("normalize", None)):
-        context = TrainingContext("sum_to_zero", {}, "none", 0.5, observes_mask=True, penalty=penalty,
-                                  action_mode=mode)
-        flat = make_training_env({**context.as_dict(), "num_envs": 4})
-        agents = MultiAgentTrainingVector(context, 4)
-        obs_flat, _ = flat.reset(seed=3)
-        obs_agents, _ = agents.reset(seed=3)
-        assert flat.single_action_space == agents.single_action_space
-        for _ in range(25):
-            np.testing.assert_allclose(obs_agents[:, 0], obs_flat)
-            actions = rng.uniform(agents.single_action_space.low, agents.single_action_space.high, (4, 13))
-            obs_flat, reward_flat, *_ = flat.step(actions)
-            obs_agents, reward_agents, *_ = agents.step(actions[:, None])
-            np.testing.assert_allclose(reward_agents[:, 0], reward_flat)
-        stats = find_wrapper(flat, TrainingStats).drain()
-        assert stats["invalid_steps"] == agents.drain()["invalid_steps"]
-        assert (stats["invalid_steps"] > 0) == (mode == "raw")
-
-
 @pytest.mark.parametrize("algo", ["masked_ppo", "normalize_ppo"])
 def test_torch_box_methods_never_send_an_inadmissible_action_and_learn(tmp_path, algo):
     """40k env steps (about 7 seconds): projection and normalisation keep every action admissible, and the

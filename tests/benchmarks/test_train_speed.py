@@ -17,12 +17,12 @@ measured side by side in one run.
   epochs of minibatches) on one sampled rollout of 8,192 env steps: with the sampling benchmark it splits
   an RLlib iteration into its two halves.
 - ``test_train_iteration``: one training iteration (sampling and learning) of masked PPO on RLlib
-  (with the backend's lean learner, and with RLlib's own ``PPOTorchLearner``, whose updates are the
-  same bits: :mod:`baselines.backends.rllib_lean_learner`) and on the torch backend, and of
+  (with the backend's fast learner, and with ``rllib_learner=exact``, RLlib's own ``PPOTorchLearner``,
+  pipeline and draws) and on the torch backend, and of
   sb3-contrib's MaskablePPO at the same settings in its usual set-up (a DummyVecEnv of single envs)
   and on the suite's batched env (the last two need ``pip install -e ".[compare]"``);
   ``extra_info["share_of_learner_ceiling"]`` is the rate over the learner alone's and
-  ``extra_info["lean_learner_speedup"]`` the lean learner's rate over RLlib's own. With ``n_agents``
+  ``extra_info["default_learner_speedup"]`` the fast learner's rate over RLlib's own. With ``n_agents``
   3, three traders in one market with one shared policy (all entries and agents batched on both
   backends); ``agent_steps_per_second`` counts each trader's steps and
   ``extra_info["agent_steps_vs_one_agent"]`` divides it by the same backend's one-agent rate.
@@ -85,8 +85,7 @@ def test_rllib_sampling(benchmark, ray_local, runner):
     from ray.tune.registry import register_env
 
     from baselines.backends.rllib_batched_runner import BatchedEnvRunner
-    from baselines.training_env import make_training_env
-    from tests.helpers import build_algo
+    from tests.helpers import build_algo, training_vector_env
 
     algo = build_algo("masked_ppo", "portfolio", budget=10**6)
     try:
@@ -98,7 +97,7 @@ def test_rllib_sampling(benchmark, ray_local, runner):
                 register_env("maskbench-single-env", _single_training_env)
                 env, mode = "maskbench-single-env", "sync"
             else:
-                register_env("maskbench-training-env", make_training_env)
+                register_env("maskbench-training-env", training_vector_env)
                 env, mode = "maskbench-training-env", "vector_entry_point"
             rllib_config = rllib_config.environment(env=env, observation_space=None, action_space=None) \
                 .env_runners(env_runner_cls=SingleAgentEnvRunner, gym_env_vectorize_mode=mode)
@@ -155,13 +154,6 @@ def _trainer(name, n_agents, monkeypatch):
     from tests.helpers import build_algo
 
     settings = {}
-    if name == "masked_ppo_rllib_stock_learner":
-        from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
-
-        from baselines.backends import rllib_ppo
-
-        monkeypatch.setattr(rllib_ppo, "learner_class", lambda name: PPOTorchLearner)
-        name = "masked_ppo_rllib"
     if name == "masked_ppo_rllib_exact_learner":
         settings, name = {"rllib_learner": "exact"}, "masked_ppo_rllib"
     if name.startswith("sb3"):
@@ -173,7 +165,6 @@ def _trainer(name, n_agents, monkeypatch):
 
 
 @pytest.mark.parametrize("name, n_agents", [("masked_ppo_rllib", 1), ("masked_ppo_rllib_exact_learner", 1),
-                                             ("masked_ppo_rllib_stock_learner", 1),
                                              ("masked_ppo_torch", 1), ("sb3_dummy_vec_env", 1),
                                              ("sb3_batched", 1), ("masked_ppo_rllib", 3), ("masked_ppo_torch", 3)])
 @pytest.mark.benchmark(group="train")
@@ -192,8 +183,7 @@ def test_train_iteration(benchmark, ray_local, monkeypatch, name, n_agents):
         if "learner" in _RATES:
             benchmark.extra_info["share_of_learner_ceiling"] = rate / _RATES["learner"]
         _RATES[f"{name}/{n_agents}"] = n_agents * rate
-        if name in ("masked_ppo_rllib_exact_learner", "masked_ppo_rllib_stock_learner") \
-                and "masked_ppo_rllib/1" in _RATES:
+        if name == "masked_ppo_rllib_exact_learner" and "masked_ppo_rllib/1" in _RATES:
             benchmark.extra_info["default_learner_speedup"] = _RATES["masked_ppo_rllib/1"] / rate
         if n_agents > 1 and f"{name}/1" in _RATES:
             benchmark.extra_info["agent_steps_vs_one_agent"] = n_agents * rate / _RATES[f"{name}/1"]

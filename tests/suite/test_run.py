@@ -227,6 +227,25 @@ def test_an_algo_that_cannot_run_the_env_config_writes_nothing(tmp_path, capsys)
     assert not (tmp_path / "speed_limit").exists()
 
 
+@pytest.mark.parametrize("algo", ["lagrangian_ppo", "sb3_maskable_ppo"])
+def test_a_run_recorded_with_the_rllib_settings_its_method_no_longer_has_is_the_same_run(tmp_path, algo):
+    """Issue 33 moved ``num_env_runners`` and ``rllib_learner`` into the configs of the methods that may train on
+    RLlib: a config.json of a method that never did, written with them, is the same run as a rerun today (the
+    same folder, resumable, the same ``config_id``)."""
+    from suite import files, runner
+
+    request = runner.RunRequest.build("portfolio", algo, 0, out=tmp_path)
+    assert "num_env_runners" not in request.algo_config and "rllib_learner" not in request.algo_config
+    record = files.json_safe(request.record())
+    record["algo_config"].update(num_env_runners=0, rllib_learner="fast")  # as such runs recorded them
+    request.directory.mkdir(parents=True)
+    (request.directory / "config.json").write_text(json.dumps(record))
+    (request.directory / "eval.csv").write_text("episode,env_seed,policy,mask,return,length,invalid_steps\n")
+    assert runner.prepare_directory(request, overwrite=False, resume=True) == runner.COMPLETE
+    assert results.config_id(results.with_added_settings(record)) == \
+        results.config_id(files.json_safe(request.record()))
+
+
 @pytest.mark.parametrize("backend", ["torch", "rllib"])
 def test_a_run_recorded_before_a_setting_existed_keeps_what_it_ran(tmp_path, backend):
     """An RLlib run from before ``rllib_learner`` made RLlib's updates bit for bit: it is the ``exact`` learner's
