@@ -46,9 +46,9 @@ def test_the_fast_path_is_on_by_default():
     import ray
 
     from baselines.ray_session import connect_ray
-    from baselines.settings import PPOSettings
+    from baselines.settings import RLlibSettings
 
-    assert PPOSettings().rllib_learner == "fast"
+    assert RLlibSettings().rllib_learner == "fast"
     connect_ray(None, num_cpus=1)
     try:
         algo = build_algo("masked_ppo", "portfolio", budget=10**6, lr_schedule="linear", **TINY_SETTINGS)
