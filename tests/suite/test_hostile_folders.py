@@ -226,16 +226,17 @@ def test_writers_with_a_root_never_leave_it_nor_follow_a_link(tmp_path, elsewher
 
 
 def test_clean_leftovers_removes_only_the_suites_own_temporary_files(tmp_path, elsewhere):
-    ours = [".progress.csv.ab12cd_3.tmp", ".eval.csv.x1y2.tmp", ".config.json.k9k9k9k9.tmp",
+    ours = [".progress.csv.ab12cd_3.tmp", ".eval.csv.x1y2z3w4.tmp", ".config.json.k9k9k9k9.tmp",
             ".error.txt.a1b2c3d4.tmp", ".lock.zz99zz99.tmp"]
     theirs = [".notes.tmp", ".my-draft.tmp", ".progress.csv.tmp", ".summary.csv.ab12cd34.tmp", "progress.csv",
+              ".eval.csv.x1y2.tmp", ".config.json.abcdefghij.tmp",  # not the 8 characters the writers use
               ".progress.csv.AB-12.tmp"]
     for name in ours + theirs:
         (tmp_path / "run" / name).parent.mkdir(exist_ok=True)
         (tmp_path / "run" / name).write_text("x")
-    (tmp_path / "run" / ".eval.csv.linkzz.tmp").symlink_to(elsewhere / "victim.png")
+    (tmp_path / "run" / ".eval.csv.linkzz00.tmp").symlink_to(elsewhere / "victim.png")
     before = snapshot(elsewhere)
-    assert files.clean_leftovers(tmp_path / "run") == sorted([*ours, ".eval.csv.linkzz.tmp"])
+    assert files.clean_leftovers(tmp_path / "run") == sorted([*ours, ".eval.csv.linkzz00.tmp"])
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(theirs)
     assert snapshot(elsewhere) == before  # a linked leftover loses the link only
 
