@@ -154,7 +154,7 @@ def test_restore_brings_back_the_trained_weights_on_learner_and_env_runner(tmp_p
         return learner, runner
 
     settings = {"train_batch_size": 512, "minibatch_size": 128, "num_envs_per_env_runner": 16, "hidden": 16}
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)  # never another Ray on the machine
     try:
         trained = build_algo("masked_ppo", "portfolio", **settings)
         trained.train_iteration()
