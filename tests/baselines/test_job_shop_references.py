@@ -54,7 +54,8 @@ RULES = list(HAND_SCHEDULES)
 
 
 def player(name, env_name, num_envs=1, **env_config):
-    config = JobShopOptimumConfig(num_envs=num_envs) if name == "job_shop_optimum" else \
+    # a generous ceiling: the proofs take 1-30 s, and a busy machine must not turn a wall-clock limit into a failure
+    config = JobShopOptimumConfig(num_envs=num_envs, time_limit=600.0) if name == "job_shop_optimum" else \
         RandomValidConfig(num_envs=num_envs)
     return load(name)(env_name, env_config, config, seed=0)
 
