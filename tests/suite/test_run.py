@@ -132,7 +132,7 @@ def test_resume_of_a_run_with_another_identity_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--env", "nope", "--algo", "random_valid"], "unknown env 'nope'; known envs: portfolio"),
+    (["--env", "nope", "--algo", "random_valid"], "unknown env 'nope'; known envs: job_shop, job_shop-l"),
     (["--env", "portfolio", "--algo", "nope"], f"unknown algo 'nope'; known algos: {', '.join(algo_names())}"),
     (["--env", "portfolio", "--algo", "random_valid", "--steps", "0"], "expected a positive integer, got '0'"),
     (["--env", "portfolio", "--algo", "random_valid", "--steps", "-5"], "expected a positive integer, got '-5'"),

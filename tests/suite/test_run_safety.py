@@ -86,7 +86,7 @@ def test_resume_finishes_an_interrupted_checkpoint_swap_and_cleans_leftovers(tmp
     directory = folder(tmp_path / "cut")
     (directory / "eval.csv").unlink()
     os.replace(directory / "checkpoint", directory / ".checkpoint.old")  # killed between the two renames
-    (directory / ".progress.csv.abcd.tmp").write_text("half a file")
+    (directory / ".progress.csv.abcd1234.tmp").write_text("half a file")
     capsys.readouterr()
     assert run_main(*small(tmp_path / "cut", "--resume")) == 0
     assert "recovered checkpoint/" in capsys.readouterr().err
