@@ -100,7 +100,7 @@ def test_a_failed_trial_is_reported_and_the_others_finish(tmp_path, monkeypatch,
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--env", "portfolio,nope", "--algo", "random_valid"], "unknown env 'nope'; known envs: portfolio"),
+    (["--env", "portfolio,nope", "--algo", "random_valid"], "unknown env 'nope'; known envs: job_shop, job_shop-l"),
     (["--env", "all", "--algo", "random_valid,bogus"], "unknown algo 'bogus'; known algos:"),
     (["--env", "speed_limit", "--algo", "clairvoyant_dp", "--seeds", "2", "--env-config", "max_steps=50"],
      "(clairvoyant_dp) is exact only with max_steps >= 2 * road_length"),
