@@ -49,9 +49,9 @@ def pytest_collection_modifyitems(config, items):
     skip_slow = pytest.mark.skip(reason="slow test: run with pytest --slow (.ci/run does)")
     skip_fast = pytest.mark.skip(reason="pytest --slow runs the slow tests only")
     if config.getoption("--survey"):
-        from tests.robustness.survey import area_of
+        from tests.robustness.survey import NOT_A_CASE, area_of
 
-        skip_other = pytest.mark.skip(reason="not a case of the robustness survey (nor a slow test)")
+        skip_other = pytest.mark.skip(reason=NOT_A_CASE)
         for item in items:
             if _is_benchmark(item) or not ("slow" in item.keywords or area_of(item.nodeid)):
                 item.add_marker(skip_other)

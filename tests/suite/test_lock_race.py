@@ -33,6 +33,10 @@ def take_each_round(index, folders, barrier, outcomes):
             outcomes[slot] = os.getpid()
         except files.FolderLocked as error:
             outcomes[slot] = REFUSED if "is being written by another run (pid " in str(error) else BROKEN
+    try:  # the last round's winner stays alive until every taker has tried: a dead winner's lock is stale again
+        barrier.wait(timeout=60)
+    except Exception:  # threading.BrokenBarrierError
+        pass
 
 
 def stale_lock(folder: Path, dead_pid: int, kind: str) -> None:
