@@ -75,6 +75,9 @@ class PPOSettings:
     hidden: tuple[int, ...] = setting((256, 256), "hidden layer sizes of the policy and value networks",
                                       check=_positive_ints, accepts="positive integers")
     activation: str = setting("tanh", "hidden layer activation", choices=ACTIVATIONS)
+    network: str = setting("mlp", "policy and value networks: mlp (over all features), or per_entry (one network "
+                           "shared by the action's entries, for envs whose entries are exchangeable: sum_to_zero; "
+                           "torch backend)", choices=("mlp", "per_entry"))
     log_std_init: float = setting(0.0, "continuous actions: initial log standard deviation of the Gaussian policy",
                                   check=lambda v: abs(v) <= 20, accepts="a number in [-20, 20]")
     obs_transform: str = setting("symlog", "elementwise transform of the observation features "
@@ -181,14 +184,28 @@ def learning_rate(config: PPOSettings, env_steps: int, budget: int | None) -> fl
     return config.lr * max(0.0, 1.0 - env_steps / budget)
 
 
-def check_network_fits(config: PPOSettings, core: Any) -> None:
-    """Refuse up front (one-line ``ConfigError``) policy and value networks for ``core``'s spaces that
-    cannot fit in memory: their float32 weights, gradients and Adam's two moments, and a minibatch's
-    activations."""
+def check_network_fits(config: PPOSettings, core: Any, *, networks: tuple[str, ...] = ("mlp",)) -> None:
+    """Refuse up front (one-line ``ConfigError``) a ``network`` the calling backend does not build (``networks``)
+    or ``core`` cannot have, and policy and value networks for ``core``'s spaces that cannot fit in memory:
+    their float32 weights, gradients and Adam's two moments, and a minibatch's activations."""
+    if config.network not in networks:
+        raise ConfigError(f"algo config: network={config.network} is not built by this backend; it builds "
+                          f"{', '.join(networks)} (per_entry: --backend torch)")
     n_features = int(np.prod(core.feature_space.shape))
     n_outputs = int(core.nvec.sum()) if core.discrete else 2 * int(np.prod(core.action_space.shape))
-    sizes = [n_features, *config.hidden]
-    trunk = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
-    params = 2 * trunk + (sizes[-1] + 1) * (n_outputs + 1)
-    activations = config.minibatch_size * sum(config.hidden) * 2 * 3
-    check_fits(4 * (4 * params + activations), f"networks of hidden sizes {','.join(map(str, config.hidden))}")
+    if config.network == "per_entry":
+        if not type(core).provides("entry_features"):
+            raise ConfigError(f"algo config: network=per_entry needs an env whose action entries are exchangeable "
+                              f"(one that offers entry_features(): sum_to_zero); {core.name!r} does not")
+        n_entries, k = core.entry_features().shape
+        sizes = [2 * config.hidden[0], *config.hidden[1:]]
+        params = 3 * (k + 1) * config.hidden[0] + sum((a + 1) * b for a, b in zip(sizes, sizes[1:])) \
+            + (sizes[-1] + 1) * (n_outputs // n_entries + 1)
+        activations = config.minibatch_size * n_entries * sum(config.hidden) * 3 * 3
+    else:
+        sizes = [n_features, *config.hidden]
+        trunk = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+        params = 2 * trunk + (sizes[-1] + 1) * (n_outputs + 1)
+        activations = config.minibatch_size * sum(config.hidden) * 2 * 3
+    check_fits(4 * (4 * params + activations), f"{config.network} networks of hidden sizes "
+               f"{','.join(map(str, config.hidden))}")

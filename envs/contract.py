@@ -263,6 +263,21 @@ def _check_fallback(probe: _Probe, core: EnvCore, admissible: Any, actions: np.n
             probe.fail(str(error).removeprefix(f"env {probe.name!r}: "), error)
 
 
+def _check_entry_features(probe: _Probe, core: EnvCore) -> None:
+    """``entry_features()``: one row of feature indices per entry of a one-dimensional action."""
+    if core.discrete or len(core.action_space.shape) != 1:
+        probe.fail("entry_features() is offered, but the action is not a one-dimensional Box; the per-entry "
+                   "network describes the entries of a Box(n) action")
+    rows = probe.call("entry_features()", core.entry_features)
+    n_entries, n_features = core.action_space.shape[0], int(np.prod(core.feature_space.shape))
+    if not isinstance(rows, np.ndarray) or rows.ndim != 2 or not np.issubdtype(rows.dtype, np.integer):
+        probe.fail(f"entry_features() returned {_what(rows)}; expected an integer numpy array of shape "
+                   f"({n_entries}, k): row i the indices of the features describing action entry i")
+    probe.array("entry_features()", rows, (n_entries, rows.shape[1]), "entries x features", rows.dtype)
+    if rows.size and (rows.min() < 0 or rows.max() >= n_features):
+        probe.fail(f"entry_features() has indices outside the {n_features} features ({_sample(rows)})")
+
+
 def check_core(core_cls: type[EnvCore], name: str) -> None:
     """Check ``core_cls`` against the :class:`EnvCore` contract on a probe batch (once per class).
 
@@ -283,6 +298,8 @@ def check_core(core_cls: type[EnvCore], name: str) -> None:
         probe.fail("reset_envs() left self.state None; it must create the state on its first call")
     batch = (core.num_envs, core.n_agents)
     admissible = _check_observation(probe, core)
+    if type(core).provides("entry_features"):
+        _check_entry_features(probe, core)
     if type(core).provides("metrics"):
         _check_info(probe, "metrics()", probe.call("metrics()", core.metrics), batch)
     actions = _admissible_actions(probe, core, admissible, rng)

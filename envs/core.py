@@ -35,7 +35,7 @@ __all__ = ["EnvCore", "StepResult", "EnvFailure", "OPTIONAL_HOOKS", "INVALID_ACT
 #: What an env may offer beyond the abstract methods (see "optional hooks" in :class:`EnvCore`).
 OPTIONAL_HOOKS = ("metrics", "idle_action", "sample_states", "oracle_actions", "check_oracle_config",
                   "render_text", "render_rgb", "reallocation_to", "target_return", "return_bound", "state_bytes",
-                  "noop", "repair")
+                  "noop", "repair", "entry_features")
 
 #: How an inadmissible action can be executed: the values of the common config key ``invalid_action``
 #: (:attr:`EnvCore.invalid_action`). ``noop``: the attempted action is not executed (Huang & Ontañón's setting;
@@ -288,6 +288,16 @@ class EnvCore(ABC):
         target weights, the env side rescales them); envs without it cannot run that method.
         """
         raise NotImplementedError(f"{type(self).__name__} does not reallocate weights")
+
+    def entry_features(self) -> np.ndarray:
+        """Envs whose action entries are exchangeable (allocation targets): ``(n_entries, k)`` indices into an
+        agent's feature vector, row ``i`` the ``k`` features that describe action entry ``i``.
+
+        Called by the torch backend's ``network=per_entry`` (one small network shared by every entry, as
+        Jiang et al. 2017's EIIE), which needs to know which features belong to which entry; envs without it
+        run the default ``mlp`` only.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not describe its action entries")
 
     @classmethod
     def target_return(cls, config: Any) -> float | None:

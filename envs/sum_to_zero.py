@@ -231,6 +231,11 @@ class SumToZeroCore(EnvCore):
         demand = np.broadcast_to(self._demand_at(0)[:, None, :], s.weights.shape)
         return np.concatenate([s.weights, demand], axis=-1).astype(np.float32)
 
+    def entry_features(self) -> np.ndarray:
+        """Target ``i`` is described by its weight and its demand share: features ``i`` and ``n + i``."""
+        n = self.config.n_targets
+        return np.stack([np.arange(n), n + np.arange(n)], axis=1)
+
     def admissible_set(self) -> BoundedSumSet:
         w = self.state.weights
         return BoundedSumSet(-w, 1.0 - w, 0.0, atol=self.config.tolerance)

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from baselines.algorithm import Algorithm, Policy, derived_seed
+from baselines.backends.torch_entry_network import EntryActorCritic, mlp
 from baselines.backends.torch_policy_heads import make_head
 from baselines.episodes import progress_row
 from baselines.evaluation import joint_policy, network_policies
@@ -62,22 +63,8 @@ __all__ = ["ActorCritic", "TorchPPO", "advantages"]
 
 #: The training env in a checkpoint (pickled: numpy state and generators).
 TRAINING_ENV_FILE = "training_env.pkl"
-
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
-
-
-def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str, out_gain: float) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for size in hidden:
-        linear = nn.Linear(n_in, size)
-        nn.init.orthogonal_(linear.weight, math.sqrt(2))
-        nn.init.zeros_(linear.bias)
-        layers += [linear, _ACTIVATIONS[activation]()]
-        n_in = size
-    head = nn.Linear(n_in, n_out)
-    nn.init.orthogonal_(head.weight, out_gain)
-    nn.init.zeros_(head.bias)
-    return nn.Sequential(*layers, head)
+#: The ``network`` settings this backend builds.
+NETWORKS = ("mlp", "per_entry")
 
 
 class ActorCritic(nn.Module):
@@ -87,9 +74,9 @@ class ActorCritic(nn.Module):
     def __init__(self, n_features: int, n_outputs: int, hidden: tuple[int, ...], activation: str,
                  cost_critic: bool = False):
         super().__init__()
-        self.policy = _mlp(n_features, hidden, n_outputs, activation, out_gain=0.01)
-        self.value = _mlp(n_features, hidden, 1, activation, out_gain=1.0)
-        self.cost_value = _mlp(n_features, hidden, 1, activation, out_gain=1.0) if cost_critic else None
+        self.policy = mlp(n_features, hidden, n_outputs, activation, out_gain=0.01)
+        self.value = mlp(n_features, hidden, 1, activation, out_gain=1.0)
+        self.cost_value = mlp(n_features, hidden, 1, activation, out_gain=1.0) if cost_critic else None
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy(features), self.value(features)[..., 0]
@@ -138,7 +125,7 @@ class TorchPPO(Algorithm):
         self.action_space = core.action_space
         self.agent_ids = list(core.agent_ids)
         check_settings(config, budget)
-        check_network_fits(config, core)
+        check_network_fits(config, core, networks=NETWORKS)
         method.check(env_name, env_config, "torch", core=core)  # the training env's core: same agents and spaces
         c = config
         if getattr(c, "num_env_runners", 0):  # a method that may run on RLlib has the setting
@@ -159,14 +146,19 @@ class TorchPPO(Algorithm):
         n_features = int(np.prod(core.feature_space.shape))
         with torch.random.fork_rng():
             torch.manual_seed(derived_seed(seed, "policy"))
-            self.models = nn.ModuleList([ActorCritic(n_features, self.head.n_outputs, c.hidden, c.activation,
-                                                     cost_critic=self.lagrange is not None)
-                                         for _ in range(max(self.model_of) + 1)])
+            self.models = nn.ModuleList([self._network(core, n_features) for _ in range(max(self.model_of) + 1)])
         self.optimizers = [torch.optim.Adam(model.parameters(), lr=c.lr, eps=1e-5, fused=True)  # fused: 15% faster
                            for model in self.models]
         self.generator = torch.Generator().manual_seed(derived_seed(seed, "sampling"))
         self._obs, _ = self.env.reset(seed=derived_seed(seed, "env"))
         self._episode_cost = np.zeros(c.num_envs_per_env_runner * self.n_agents)
+
+    def _network(self, core, n_features: int) -> nn.Module:
+        """One actor-critic of the config's ``network``: the MLP over all features, or the per-entry network."""
+        c, cost_critic = self.config, self.lagrange is not None
+        if c.network == "per_entry":
+            return EntryActorCritic(core.entry_features(), self.head.n_outputs, c.hidden, c.activation, cost_critic)
+        return ActorCritic(n_features, self.head.n_outputs, c.hidden, c.activation, cost_critic=cost_critic)
 
     @classmethod
     def incompatibility_with(cls, method, env_name: str, core) -> str | None:
