@@ -5,8 +5,9 @@ per agent too), ``violations.csv`` (per constraint, :mod:`suite.violations`), ``
 (runs evaluated under corrupted masks, :mod:`suite.mask_noise_report`), ``scaling.csv`` (runs on two
 or more levels of an env: score by level and method, :mod:`suite.scaling`), ``job_shop_gaps.csv`` (job-shop
 tasks with the solver's optimum run: the mean optimality gap on the held-out instances per method and rule,
-beside Zhang et al.'s, :mod:`suite.job_shop_gaps`), ``report.md`` (the same as markdown tables, the scaling
-paragraphs, the job-shop gaps, the problems found, and the plots) and ``plots/*.png``
+beside Zhang et al.'s, :mod:`suite.job_shop_gaps`), ``budgets.csv`` (configs evaluated during training:
+where their learning stopped, or that it had not, :mod:`suite.budgets`), ``report.md`` (the same as markdown
+tables, the scaling paragraphs, the job-shop gaps, the problems found, and the plots) and ``plots/*.png``
 (learning curves per env; the penalty-size sweep where there is one; the corrupted-mask curves; the
 scaling figure per env family), and prints the tables.
 
@@ -52,6 +53,7 @@ import envs
 from baselines.references import roles
 from envs.config import ConfigError, parse_assignments
 from suite import aggregate, aggregate_plots, files, results, scaling
+from suite.budgets import budget_markdown, budget_table
 from suite.cli import Parser, UsageError, folder, run_cli
 from suite.job_shop_gaps import gap_markdown, gap_table
 from suite.learning_curves import learning_curves, plot_learning_curves
@@ -665,6 +667,10 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
         if not gaps.empty:
             files.atomic_write_csv(out / "job_shop_gaps.csv", gaps, root=out)
             gap_lines = gap_markdown(gaps)
+        budgets = budget_table(loaded, labels)
+        if not budgets.empty:
+            files.atomic_write_csv(out / "budgets.csv", budgets, root=out)
+            gap_lines = [*gap_lines, *budget_markdown(budgets)]
         if not agents.empty:
             files.atomic_write_csv(out / "agents.csv", agents, root=out)
         curves = learning_curves(loaded)
