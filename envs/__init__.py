@@ -10,7 +10,7 @@ Importing ``envs`` registers the built-in envs (each registers itself in its own
 """
 
 from . import job_shop, portfolio, speed_limit, sum_to_zero  # noqa: F401  (the built-in envs register themselves)
-from .config import ConfigError
+from .config import ConfigError, UnknownConfigKey
 from .contract import EnvContractError
 from .core import EnvCore, StepResult
 from .masking import AdmissibleSet, Constraint
@@ -35,7 +35,7 @@ from .registry import (
 
 __all__ = [
     "AdmissibleSet", "ConfigError", "Constraint", "EnvContractError", "EnvCore", "EnvSpec", "StepResult",
-    "config_dict", "describe", "gymnasium_id", "levels", "make", "make_core", "resolve_config",
+    "UnknownConfigKey", "config_dict", "describe", "gymnasium_id", "levels", "make", "make_core", "resolve_config",
     "make_multi_agent_vector",
     "make_parallel", "make_vector", "names", "register", "register_level", "spec", "unregister",
 ]

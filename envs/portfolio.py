@@ -153,7 +153,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache, partial
 
 import numpy as np
 from gymnasium import spaces
@@ -396,15 +396,17 @@ class PortfolioCore(EnvCore):
         self._noise = np.zeros((num_envs, config.periods + 1, n))  # each episode's standard normals
         self._last_value = np.zeros((num_envs, self.n_agents))
 
-    @property
+    @cached_property
     def constraints(self) -> Sequence[Constraint]:
+        # Built once: they depend only on the frozen config and the sizes set in __init__. Every predicate is a
+        # method or a partial of one (no closure), so a core holding them still pickles (training checkpoints).
         rules = [Constraint("C1", "no selling more units than held", self._admits_c1)]
         if self.n_assets > C2_ASSET:
             rules.append(Constraint("C2", "no buying asset 3 while it is worth more than 1/3 of the portfolio",
-                                    self._share_rule(C2_ASSET, C2_SHARE)))
+                                    partial(self._admits_share, C2_ASSET, C2_SHARE)))
         if self.n_assets > C3_ASSET:
             rules.append(Constraint("C3", "no buying asset 2 while it is worth more than 2/3 of the portfolio",
-                                    self._share_rule(C3_ASSET, C3_SHARE)))
+                                    partial(self._admits_share, C3_ASSET, C3_SHARE)))
         rules.append(Constraint("C4", "no buying with less than $1 cash", self._admits_c4))
         if self.n_assets > POST_ASSETS:
             rules.append(Constraint("C5", "no buying an asset after the third while it is worth more than its "
@@ -412,7 +414,7 @@ class PortfolioCore(EnvCore):
         if self.config.affordable_buys:
             rules.append(Constraint("C6", "no buying more units of an asset than the cash pays for",
                                     self._admits_c6))
-        return rules
+        return tuple(rules)
 
     # --- Constraint predicates: straight transcriptions of C1..C5, independent of the mask code. ---
     # Each takes the state and actions (B, A, n_assets) and says which sub-actions it admits.
@@ -421,15 +423,14 @@ class PortfolioCore(EnvCore):
         units_sold = np.where(actions < self.hold, LOT * (self.hold - actions), 0)
         return units_sold <= state.holdings
 
-    def _share_rule(self, asset: int, share: float):
-        def admits(state: PortfolioState, actions: np.ndarray) -> np.ndarray:
-            total = portfolio_value(state)
-            holding_value = state.holdings[..., asset] * state.prices[:, None, asset]
-            over = holding_value > total * share
-            ok = np.ones(actions.shape, dtype=bool)
-            ok[..., asset] = ~((actions[..., asset] > self.hold) & over)
-            return ok
-        return admits
+    def _admits_share(self, asset: int, share: float, state: PortfolioState, actions: np.ndarray) -> np.ndarray:
+        """C2 / C3: no buying ``asset`` while it is worth more than ``share`` of the portfolio."""
+        total = portfolio_value(state)
+        holding_value = state.holdings[..., asset] * state.prices[:, None, asset]
+        over = holding_value > total * share
+        ok = np.ones(actions.shape, dtype=bool)
+        ok[..., asset] = ~((actions[..., asset] > self.hold) & over)
+        return ok
 
     def _admits_c4(self, state: PortfolioState, actions: np.ndarray) -> np.ndarray:
         return ~((actions > self.hold) & (state.cash[..., None] < C4_MIN_CASH))

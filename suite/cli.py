@@ -13,12 +13,16 @@ import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from envs.config import ConfigError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["UsageError", "CommandFailed", "DefaultsHelpFormatter", "Parser", "run_cli", "positive_int",
            "positive_float", "non_negative_int", "finite_float", "bounded_int", "folder", "MAX_INT64", "probabilities",
-           "add_import_flag", "import_user_modules", "one_line"]
+           "add_import_flag", "import_user_modules", "one_line", "printed_table"]
 
 #: The largest count any command takes: budgets, seeds and counters are 64-bit integers in numpy, pandas and
 #: the result files, so a larger one could never be reached (or written).
@@ -150,6 +154,15 @@ def one_line(error: BaseException | str) -> str:
     """The first non-empty line of an error's message (what a one-line report shows)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else "(no message)"
+
+
+def printed_table(frame: pd.DataFrame) -> list[str]:
+    """The lines of the markdown table a command prints, by pandas' ``DataFrame.to_markdown`` (tabulate's pipe
+    table). Cells are written as given (``disable_numparse``: "1,530" and "43.8%" stay as formatted) and are not
+    padded to their column's width (``stralign=None``), so a row's line depends on that row alone: a command can
+    print rows as they are measured, and ``| portfolio-m | 2 |`` can be searched for. Only the line under the
+    header takes its dashes from the widths of the rows it was given."""
+    return frame.to_markdown(index=False, disable_numparse=True, stralign=None).splitlines()
 
 
 def _where(error: BaseException) -> str:

@@ -17,13 +17,18 @@ import sys
 import time
 from collections.abc import Sequence
 
+import pandas as pd
+
 import envs
 from baselines import load_algo
 from baselines.method import Method
 from envs.config import parse_assignments
-from suite.cli import Parser, UsageError, positive_int, run_cli
+from suite.cli import Parser, UsageError, positive_int, printed_table, run_cli
 
-__all__ = ["main", "measure_layout"]
+__all__ = ["MEASURED", "main", "measure_layout", "shown_layouts"]
+
+#: The columns of a :func:`measure_layout` row.
+MEASURED = ["num_env_runners", "num_envs_per_env_runner", "env_steps_per_second", "first_iteration", "build_seconds"]
 
 
 def _int_list(text: str) -> list[int]:
@@ -47,6 +52,16 @@ def build_parser() -> Parser:
     parser.add_argument("--algo-config", action="append", default=[], metavar="KEY=VALUE",
                         help="other algo settings, the same for every layout (repeatable)")
     return parser
+
+
+def shown_layouts(measured: pd.DataFrame) -> pd.DataFrame:
+    """:func:`measure_layout` rows as ``python -m suite.layout`` prints them: rates in whole env steps/s with
+    thousands separators, build time in seconds to one decimal."""
+    return pd.DataFrame({"num_env_runners": measured["num_env_runners"].map(str),
+                         "num_envs_per_env_runner": measured["num_envs_per_env_runner"].map(str),
+                         "env steps/s": measured["env_steps_per_second"].map("{:,.0f}".format),
+                         "first iteration": measured["first_iteration"].map("{:,.0f}".format),
+                         "build s": measured["build_seconds"].map("{:.1f}".format)})
 
 
 def measure_layout(env: str, algo: str, runners: int, envs_per_runner: int, iterations: int,
@@ -84,18 +99,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError("suite.layout measures RLlib's sampling layouts; leave backend at rllib")
     envs.spec(args.env)  # an unknown env or bad settings fail here, before the table starts
     entry.make_config(args.env, overrides, owner=f"algo {args.algo!r}")
+    # Each row is printed as it is measured (a layout takes a while): a printed table's lines do not depend on
+    # each other (suite.cli.printed_table), so the header goes first and each row's line when it comes.
+    print("\n".join(printed_table(shown_layouts(pd.DataFrame(columns=MEASURED)))), flush=True)
     rows = []
-    print("| num_env_runners | num_envs_per_env_runner | env steps/s | first iteration | build s |")
-    print("| --- | --- | --- | --- | --- |", flush=True)
     for runners in runner_counts:
         for count in env_counts:
-            row = measure_layout(args.env, args.algo, runners, count, args.iterations, overrides)
-            rows.append(row)
-            print(f"| {runners} | {count} | {row['env_steps_per_second']:,.0f} | {row['first_iteration']:,.0f} | "
-                  f"{row['build_seconds']:.1f} |", flush=True)
-    best = max(rows, key=lambda r: r["env_steps_per_second"])
-    print(f"fastest: num_env_runners={best['num_env_runners']} num_envs_per_env_runner="
-          f"{best['num_envs_per_env_runner']} ({best['env_steps_per_second']:,.0f} env steps/s)")
+            rows.append(measure_layout(args.env, args.algo, runners, count, args.iterations, overrides))
+            print(printed_table(shown_layouts(pd.DataFrame(rows[-1:], columns=MEASURED)))[-1], flush=True)
+    measured = pd.DataFrame(rows, columns=MEASURED)
+    best = measured["env_steps_per_second"].idxmax()
+    print(f"fastest: num_env_runners={measured.at[best, 'num_env_runners']} num_envs_per_env_runner="
+          f"{measured.at[best, 'num_envs_per_env_runner']} ({measured.at[best, 'env_steps_per_second']:,.0f} "
+          "env steps/s)")
     return 0
 
 

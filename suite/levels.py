@@ -23,9 +23,9 @@ import pandas as pd
 
 import envs
 from envs.masking import MASK_KEY, admit_all_unless, sample_masked, split_mask
-from suite.cli import Parser, positive_int, run_cli
+from suite.cli import Parser, positive_int, printed_table, run_cli
 
-__all__ = ["inadmissible_share", "level_table", "main"]
+__all__ = ["inadmissible_share", "level_table", "main", "shown_table"]
 
 
 @lru_cache(maxsize=64)
@@ -73,6 +73,21 @@ def level_table(names: Sequence[str], steps: int = 4096, seed: int = 0) -> pd.Da
     return pd.DataFrame([inadmissible_share(name, steps, seed) for name in names])
 
 
+def _detail(row: pd.Series) -> str:
+    if pd.notna(row.get("sub_action_share_mean")):
+        return f"{row['sub_action_share_mean']:.1%} / {row['sub_action_share_max']:.1%}"
+    return f"mean distance to the set {row['mean_distance']:.3g}"
+
+
+def shown_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`level_table` as ``python -m suite.levels`` prints it: counts with thousands separators, shares in
+    percent; a discrete level's sub-action shares (mean / max), a Box level's mean distance to the set."""
+    return pd.DataFrame({"env": table["env"], "level": table["level"].map(str),
+                         "action space": table["action_space"], "actions": table["actions"].map("{:,}".format),
+                         "inadmissible share": table["inadmissible_share"].map("{:.1%}".format),
+                         "per sub-action (mean / max)": table.apply(_detail, axis=1)})
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python -m suite.levels", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="all", help="comma list of env names or levels, or all")
@@ -89,14 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = expand_names(args.env, envs.names(), "env")
     names = sorted(names, key=lambda name: (envs.spec(name).family, envs.spec(name).level))
     table = level_table(names, args.steps, args.seed)
-    print("| env | level | action space | actions | inadmissible share | per sub-action (mean / max) |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for _, row in table.iterrows():
-        detail = f"{row['sub_action_share_mean']:.1%} / {row['sub_action_share_max']:.1%}" \
-            if "sub_action_share_mean" in row and not pd.isna(row.get("sub_action_share_mean")) \
-            else f"mean distance to the set {row['mean_distance']:.3g}"
-        print(f"| {row['env']} | {row['level']} | {row['action_space']} | {row['actions']:,} | "
-              f"{row['inadmissible_share']:.1%} | {detail} |")
+    print("\n".join(printed_table(shown_table(table))))
     if args.csv:
         table.to_csv(args.csv, index=False)
     return 0

@@ -41,11 +41,12 @@ from suite.cli import (
     non_negative_int,
     positive_float,
     positive_int,
+    printed_table,
     run_cli,
 )
 from suite.stats import median_with_failures, ratio_of_medians_ci
 
-__all__ = ["CONTENDERS", "main", "race_table"]
+__all__ = ["CONTENDERS", "main", "race_table", "shown_table"]
 
 #: name -> (algo, its config overrides). The sb3-contrib baseline is its usual set-up (a DummyVecEnv
 #: of single envs); "_batched" gives it the suite's batched env instead.
@@ -113,20 +114,25 @@ def _fmt(value: float, pattern: str) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, pattern)
 
 
-def format_table(table: pd.DataFrame, target: float) -> str:
-    header = (f"| contender | seeds | env steps/s | seeds reaching {target:,.0f} | median env steps to target | "
-              "median wall s to target | final return (95% CI) | × sb3 speed | × sb3 time to target (95% CI) |")
-    lines = [header, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for _, r in table.iterrows():
-        lines.append(f"| {r['contender']} | {r['seeds']} | {_fmt(r['env_steps_per_second'], ',.0f')} | "
-                     f"{r['seeds_reaching']} | {_fmt(r['steps_to_target'], ',.0f')} | "
-                     f"{_fmt(r['seconds_to_target'], ',.0f')} | {_fmt(r['final_return'], ',.0f')} "
-                     f"({_fmt(r['final_return_ci_low'], ',.0f')}–{_fmt(r['final_return_ci_high'], ',.0f')}) | "
-                     f"{_fmt(r.get('speed_vs_sb3', math.nan), '.2f')} | "
-                     f"{_fmt(r.get('time_to_target_vs_sb3', math.nan), '.2f')} "
-                     f"({_fmt(r.get('time_to_target_vs_sb3_ci_low', math.nan), '.2f')}–"
-                     f"{_fmt(r.get('time_to_target_vs_sb3_ci_high', math.nan), '.2f')}) |")
-    return "\n".join(lines)
+def shown_table(table: pd.DataFrame, target: float) -> pd.DataFrame:
+    """:func:`race_table` as ``python -m suite.race`` prints it: returns and rates whole with thousands separators,
+    ratios to two decimals, each interval after its figure, "–" where there is no figure (no baseline raced)."""
+    def cells(column: str, pattern: str) -> pd.Series:
+        values = table[column] if column in table else pd.Series(math.nan, index=table.index)
+        return values.map(lambda value: _fmt(value, pattern))
+
+    def with_ci(column: str, pattern: str) -> pd.Series:
+        return (cells(column, pattern) + " (" + cells(f"{column}_ci_low", pattern) + "–"
+                + cells(f"{column}_ci_high", pattern) + ")")
+
+    return pd.DataFrame({"contender": table["contender"], "seeds": table["seeds"].map(str),
+                         "env steps/s": cells("env_steps_per_second", ",.0f"),
+                         f"seeds reaching {target:,.0f}": table["seeds_reaching"].map(str),
+                         "median env steps to target": cells("steps_to_target", ",.0f"),
+                         "median wall s to target": cells("seconds_to_target", ",.0f"),
+                         "final return (95% CI)": with_ci("final_return", ",.0f"),
+                         "× sb3 speed": cells("speed_vs_sb3", ".2f"),
+                         "× sb3 time to target (95% CI)": with_ci("time_to_target_vs_sb3", ".2f")})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"no complete run in {out}")
     summary = summary[summary["env"] == args.env]
     table = race_table(summary, loaded, target)
-    print(format_table(table, target))
+    print("\n".join(printed_table(shown_table(table, target))))
     files.atomic_write_csv(out / f"race_{args.env}.csv", table, root=out)  # never through a link of that name
     print(f"written: {out / f'race_{args.env}.csv'}")
     return 0

@@ -180,7 +180,9 @@ def _group_problems(group: dict[str, Any], here: str) -> list[str]:
 
 
 def study_entries(study: dict[str, Any]) -> list[sweep.SweepEntry]:
-    """Every run of the study, in the order the file lists them (seeds innermost)."""
+    """Every run of the study, in the order the file lists them (seeds innermost), each once: a run that two
+    groups list (``references`` stands for ``random_valid`` too, which a group of its own may run at more
+    seeds) is the same run, started once where the file first lists it."""
     entries = []
     for group in study["group"]:
         grid = group.get("grid", {})
@@ -192,7 +194,7 @@ def study_entries(study: dict[str, Any]) -> list[sweep.SweepEntry]:
                     for seed in range(int(group.get("seeds", study.get("seeds", 1)))):
                         entries.append(sweep.SweepEntry(env, algo, seed, _frozen(group.get("env_config", {})),
                                                         _frozen(algo_config), group.get("steps")))
-    return entries
+    return list(dict.fromkeys(entries))
 
 
 def _frozen(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -176,15 +176,22 @@ NODE_CHECK = ".maskbench-sweep-"
 TUNE_FOLDER = ".tune-"
 
 
+def _read_marker(marker: Path) -> dict[str, Any] | None:
+    """A sweep marker's record (its driver's ``sweep_id``, ``host`` and ``pid``), or None where the file cannot
+    be read or is not a JSON object."""
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _marker_ids(out: Path) -> set[str]:
     """The ids of the sweeps whose marker (:data:`NODE_CHECK`) is in ``out`` and names its own id."""
     found = set()
     for marker in out.glob(f"{NODE_CHECK}*"):
-        try:
-            record = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and marker.name == f"{NODE_CHECK}{record.get('sweep_id')}":
+        record = _read_marker(marker)
+        if record is not None and marker.name == f"{NODE_CHECK}{record.get('sweep_id')}":
             found.add(record["sweep_id"])
     return found
 
@@ -198,12 +205,7 @@ def remove_dead_sweeps_leftovers(out: Path) -> list[str]:
         sweep_id = marker.name[len(NODE_CHECK):]
         if not re.fullmatch(r"[0-9a-f]{32}", sweep_id) or marker.is_symlink() or not marker.is_file():
             continue
-        try:
-            record = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            record = {}
-        if not isinstance(record, dict):
-            record = {}
+        record = _read_marker(marker) or {}  # unreadable or empty: no driver to ask, removed
         if record and (record.get("host") != host or not isinstance(record.get("pid"), int)
                        or files.process_alive(record["pid"])):
             continue  # a live sweep, or another host's: not ours to judge

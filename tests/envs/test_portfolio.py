@@ -1,5 +1,7 @@
 """The portfolio env: mask vs C1-C4 on arbitrary states, the post's bugs fixed, dynamics, views."""
 
+import pickle
+
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -88,6 +90,22 @@ def test_c2_is_the_one_third_rule_on_asset_3_and_c3_the_two_thirds_rule_on_asset
     assert not mask_of(core)[1, 6:].any()
     with pytest.raises(InadmissibleActionError, match="C3"):
         core_with([0, 70, 0], 300, [10, 10, 10], strict=True).step([[[HOLD, BUY_10, HOLD]]])
+
+
+def test_the_constraints_are_built_once_and_a_core_that_used_them_still_pickles():
+    """Cached (the core reads them every step), and no closure among them: a training checkpoint pickles the
+    env, core included."""
+    vec = envs.make_vector("portfolio-xl", 4)
+    vec.reset(seed=0)
+    vec.step(vec.action_space.sample())
+    core = vec.core
+    assert core.constraints is core.constraints
+    copy = pickle.loads(pickle.dumps(vec)).core
+    actions = core.as_batched_actions(vec.action_space.sample())
+    assert [c.name for c in copy.constraints] == [c.name for c in core.constraints] == ["C1", "C2", "C3", "C4", "C5",
+                                                                                         "C6"]
+    for mine, theirs in zip(core.constraints, copy.constraints):
+        assert np.array_equal(mine.admits(core.state, actions), theirs.admits(copy.state, actions))
 
 
 def test_c4_forbids_all_buys_below_one_dollar_and_is_not_overwritten_by_c2_c3():

@@ -117,6 +117,33 @@ def test_an_unknown_study_name_lists_the_suites_studies(capsys):
             "(defaults, penalty, reference, scaling)") in capsys.readouterr().err
 
 
+def test_a_run_two_groups_list_is_one_run_where_the_file_first_lists_it(tmp_path):
+    """``references`` stands for random_valid too: a group running random_valid at more seeds lists its first
+    seeds again (the reference study did, 26 runs twice); a run is started once."""
+    text = textwrap.dedent('''
+        [[group]]
+        envs = ["portfolio"]
+        algos = ["random_valid"]
+        seeds = 3
+        [[group]]
+        envs = ["portfolio"]
+        algos = ["references"]
+        seeds = 2
+        [[group]]
+        envs = ["portfolio"]
+        algos = ["random_valid"]
+        seeds = 2
+        steps = 1000
+    ''')
+    entries = study.study_entries(study.load_study(write(tmp_path, text)))
+    assert len(entries) == len(set(entries))
+    assert [(e.algo, e.seed, e.steps) for e in entries if e.algo == "random_valid"] == \
+        [("random_valid", 0, None), ("random_valid", 1, None), ("random_valid", 2, None),
+         ("random_valid", 0, 1000), ("random_valid", 1, 1000)]  # another budget: other runs
+    others = [e for e in entries if e.algo != "random_valid"]
+    assert len(others) == 2 * (len(sweep.with_references(["references"])) - 1)
+
+
 def test_a_groups_own_seeds_override_the_studys_and_toml_lists_are_accepted(tmp_path):
     text = textwrap.dedent('''
         seeds = 10
