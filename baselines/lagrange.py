@@ -1,9 +1,14 @@
-"""The learned Lagrange multiplier of constrained PPO (:mod:`baselines.methods.lagrangian_ppo`).
+"""Lagrangian PPO's objective (:mod:`baselines.methods.lagrangian_ppo`): the cost, its learned multiplier and
+the advantage that weighs the two.
 
-OmniSafe's update (``omnisafe.common.lagrange.Lagrange``): ``lambda`` is a parameter with an Adam
-optimiser of its own; each update takes one step on ``-lambda * (J_c - cost_limit)`` and clips
-``lambda`` to ``[0, lambda_max]``. ``J_c`` above the budget raises ``lambda``, below lowers it; Adam
-makes each step about ``lambda_lr`` whatever the cost's scale. Torch only; any backend may hold one.
+:class:`LagrangianObjective` is the method's :class:`baselines.objective.Objective`: a cost critic of the
+inadmissibility cost, the multiplier's update from the episodes' costs and the combined advantages; the
+backend that calls it runs plain PPO otherwise.
+
+The multiplier's update is OmniSafe's (``omnisafe.common.lagrange.Lagrange``): ``lambda`` is a parameter
+with an Adam optimiser of its own; each update takes one step on ``-lambda * (J_c - cost_limit)`` and
+clips ``lambda`` to ``[0, lambda_max]``. ``J_c`` above the budget raises ``lambda``, below lowers it;
+Adam makes each step about ``lambda_lr`` whatever the cost's scale.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import copy
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["LagrangeMultiplier", "combined_advantages"]
+from baselines.training_env import step_cost
+
+__all__ = ["LagrangeMultiplier", "LagrangianObjective", "combined_advantages"]
 
 
 class LagrangeMultiplier:
@@ -60,3 +68,37 @@ def combined_advantages(reward_advantages: torch.Tensor, cost_advantages: torch.
     """``(A_r - lambda A_c) / (1 + lambda)``, each advantage standardised over the batch first (OmniSafe's
     ``PPOLag._compute_adv_surrogate`` with ``standardized_adv_r`` and ``standardized_adv_c``)."""
     return (_standardised(reward_advantages) - multiplier * _standardised(cost_advantages)) / (1.0 + multiplier)
+
+
+class LagrangianObjective:
+    """Lagrangian PPO's :class:`baselines.objective.Objective`: the signal ``cost`` is
+    :func:`baselines.training_env.step_cost` (inadmissible sub-actions; Box: distance to the admissible
+    set); each iteration the multiplier takes its step from the mean cost of the episodes that ended, and
+    the policy learns from :func:`combined_advantages` with the new multiplier."""
+
+    name = "lagrange"
+    signals = ("cost",)
+
+    def __init__(self, config):
+        """``config``: a :class:`baselines.methods.lagrangian_ppo.LagrangianPPOConfig`."""
+        self.multiplier = LagrangeMultiplier(config.cost_limit, config.lambda_lr, config.lambda_init,
+                                             config.lambda_max)
+
+    def step_signals(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {"cost": step_cost(info)}
+
+    def policy_advantages(self, advantages: torch.Tensor, signal_advantages: dict[str, torch.Tensor],
+                          episode_sums: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The multiplier's step from the mean episode cost ``J_c`` (NaN, and no step, if no episode ended),
+        then the combined advantages; ``progress.csv`` gets the new multiplier and ``J_c``."""
+        episode_cost = episode_sums["cost"]
+        mean_cost = float(episode_cost.mean()) if len(episode_cost) else math.nan
+        multiplier = self.multiplier.update(mean_cost)
+        combined = combined_advantages(advantages, signal_advantages["cost"], multiplier)
+        return combined, {"lagrange_multiplier": multiplier, "episode_cost_mean": mean_cost}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.multiplier.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.multiplier.load_state_dict(state)

@@ -5,7 +5,8 @@ agent's continuous actions become the env's, and which policies are evaluated. I
 code: each backend (:mod:`baselines.backends`: RLlib, the single-process torch loop, sb3-contrib)
 reads the declaration and trains "PPO with this method", and no backend inherits from another.
 Adding a method is one module in :mod:`baselines.methods` (its config and its declaration) and one
-line in :mod:`baselines.registry`.
+line in :mod:`baselines.registry`; a method that changes PPO's objective adds its
+:class:`baselines.objective.Objective` (the torch backend's hooks), in a module of its own.
 
 A method is also the registry entry of its algo name (:class:`baselines.algorithm.AlgoEntry`): it
 builds its config with the per-env defaults of :mod:`baselines.settings`, says which envs it cannot
@@ -22,6 +23,7 @@ from typing import Any
 
 import envs
 from baselines.algorithm import Algorithm
+from baselines.objective import Objective
 from baselines.registry import load_backend
 from baselines.settings import env_defaults
 from baselines.training_env import ACTION_MODES
@@ -52,9 +54,10 @@ class Method:
             the loss uses the unmasked logits, "naive" masking).
         penalised: the learning reward loses ``config.penalty`` per inadmissible sub-action (Box:
             per unit of distance to the admissible set).
-        lagrangian: inadmissibility is a cost (the same measure as ``penalised``'s) held to
-            ``config.cost_limit`` per episode by a learned Lagrange multiplier, with a cost critic of
-            its own (constrained RL's PPO-Lagrangian; see :mod:`baselines.methods.lagrangian_ppo`).
+        objective: a method whose objective is not PPO's: the factory, called with the run's config, of
+            its :class:`baselines.objective.Objective` (e.g. Lagrangian PPO's cost critic and multiplier,
+            :class:`baselines.lagrange.LagrangianObjective`); None: PPO's objective. Only the torch
+            backend calls its hooks; the others refuse such a method.
         distribution: Box envs: the policy's action distribution, ``gaussian`` (a diagonal Gaussian,
             unsquashed onto the action box) or ``dirichlet`` (target weights on the simplex).
         action_mode: Box envs: how the agent's action becomes the env's
@@ -71,7 +74,7 @@ class Method:
     observes_mask: bool
     mask_in_loss: bool = True
     penalised: bool = False
-    lagrangian: bool = False
+    objective: Callable[[Any], Objective] | None = None
     distribution: str = "gaussian"
     action_mode: str = "raw"
     action_spaces: tuple[str, ...] = _SPACES

@@ -101,7 +101,10 @@ class RLlibPPO(Algorithm):
 
     @classmethod
     def incompatibility_with(cls, method, env_name: str, core) -> str | None:
-        """What this backend cannot do: several agents with Box actions."""
+        """What this backend cannot do: a method's own objective (:mod:`baselines.objective`; its learner runs
+        PPO's), several agents with Box actions."""
+        if method.objective is not None:
+            return f"{method.name} adds to PPO's objective, which only the torch backend does"
         if core.n_agents > 1 and not core.discrete:
             return f"several agents train with masked categorical actions; env {env_name!r} has {core.action_space}"
         return None

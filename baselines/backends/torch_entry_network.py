@@ -18,7 +18,8 @@ The network (``hidden = (h1, h2, ...)``):
   a Gaussian, or a Dirichlet's concentration), laid out as the policy head reads them (block by block:
   every entry's first output, then every entry's second);
 - value: its own ``e'_i``, mean-pooled, through an MLP of the remaining sizes to one number (the value of an
-  allocation does not depend on the order of its targets). A cost critic (Lagrangian PPO) is another such.
+  allocation does not depend on the order of its targets). The critic of each of an objective's signals
+  (:class:`baselines.objective.Objective`, e.g. Lagrangian PPO's cost) is another such.
 
 Initialisation as the MLP's (orthogonal, gain ``sqrt(2)`` in hidden layers, 0.01 on the policy's output, 1 on
 the values'). Torch backend only.
@@ -79,7 +80,7 @@ class EntryActorCritic(nn.Module):
     the backend's MLP actor-critic: ``forward(features) -> (policy outputs, values)``."""
 
     def __init__(self, entry_features: np.ndarray, n_outputs: int, hidden: tuple[int, ...], activation: str,
-                 cost_critic: bool = False):
+                 signals: tuple[str, ...] = ()):
         super().__init__()
         index = torch.as_tensor(np.asarray(entry_features), dtype=torch.long)
         n_entries, k = index.shape
@@ -91,7 +92,12 @@ class EntryActorCritic(nn.Module):
         self.embed = _embedding(k, hidden[0], activation)
         self.policy_head = mlp(2 * hidden[0], hidden[1:], self.outputs_per_entry, activation, out_gain=0.01)
         self.value = _PooledValue(index, hidden, activation)
-        self.cost_value = _PooledValue(index, hidden, activation) if cost_critic else None
+        for signal in signals:  # named as the MLP actor-critic's critics
+            self.add_module(f"{signal}_value", _PooledValue(index, hidden, activation))
+
+    def critic(self, signal: str) -> nn.Module:
+        """The value network of ``signal``."""
+        return self.get_submodule(f"{signal}_value")
 
     def policy(self, features: torch.Tensor) -> torch.Tensor:
         """The policy head's inputs, block by block: ``(..., outputs_per_entry * n_entries)``."""

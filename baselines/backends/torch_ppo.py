@@ -29,6 +29,10 @@ normalised per minibatch, the value loss clipped at ``vf_clip_param`` (RLlib's m
 entry (next-step autoreset) are left out of the loss; truncated episodes bootstrap from the value
 of their last observation, and so are the steps of an agent that has left its episode while the
 others play on.
+
+A method whose objective is not PPO's plugs in through one extension point,
+:class:`baselines.objective.Objective`: critics of the signals it names, their GAE and value losses here,
+and its hooks for each step's signals, the advantages the policy learns from, and its state.
 """
 
 from __future__ import annotations
@@ -48,12 +52,11 @@ from baselines.backends.torch_entry_network import EntryActorCritic, mlp
 from baselines.backends.torch_policy_heads import make_head
 from baselines.episodes import progress_row
 from baselines.evaluation import joint_policy, network_policies
-from baselines.lagrange import LagrangeMultiplier, combined_advantages
+from baselines.objective import Objective
 from baselines.settings import PPOSettings, check_network_fits, check_settings, learning_rate
 from baselines.training_env import (
     MultiAgentTrainingVector,
     TrainingContext,
-    step_cost,
     transform_features,
 )
 from envs.config import ConfigError
@@ -68,15 +71,20 @@ NETWORKS = ("mlp", "per_entry")
 
 
 class ActorCritic(nn.Module):
-    """Separate policy (distribution inputs) and value networks over the observation features, and a cost
-    value network (``cost_critic``, Lagrangian PPO)."""
+    """Separate policy (distribution inputs) and value networks over the observation features, and a critic
+    of each of the objective's ``signals`` (:class:`baselines.objective.Objective`), ``<signal>_value``."""
 
     def __init__(self, n_features: int, n_outputs: int, hidden: tuple[int, ...], activation: str,
-                 cost_critic: bool = False):
+                 signals: tuple[str, ...] = ()):
         super().__init__()
         self.policy = mlp(n_features, hidden, n_outputs, activation, out_gain=0.01)
         self.value = mlp(n_features, hidden, 1, activation, out_gain=1.0)
-        self.cost_value = mlp(n_features, hidden, 1, activation, out_gain=1.0) if cost_critic else None
+        for signal in signals:  # an attribute each (not a ModuleDict), the parameter names of older checkpoints
+            self.add_module(f"{signal}_value", mlp(n_features, hidden, 1, activation, out_gain=1.0))
+
+    def critic(self, signal: str) -> nn.Module:
+        """The value network of ``signal``."""
+        return self.get_submodule(f"{signal}_value")
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy(features), self.value(features)[..., 0]
@@ -136,9 +144,9 @@ class TorchPPO(Algorithm):
                               f"multiple of num_envs_per_env_runner ({c.num_envs_per_env_runner})")
         #: How the policy's outputs become actions: masked categoricals, a Gaussian or a Dirichlet (Box actions).
         self.head = make_head(method, core, env_name, c, seed)
-        #: Lagrangian PPO: the multiplier, and each column's cost so far in its episode.
-        self.lagrange = LagrangeMultiplier(c.cost_limit, c.lambda_lr, c.lambda_init, c.lambda_max) \
-            if method.lagrangian else None
+        #: The method's addition to PPO's objective, if any, and the signals it learns critics of.
+        self.objective: Objective | None = method.objective(c) if method.objective else None
+        self.signals = self.objective.signals if self.objective else ()
         self.n_agents = len(self.agent_ids)
         self.env = MultiAgentTrainingVector(self.context, c.num_envs_per_env_runner)
         #: The network that acts for agent j: ``self.models[self.model_of[j]]``.
@@ -151,14 +159,15 @@ class TorchPPO(Algorithm):
                            for model in self.models]
         self.generator = torch.Generator().manual_seed(derived_seed(seed, "sampling"))
         self._obs, _ = self.env.reset(seed=derived_seed(seed, "env"))
-        self._episode_cost = np.zeros(c.num_envs_per_env_runner * self.n_agents)
+        #: Each signal's sum so far in the episode of each column.
+        self._episode_sums = {signal: np.zeros(c.num_envs_per_env_runner * self.n_agents) for signal in self.signals}
 
     def _network(self, core, n_features: int) -> nn.Module:
         """One actor-critic of the config's ``network``: the MLP over all features, or the per-entry network."""
-        c, cost_critic = self.config, self.lagrange is not None
+        c = self.config
         if c.network == "per_entry":
-            return EntryActorCritic(core.entry_features(), self.head.n_outputs, c.hidden, c.activation, cost_critic)
-        return ActorCritic(n_features, self.head.n_outputs, c.hidden, c.activation, cost_critic=cost_critic)
+            return EntryActorCritic(core.entry_features(), self.head.n_outputs, c.hidden, c.activation, self.signals)
+        return ActorCritic(n_features, self.head.n_outputs, c.hidden, c.activation, self.signals)
 
     @classmethod
     def incompatibility_with(cls, method, env_name: str, core) -> str | None:
@@ -183,13 +192,15 @@ class TorchPPO(Algorithm):
         return (torch.stack([logits for logits, _ in outputs], dim=1).flatten(0, 1),
                 torch.stack([value for _, value in outputs], dim=1).flatten(0, 1))
 
-    def _cost_values(self, features: torch.Tensor) -> torch.Tensor:
-        """The cost critics' values of ``(num_envs * n_agents, ...)`` rows (Lagrangian PPO)."""
+    def _critic_values(self, signal: str, features: torch.Tensor) -> torch.Tensor:
+        """``signal``'s critics' values of ``(num_envs * n_agents, ...)`` rows, each agent's through its network."""
         per_agent = features.unflatten(0, (-1, self.n_agents))
-        return torch.stack([self.models[self.model_of[j]].cost_value(per_agent[:, j])[..., 0]
+        return torch.stack([self.models[self.model_of[j]].critic(signal)(per_agent[:, j])[..., 0]
                             for j in range(self.n_agents)], dim=1).flatten(0, 1)
 
-    def _rollout(self) -> dict[str, np.ndarray | torch.Tensor]:
+    def _rollout(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One rollout as flat rows (steps that only reset an entry left out), with each signal's GAE in
+        ``<signal>_advantages`` and ``<signal>_returns``; and each signal's sums over the episodes that ended."""
         c = self.config
         n, k = c.num_envs_per_env_runner, self.n_agents
         steps = c.train_batch_size // n
@@ -199,10 +210,9 @@ class TorchPPO(Algorithm):
         terminated = np.zeros((steps, n * k), dtype=bool)
         truncated = np.zeros((steps, n * k), dtype=bool)
         real = np.zeros((steps, n * k), dtype=bool)
-        lagrangian = self.lagrange is not None
-        costs = np.zeros((steps, n * k), dtype=np.float32) if lagrangian else None
-        cost_values = np.zeros((steps + 1, n * k), dtype=np.float32) if lagrangian else None
-        episode_costs: list[float] = []
+        signals = {signal: np.zeros((steps, n * k), dtype=np.float32) for signal in self.signals}
+        signal_values = {signal: np.zeros((steps + 1, n * k), dtype=np.float32) for signal in self.signals}
+        episode_sums: dict[str, list[float]] = {signal: [] for signal in self.signals}
         with torch.no_grad():
             for t in range(steps):
                 feats, mask = self._split(self._obs)
@@ -213,22 +223,24 @@ class TorchPPO(Algorithm):
                 actions.append(action)
                 log_probs.append(log_prob)
                 values[t] = value.numpy()
-                if lagrangian:
-                    cost_values[t] = self._cost_values(feats).numpy()
+                for signal in self.signals:
+                    signal_values[signal][t] = self._critic_values(signal, feats).numpy()
                 env_action = self.head.env_actions(action)
                 self._obs, reward, done, cut, info = self.env.step(env_action.reshape(n, k, *env_action.shape[1:]))
                 rewards[t], terminated[t], truncated[t] = reward.reshape(-1), done.reshape(-1), cut.reshape(-1)
                 real[t] = self.env.acted.reshape(-1)
-                if lagrangian:  # the cost of each step, and of each episode that ended
-                    costs[t] = step_cost(info).reshape(-1) * real[t]
-                    self._episode_cost += costs[t]
+                if self.signals:  # each signal of this step, and its sum over each episode that ended
+                    step_signals = self.objective.step_signals(info)
                     ended = (terminated[t] | truncated[t]) & real[t]
-                    episode_costs += self._episode_cost[ended].tolist()
-                    self._episode_cost[ended] = 0.0
+                    for signal in self.signals:
+                        signals[signal][t] = step_signals[signal].reshape(-1) * real[t]
+                        self._episode_sums[signal] += signals[signal][t]
+                        episode_sums[signal] += self._episode_sums[signal][ended].tolist()
+                        self._episode_sums[signal][ended] = 0.0
             last = self._split(self._obs)[0]
             values[steps] = self._forward(last)[1].numpy()
-            if lagrangian:
-                cost_values[steps] = self._cost_values(last).numpy()
+            for signal in self.signals:
+                signal_values[signal][steps] = self._critic_values(signal, last).numpy()
         adv = advantages(rewards, values, terminated, truncated, real, c.gamma, c.gae_lambda)
         keep = torch.from_numpy(real.reshape(-1))
         flat = {"features": torch.stack(features).flatten(0, 1)[keep],
@@ -240,12 +252,12 @@ class TorchPPO(Algorithm):
                 "agents": torch.arange(k).repeat(steps * n)[keep]}
         if masks[0] is not None:
             flat["masks"] = torch.stack(masks).flatten(0, 1)[keep]
-        if lagrangian:
-            cost_adv = advantages(costs, cost_values, terminated, truncated, real, c.gamma, c.gae_lambda)
-            flat["cost_advantages"] = torch.from_numpy(cost_adv.reshape(-1))[keep]
-            flat["cost_returns"] = torch.from_numpy((cost_adv + cost_values[:steps]).reshape(-1))[keep]
-            flat["episode_cost"] = torch.tensor(episode_costs, dtype=torch.float64)
-        return flat
+        for signal in self.signals:
+            signal_adv = advantages(signals[signal], signal_values[signal], terminated, truncated, real, c.gamma,
+                                    c.gae_lambda)
+            flat[f"{signal}_advantages"] = torch.from_numpy(signal_adv.reshape(-1))[keep]
+            flat[f"{signal}_returns"] = torch.from_numpy((signal_adv + signal_values[signal][:steps]).reshape(-1))[keep]
+        return flat, {signal: torch.tensor(sums, dtype=torch.float64) for signal, sums in episode_sums.items()}
 
     # ------------------------------------------------------------------ learning
 
@@ -259,8 +271,8 @@ class TorchPPO(Algorithm):
                      for m, (model, optimizer) in enumerate(zip(self.models, self.optimizers))]
         c = self.config
         lr = learning_rate(c, self.env_steps, self.budget)
-        lagrangian = self.lagrange is not None
-        totals = {"policy_loss": 0.0, "vf_loss": 0.0, "entropy": 0.0, **({"cost_vf_loss": 0.0} if lagrangian else {})}
+        totals = {"policy_loss": 0.0, "vf_loss": 0.0, "entropy": 0.0,
+                  **{f"{signal}_vf_loss": 0.0 for signal in self.signals}}
         updates = 0
         for model, optimizer, rows in parts:
             for group in optimizer.param_groups:
@@ -280,11 +292,12 @@ class TorchPPO(Algorithm):
                                              ratio.clamp(1 - c.clip_param, 1 + c.clip_param) * adv).mean()
                     vf_loss = (value - rows["returns"][index]).pow(2).clamp(max=c.vf_clip_param).mean()
                     loss = policy_loss + c.vf_loss_coeff * vf_loss - c.entropy_coeff * entropy.mean()
-                    if lagrangian:  # the cost critic learns beside the value network, with the same weight
-                        cost_value = model.cost_value(rows["features"][index])[..., 0]
-                        cost_vf_loss = (cost_value - rows["cost_returns"][index]).pow(2).clamp(max=c.vf_clip_param)
-                        loss = loss + c.vf_loss_coeff * cost_vf_loss.mean()
-                        totals["cost_vf_loss"] += cost_vf_loss.mean().item()
+                    for signal in self.signals:  # each critic learns beside the value network, with the same weight
+                        signal_value = model.critic(signal)(rows["features"][index])[..., 0]
+                        signal_vf_loss = (signal_value - rows[f"{signal}_returns"][index]).pow(2) \
+                            .clamp(max=c.vf_clip_param)
+                        loss = loss + c.vf_loss_coeff * signal_vf_loss.mean()
+                        totals[f"{signal}_vf_loss"] += signal_vf_loss.mean().item()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
@@ -297,20 +310,15 @@ class TorchPPO(Algorithm):
         explained = 1 - float((returns - values).var() / returns.var()) if returns.var() > 0 else math.nan
         return {**{k: v / max(updates, 1) for k, v in totals.items()}, "vf_explained_var": explained, "lr": lr}
 
-    def _weigh_costs(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Lagrangian PPO: update the multiplier from the rollout's episode costs, then make the batch's
-        advantages :func:`baselines.lagrange.combined_advantages`; the multiplier and cost for progress."""
-        episode_cost = batch.pop("episode_cost")
-        mean_cost = float(episode_cost.mean()) if len(episode_cost) else math.nan
-        multiplier = self.lagrange.update(mean_cost)
-        batch["advantages"] = combined_advantages(batch["advantages"], batch.pop("cost_advantages"), multiplier)
-        return {"lagrange_multiplier": multiplier, "episode_cost_mean": mean_cost}
-
     def train_iteration(self) -> dict[str, float]:
         started = time.perf_counter()
-        batch = self._rollout()
-        costs = self._weigh_costs(batch) if self.lagrange is not None else {}
-        learner = {**self._learn(batch), **costs}
+        batch, episode_sums = self._rollout()
+        objective_columns = {}
+        if self.objective is not None:  # the method's advantages, before the update
+            signal_advantages = {signal: batch.pop(f"{signal}_advantages") for signal in self.signals}
+            batch["advantages"], objective_columns = self.objective.policy_advantages(
+                batch["advantages"], signal_advantages, episode_sums)
+        learner = {**self._learn(batch), **objective_columns}
         stats = self.env.drain()
         self.env_steps += stats["env_steps"]
         self.episodes += len(stats["episodes"])
@@ -349,16 +357,17 @@ class TorchPPO(Algorithm):
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, directory: Path) -> None:
-        """Networks, optimisers, the sampling generator and the training env as it is (its entries' states and
-        generators, the observation it last gave, the episodes in flight and their statistics), so a resumed
-        run continues exactly where this one stood."""
+        """Networks, optimisers, the sampling generator, the objective's state and the training env as it is (its
+        entries' states and generators, the observation it last gave, the episodes in flight and their statistics
+        and signal sums), so a resumed run continues exactly where this one stood."""
         torch.save({"models": [model.state_dict() for model in self.models],
                     "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
                     "generator": self.generator.get_state(),
-                    **({"lagrange": self.lagrange.state_dict()} if self.lagrange is not None else {})},
+                    **({self.objective.name: self.objective.state_dict()} if self.objective else {})},
                    directory / "torch_ppo.pt")
-        (directory / TRAINING_ENV_FILE).write_bytes(pickle.dumps({"env": self.env, "obs": self._obs, "head": self.head,
-                                                                  "episode_cost": self._episode_cost}))
+        (directory / TRAINING_ENV_FILE).write_bytes(pickle.dumps({
+            "env": self.env, "obs": self._obs, "head": self.head,
+            **{f"episode_{signal}": sums for signal, sums in self._episode_sums.items()}}))
         self.save_counters(directory)
 
     def restore(self, directory: Path) -> None:
@@ -370,14 +379,15 @@ class TorchPPO(Algorithm):
             model.load_state_dict(weights)
             optimizer.load_state_dict(moments)
         self.generator.set_state(state["generator"])
-        if self.lagrange is not None:
-            self.lagrange.load_state_dict(state["lagrange"])
+        if self.objective is not None:
+            self.objective.load_state_dict(state[self.objective.name])
         if (directory / TRAINING_ENV_FILE).is_file():  # older checkpoints restart the env from its seed
             saved = pickle.loads((directory / TRAINING_ENV_FILE).read_bytes())
             self.env.close()
             self.env, self._obs = saved["env"], saved["obs"]
             self.head = saved.get("head", self.head)  # a Dirichlet's sampling generator
-            self._episode_cost = saved.get("episode_cost", self._episode_cost)
+            self._episode_sums = {signal: saved.get(f"episode_{signal}", sums)
+                                  for signal, sums in self._episode_sums.items()}
         self.restore_counters(directory)
 
     def close(self) -> None:

@@ -24,6 +24,10 @@ inadmissible actions per episode (``cost_limit``): a hard constraint, approached
 and ``cost_vf_loss``.
 
 Evaluation: greedy and stochastic, as trained (mask ``off``: the agent has no mask to apply).
+
+The cost, its critic, the multiplier and the combined advantage are the method's objective,
+:class:`baselines.lagrange.LagrangianObjective`, which the torch backend calls through its extension
+point (:mod:`baselines.objective`); only that backend runs it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from baselines.lagrange import LagrangianObjective
 from baselines.method import MASK_OFF, Method
 from baselines.settings import PPOSettings, backend_setting
 from envs.config import setting
@@ -58,4 +63,4 @@ METHOD = Method(
     name="lagrangian_ppo", Config=LagrangianPPOConfig,
     summary="never sees the mask; inadmissible actions are a cost held to `cost_limit` per episode by a learned "
             "Lagrange multiplier",
-    observes_mask=False, lagrangian=True, eval_masks=(MASK_OFF,))
+    observes_mask=False, objective=LagrangianObjective, eval_masks=(MASK_OFF,))

@@ -60,6 +60,16 @@ def test_a_lagrangian_run_reports_its_cost_and_multiplier_and_sees_no_mask(tmp_p
     assert set(pd.read_csv(directory / "eval.csv")["mask"]) == {"off"}
 
 
+def test_only_the_torch_backend_runs_the_lagrangian_objective():
+    """RLlib's learner runs PPO's objective: its backend refuses a method with its own, in one line."""
+    from baselines import load_algo
+
+    method = load_algo("lagrangian_ppo")
+    assert method.incompatibility("portfolio", {}, "torch") is None
+    assert method.incompatibility("portfolio", {}, "rllib") == \
+        "lagrangian_ppo adds to PPO's objective, which only the torch backend does"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--algo-config", "cost_limit=-1"], "config key 'cost_limit' must be a non-negative number"),
     (["--algo-config", "lambda_lr=0"], "config key 'lambda_lr' must be a positive number"),

@@ -100,7 +100,7 @@ def test_a_torch_rollout_keeps_exactly_the_steps_agents_took_and_masked_agents_s
     try:
         counts = np.zeros(3, dtype=int)
         for _ in range(8):  # 8 x 64 steps: every entry finishes episodes, cars leaving one by one
-            batch = algo_._rollout()
+            batch, _ = algo_._rollout()
             stats = algo_.env.drain()
             assert len(batch["actions"]) == stats["steps"]  # agent steps, nothing for departed cars
             counts += np.bincount(batch["agents"].numpy(), minlength=3)

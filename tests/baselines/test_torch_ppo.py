@@ -2,6 +2,7 @@
 distribution, GAE with next-step autoreset, masks never broken, determinism, resume, learning, bad input."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,7 +176,7 @@ def test_naive_masking_on_the_torch_backend_stores_and_learns_from_the_unmasked_
 
     algo = build_algo("naive_masked_ppo", "portfolio", budget=10_000, backend="torch", **TINY_SETTINGS)
     try:
-        batch = algo._rollout()
+        batch, _ = algo._rollout()
         with torch.no_grad():
             logits, _ = algo.models[0](batch["features"])
         nvec = algo.head.nvec
@@ -190,6 +191,80 @@ def test_naive_masking_on_the_torch_backend_stores_and_learns_from_the_unmasked_
         assert learner["entropy"] > 0.99 * 3 * math.log(11)  # the unmasked entropy: near uniform over 11 values
     finally:
         algo.close()
+
+
+# ---------------------------------------------------------------------- a method's own objective
+
+
+class CountingObjective:
+    """A toy :class:`baselines.objective.Objective`: the signal ``ones`` (1 per step), zero advantages for the
+    policy, and a record of its hooks' calls."""
+
+    name = "counting"
+    signals = ("ones",)
+
+    def __init__(self, config):
+        self.steps, self.updates = 0, 0
+
+    def step_signals(self, info):
+        self.steps += 1
+        return {"ones": np.ones(info["invalid_actions"].shape)}
+
+    def policy_advantages(self, advantages, signal_advantages, episode_sums):
+        assert signal_advantages["ones"].shape == advantages.shape and episode_sums["ones"].dtype == torch.float64
+        self.updates += 1
+        return torch.zeros_like(advantages), {"counting_updates": float(self.updates)}
+
+    def state_dict(self):
+        return {"updates": torch.tensor(self.updates)}
+
+    def load_state_dict(self, state):
+        self.updates = int(state["updates"])
+
+
+def test_a_methods_own_objective_runs_through_the_torch_backends_hooks(tmp_path):
+    """The torch loop's one extension point (:mod:`baselines.objective`) with a toy objective: a critic of its
+    signal that learns, the step signals summed over each episode, the objective's advantages the ones the
+    policy learns from, its columns in progress.csv, its state and the sums in flight in a checkpoint."""
+    from dataclasses import replace
+
+    from baselines import load_algo
+    from baselines.backends.torch_ppo import TorchPPO
+    from tests.helpers import TINY_SETTINGS
+
+    method = replace(load_algo("penalty_ppo"), name="counting_ppo", objective=CountingObjective)
+    config = method.make_config("portfolio", {**TINY_SETTINGS, "backend": "torch"}, owner="test")
+    algo = TorchPPO("portfolio", {}, config, 0, method=method, budget=10_000)
+    resumed = TorchPPO("portfolio", {}, config, 1, method=method, budget=10_000)
+    try:
+        row = algo.train_iteration()
+        steps = config.train_batch_size // config.num_envs_per_env_runner
+        assert algo.objective.steps == steps and row["counting_updates"] == 1 and row["ones_vf_loss"] > 0
+        assert row["policy_loss"] == 0  # zero advantages: no policy gradient
+        batch, episode_sums = algo._rollout()
+        assert "ones_returns" in batch and "ones_advantages" in batch
+        lengths = [episode["length"] for episode in algo.env.drain()["episodes"]]
+        assert lengths and sorted(episode_sums["ones"].tolist()) == sorted(lengths)  # 1 per step: the lengths
+        algo.save(tmp_path)
+        assert "counting" in torch.load(tmp_path / "torch_ppo.pt", weights_only=True)
+        resumed.restore(tmp_path)
+        assert resumed.objective.updates == 1
+        np.testing.assert_array_equal(resumed._episode_sums["ones"], algo._episode_sums["ones"])
+        assert algo._episode_sums["ones"].any()  # episodes in flight
+        torch.testing.assert_close(resumed.models[0].critic("ones").state_dict(),
+                                   algo.models[0].critic("ones").state_dict())
+    finally:
+        algo.close()
+        resumed.close()
+
+
+def test_the_torch_backend_names_no_method():
+    """Methods reach the torch loop through their declaration and their objective, never by name: the
+    Lagrangian's cost and multiplier live in baselines/lagrange.py (issue 33)."""
+    import baselines.backends.torch_ppo as torch_ppo
+
+    source = Path(torch_ppo.__file__).read_text().lower()
+    assert "lagrang" not in source and "cost" not in source
 
 
 # ---------------------------------------------------------------------- Box actions (sum_to_zero)
