@@ -118,3 +118,18 @@ def test_config_error_names_the_env_without_entries():
     core = envs.make_core("speed_limit", 1)
     with pytest.raises(ConfigError, match="'speed_limit' does not"):
         check_network_fits(PPOSettings(network="per_entry"), core, networks=("mlp", "per_entry"))
+
+
+def test_an_objectives_critic_is_a_pooled_value_too_and_trains():
+    """Lagrangian PPO's cost critic on the per-entry network: one value per allocation, learned beside the rest."""
+    from tests.helpers import TINY_SETTINGS
+
+    algo = build_algo("lagrangian_ppo", "sum_to_zero", budget=4096, backend="torch", network="per_entry",
+                      **{**TINY_SETTINGS, "hidden": "8,8"})
+    try:
+        critic = algo.models[0].critic("cost")
+        assert type(critic).__name__ == "_PooledValue" and critic(torch.rand(3, 26)).shape == (3, 1)
+        row = algo.train_iteration()
+        assert np.isfinite(row["cost_vf_loss"]) and "lagrange_multiplier" in row
+    finally:
+        algo.close()
