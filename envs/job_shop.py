@@ -6,6 +6,7 @@
 | Observation | ``Dict(observation=Box((n_jobs * n_machines * (3 + n_machines) + n_machines,)),`` |
 | | ``action_mask=Box(0, 1, (n_jobs,), int8))`` |
 | Constraint | ``C1``: the job has an unscheduled operation |
+| Placement | ``semi_active`` (default: appended on its machine) or ``active`` (L2D's left shift into a gap) |
 | Episode | exactly ``n_jobs * n_machines`` steps (one operation each) |
 | Return | ``-(makespan - initial lower bound)`` (time units) |
 | Reference 100 | the solver's optimum, replayed (``job_shop_optimum``) |
@@ -19,11 +20,12 @@ runs one operation at a time. The goal is the smallest **makespan**, the time th
 
 The agent builds the schedule by **dispatching**, as in Zhang et al. (2020, "Learning to Dispatch for
 Job Shop Scheduling via Deep Reinforcement Learning", L2D): each step it picks a job, and the job's next
-operation is placed at ``max(the job's previous operation's end, its machine's last end)``. This is the
-**semi-active** placement (the operation is appended after everything already on its machine), not L2D's
-left-shift into an idle gap earlier on the machine (their "active" refinement). Every semi-active
-schedule, an optimal one included, is reachable: dispatching the operations of any feasible schedule in
-order of their start times places each at or before its start there (the proof is in
+operation is placed on its machine as the setting ``placement`` says (see "Placement"). By default
+(``semi_active``) it goes at ``max(the job's previous operation's end, its machine's last end)``: appended
+after everything already on its machine. With ``placement="active"`` it is left-shifted, as L2D's env does,
+into the earliest idle gap of its machine where it fits after the job's previous operation. Under either
+placement every semi-active schedule, an optimal one included, is reachable: dispatching the operations of
+any feasible schedule in order of their start times places each at or before its start there (the proof is in
 :mod:`baselines.references.job_shop_optimum`), so nothing is lost by appending.
 
 Instances are drawn per episode from the env's generator in **Taillard's style** (Taillard 1993): every
@@ -67,6 +69,27 @@ setting ``invalid_action`` says (with ``strict=True`` it raises ``ValueError`` n
   A fixed default dispatch keeps the episode and the reward's meaning and, like a no-op, does not depend on
   the attempt (the agent gains nothing from how near its inadmissible choice was).
 
+## Placement
+
+The setting ``placement`` says where a dispatched operation ``o`` of job ``j`` on machine ``k`` (duration ``d``)
+starts, given ``r``, the end of ``j``'s previous operation (0 for its first):
+
+- ``semi_active`` (the default, v0's only placement): at ``max(r, the latest end on k)``, after every operation
+  already on ``k``. The schedule's operations on each machine are in the order they were dispatched.
+- ``active`` (L2D's ``permissibleLS.py``): the operations already on ``k`` sorted by start leave idle gaps (before
+  the first, between two); ``o`` starts at ``max(r, the gap's start)`` in the earliest gap where that leaves
+  room for ``d`` before the gap's end, else as ``semi_active``. An operation can then run before ones dispatched
+  earlier on its machine; nothing already placed moves.
+
+For the same dispatch order no operation starts later under ``active`` than under ``semi_active`` (by induction
+over the order: each operation's job is free no later, its machine's latest end is no later, and a left shift
+only moves it earlier), so neither the makespan. The mask, the reward's definition (``H`` below), the
+observation's layout and the episode length are the same under both; a dispatching rule plays the one its key
+picks. FIFO (the job whose previous operation ended first) builds the same schedule under both: the ready times
+it dispatches never decrease, and every gap on a machine ends at the start of an operation that started at its
+own job's ready time, so no gap lies after the job's ready time. SPT is where they differ most (the
+``results/job_shop/`` report has the numbers).
+
 ## Observation Space
 
 ``obs["observation"]``, float32, operation by operation (job-major: operation ``k`` of job ``j`` is row
@@ -83,13 +106,14 @@ setting ``invalid_action`` says (with ``strict=True`` it raises ``ValueError`` n
 ``C_LB`` is L2D's: a scheduled operation's end, else the job's previous ``C_LB`` plus the duration
 (machine contention ignored). ``duration_scale`` is ``duration_high`` (a classic instance: its longest
 duration), ``time_scale = duration_scale * n_machines``; every time is at most the total work
-(``n_jobs * time_scale``; a semi-active schedule starts each operation at some earlier end), hence the
-ranges. Beyond L2D's two features: L2D passes the instance and the machine state to a graph network
+(``n_jobs * time_scale``; under either placement each operation starts at 0 or at some earlier end), hence
+the ranges. Beyond L2D's two features: L2D passes the instance and the machine state to a graph network
 through the disjunctive graph's arcs, which a flat vector does not have, so the duration and machine of
 every operation (the instance) and the machines' last ends are given here: with them the observation
 determines the state (and the future) exactly, so the solver's optimum is the optimum for what the
-agent knows (:meth:`JobShopCore.decode` recovers the state from an observation; a test checks it). The
-machine is one-hot because it is a category (a number would order the machines).
+agent knows (:meth:`JobShopCore.decode` recovers the state from an observation, a scheduled operation's
+start being its ``C_LB`` minus its duration; a test checks it under both placements). The machine is one-hot
+because it is a category (a number would order the machines).
 
 ## Rewards
 
@@ -113,29 +137,36 @@ Terminated after ``n_jobs * n_machines`` steps, every operation scheduled. Never
 ## Arguments
 
 See :class:`JobShopConfig`. Every env also accepts ``strict`` and ``invalid_action`` (``noop`` or ``repair``;
-here ``repair`` by default, see "Constraints"; ``envs.registry.CommonConfig``). Bad input is refused in one
-line: a duration range with a non-positive end, an instance file whose durations are not positive or whose
-machine order is not a permutation, a ``n_jobs`` / ``n_machines`` that disagrees with the named instance, a
-size that cannot fit in memory.
+here ``repair`` by default, see "Constraints"; ``envs.registry.CommonConfig``). ``placement`` is part of a run's
+identity where it is not the default (``suite.run --env-config placement=active`` writes under a
+``placement=active`` folder; a run recorded before the setting existed reads as ``semi_active``). Bad input is
+refused in one line: a duration range with a non-positive end, an instance file whose durations are not positive
+or whose machine order is not a permutation, a ``n_jobs`` / ``n_machines`` that disagrees with the named
+instance, a size that cannot fit in memory, a ``placement`` other than the two.
 
 ## Levels
 
 | name | jobs x machines | actions | observation | inadmissible share |
 | --- | --- | --- | --- | --- |
-| ``job_shop`` | 6 x 6 | 6 | 330 | 18.5% |
-| ``job_shop-m`` | 10 x 10 | 10 | 1,310 | 14.3% |
-| ``job_shop-l`` | 15 x 15 | 15 | 4,065 | 13.2% |
+| ``job_shop`` | 6 x 6 | 6 | 330 | 18.6% |
+| ``job_shop-m`` | 10 x 10 | 10 | 1,310 | 15.4% |
+| ``job_shop-l`` | 15 x 15 | 15 | 4,065 | 13.1% |
 
 The sizes of L2D's smallest three (6x6, 10x10, 15x15). The inadmissible share is the mean fraction of jobs
-masked where ``random_valid`` dispatches (``python -m suite.levels --steps 28800``: whole episodes). It grows
-within every episode (from none at the start to all but one job at the last step) but not with the level: a
-random dispatcher finishes jobs only near the end of an episode, and more so on longer ones. Gymnasium ids
-``maskbench/JobShop-v0``, ``maskbench/JobShop-M-v0``, ``maskbench/JobShop-L-v0``.
+masked where ``random_valid`` dispatches (``python -m suite.levels --steps 57600``: 900 steps of each of 64
+entries, whole episodes at every level). It grows within every episode but not with the level. By tenth of the
+episode (1,000 episodes per level, ``random_valid``), 6x6: 0, 0, 0, 0.7, 3.5, 8.4, 17, 29, 47, 73%; 10x10: 0,
+0, 0, 0.2, 1.2, 4.3, 11, 23, 43, 73%; 15x15: 0, 0, 0, 0, 0.3, 1.8, 6.3, 17, 37, 70%; at the last step all but
+one job, ``(n_jobs - 1) / n_jobs`` (83, 90, 93%). A random dispatcher finishes jobs only near the end of an
+episode, the later the larger the shop, so the whole episode's share falls with the level. Gymnasium ids
+``maskbench/JobShop-v0``, ``maskbench/JobShop-M-v0``, ``maskbench/JobShop-L-v0``. The share does not depend on
+``placement`` (the mask reads only how many operations of each job are scheduled).
 
 ## Version History
 
 - v0: first version. ``invalid_action`` (issue 35) was added later: its default, ``repair``, is the
-  fallback v0 always had; ``noop`` (the lowest-index open job) is new.
+  fallback v0 always had; ``noop`` (the lowest-index open job) is new. ``placement`` (issue 34) was added
+  later too: its default, ``semi_active``, is the placement v0 always had; ``active`` (L2D's left shift) is new.
 """
 
 from __future__ import annotations
@@ -155,10 +186,12 @@ from .masking import MASK_DTYPE, Constraint
 from .registry import register, register_level
 
 __all__ = ["JobShopConfig", "JobShopCore", "JobShopState", "Instance", "classic_instances", "load_instance",
-           "parse_instance", "INSTANCE_DIR"]
+           "parse_instance", "INSTANCE_DIR", "PLACEMENTS"]
 
 #: Where the classic instances live (OR-Library format, one file each, and ``index.json``).
 INSTANCE_DIR = Path(__file__).with_name("job_shop_instances")
+#: The values of the setting ``placement`` (see "Placement" in the module docstring); the first is the default.
+PLACEMENTS = ("semi_active", "active")
 
 
 @dataclass(frozen=True)
@@ -251,6 +284,10 @@ class JobShopConfig:
                             check=_instance_or_empty, accepts="a shipped instance name (ft06, la01, la02, la03, "
                             "la04, la05) or the path of an OR-Library instance file with positive durations and "
                             "machine orders that are permutations")
+    placement: str = setting("semi_active", "where a dispatched operation goes on its machine: semi_active (after "
+                             "every operation already there) or active (L2D's left shift: into the earliest idle gap "
+                             "where it fits after its job's previous operation, else after every operation)",
+                             choices=PLACEMENTS)
 
 
 @dataclass
@@ -270,6 +307,10 @@ class JobShopState:
 
     def copy(self) -> JobShopState:
         return JobShopState(*(np.copy(getattr(self, f)) for f in self.__dataclass_fields__))
+
+
+#: A start time later than any (an unscheduled operation, in the left shift's sort).
+_NEVER = np.iinfo(np.int64).max // 4
 
 
 class JobShopCore(EnvCore):
@@ -430,11 +471,14 @@ class JobShopCore(EnvCore):
         before = s.lower_bound[:, :, -1].max(axis=1)
         op = s.next_op[rows, job]
         machine = s.machines[rows, job, op]
+        duration = s.durations[rows, job, op]
         start = np.maximum(s.job_ready[rows, job], s.machine_ready[rows, machine])
-        end = start + s.durations[rows, job, op]
+        if self.config.placement == "active":
+            start = self._left_shifted(rows, machine, s.job_ready[rows, job], duration, start)
+        end = start + duration
         s.starts[rows, job, op] = start
         s.job_ready[rows, job] = end
-        s.machine_ready[rows, machine] = end
+        s.machine_ready[rows, machine] = np.maximum(s.machine_ready[rows, machine], end)
         s.next_op[rows, job] = op + 1
         cumulative = np.cumsum(s.durations[rows, job], axis=-1)            # (r, m)
         shifted = end[:, None] + cumulative - cumulative[np.arange(len(rows)), op][:, None]
@@ -445,12 +489,30 @@ class JobShopCore(EnvCore):
         return StepResult(reward=(before - after).astype(np.float64)[:, None], terminated=terminated,
                           truncated=np.zeros_like(terminated), info=self.metrics())
 
+    def _left_shifted(self, rows: np.ndarray, machine: np.ndarray, ready: np.ndarray, duration: np.ndarray,
+                      appended: np.ndarray) -> np.ndarray:
+        """``placement="active"``: the start of an operation of ``duration`` on ``machine`` whose job is free from
+        ``ready``, in each of the entries ``rows``: the earliest idle gap of the machine that it fits in, at or after
+        ``ready``, else ``appended`` (after everything on the machine). Batched: the machine's ``n_jobs``
+        operations (one per job) sorted by start, each gap's earliest start compared with the next start."""
+        s = self.state
+        r = len(rows)
+        on = s.machines[rows] == machine[:, None, None]                       # (r, n, m): the machine's operations
+        starts = np.where(on & (s.starts[rows] >= 0), s.starts[rows], _NEVER).min(axis=-1)        # (r, n)
+        ends = np.where(starts < _NEVER, starts + (s.durations[rows] * on).sum(axis=-1), _NEVER)
+        order = np.argsort(starts, axis=1)
+        starts, ends = np.take_along_axis(starts, order, 1), np.take_along_axis(ends, order, 1)
+        gap_start = np.maximum(ready[:, None], np.concatenate([np.zeros((r, 1), np.int64), ends[:, :-1]], axis=1))
+        fits = (starts < _NEVER) & (gap_start + duration[:, None] <= starts)
+        first = fits.argmax(axis=1)
+        return np.where(fits.any(axis=1), gap_start[np.arange(r), first], appended)
+
     # ------------------------------------------------------------------ checkers
 
     def sample_states(self, rng: np.random.Generator, num_states: int) -> JobShopState:
         """Partial schedules of random instances: each job with a random number of operations scheduled (every
-        job finished but one in a tenth of them, the end of an episode), placed semi-actively in a random order
-        of dispatch. Never a finished schedule (nothing to act on there)."""
+        job finished but one in a tenth of them, the end of an episode), placed as ``placement`` says in a random
+        order of dispatch. Never a finished schedule (nothing to act on there)."""
         n, m = self.n_jobs, self.n_machines
         probe = JobShopCore(self.config, num_states)
         probe.reset_envs(np.arange(num_states), [np.random.default_rng(rng.integers(1 << 62)) for _ in

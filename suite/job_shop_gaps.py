@@ -39,6 +39,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from suite.aggregate import _config_items, task_labels
 from suite.stats import mean_ci, p_greater
 
 __all__ = ["OBJECTIVE", "PROVEN", "BOUND", "ZHANG_2020", "ZHANG_2020_SOURCE", "ZHANG_2020_NAMES", "gap_table",
@@ -137,7 +138,8 @@ def gap_table(runs: pd.DataFrame, evals: pd.DataFrame, roles: Mapping[str, str],
             theirs = ZHANG_2020_NAMES.get(algo, "")
             rows.append({
                 "env": env, "env_config": env_config, "size": size, "algo": algo, "role": role,
-                "config": labels.get(config_id, ""), "config_id": config_id, "seeds": len(gaps),
+                "config": _without(labels.get(config_id, ""), env_config), "config_id": config_id,
+                "seeds": len(gaps),
                 "episodes": int(group["env_seed"].nunique()), "reference": words, "proven_share": proven_share,
                 "makespan_mean": float(group[OBJECTIVE].mean()),
                 "reference_mean": float(reference[group["env_seed"].unique()].mean()),
@@ -174,9 +176,10 @@ def gap_markdown(table: pd.DataFrame) -> list[str]:
              "\"Below best rule\": one-sided Welch p over seeds that the method's mean gap is below the best simple "
              "rule's (uncorrected).",
              ""]
-    configs_per_env = table.groupby("env")["env_config"].nunique()
+    titles = task_labels(table[["env", "env_config"]], {env: {"placement": "semi_active"}
+                                                        for env in table["env"].unique()})
     for (env, env_config), task in table.groupby(["env", "env_config"], sort=False):
-        title = env if configs_per_env[env] == 1 else f"{env} [{env_config}]"
+        title = titles[(env, env_config)]
         size = task["size"].iloc[0]
         proven = task["proven_share"].iloc[0]
         what = "gap to the optimum" if proven >= 1 else "gap to best known"
@@ -199,18 +202,36 @@ def gap_markdown(table: pd.DataFrame) -> list[str]:
         if literature:
             numbers = ", ".join(f"{name} {value:.1f}%" for name, value in literature.items() if name != "opt_rate")
             n_jobs, n_machines = (int(x) for x in size.split("x"))
+            placement = _placement(env_config)
+            where = ("here every operation is left-shifted as L2D's env does it (placement=active: into the "
+                     "earliest idle gap on its machine where it fits)" if placement == "active" else
+                     "L2D's env left-shifts a dispatched operation into the earliest idle gap on its machine where "
+                     f"it fits (active schedules); here it is appended (placement={placement or 'semi_active'}, "
+                     "semi-active)")
             lines += ["", f"Zhang et al. (2020) at {size}: {numbers} (mean gap to OR-Tools, 3600 s per instance, "
                           f"optimal on {literature['opt_rate']:.0f}% of their 100 instances). Not the same set-up: "
                           "their own 100 random instances (numpy seed 200; durations 1..98 from numpy's randint, ours "
-                          "1..99); L2D's env left-shifts a dispatched operation into an idle gap on its machine where "
-                          "it fits (active schedules; ours appends it, semi-active; the paper does not say how its "
-                          "rules place operations); a graph network on the disjunctive graph trained 10,000 iterations "
+                          f"1..99); {where}; the paper does not say how its rules place operations; a graph network "
+                          "on the disjunctive graph trained 10,000 iterations "
                           f"of 4 instances ({40_000 * n_jobs * n_machines:,} dispatches at this size), the saved model "
                           "the best on a validation file that is the test file (released code); no FIFO rule there, "
                           "no FDD/MWKR here."]
         lines.append("")
     lines += [f"Source of the literature numbers: {ZHANG_2020_SOURCE}.", ""]
     return lines
+
+
+def _without(label: str, env_config: str) -> str:
+    """A config label without the env settings it shares with the task (the section's title names them): a
+    rule run under two placements has ``placement=...`` in its label, which its task already says."""
+    shared = {f"{key}={value}" for key, value in _config_items(str(env_config)).items()}
+    return ", ".join(part for part in label.split(", ") if part and part not in shared)
+
+
+def _placement(env_config: str) -> str:
+    """The task's ``placement`` (job_shop's env setting) from its env config string; empty where it is not named
+    (a run recorded before the setting, read without it: semi-active)."""
+    return _config_items(str(env_config)).get("placement", "")
 
 
 def _clean(text: str) -> str:

@@ -183,9 +183,20 @@ def _invalid_action_then(record: dict[str, Any]) -> str | None:
     return core_cls.invalid_action_default
 
 
-#: Common env settings added after runs had been recorded without them, and what such a run did (as
-#: :data:`ADDED_SETTINGS`, for ``env_config``; the value None: unknown, left out).
-ADDED_ENV_SETTINGS = {"invalid_action": _invalid_action_then}
+def _placement_then(record: dict[str, Any]) -> str | None:
+    """What a job-shop run recorded before the env setting ``placement`` existed (issue 34) did: ``semi_active``,
+    the only placement job_shop v0 had (and still its default). None for every other env (no such setting)."""
+    try:
+        core_cls = envs.spec(str(record.get("env"))).load()
+    except (ConfigError, TypeError, ImportError):
+        return None
+    fields = getattr(core_cls.Config, "__dataclass_fields__", {})
+    return fields["placement"].default if "placement" in fields else None
+
+
+#: Env settings added after runs had been recorded without them, and what such a run did (as
+#: :data:`ADDED_SETTINGS`, for ``env_config``; the value None: unknown or not a setting of that env, left out).
+ADDED_ENV_SETTINGS = {"invalid_action": _invalid_action_then, "placement": _placement_then}
 
 
 def with_added_settings(record: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,10 @@ Each rule (``shortest_processing_time``, ``most_work_remaining``, ``most_operati
 quantity a key uses is in the agent's observation too (each operation's duration and scheduled flag, and the
 lower bound ``C_LB`` of the job's last scheduled operation, which is its end), so the rules use no more than the
 agent knows. They are the rules a practitioner tries first and the ones L2D (Zhang et al. 2020) compares
-against; played through the env's semi-active placement, they are what the env can do with them.
+against; played through the env's placement (``semi_active`` by default, or L2D's left shift with
+``--env-config placement=active``), they are what the env can do with them. Their keys do not read the
+placement: the same rule may build a different schedule under each (SPT most; FIFO never, see the env's
+docstring).
 """
 
 from __future__ import annotations

@@ -17,7 +17,11 @@ dispatched earlier, so ``s_q <= s_o``, and as ``q`` and ``o`` do not overlap in 
 (``s_q = s_o`` would overlap, durations being positive), hence ``s'_q + d_q <= s_o``. So every operation ends no
 later than in ``S`` and the replayed makespan is at most ``S``'s; being a feasible schedule, it is at least the
 optimum. Replaying an optimal ``S`` therefore gives exactly the optimal makespan (the tests check it on every
-shipped instance and on random ones), and an unproven ``S`` gives at most its makespan.
+shipped instance and on random ones), and an unproven ``S`` gives at most its makespan. Under the env setting
+``placement="active"`` the same holds: the left shift starts an operation no later than appending it would, so
+``s'_o <= s_o`` by the same induction (the machine's operations placed so far, wherever they sit, all end by
+``s_o``); the replayed schedule may then differ from ``S`` (an operation can move into an earlier gap), not its
+makespan where ``S`` is optimal (tested on ft06, la01, la05 and random 6x6 instances).
 
 **What it records.** Each evaluation episode's record gets ``proven_optimal`` (1 where the solver proved the
 schedule optimal, else 0) and ``optimum_bound`` (the solver's lower bound on the makespan), beside the env's

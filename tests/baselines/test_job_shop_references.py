@@ -52,6 +52,18 @@ HAND_SCHEDULES = {
 }
 RULES = list(HAND_SCHEDULES)
 
+# Under placement="active" (a dispatched operation left-shifted into the earliest idle gap of its machine where it
+# fits after its job's previous operation; tests/envs/test_job_shop_placement.py), by hand:
+# SPT: the same order (its key does not depend on the placement); J1's last operation (M1, 4, job free at 3) does
+#   not fit M1's gap 0-5 (3-7 > 5): 7-11; J2's first (M1, 4, free at 0) fits it: 0-4 (semi-active 11-15); J2's
+#   second (M2, 3, free at 4) fits M2's gap 3-7: 4-7 (15-18); J2's last (M0, 1, free at 7): 7-8. Makespan 11.
+# FIFO: no gap ever fits (J1's second operation, M2, 1, free at 5, meets M2's gap 0-4 too late: 7-8), so the
+#   schedule is the semi-active one. (MWKR and MOPNR: not computed by hand.)
+HAND_ACTIVE_SCHEDULES = {
+    "shortest_processing_time": ([1, 1, 0, 0, 0, 1, 2, 2, 2], [[2, 5, 7], [0, 2, 7], [0, 4, 7]], 11),
+    "first_in_first_out": HAND_SCHEDULES["first_in_first_out"],
+}
+
 
 def player(name, env_name, num_envs=1, **env_config):
     # a generous ceiling: the proofs take 1-30 s, and a busy machine must not turn a wall-clock limit into a failure
@@ -120,6 +132,16 @@ def test_rules_match_the_hand_computed_schedules(rule, hand_instance):
     assert independent_check(MACHINES, DURATIONS, state.starts[0]) == makespan
 
 
+@pytest.mark.parametrize("rule", list(HAND_ACTIVE_SCHEDULES))
+def test_rules_under_active_placement_match_the_hand_computed_schedules(rule, hand_instance):
+    order, starts, makespan = HAND_ACTIVE_SCHEDULES[rule]
+    actions, total, state = play_episode(player(rule, "job_shop", **hand_instance, placement="active"), [0])
+    assert actions[:, 0].tolist() == order
+    assert state.starts[0].tolist() == starts
+    assert total[0] == DURATIONS.sum(axis=1).max() - makespan
+    assert independent_check(MACHINES, DURATIONS, state.starts[0]) == makespan
+
+
 def test_the_solver_finds_the_brute_force_optimum_of_small_instances():
     assert brute_force_optimum(MACHINES, DURATIONS) == 11  # no 10: M1's 10 units cannot all start before time 4
     rng = np.random.default_rng(5)
@@ -178,6 +200,33 @@ def test_the_replay_ends_at_the_solvers_makespan_on_random_instances():
         assert independent_check(state.machines[b], state.durations[b], state.starts[b]) == solution.makespan
     rules = {rule: play_episode(player(rule, "job_shop", num_envs=6), seeds)[1] for rule in RULES}
     for rule, returns in rules.items():  # nothing beats the proven optimum
+        assert (returns <= total + 1e-9).all(), rule
+
+
+@pytest.mark.parametrize("name", ["ft06", "la01", "la05"])
+def test_published_optima_reproduce_under_active_placement(name):
+    """The oracle under ``placement="active"``: replayed in order of start times, each operation still starts no
+    later than in the solver's schedule (the proof in job_shop_optimum's docstring holds with the left shift: it
+    only moves an operation earlier than appending would), so the replay ends at the published optimum."""
+    optimum = classic_instances()[name]["optimum"]
+    algo = player("job_shop_optimum", "job_shop", **classic(name), placement="active")
+    _, total, state = play_episode(algo, [0])
+    instance = load_instance(name)
+    assert independent_check(instance.machines, instance.durations, state.starts[0]) == optimum
+    assert total[0] == instance.durations.sum(axis=1).max() - optimum
+
+
+def test_the_replay_under_active_placement_ends_at_the_solvers_optimum_on_random_instances():
+    algo = player("job_shop_optimum", "job_shop", num_envs=6, placement="active")
+    seeds = [EVAL_SEED_BASE + i for i in range(6)]
+    _, total, state = play_episode(algo, seeds)
+    for b in range(6):
+        solution = solve(state.machines[b], state.durations[b])
+        assert solution.optimal
+        assert (state.starts[b] <= solution.starts).all()  # never later than the solver's schedule
+        assert independent_check(state.machines[b], state.durations[b], state.starts[b]) == solution.makespan
+    for rule in RULES:  # nothing beats the proven optimum under this placement either
+        returns = play_episode(player(rule, "job_shop", num_envs=6, placement="active"), seeds)[1]
         assert (returns <= total + 1e-9).all(), rule
 
 

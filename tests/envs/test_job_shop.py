@@ -236,3 +236,15 @@ def test_render_shows_the_machines():
     env.step(0)
     text = env.render()
     assert "makespan so far" in text and "machine 0:" in text and "j0[0-" in text
+
+
+def test_the_inadmissible_share_falls_with_the_level_over_whole_episodes():
+    """Issue 34 expected the share to grow with the level; over whole episodes of random_valid it falls (18.6%, 15.4%,
+    13.1% in the docstring): jobs finish only near the end of an episode, the later the larger the shop. 57,600
+    steps are 900 per entry of suite.levels' 64, whole episodes at every level (36, 100 and 225 steps)."""
+    from suite.levels import inadmissible_share
+
+    shares = [inadmissible_share(name, steps=57_600, seed=0)["inadmissible_share"]
+              for name in ("job_shop", "job_shop-m", "job_shop-l")]
+    assert shares == pytest.approx([0.186, 0.154, 0.131], abs=0.001)
+    assert shares[0] > shares[1] > shares[2]

@@ -119,6 +119,24 @@ def test_the_report_writes_the_csv_and_the_section(shop, tmp_path):
     assert job_shop_gaps.ZHANG_2020_SOURCE in text
 
 
+def test_the_section_says_which_placement_each_task_used(shop, make_run, tmp_path):
+    """The same instances under placement=active (its own optimum run): a task of its own, titled by the setting,
+    whose note says its operations are left-shifted as L2D's are; the default task's note says they are appended."""
+    active = {**SIX, "placement": "active"}
+    for algo, makespans in (("job_shop_optimum", [100, 200, 400]), ("shortest_processing_time", [130, 260, 520])):
+        metrics = {"makespan": makespans}
+        if algo == "job_shop_optimum":
+            metrics.update(proven_optimal=[1, 1, 1], optimum_bound=[100, 200, 400])
+        make_run(shop / "active", "job_shop", algo, 0, env_config=active, returns=[-float(m) for m in makespans],
+                 metrics=metrics, algo_config={"num_envs": 4})
+    _, _, text = report.write_report(shop, tmp_path / "out")
+    assert "### job_shop [placement=active] (6x6)" in text
+    assert "| shortest_processing_time | simple | 1 | 3 | 303.3 | 30.0% |" in text and "| SPT 42.0% |" in text
+    assert "here every operation is left-shifted as L2D's env does it (placement=active" in text
+    assert "here it is appended (placement=semi_active, semi-active)" in text
+    assert "| job_shop_optimum | optimum |" in text and "| job_shop_optimum (placement" not in text
+
+
 def test_no_job_shop_runs_no_file_and_no_section(tmp_path, make_run):
     make_run(tmp_path, "toy", "random_valid", 0, algo_config={"num_envs": 4})
     make_run(tmp_path, "toy", "masked_ppo", 0)
