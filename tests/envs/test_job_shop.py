@@ -248,3 +248,24 @@ def test_the_inadmissible_share_falls_with_the_level_over_whole_episodes():
               for name in ("job_shop", "job_shop-m", "job_shop-l")]
     assert shares == pytest.approx([0.186, 0.154, 0.131], abs=0.001)
     assert shares[0] > shares[1] > shares[2]
+
+
+@pytest.mark.parametrize("backend", ["rllib", "torch"])
+def test_masked_naive_and_penalty_ppo_train_on_job_shop_on_both_backends(tmp_path, backend):
+    """Issue 34: every discrete method on the env, on both backends; the masked ones never dispatch a finished job
+    with the mask on, the penalty one is counted when it does."""
+    from suite import results
+    from tests.helpers import TINY, run_main
+
+    for algo in ("masked_ppo", "naive_masked_ppo", "penalty_ppo"):
+        assert run_main("--env", "job_shop", "--algo", algo, "--backend", backend, "--steps", "1024", "--episodes",
+                        "3", "--out", str(tmp_path), "--quiet", *TINY) == 0
+    loaded = results.load(tmp_path)
+    assert sorted(loaded.runs["algo"]) == ["masked_ppo", "naive_masked_ppo", "penalty_ppo"]
+    assert (loaded.runs["status"] == "complete").all()
+    evals = loaded.evals
+    masked_on = evals[(evals["algo"] != "penalty_ppo") & (evals["mask"] == "on")]
+    assert len(masked_on) and (masked_on["invalid_steps"] == 0).all()
+    assert (evals["makespan"] > 0).all()
+    penalty = loaded.progress[loaded.progress["algo"] == "penalty_ppo"]
+    assert penalty["invalid_action_rate"].notna().all()
