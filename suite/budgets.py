@@ -15,7 +15,8 @@ evaluated during training (``--eval-every``, ``eval_return_mean`` in ``progress.
   (``late_gain_ci_low`` / ``late_gain_ci_high``: seeds resampled, one number per seed);
 - ``p_still_improving``: one-sided one-sample t-test over seeds that ``late_gain`` is above 0
   (``scipy.stats.ttest_1samp``; NaN with one seed), and ``verdict``: ``still improving`` when that p is below
-  0.05, else ``plateau`` (``plateau?`` with fewer than three seeds: the test has little power there). A
+  0.05, else ``plateau`` (``plateau?`` with two seeds: the test has little power there; ``one seed: not
+  tested``). A
   ``plateau`` says the last quarter of the budget bought nothing the seeds agree on, not that more would not.
 
 Seeds are put on one grid: the evaluation steps of the seed with the fewest, each other seed's curve
@@ -84,7 +85,9 @@ def _curve_row(curves: list[pd.DataFrame]) -> dict[str, float | int | str]:
         if len(late) > 1 and np.ptp(late) > 0 else math.nan
     if len(late) > 1 and np.ptp(late) == 0:  # every seed gained exactly the same: no spread to test against
         p = 0.0 if late[0] > 0 else 1.0
-    if not math.isnan(p) and p < 0.05:
+    if len(late) < 2:
+        verdict = "one seed: not tested"
+    elif p < 0.05:
         verdict = "still improving"
     else:
         verdict = "plateau" if len(late) >= 3 else "plateau?"
@@ -132,5 +135,5 @@ def budget_markdown(table: pd.DataFrame) -> list[str]:
             "From the periodic evaluations (`--eval-every`): the first evaluation at which the mean curve made 95% "
             "of its gain, and the gain of each seed's last quarter of evaluations over the quarter before, with "
             "its interval over seeds and a one-sided t-test (\"still improving\" at p < 0.05; \"plateau?\" with "
-            "fewer than three seeds). A plateau says the last quarter of the budget bought nothing the seeds "
-            "agree on.", "", body, ""]
+            "two seeds; one seed is not tested). A plateau says the last quarter of the budget bought nothing the "
+            "seeds agree on.", "", body, ""]

@@ -60,6 +60,12 @@ def test_seeds_evaluated_at_other_steps_are_interpolated_onto_the_shortest_grid(
     assert row["budget"] == 4000 and row["evaluations"] == 4 and row["final_return"] == 30
 
 
+def test_one_seed_is_not_tested_whatever_its_curve_did():
+    (row,) = budget_table(_loaded({"a": [0, 1, 2, 3, 4, 5, 7, 9]}, STEPS)).to_dict("records")
+    assert row["verdict"] == "one seed: not tested" and math.isnan(row["p_still_improving"])
+    assert row["late_gain"] == pytest.approx(8 - 4.5)
+
+
 def test_too_few_evaluations_unfinished_runs_and_no_periodic_evaluation_give_no_row():
     assert budget_table(_loaded({"a": [0, 1, 2]}, [1000, 2000, 3000])).empty
     assert budget_table(_loaded({"a": [0, 1, 2, 3]}, STEPS[:4], status="unfinished")).empty
