@@ -186,3 +186,17 @@ def training_vector_env(config):
             self.vector.close()
 
     return TrainingVectorEnv()
+
+
+# The job-shop tests' hand-computed 3x3 instance: job j's operations as (machine, duration).
+#   J0: (M0, 3) (M1, 2) (M2, 2)
+#   J1: (M0, 2) (M2, 1) (M1, 4)
+#   J2: (M1, 4) (M2, 3) (M0, 1)
+HAND = """hand 3x3 instance
+3 3
+0 3 1 2 2 2
+0 2 2 1 1 4
+1 4 2 3 0 1
+"""
+MACHINES = np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]])
+DURATIONS = np.array([[3, 2, 2], [2, 1, 4], [4, 3, 1]])

@@ -19,20 +19,9 @@ from baselines.references import load, roles
 from baselines.references.job_shop_optimum import JobShopOptimumConfig
 from envs.job_shop import classic_instances, load_instance
 from suite import report
-from tests.helpers import TINY, run_folder, run_main
+from tests.helpers import DURATIONS, HAND, MACHINES, TINY, run_folder, run_main
 
-# The 3x3 instance of the hand computations below: job j's operations as (machine, duration).
-#   J0: (M0, 3) (M1, 2) (M2, 2)
-#   J1: (M0, 2) (M2, 1) (M1, 4)
-#   J2: (M1, 4) (M2, 3) (M0, 1)
-HAND = """hand 3x3 instance
-3 3
-0 3 1 2 2 2
-0 2 2 1 1 4
-1 4 2 3 0 1
-"""
-MACHINES = np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]])
-DURATIONS = np.array([[3, 2, 2], [2, 1, 4], [4, 3, 1]])
+# The hand-computed 3x3 instance (tests/helpers.py): HAND, MACHINES, DURATIONS.
 
 # Each rule by hand, semi-active placement (start = max(job's last end, machine's last end)), ties to the lower job.
 # SPT (next operation's duration): J1 (2) 0-2 on M0; J1 (1) 2-3 on M2; J0 (3 < 4, 4) 2-5 on M0; J0 (2) 5-7 on M1;

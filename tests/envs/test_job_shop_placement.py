@@ -20,19 +20,9 @@ from envs.job_shop import JobShopCore
 from suite import aggregate, results
 from suite.check import check_api, check_mask
 from suite.runner import RunRequest
+from tests.helpers import DURATIONS, HAND, MACHINES
 
-# The 3x3 instance of tests/baselines/test_job_shop_references.py: job j's operations as (machine, duration).
-#   J0: (M0, 3) (M1, 2) (M2, 2)
-#   J1: (M0, 2) (M2, 1) (M1, 4)
-#   J2: (M1, 4) (M2, 3) (M0, 1)
-HAND = """hand 3x3 instance
-3 3
-0 3 1 2 2 2
-0 2 2 1 1 4
-1 4 2 3 0 1
-"""
-MACHINES = np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]])
-DURATIONS = np.array([[3, 2, 2], [2, 1, 4], [4, 3, 1]])
+# The hand-computed 3x3 instance (tests/helpers.py): HAND, MACHINES, DURATIONS.
 
 # SPT's dispatch order on it, [1, 1, 0, 0, 0, 1, 2, 2, 2], placed by hand:
 #   J1 op0 on M0 at 0-2; J1 op1 on M2 at 2-3; J0 op0 on M0 at 2-5; J0 op1 on M1 at 5-7; J0 op2 on M2 at 7-9;
