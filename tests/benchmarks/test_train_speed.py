@@ -67,7 +67,7 @@ def test_learner_alone(benchmark):
 
     algo = build_algo("masked_ppo", "portfolio", budget=10**7, backend="torch")
     try:
-        batch = algo._rollout()
+        batch, _ = algo._rollout()
         rows = len(batch["actions"])
         torch.manual_seed(0)
         benchmark.pedantic(lambda: algo._learn(batch), rounds=3, iterations=1, warmup_rounds=1)
@@ -209,7 +209,7 @@ def test_rllib_goals_interleaved(benchmark, ray_local):
     one = build_algo("masked_ppo", "portfolio", budget=10**7)
     three = build_algo("masked_ppo", "portfolio", {"n_agents": 3}, budget=10**7)
     try:
-        batch = ceiling._rollout()
+        batch, _ = ceiling._rollout()
         rows = len(batch["actions"])
         ceiling._learn(batch)
         first = {"one": one.train_iteration()["env_steps"], "three": three.train_iteration()["env_steps"]}
