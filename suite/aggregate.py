@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["METRICS", "raw_scores", "weighted_mean", "median_of_task_means", "iqm", "weighted_iqm",
+__all__ = ["METRICS", "config_items", "raw_scores", "weighted_mean", "median_of_task_means", "iqm", "weighted_iqm",
            "gap_to_anchor", "task_labels", "aggregate_table", "comparable_task_sets", "probability_of_improvement",
            "performance_profiles", "stratified_interval", "task_interval", "holm", "is_reference", "normalised"]
 
@@ -91,7 +91,7 @@ def normalised(value, lower: float, upper: float):
     return 100 * (value - lower) / (upper - lower)
 
 
-def _config_items(env_config: str) -> dict[str, str]:
+def config_items(env_config: str) -> dict[str, str]:
     """``"a=1,b=2,3"`` as ``{"a": "1", "b": "2,3"}``: a comma starts a new key only before ``key=``."""
     parts = re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", env_config) if env_config else []
     return dict(part.split("=", 1) for part in parts)
@@ -108,7 +108,7 @@ def task_labels(scores: pd.DataFrame, named: Mapping[str, Mapping[str, str]] | N
     number means (``speed_limit [invalid_action=noop]``; :func:`suite.report.named_settings`)."""
     labels = {}
     for env, group in scores.drop_duplicates(["env", "env_config"]).groupby("env", sort=False):
-        items = {config: _config_items(config) for config in group["env_config"]}
+        items = {config: config_items(config) for config in group["env_config"]}
         keys = sorted({key for parsed in items.values() for key in parsed})
         differing = [key for key in keys if len({parsed.get(key) for parsed in items.values()}) > 1]
         defaults = (named or {}).get(env, {})

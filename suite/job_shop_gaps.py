@@ -39,7 +39,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from suite.aggregate import _config_items, task_labels
+from suite.aggregate import config_items, task_labels
 from suite.stats import mean_ci, p_greater
 
 __all__ = ["OBJECTIVE", "PROVEN", "BOUND", "ZHANG_2020", "ZHANG_2020_SOURCE", "ZHANG_2020_NAMES", "gap_table",
@@ -224,14 +224,14 @@ def gap_markdown(table: pd.DataFrame) -> list[str]:
 def _without(label: str, env_config: str) -> str:
     """A config label without the env settings it shares with the task (the section's title names them): a
     rule run under two placements has ``placement=...`` in its label, which its task already says."""
-    shared = {f"{key}={value}" for key, value in _config_items(str(env_config)).items()}
+    shared = {f"{key}={value}" for key, value in config_items(str(env_config)).items()}
     return ", ".join(part for part in label.split(", ") if part and part not in shared)
 
 
 def _placement(env_config: str) -> str:
     """The task's ``placement`` (job_shop's env setting) from its env config string; empty where it is not named
     (a run recorded before the setting, read without it: semi-active)."""
-    return _config_items(str(env_config)).get("placement", "")
+    return config_items(str(env_config)).get("placement", "")
 
 
 def _clean(text: str) -> str:
