@@ -38,27 +38,25 @@ __all__ = ["ACTIVATIONS", "mlp", "EntryActorCritic"]
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
 
 
+def _embedding(n_in: int, size: int, activation: str) -> nn.Sequential:
+    """One hidden layer: linear (orthogonal, gain ``sqrt(2)``, zero bias), then ``activation``."""
+    linear = nn.Linear(n_in, size)
+    nn.init.orthogonal_(linear.weight, math.sqrt(2))
+    nn.init.zeros_(linear.bias)
+    return nn.Sequential(linear, ACTIVATIONS[activation]())
+
+
 def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str, out_gain: float) -> nn.Sequential:
     """Linear layers of ``hidden`` sizes with ``activation``, then a linear output of ``n_out`` (orthogonal
     initialisation, as CleanRL and Stable-Baselines3)."""
     layers: list[nn.Module] = []
     for size in hidden:
-        linear = nn.Linear(n_in, size)
-        nn.init.orthogonal_(linear.weight, math.sqrt(2))
-        nn.init.zeros_(linear.bias)
-        layers += [linear, ACTIVATIONS[activation]()]
+        layers += _embedding(n_in, size, activation)
         n_in = size
     head = nn.Linear(n_in, n_out)
     nn.init.orthogonal_(head.weight, out_gain)
     nn.init.zeros_(head.bias)
     return nn.Sequential(*layers, head)
-
-
-def _embedding(n_in: int, size: int, activation: str) -> nn.Sequential:
-    linear = nn.Linear(n_in, size)
-    nn.init.orthogonal_(linear.weight, math.sqrt(2))
-    nn.init.zeros_(linear.bias)
-    return nn.Sequential(linear, ACTIVATIONS[activation]())
 
 
 class _PooledValue(nn.Module):
