@@ -12,8 +12,8 @@ import importlib
 import math
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from envs.config import ConfigError
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["UsageError", "CommandFailed", "DefaultsHelpFormatter", "Parser", "run_cli", "positive_int",
            "positive_float", "non_negative_int", "finite_float", "bounded_int", "folder", "MAX_INT64", "probabilities",
-           "add_import_flag", "import_user_modules", "one_line", "printed_table"]
+           "add_import_flag", "import_user_modules", "one_line", "printed_table",
+           "markdown_text", "markdown_table"]
 
 #: The largest count any command takes: budgets, seeds and counters are 64-bit integers in numpy, pandas and
 #: the result files, so a larger one could never be reached (or written).
@@ -154,6 +155,22 @@ def one_line(error: BaseException | str) -> str:
     """The first non-empty line of an error's message (what a one-line report shows)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else "(no message)"
+
+
+def markdown_text(text: Any) -> str:
+    """Text from results (names read from files) made inert in a markdown table: no HTML, no cell breaks."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+            .replace("\n", " "))
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """A report's markdown table's lines, by pandas' ``DataFrame.to_markdown`` (tabulate's pipe tables). Cells are
+    written as given (``disable_numparse``: "1,000" and "0.10" stay as formatted), so text from results must come
+    through :func:`markdown_text` first."""
+    import pandas as pd  # at call time: every command imports this module, not every command needs pandas
+
+    frame = pd.DataFrame([list(row) for row in rows], columns=list(header), dtype=object)
+    return frame.to_markdown(index=False, disable_numparse=True).splitlines()
 
 
 def printed_table(frame: pd.DataFrame) -> list[str]:

@@ -6,7 +6,9 @@ per agent too), ``violations.csv`` (per constraint, :mod:`suite.violations`), ``
 or more levels of an env: score by level and method, :mod:`suite.scaling`), ``job_shop_gaps.csv`` (job-shop
 tasks with the solver's optimum run: the mean optimality gap on the held-out instances per method and rule,
 beside Zhang et al.'s, :mod:`suite.job_shop_gaps`), ``budgets.csv`` (configs evaluated during training:
-where their learning stopped, or that it had not, :mod:`suite.budgets`), ``report.md`` (the same as markdown
+where their learning stopped, or that it had not, :mod:`suite.budgets`), ``separation.csv`` and
+``method_pairs.csv`` (per task: whether it separates methods, and the pairwise tests, :mod:`suite.separation`),
+``report.md`` (the same as markdown
 tables, the scaling paragraphs, the job-shop gaps, the problems found, and the plots) and ``plots/*.png``
 (learning curves per env; the penalty-size sweep where there is one; the corrupted-mask curves; the
 scaling figure per env family), and prints the tables.
@@ -42,7 +44,7 @@ from __future__ import annotations
 import math
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +54,10 @@ import pandas as pd
 import envs
 from baselines.references import roles
 from envs.config import ConfigError, parse_assignments
-from suite import aggregate, aggregate_plots, files, results, scaling
+from suite import aggregate, aggregate_plots, files, results, scaling, separation
 from suite.budgets import budget_markdown, budget_table
-from suite.cli import Parser, UsageError, folder, run_cli
+from suite.cli import Parser, UsageError, folder, markdown_table, run_cli
+from suite.cli import markdown_text as _md
 from suite.job_shop_gaps import gap_markdown, gap_table
 from suite.learning_curves import learning_curves, plot_learning_curves
 from suite.mask_noise_report import mask_noise_table, plot_mask_noise
@@ -426,20 +429,6 @@ def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]
     return lines
 
 
-def _md(text: Any) -> str:
-    """Text from results (names read from files) made inert in a markdown table: no HTML, no cell breaks."""
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-            .replace("\n", " "))
-
-
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    """A markdown table's lines, by pandas' ``DataFrame.to_markdown`` (tabulate's pipe tables). Cells are written
-    as given (``disable_numparse``: "1,000" and "0.10" stay as formatted), so text from results must come
-    through :func:`_md` first."""
-    frame = pd.DataFrame([list(row) for row in rows], columns=list(header), dtype=object)
-    return frame.to_markdown(index=False, disable_numparse=True).splitlines()
-
-
 def _task_lines(group: pd.DataFrame) -> list[str]:
     """One env's section: what its 0, 100 and bound are, the references, then the methods beside the best
     simple policy, and whether any method learned the task at this budget."""
@@ -707,6 +696,14 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
                        for family in scaling.families(table)}
             scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})
         across_lines = _across_tasks(loaded, summary, out, save)
+        scores = run_scores(loaded)
+        pairs = separation.method_pairs(scores, summary)
+        verdicts = separation.separation_table(
+            summary, pairs, aggregate.task_labels(scores, named_settings(scores["env"].unique())))
+        if not verdicts.empty:
+            files.atomic_write_csv(out / "separation.csv", verdicts, root=out)
+            files.atomic_write_csv(out / "method_pairs.csv", pairs, root=out)
+            across_lines = [*separation.separation_markdown(verdicts, summary), *across_lines]
     text = markdown(summary, problems, plots, agents, [*gap_lines, *across_lines, *scaling_lines], violations,
                     config_notes(loaded)) \
         if not summary.empty else \

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["mean_ci", "median_with_failures", "ratio_of_medians_ci", "p_greater"]
+__all__ = ["mean_ci", "median_with_failures", "ratio_of_medians_ci", "p_greater", "p_differ"]
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -90,3 +90,26 @@ def p_greater(values: Sequence[float] | np.ndarray, reference: Sequence[float] |
     if not y_varies:
         return float(stats.ttest_1samp(x, y.mean(), alternative="greater").pvalue)
     return float(stats.ttest_ind(x, y, equal_var=False, alternative="greater").pvalue)
+
+
+def p_differ(values: Sequence[float] | np.ndarray, other: Sequence[float] | np.ndarray) -> float:
+    """Two-sided p-value of "``values`` and ``other`` (two methods' seeds) average differently".
+
+    Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``). A side whose seeds all score alike is a
+    constant: the one-sample t-test of the other side against it. When neither side varies the comparison is
+    exact (0 if the means differ beyond rounding, else 1). Fewer than two seeds on either side gives NaN: one
+    seed cannot tell noise from difference.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    y = np.asarray(other, dtype=np.float64)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if x.size < 2 or y.size < 2:
+        return math.nan
+    x_varies, y_varies = np.ptp(x) > 0, np.ptp(y) > 0
+    if not x_varies and not y_varies:
+        return 1.0 if math.isclose(x.mean(), y.mean(), rel_tol=1e-12) else 0.0
+    if not y_varies:
+        return float(stats.ttest_1samp(x, y.mean()).pvalue)
+    if not x_varies:
+        return float(stats.ttest_1samp(y, x.mean()).pvalue)
+    return float(stats.ttest_ind(x, y, equal_var=False).pvalue)

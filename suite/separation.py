@@ -1,0 +1,151 @@
+"""Does a task tell methods apart? The rule of issue 35 (item 3), applied to a report's runs.
+
+A benchmark task earns its place in a headline when, at its budget,
+
+1. **it is learned**: its best method beats the task's best simple policy beyond seed noise (the report's
+   ``beats_best_simple``: a one-sided Welch test of the method's seeds against the policy's, Holm-corrected
+   over every method row of the report), and
+2. **two methods differ**: at least one pair of methods run on it differs beyond seed noise: a two-sided
+   Welch t-test between their seeds' returns (:func:`suite.stats.p_differ`), Holm-corrected over every pair of
+   every task in the report (one family: every "these two differ" the report can claim).
+
+A task **separates** when both hold. A method is any row whose algo is not a reference (random-valid, a simple
+policy, an anchor or a bound); two configs of one algo are two methods. What the intervals resample: the
+seeds (one number per run, the mean over its evaluation episodes); with fewer than two seeds a method is in
+no test. Pure functions of the report's frames (:func:`suite.report.run_scores`, :func:`suite.report.summarize`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+import envs
+from envs.config import ConfigError
+from suite import aggregate
+from suite.cli import markdown_table, markdown_text
+from suite.stats import p_differ
+
+__all__ = ["ALPHA", "method_pairs", "separation_table", "separation_markdown"]
+
+#: The level of both tests, after Holm's correction.
+ALPHA = 0.05
+_TASK = ["env", "env_config"]
+_METHOD = ["algo", "config_id"]
+
+
+def _label(row: Mapping[str, object]) -> str:
+    return f"{row['algo']} ({row['config']})" if row.get("config") else str(row["algo"])
+
+
+def method_pairs(scores: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Every pair of methods on a task with two or more seeds each: ``env``, ``env_config``, ``method_a``,
+    ``method_b`` (a the one with the higher mean return), ``return_a``, ``return_b``, ``p`` (two-sided Welch),
+    ``p_holm`` (Holm over all rows) and ``differ`` (``p_holm`` below :data:`ALPHA`). ``scores``: one row per run
+    (:func:`suite.report.run_scores`); ``summary``: which (algo, config) rows are methods, and their labels."""
+    methods = summary[summary["role"] == "method"]
+    labels = {(r["env"], r["env_config"], r["algo"], r["config_id"]): _label(r) for _, r in methods.iterrows()}
+    rows = []
+    for (env, env_config), task in scores.groupby(_TASK, sort=False):
+        seeds = {labels[(env, env_config, algo, cid)]: group["return"].to_numpy(dtype=float)
+                 for (algo, cid), group in task.groupby(_METHOD, sort=False)
+                 if (env, env_config, algo, cid) in labels and group["return"].notna().sum() >= 2}
+        for (a, x), (b, y) in itertools.combinations(seeds.items(), 2):
+            if np.nanmean(y) > np.nanmean(x):
+                (a, x), (b, y) = (b, y), (a, x)
+            rows.append({"env": env, "env_config": env_config, "method_a": a, "method_b": b,
+                         "return_a": float(np.nanmean(x)), "return_b": float(np.nanmean(y)), "p": p_differ(x, y)})
+    columns = [*_TASK, "method_a", "method_b", "return_a", "return_b", "p", "p_holm", "differ"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    pairs = pd.DataFrame(rows)
+    pairs["p_holm"] = aggregate.holm(pairs["p"])
+    pairs["differ"] = pairs["p_holm"] < ALPHA
+    return pairs[columns]
+
+
+def separation_table(summary: pd.DataFrame, pairs: pd.DataFrame,
+                     task_names: Mapping[tuple[str, str], str]) -> pd.DataFrame:
+    """One row per task with a method: ``task``, ``budget`` (the methods' mean env steps; the smallest and the
+    largest when they differ), the best simple policy and its score, the best method and its score with its
+    interval, ``learned`` (rule 1; None where it cannot be judged: no simple policy, or methods with one
+    seed), ``differing_pairs`` of ``pairs_tested`` (rule 2) and ``separates`` (both; None when rule 1 cannot
+    be judged or no pair could be tested)."""
+    rows = []
+    for (env, env_config), group in summary.groupby(_TASK, sort=False):
+        methods = group[group["role"] == "method"]
+        if methods.empty:
+            continue
+        simple = group["best_simple"].iloc[0]
+        simple_rows = group[group["algo"] == simple]
+        ranked = methods.sort_values("score" if methods["score"].notna().any() else "return_mean", ascending=False)
+        best = ranked.iloc[0]
+        mine = pairs[(pairs["env"] == env) & (pairs["env_config"] == env_config)]
+        judged = bool(simple) and methods["p_beats_best_simple_holm"].notna().any()
+        learned = bool(methods["beats_best_simple"].any()) if judged else None
+        differ = int(mine["differ"].sum())
+        separates = None if learned is None or mine.empty else bool(learned and differ > 0)
+        steps = methods["env_steps"]
+        rows.append({"task": task_names.get((env, env_config), env), "env": env, "env_config": env_config,
+                     "budget_low": float(steps.min()), "budget_high": float(steps.max()),
+                     "best_simple": simple or "",
+                     "best_simple_score": float(simple_rows["score"].iloc[0]) if len(simple_rows) else math.nan,
+                     "best_method": _label(best), "best_method_score": float(best["score"]),
+                     "best_method_score_ci_low": float(best["score_ci_low"]),
+                     "best_method_score_ci_high": float(best["score_ci_high"]),
+                     "methods": len(methods), "learned": learned, "pairs_tested": len(mine),
+                     "differing_pairs": differ, "separates": separates})
+    return pd.DataFrame(rows)
+
+
+def _family(env: str) -> str:
+    """The env a level belongs to (portfolio-m: portfolio); a user's env not imported here is its own."""
+    try:
+        return envs.spec(env).family
+    except ConfigError:
+        return env
+
+
+def _steps(low: float, high: float) -> str:
+    def short(n: float) -> str:
+        return f"{n / 1e6:.2g}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else f"{n:,.0f}"
+    return short(low) if math.isclose(low, high, rel_tol=0.02) else f"{short(low)}–{short(high)}"
+
+
+def _verdict(value: object) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+        ("**yes**" if value else "no")
+
+
+def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """The report's section: per task, the budget, the best simple policy's score, every method's score with
+    its interval, and whether the task separates methods."""
+    if table.empty:
+        return []
+    body = []
+    for _, t in table.iterrows():
+        methods = summary[(summary["env"] == t["env"]) & (summary["env_config"] == t["env_config"])
+                          & (summary["role"] == "method")].sort_values("score", ascending=False)
+        scores = "; ".join(
+            f"{markdown_text(_label(m))} {m['score']:.1f}" + ("" if math.isnan(m["score_ci_low"]) else
+                                              f" ({m['score_ci_low']:.1f}–{m['score_ci_high']:.1f})")
+            + f" ×{m['seeds']}" for _, m in methods.iterrows())
+        simple = f"{markdown_text(t['best_simple'])} {t['best_simple_score']:.1f}" if t["best_simple"] else "–"
+        body.append([markdown_text(t["task"]), _steps(t["budget_low"], t["budget_high"]), simple, scores,
+                     _verdict(t["learned"]), f"{t['differing_pairs']} of {t['pairs_tested']}",
+                     _verdict(t["separates"])])
+    header = ["task", "budget (env steps)", "best simple policy", "methods: score (95% CI over seeds) ×seeds",
+              "beats best simple", "pairs that differ", "separates"]
+    separating = table[table["separates"].eq(True)]
+    envs = separating["env"].map(_family).nunique()
+    return ["## Does each task separate methods?", "",
+            "A task separates methods when its best method beats its best simple policy beyond seed noise (one-"
+            "sided Welch test of the seeds, Holm over every method row) and at least two methods differ beyond "
+            f"seed noise (two-sided Welch test of their seeds, Holm over every pair of every task), both at "
+            f"{ALPHA:g}. Scores: 0 = random_valid, 100 = the task's anchor; intervals resample seeds. "
+            f"**{len(separating)} of {len(table)} tasks separate, on {envs} env{'s' * (envs != 1)}.**", "",
+            *markdown_table(header, body), ""]

@@ -1,0 +1,90 @@
+"""Does a task separate methods (:mod:`suite.separation`)? The rule against hand-computed tests."""
+
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from suite import aggregate, report, results, separation
+from tests.helpers import unpadded
+
+
+@pytest.fixture
+def two_tasks(tmp_path, make_run):
+    """toy: random_valid 10, oracle 20, last_demand (the best simple policy) 13; masked PPO 17, 18, 19 and
+    penalty PPO 10, 11, 12. toy2: random_valid 0, oracle 10, never_move 9; masked and penalty PPO both 14, 15,
+    16 (above the simple policy, indistinguishable from each other)."""
+    for seed in range(3):
+        for env, algo, value in (("toy", "random_valid", 10.0), ("toy", "oracle", 20.0), ("toy", "last_demand", 13.0),
+                                 ("toy", "masked_ppo", 17.0 + seed), ("toy", "penalty_ppo", 10.0 + seed),
+                                 ("toy2", "random_valid", 0.0), ("toy2", "oracle", 10.0), ("toy2", "never_move", 9.0),
+                                 ("toy2", "masked_ppo", 14.0 + seed), ("toy2", "penalty_ppo", 14.0 + seed)):
+            make_run(tmp_path, env, algo, seed, returns=[value] * 3, algo_config={"num_envs": 4})
+    return tmp_path
+
+
+def _tables(folder):
+    loaded = results.load(folder)
+    summary, _ = report.summarize(loaded)
+    scores = report.run_scores(loaded)
+    pairs = separation.method_pairs(scores, summary)
+    return summary, pairs, separation.separation_table(summary, pairs, aggregate.task_labels(scores))
+
+
+def test_pairs_are_two_sided_welch_tests_holm_corrected_over_every_pair_of_the_report(two_tasks):
+    _, pairs, _ = _tables(two_tasks)
+    assert len(pairs) == 2  # one pair per task
+    toy = pairs[pairs["env"] == "toy"].iloc[0]
+    assert (toy["method_a"], toy["method_b"]) == ("masked_ppo", "penalty_ppo")  # a: the higher mean
+    p = stats.ttest_ind([17.0, 18.0, 19.0], [10.0, 11.0, 12.0], equal_var=False).pvalue
+    assert toy["p"] == pytest.approx(p) and toy["p_holm"] == pytest.approx(2 * p) and toy["differ"]
+    tie = pairs[pairs["env"] == "toy2"].iloc[0]
+    assert tie["p"] == pytest.approx(1.0) and not tie["differ"]
+
+
+def test_a_task_separates_only_when_it_is_learned_and_two_methods_differ(two_tasks):
+    summary, _, table = _tables(two_tasks)
+    toy, toy2 = (table[table["task"] == name].iloc[0] for name in ("toy", "toy2"))
+    # toy: masked PPO beats last_demand (one-sample t of 17, 18, 19 against 13, Holm over the four method rows)
+    assert toy["learned"] and toy["differing_pairs"] == 1 and toy["pairs_tested"] == 1 and toy["separates"]
+    assert toy["best_method"] == "masked_ppo" and toy["best_simple"] == "last_demand"
+    assert toy["best_method_score"] == pytest.approx(80.0) and toy["best_simple_score"] == pytest.approx(30.0)
+    # toy2: both methods beat never_move, and tie: learned, but no two methods differ
+    assert toy2["learned"] and toy2["differing_pairs"] == 0 and toy2["separates"] is not None \
+        and not toy2["separates"]
+    lines = unpadded("\n".join(separation.separation_markdown(table, summary)))
+    assert "**1 of 2 tasks separate, on 1 env.**" in lines
+    assert ("| toy | 200 | last_demand 30.0 | masked_ppo 80.0 (55.2–104.8) ×3; penalty_ppo 10.0 (-14.8–34.8) ×3 | "
+            "**yes** | 1 of 1 | **yes** |") in lines
+
+
+def test_methods_with_one_seed_are_in_no_test_and_the_task_is_not_judged(tmp_path, make_run):
+    for algo, value in (("random_valid", 0.0), ("oracle", 10.0), ("never_move", 5.0), ("masked_ppo", 9.0),
+                        ("penalty_ppo", 1.0)):
+        make_run(tmp_path, "toy", algo, 0, returns=[value] * 3, algo_config={"num_envs": 4})
+    _, pairs, table = _tables(tmp_path)
+    assert pairs.empty
+    (row,) = table.to_dict("records")
+    assert row["learned"] is None and row["separates"] is None and row["pairs_tested"] == 0
+
+
+def test_the_report_writes_the_verdicts_and_a_section(two_tasks):
+    _, _, text = report.write_report(two_tasks, two_tasks / "report")
+    verdicts = pd.read_csv(two_tasks / "report" / "separation.csv")
+    assert verdicts.set_index("task")["separates"].to_dict() == {"toy": True, "toy2": False}
+    assert (two_tasks / "report" / "method_pairs.csv").exists()
+    assert "## Does each task separate methods?" in text
+    assert "masked_ppo 80.0 (" in text and "×3" in text
+
+
+def test_p_differ_is_welch_two_sided_and_exact_between_constants():
+    from suite.stats import p_differ
+
+    x, y = [1.0, 2.0, 4.0], [2.0, 3.0, 7.0, 8.0]
+    assert p_differ(x, y) == pytest.approx(stats.ttest_ind(x, y, equal_var=False).pvalue)
+    assert p_differ(x, y) == pytest.approx(p_differ(y, x))
+    assert p_differ(x, [3.0, 3.0]) == pytest.approx(stats.ttest_1samp(x, 3.0).pvalue)
+    assert p_differ([3.0, 3.0], x) == pytest.approx(stats.ttest_1samp(x, 3.0).pvalue)
+    assert p_differ([2.0, 2.0], [3.0, 3.0]) == 0.0 and p_differ([2.0, 2.0], [2.0, 2.0]) == 1.0
+    assert math.isnan(p_differ([1.0], y)) and math.isnan(p_differ(x, [1.0, math.nan]))
