@@ -27,6 +27,7 @@ from baselines.objective import Objective
 from baselines.registry import load_backend
 from baselines.settings import env_defaults
 from baselines.training_env import ACTION_MODES
+from baselines.tuned_settings import tuned_entry
 from envs.config import ConfigError, build_config
 
 __all__ = ["Method", "MASK_ON", "MASK_OFF", "DISTRIBUTIONS"]
@@ -100,10 +101,13 @@ class Method:
 
     def make_config(self, env_name: str, overrides: Mapping[str, Any], *, owner: str) -> Any:
         """``Config`` defaults < the env's :func:`baselines.settings.env_defaults` (the keys that are fields of
-        ``Config``) < ``overrides``; validated, one-line errors."""
+        ``Config``) < the entry of the tuned settings file ``overrides["settings"]`` names for this method and env
+        (:mod:`baselines.tuned_settings`), when it names one < ``overrides``; validated, one-line errors."""
         fields = {f.name for f in dataclasses.fields(self.Config)}
-        tuned = {key: value for key, value in env_defaults(env_name).items() if key in fields}
-        return build_config(self.Config, {**tuned, **overrides}, owner=owner)
+        defaults = {key: value for key, value in env_defaults(env_name).items() if key in fields}
+        name = build_config(self.Config, {**defaults, **overrides}, owner=owner).settings
+        tuned = tuned_entry(name, self.name, env_name) if name else {}
+        return build_config(self.Config, {**defaults, **tuned, **overrides}, owner=owner)
 
     def implementation(self, config: Any) -> Callable[..., Algorithm]:
         """The backend named by ``config.backend``, bound to this method."""

@@ -20,6 +20,7 @@ import numpy as np
 
 import envs
 from baselines.training_env import OBS_TRANSFORMS
+from baselines.tuned_settings import NAME_PATTERN
 from envs.config import ConfigError, check_fits, setting
 
 __all__ = ["PPOSettings", "RLlibSettings", "ENV_DEFAULTS", "env_defaults", "backend_setting", "check_settings",
@@ -88,6 +89,11 @@ class PPOSettings:
         (), "env config overrides for the training env only, KEY=VALUE,... (e.g. a denser reward); "
         "evaluation always uses the run's env config", check=lambda items: all("=" in i for i in items),
         accepts="comma-separated KEY=VALUE pairs")
+    # --- which tuned settings (baselines.tuned_settings)
+    settings: str = setting("", "a tuned settings file's name (baselines/tuned/NAME.toml): its entry for this method "
+                            "and env goes over the per-env defaults, under the other --algo-config keys; empty: the "
+                            "defaults", check=lambda v: v == "" or bool(NAME_PATTERN.fullmatch(v)),
+                            accepts="a settings name (letters, digits, '.', '_', '-') or empty")
     # --- sampling layout
     num_envs_per_env_runner: int = setting(64, "vector env entries per EnvRunner", check=_positive,
                                            accepts="a positive integer")

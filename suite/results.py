@@ -147,9 +147,9 @@ COMPARABLE_KEYS = ("env", "env_version", "env_config", "algo", "algo_config", "s
 #: run did: a config.json from before one existed reads as if it named it (:func:`with_added_settings`), so
 #: that a run's identity (resume, :func:`config_id`) says what it ran. ``rllib_learner`` (issue 20): RLlib runs
 #: made RLlib's PPO updates bit for bit, the ``exact`` learner; on other backends it has no effect. ``network``
-#: (issue 35): every run before it had the MLP.
+#: (issue 35): every run before it had the MLP. ``settings`` (issue 36): no tuned settings file.
 ADDED_SETTINGS = {"rllib_learner": lambda config: "exact" if config.get("backend") == "rllib" else "fast",
-                  "network": lambda config: "mlp"}
+                  "network": lambda config: "mlp", "settings": lambda config: ""}
 #: Settings that left the configs of some methods (issue 33): the RLlib backend's own
 #: (:class:`baselines.settings.RLlibSettings`), now only in the configs of methods that may train on RLlib. In a
 #: method that never did they had no effect (its backends refused remote runners and ignored the learner), so

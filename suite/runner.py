@@ -91,9 +91,12 @@ class RunRequest:
         if full_algo_config.get("train_env_config"):  # the training env's overrides, checked now, not at iteration 1
             training_env_config(env, full_env_config, tuple(full_algo_config["train_env_config"]))
         env_overrides = _differences(full_env_config, envs.config_dict(env, {}))
+        # A tuned settings file's values are named by the file (settings=NAME), not key by key.
+        named = {"settings": full_algo_config["settings"]} if full_algo_config.get("settings") else {}
         variant = results.variant_label(env_overrides
                                         | _differences(full_algo_config,
-                                                       config_to_dict(entry.make_config(env, {}, owner=algo))))
+                                                       config_to_dict(entry.make_config(env, named, owner=algo)))
+                                        | named)
         directory = results.run_dir(Path(out).absolute(), env, algo, seed, variant)
         noise = tuple(sorted({float(p) for p in eval_mask_noise}))
         if any(not 0.0 <= p <= 1.0 for p in noise):

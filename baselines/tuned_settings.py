@@ -1,0 +1,146 @@
+"""Tuned settings per method and env: named files a tuning study writes and runs opt into.
+
+Every method's settings are its config's defaults, then the per-env defaults (:mod:`baselines.settings`,
+the same for every method), then the user's ``--algo-config``. A **tuned settings file** adds a layer for one
+(method, env) at a time: ``--algo-config settings=NAME`` makes a run take ``baselines/tuned/NAME.toml``'s entry
+for its algo and env over the per-env defaults and under the user's own keys. The file says which study made
+it, when and at which commit, and per entry the trials that chose it (``python -m suite.tuning`` writes it from
+a tuning study's runs; docs/tuning.md).
+
+Why a name and not new defaults: a run's identity is its resolved config, and its folder is named by what
+differs from the defaults. New defaults would silently give the folder of every existing default run a new
+meaning (a study would then refuse or redo them); a name keeps the defaults' results unchanged, puts
+``settings=NAME`` in the folder of the runs that use it, and records both the name and the values it resolved to
+in ``config.json``, so a file regenerated under the same name is caught as another config, not mixed in.
+
+A run that names a file without an entry for its algo and env is refused (one line, naming what the file has):
+falling back to the defaults would report untuned numbers under a tuned name.
+
+File format (TOML)::
+
+    name = "v3"
+    study = "tuning"                  # the study whose runs chose the entries
+    made = "2026-12-06T10:00:00+0000"
+    commit = "abc1234"                # the commit the trials ran at
+    protocol = "..."                  # one paragraph: search space, budget, seeds
+
+    [[entry]]
+    algo = "penalty_ppo"
+    env = "portfolio"
+    settings = { lr = 0.0003, entropy_coeff = 0.01, hidden = [64, 64], penalty = 0.03 }
+    trials = 8                        # configs tried
+    steps_per_trial = 200000
+    tuning_seeds = [100, 101]
+    score = 61.2                      # the chosen config's mean return over its tuning seeds' evaluations
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from envs.config import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["TUNED_FOLDER", "NAME_PATTERN", "known_names", "load_tuned", "tuned_entry", "tuned_toml"]
+
+#: Where the named files live (package data: an installed suite has them).
+TUNED_FOLDER = Path(__file__).with_name("tuned")
+#: A settings name: a file name without a path (letters, digits, ``.``, ``_``, ``-``).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PROVENANCE = ("name", "study", "made", "commit")
+_ENTRY_KEYS = {"algo", "env", "settings", "trials", "steps_per_trial", "tuning_seeds", "score", "env_config"}
+
+
+def known_names() -> list[str]:
+    """The names of the tuned settings files the suite ships."""
+    return sorted(path.stem for path in TUNED_FOLDER.glob("*.toml"))
+
+
+def _path(name: str) -> Path:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"algo config: settings={name!r} is not a settings name (letters, digits, '.', '_', '-'; "
+                          f"no path); known: {', '.join(known_names()) or 'none yet'}")
+    path = TUNED_FOLDER / f"{name}.toml"
+    if not path.is_file():
+        raise ConfigError(f"algo config: settings={name} names no tuned settings file (baselines/tuned/{name}.toml); "
+                          f"known: {', '.join(known_names()) or 'none yet'}")
+    return path
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: Path, mtime_ns: int) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"tuned settings {path.name}: unreadable ({error})") from None
+    problems = [f"lacks {key!r}" for key in _PROVENANCE if not isinstance(data.get(key), str)]
+    entries = data.get("entry", [])
+    if not isinstance(entries, list):
+        problems.append("'entry' must be a list of tables ([[entry]])")
+        entries = []
+    seen = set()
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("algo"), str) \
+                or not isinstance(entry.get("env"), str) or not isinstance(entry.get("settings"), dict):
+            problems.append(f"entry {number} needs algo, env (strings) and settings (a table)")
+            continue
+        unknown = sorted(set(entry) - _ENTRY_KEYS)
+        if unknown:
+            problems.append(f"entry {number} has unknown key {unknown[0]!r}")
+        if (entry["algo"], entry["env"]) in seen:
+            problems.append(f"entry {number}: a second entry for {entry['algo']} on {entry['env']}")
+        seen.add((entry["algo"], entry["env"]))
+    if problems:
+        raise ConfigError(f"tuned settings {path.name}: {problems[0]}")
+    return data
+
+
+def load_tuned(name: str) -> dict[str, Any]:
+    """The parsed file ``name`` (its provenance keys and ``entry`` list); one-line ``ConfigError`` otherwise."""
+    path = _path(name)
+    return _load(path, path.stat().st_mtime_ns)
+
+
+def tuned_entry(name: str, algo: str, env: str) -> dict[str, Any]:
+    """The settings file ``name``'s settings for ``algo`` on ``env`` (a dict of config keys); refused in one line
+    when the file has no entry for them."""
+    data = load_tuned(name)
+    for entry in data.get("entry", []):
+        if entry["algo"] == algo and entry["env"] == env:
+            return {key: tuple(value) if isinstance(value, list) else value
+                    for key, value in entry["settings"].items()}
+    pairs = sorted({f"{e['algo']} on {e['env']}" for e in data.get("entry", [])})
+    raise ConfigError(f"algo config: settings={name} has no entry for {algo} on {env} (a run would not be tuned); "
+                      f"it has: {', '.join(pairs) or 'none'}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    # JSON's string escapes are TOML basic strings' too; TOML also refuses a raw DEL, which JSON leaves as it is
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def tuned_toml(provenance: Mapping[str, Any], entries: list[Mapping[str, Any]]) -> str:
+    """A settings file's text: ``provenance`` (name, study, made, commit and any other scalar keys) then one
+    ``[[entry]]`` table per entry (its keys in the order given). Round-trips through :func:`load_tuned`."""
+    lines = [f"{key} = {_toml_value(value)}" for key, value in provenance.items()]
+    for entry in entries:
+        lines += ["", "[[entry]]", *[f"{key} = {_toml_value(value)}" for key, value in entry.items()]]
+    return "\n".join(lines) + "\n"
