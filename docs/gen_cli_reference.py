@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mkdocs_gen_files
 
-COMMANDS = ["run", "study", "check", "report", "race", "layout", "levels", "same_results"]
+COMMANDS = ["run", "study", "tuning", "check", "report", "race", "layout", "levels", "same_results"]
 
 with mkdocs_gen_files.open("cli-reference.md", "w") as page:
     page.write("# CLI reference\n\nEach command's `--help`, generated from its parser when the docs are built.\n")

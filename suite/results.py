@@ -35,11 +35,13 @@ from typing import Any
 import pandas as pd
 
 import envs
+from baselines.algorithm import EVAL_SEED_BASE
 from envs.config import ConfigError
 from suite.files import lock_state
 
 __all__ = ["PROGRESS_COLUMNS", "EVAL_COLUMNS", "RUN_COLUMNS", "RUN_STATUSES", "Results", "load", "run_dir",
-           "variant_label", "ordered", "is_complete", "config_id", "with_added_settings", "clean_evals", "MASK_NOISE",
+           "variant_label", "ordered", "is_complete", "config_id",
+           "eval_seed_base", "with_added_settings", "clean_evals", "MASK_NOISE",
            "MASK_NOISE_P"]
 
 PROGRESS_COLUMNS = ["iteration", "env_steps", "episodes", "wall_seconds", "episode_return_mean",
@@ -221,10 +223,21 @@ def with_added_settings(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "algo_config": {**{k: v for k, v in config.items() if k not in moved}, **missing}}
 
 
+def eval_seed_base(record: dict[str, Any]) -> int:
+    """The env seed of a run's first evaluation episode (its ``eval_seeds``; every run before the setting existed
+    evaluated from ``baselines.EVAL_SEED_BASE``)."""
+    seeds = record.get("eval_seeds")
+    return int(seeds[0]) if isinstance(seeds, list) and seeds and isinstance(seeds[0], int) else EVAL_SEED_BASE
+
+
 def config_id(record: dict[str, Any]) -> str:
     """A short hash of what makes runs comparable (:data:`COMPARABLE_KEYS`): env, its version and config,
-    algo config, budget and evaluation episodes."""
+    algo config, budget and evaluation episodes, and the evaluation seeds where they are not the default (a
+    tuning study's: runs scored on other episodes are not averaged together; every other run's id is what it
+    was before the setting existed)."""
     identity = {k: record.get(k) for k in COMPARABLE_KEYS}
+    if eval_seed_base(record) != EVAL_SEED_BASE:
+        identity["eval_seed_base"] = eval_seed_base(record)
     return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -48,6 +48,8 @@ __all__ = ["RunRequest", "IDENTITY_KEYS", "NEW", "RESUME", "COMPLETE", "RunFaile
 
 #: Keys of config.json that must match for ``--resume`` to continue a run.
 IDENTITY_KEYS = ("env", "env_version", "env_config", "algo", "algo_config", "seed")
+#: The largest evaluation seed base: its episodes' env seeds stay well inside numpy's seed range.
+MAX_EVAL_SEED_BASE = 2**62
 _LIBRARIES = ("maskbench", "numpy", "gymnasium", "pettingzoo", "pandas", "scipy", "ray", "torch")
 
 
@@ -67,12 +69,15 @@ class RunRequest:
     command: str | None = None  # the command line that asked for the run (a sweep's, for its trials)
     #: Probabilities of the corrupted-mask evaluations (:mod:`baselines.mask_noise`); empty: none.
     eval_mask_noise: tuple[float, ...] = ()
+    #: Evaluation episode i plays env seed ``eval_seed_base + i`` (a tuning study's runs evaluate on seeds of their
+    #: own, so that no reported score is measured on episodes a tuning trial was chosen on).
+    eval_seed_base: int = EVAL_SEED_BASE
 
     @classmethod
     def build(cls, env: str, algo: str, seed: int, *, out: str | Path, env_config: Mapping[str, Any] | None = None,
               algo_config: Mapping[str, Any] | None = None, steps: int | None = None, episodes: int = 100,
               address: str | None = None, command: str | None = None,
-              eval_mask_noise: Sequence[float] = ()) -> RunRequest:
+              eval_mask_noise: Sequence[float] = (), eval_seed_base: int = EVAL_SEED_BASE) -> RunRequest:
         """Validate names and configs (one-line ``ConfigError`` on a mistake) into a request.
 
         ``env_config`` / ``algo_config``: overrides, Python values or ``KEY=VALUE`` strings' values;
@@ -82,6 +87,9 @@ class RunRequest:
         overrides the env cannot compute with (:func:`_check_env_computes`).
         """
         _check_counts(steps, episodes, seed)
+        if not _is_int(eval_seed_base) or not 0 <= eval_seed_base <= MAX_EVAL_SEED_BASE:
+            raise ConfigError(f"eval_seed_base must be an integer in [0, {MAX_EVAL_SEED_BASE:,}], got "
+                              f"{eval_seed_base!r}")
         if isinstance(out, str) and not out.strip():
             raise ConfigError(f"out (the results folder) is {out!r}, which would write into the current folder; "
                               "name a folder (. for the current one)")
@@ -104,7 +112,7 @@ class RunRequest:
         _check_fits_machine(env, full_env_config, full_algo_config, episodes, noise, address)
         _check_env_computes(env, full_env_config, env_overrides, full_algo_config)
         return cls(env, full_env_config, algo, full_algo_config, seed, steps or entry.default_steps, episodes,
-                   directory, address, command, noise)
+                   directory, address, command, noise, int(eval_seed_base))
 
     @property
     def label(self) -> str:
@@ -116,7 +124,7 @@ class RunRequest:
     def record(self) -> dict[str, Any]:
         return {"env": self.env, "env_config": self.env_config, "algo": self.algo, "algo_config": self.algo_config,
                 "seed": self.seed, "steps": self.steps, "episodes": self.episodes,
-                "eval_seeds": [EVAL_SEED_BASE, EVAL_SEED_BASE + self.episodes - 1],
+                "eval_seeds": [self.eval_seed_base, self.eval_seed_base + self.episodes - 1],
                 **({"eval_mask_noise": list(self.eval_mask_noise)} if self.eval_mask_noise else {}),
                 "env_version": envs.spec(self.env).load().version, **_ray_placement(self.address),
                 "command": self.command or " ".join([Path(sys.executable).name, "-m", "suite.run", *sys.argv[1:]]),
@@ -447,6 +455,8 @@ def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, rec
         return NEW
     previous, current = _previous_record(directory), json.loads(json.dumps(files.json_safe(request.record())))
     differing = [k for k in IDENTITY_KEYS if previous.get(k) != current[k]]
+    if results.eval_seed_base(previous) != results.eval_seed_base(current):
+        differing.append("eval_seeds")
     if differing:
         raise UsageError(f"cannot --resume {directory}: it was run with a different {', '.join(differing)} "
                          f"(pass --overwrite to start over)")
@@ -508,11 +518,11 @@ def _check_finite(row: dict[str, Any], episodes_before: int) -> None:
 
 
 def _play(request: RunRequest, policy: Policy, corruption: MaskCorruption | None = None) -> list[dict[str, Any]]:
-    """One record per evaluation episode of ``policy`` (episode i on env seed EVAL_SEED_BASE + i), the policy
-    seeing its mask through ``corruption`` if given."""
+    """One record per evaluation episode of ``policy`` (episode i on env seed ``request.eval_seed_base + i``), the
+    policy seeing its mask through ``corruption`` if given."""
     rng = np.random.default_rng(derived_seed(request.seed, "eval"))
     return evaluate(request.env, request.env_config, policy, episodes=request.episodes,
-                    seed_base=EVAL_SEED_BASE, rng=rng, corruption=corruption)
+                    seed_base=request.eval_seed_base, rng=rng, corruption=corruption)
 
 
 def _corrupted_mask_rows(request: RunRequest, algo: Algorithm) -> list[dict[str, Any]]:

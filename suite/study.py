@@ -18,6 +18,12 @@ and, when it has one, its ``grid`` (one run per combination of the listed config
     env_config = {}
     grid = { penalty = [0.001, 0.01] }   # optional
 
+Seeds start at ``first_seed`` (default 0; study-wide or per group): a study on fresh seeds says so. A tuning
+study (:mod:`suite.tuning`) draws its groups' configs instead of listing them, ``search = { trials = 8,
+seed = 0 }``: ``trials`` configs per (env, algo) from the method's search space
+(:mod:`baselines.search_spaces`), and evaluates on episodes of its own, ``eval_seed_base = 2000000`` (the
+evaluation episodes' first env seed; default 1,000,000, every other run's).
+
 It runs like any sweep (:mod:`suite.sweep`): through Ray Tune, locally or on ``--address``, leaving out
 pairs that cannot run, skipping complete runs and resuming unfinished ones, so rerunning the same
 study continues it. ``--dry-run`` lists the runs it would start.
@@ -38,16 +44,18 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 import envs
-from baselines import algo_names
-from suite import runner, sweep
+from baselines import EVAL_SEED_BASE, algo_names
+from envs.config import ConfigError
+from suite import runner, sweep, tuning
 from suite.cli import MAX_INT64, Parser, UsageError, add_import_flag, folder, import_user_modules, positive_int, run_cli
 
 __all__ = ["STUDIES", "load_study", "study_problems", "study_entries", "main"]
 
 #: The suite's own studies.
 STUDIES = Path(__file__).parent / "studies"
-_STUDY_KEYS = {"description", "seeds", "episodes", "eval_every", "group"}
-_GROUP_KEYS = {"envs", "algos", "steps", "seeds", "algo_config", "env_config", "grid"}
+_STUDY_KEYS = {"description", "seeds", "first_seed", "episodes", "eval_every", "eval_seed_base", "group"}
+_GROUP_KEYS = {"envs", "algos", "steps", "seeds", "first_seed", "algo_config", "env_config", "grid", "search"}
+_SEARCH_KEYS = {"trials", "seed"}
 
 
 def study_path(name: str) -> Path:
@@ -81,6 +89,10 @@ def load_study(path: Path) -> dict[str, Any]:
 #: (:data:`suite.sweep.MAX_SEEDS`); a budget and episodes must fit 64 bits (and the runs check episodes against
 #: the memory there is, before any starts).
 _COUNTS = {"seeds": (1, sweep.MAX_SEEDS, "a positive integer"),
+           "first_seed": (0, MAX_INT64 - sweep.MAX_SEEDS, "a non-negative integer"),
+           "eval_seed_base": (0, runner.MAX_EVAL_SEED_BASE, "a non-negative integer (the first evaluation env seed)"),
+           "trials": (1, 1_000, "a positive integer (configs drawn per env and algo)"),
+           "seed": (0, 2**31 - 1, "a non-negative integer (the search's random seed)"),
            "episodes": (1, MAX_INT64, "a positive integer"),
            "eval_every": (0, MAX_INT64, "a non-negative integer (0: evaluate only at the end)"),
            "steps": (1, MAX_INT64, "a positive integer (env steps)")}
@@ -132,7 +144,8 @@ def study_problems(study: dict[str, Any], name: str) -> list[str]:
         problems.append(f"{where}: unknown key {unknown[0]!r}; keys: {', '.join(sorted(_STUDY_KEYS))}")
     if "description" in study and not isinstance(study["description"], str):
         problems.append(f"{where}: description must be a string, got {study['description']!r}")
-    problems += [f"{where}: {problem}" for key in ("seeds", "episodes", "eval_every") if key in study
+    problems += [f"{where}: {problem}" for key in ("seeds", "first_seed", "episodes", "eval_every", "eval_seed_base")
+                 if key in study
                  for problem in [_count_problem(key, study[key])] if problem]
     groups = study.get("group")
     if not groups:
@@ -153,8 +166,20 @@ def _group_problems(group: dict[str, Any], here: str) -> list[str]:
         problems.append(f"{here}: needs envs and algos; keys: {', '.join(sorted(_GROUP_KEYS))}{extra}")
     problems += [f"{here}: {problem}" for key in ("envs", "algos") if key in group
                  for problem in [_names_problem(group[key], key)] if problem]
-    problems += [f"{here}: {problem}" for key in ("steps", "seeds") if key in group
+    problems += [f"{here}: {problem}" for key in ("steps", "seeds", "first_seed") if key in group
                  for problem in [_count_problem(key, group[key])] if problem]
+    search = group.get("search")
+    if search is not None:
+        if not isinstance(search, dict) or "trials" not in search or set(search) - _SEARCH_KEYS:
+            problems.append(f"{here}: search must be a table search = {{ trials = N, seed = S }} (seed optional), "
+                            f"got {search!r}")
+        else:
+            problems += [f"{here}: search.{problem}" for key in _SEARCH_KEYS if key in search
+                         for problem in [_count_problem(key, search[key])] if problem]
+        if "grid" in group:
+            problems.append(f"{here}: a group either lists its configs (grid) or draws them (search), not both")
+        if sweep.REFERENCES_ALIAS in group.get("algos", []):
+            problems.append(f"{here}: search tunes learning methods; references have nothing to tune")
     for key in ("algo_config", "env_config"):
         table = group.get(key, {})
         if not isinstance(table, dict):
@@ -182,16 +207,25 @@ def _group_problems(group: dict[str, Any], here: str) -> list[str]:
 def study_entries(study: dict[str, Any]) -> list[sweep.SweepEntry]:
     """Every run of the study, in the order the file lists them (seeds innermost), each once: a run that two
     groups list (``references`` stands for ``random_valid`` too, which a group of its own may run at more
-    seeds) is the same run, started once where the file first lists it."""
+    seeds) is the same run, started once where the file first lists it. A ``search`` group's configs are drawn
+    per (env, algo) (:func:`suite.tuning.trial_configs`; a one-line ``ConfigError`` where that cannot be)."""
     entries = []
     for group in study["group"]:
         grid = group.get("grid", {})
         combinations = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+        first = int(group.get("first_seed", study.get("first_seed", 0)))
+        seeds = range(first, first + int(group.get("seeds", study.get("seeds", 1))))
         for env in group["envs"]:
             for algo in sweep.with_references(group["algos"]):
-                for combination in combinations:
-                    algo_config = {**group.get("algo_config", {}), **combination}
-                    for seed in range(int(group.get("seeds", study.get("seeds", 1)))):
+                if "search" in group:
+                    search = group["search"]
+                    configs = tuning.trial_configs(env, algo, group.get("algo_config", {}),
+                                                   group.get("env_config", {}), int(search["trials"]),
+                                                   int(search.get("seed", 0)))
+                else:
+                    configs = [{**group.get("algo_config", {}), **combination} for combination in combinations]
+                for algo_config in configs:
+                    for seed in seeds:
                         entries.append(sweep.SweepEntry(env, algo, seed, _frozen(group.get("env_config", {})),
                                                         _frozen(algo_config), group.get("steps")))
     return list(dict.fromkeys(entries))
@@ -230,9 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return runner.RunRequest.build(entry.env, entry.algo, entry.seed, out=out, env_config=dict(entry.env_config),
                                        algo_config=dict(entry.algo_config), steps=entry.steps,
                                        episodes=int(study.get("episodes", 100)), address=args.address,
-                                       command=command)
+                                       command=command,
+                                       eval_seed_base=int(study.get("eval_seed_base", EVAL_SEED_BASE)))
 
-    plan = sweep.plan_entries(study_entries(study), build, overwrite=args.overwrite, trust=args.trust)
+    try:
+        entries = study_entries(study)
+    except ConfigError as error:
+        raise UsageError(f"study {path.name}: {error}") from None
+    plan = sweep.plan_entries(entries, build, overwrite=args.overwrite, trust=args.trust)
     if args.dry_run:
         for request in plan.runs:
             print(f"{request.algo} on {request.env}, seed {request.seed}, {request.steps:,} steps: {request.directory}")

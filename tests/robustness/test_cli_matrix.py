@@ -35,6 +35,7 @@ COMMANDS = {
     "levels": ["--env", "portfolio"],
     "layout": ["--env", "portfolio"],
     "report": ["RESULTS"],
+    "tuning": ["RESULTS", "--name", "x"],
 }
 
 #: Values of the wrong kind or range for each argparse ``type`` the commands use (by the type's name).
@@ -125,7 +126,12 @@ def algo_config_cases() -> list[tuple[str, list[str]]]:
     return cases
 
 
-CASES = option_cases() + env_config_cases() + algo_config_cases()
+def tuning_cases() -> list[tuple[str, list[str]]]:
+    """suite.tuning's options are names and paths: a settings name that is a path, empty, or too long."""
+    return [("tuning", ["RESULTS", "--name", value]) for value in ("../evil", "", "a/b", "x" * 65, ".hidden")]
+
+
+CASES = option_cases() + env_config_cases() + algo_config_cases() + tuning_cases()
 
 
 class Accepted(BaseException):

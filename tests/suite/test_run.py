@@ -269,7 +269,8 @@ def test_a_run_recorded_before_a_setting_existed_keeps_what_it_ran(tmp_path, bac
     assert runs["algo.rllib_learner"].tolist() == ["exact" if backend == "rllib" else "fast"]
 
 
-@pytest.mark.parametrize("command", ["run", "race", "study", "report", "check", "levels", "layout", "same_results"])
+@pytest.mark.parametrize("command", ["run", "race", "study", "tuning", "report", "check", "levels", "layout",
+                                     "same_results"])
 def test_help_states_each_default_once_and_run_lists_every_env_and_algo(capsys, command):
     module = importlib.import_module(f"suite.{command}")
     assert run_cli(module.main, f"python -m suite.{command}", ["--help"]) == 0

@@ -1,0 +1,82 @@
+"""What a tuning study searches per method: Ray Tune search spaces, sampled with a seed.
+
+Every learning method is tuned over the settings that matter for it, with ranges placed around the setting
+each run would otherwise have (its per-env default, or the study group's ``algo_config``), since the units
+differ per env (portfolio's penalty is in ``value_change`` units, a hundredth of the start cash; speed_limit's
+in seconds of travel time):
+
+- every method: ``lr`` log-uniform from a third to three times its default; ``entropy_coeff`` one of 0, 1e-4,
+  1e-3, 1e-2 (discrete envs: 0, 1e-3, 1e-2, 3e-2); ``hidden`` one of two widths (64x64 or 256x256; 32x32 or
+  64x64 for ``network=per_entry``);
+- ``penalty_ppo``: ``penalty`` log-uniform from a tenth to ten times its default;
+- ``lagrangian_ppo``: ``lambda_lr`` log-uniform from a tenth to three times its default; ``cost_limit`` one of
+  0, 1 or 5 inadmissible sub-actions (Box: units of distance) per episode;
+- a Gaussian policy on a Box env (masked, penalty, Lagrangian, normalisation PPO): ``log_std_init``
+  uniform within 1.5 of its default (a spread from 0.22 to 4.5 times the default's).
+
+:func:`sample_trials` draws a study group's trials from these spaces with Ray Tune's own samplers
+(``Domain.sample``, what Tune's random search, ``BasicVariantGenerator``, draws with) and a fixed seed per
+method: the trials are known before any starts, so each is an ordinary run (resumable, on a cluster with the
+same command) and every method gets exactly the trials asked for. A method draws the same relative positions on
+every env (the seed does not depend on the env).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["search_space", "sample_trials", "SEARCHED"]
+
+#: Every setting some method's space searches (the keys a tuned settings file may hold).
+SEARCHED = ("lr", "entropy_coeff", "hidden", "penalty", "lambda_lr", "cost_limit", "log_std_init")
+_WIDTHS = {"mlp": [(64, 64), (256, 256)], "per_entry": [(32, 32), (64, 64)]}
+
+
+def search_space(algo: str, base: Mapping[str, Any], *, discrete: bool, gaussian: bool) -> dict[str, Any]:
+    """The Ray Tune search space of ``algo`` around ``base`` (the config its runs would otherwise have, as a
+    dict): keys of that config mapped to ``ray.tune`` domains. ``discrete``: the env's actions are;
+    ``gaussian``: the method's policy is a Gaussian over a Box env."""
+    from ray import tune
+
+    space: dict[str, Any] = {
+        "lr": tune.loguniform(base["lr"] / 3, base["lr"] * 3),
+        "entropy_coeff": tune.choice([0.0, 1e-3, 1e-2, 3e-2] if discrete else [0.0, 1e-4, 1e-3, 1e-2]),
+        "hidden": tune.choice(_WIDTHS[base.get("network", "mlp")]),
+    }
+    if "penalty" in base:
+        space["penalty"] = tune.loguniform(max(base["penalty"], 1e-6) / 10, max(base["penalty"], 1e-6) * 10)
+    if "lambda_lr" in base:
+        space["lambda_lr"] = tune.loguniform(base["lambda_lr"] / 10, base["lambda_lr"] * 3)
+        space["cost_limit"] = tune.choice([0.0, 1.0, 5.0])
+    if gaussian:
+        space["log_std_init"] = tune.uniform(base["log_std_init"] - 1.5, base["log_std_init"] + 1.5)
+    return space
+
+
+def _rounded(value: Any) -> Any:
+    """Three significant digits for a drawn float (a settings file a person reads); choices as they are."""
+    if isinstance(value, float) and value != 0 and math.isfinite(value):
+        return float(f"{value:.3g}")
+    return tuple(value) if isinstance(value, list) else value
+
+
+def sample_trials(algo: str, space: Mapping[str, Any], trials: int, seed: int) -> list[dict[str, Any]]:
+    """``trials`` configs drawn from ``space`` (Tune domains) with a random state seeded by ``seed`` and the
+    method's name, each key drawn in the space's order; distinct configs (a repeat is drawn again, up to a
+    limit: a space smaller than ``trials`` is refused)."""
+    state = np.random.RandomState((seed * 1_000_003 + zlib.crc32(algo.encode())) % 2**32)
+    drawn: list[dict[str, Any]] = []
+    attempts = 0
+    while len(drawn) < trials:
+        attempts += 1
+        if attempts > 100 * trials:
+            raise ValueError(f"{algo}'s search space holds fewer than {trials} distinct configs")
+        config = {key: _rounded(domain.sample(random_state=state)) for key, domain in space.items()}
+        if config not in drawn:
+            drawn.append(config)
+    return drawn

@@ -1,0 +1,191 @@
+"""``python -m suite.tuning RESULTS --name NAME``: choose each method's settings per task from a tuning study's
+runs, and write them as a tuned settings file (:mod:`baselines.tuned_settings`).
+
+A tuning study is a study (:mod:`suite.study`) whose groups have ``search = { trials = N, seed = S }``: each
+(env, algo) of such a group runs ``N`` configs drawn from the method's search space
+(:mod:`baselines.search_spaces`, :func:`trial_configs`) on the study's tuning seeds, evaluated on episodes of
+its own (``eval_seed_base``), so that a reference set run on other seeds and the default evaluation episodes
+is scored on nothing the choice saw. Every (method, task) gets the same trials and env steps per trial.
+
+This command reads the study's complete runs and, per task (env and env config) and method, scores each trial
+config by the mean over its seeds of the headline policy's mean evaluation return, and chooses the best. It
+refuses (one line) a study whose (method, task) pairs had different numbers of complete trials, seeds or budgets
+unless ``--partial``, which writes what there is and says so in the file. It writes:
+
+- the settings file (``--out``, default ``baselines/tuned/NAME.toml``): per (method, env) the searched keys of
+  the chosen config, the trials, steps per trial, tuning seeds and the chosen score, under the study's name,
+  the commit(s) its runs were made at and the time;
+- ``trials.csv`` and ``tuning.md`` in the results folder: every trial's settings, per-seed returns and rank.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import envs
+from baselines import load_algo, tuned_settings
+from baselines.method import Method
+from baselines.search_spaces import SEARCHED, sample_trials, search_space
+from baselines.tuned_settings import NAME_PATTERN, tuned_toml
+from envs.config import ConfigError
+from suite import files, report, results
+from suite.cli import Parser, UsageError, folder, markdown_table, markdown_text, run_cli
+
+__all__ = ["trial_configs", "trial_table", "chosen_settings", "main"]
+
+#: A tuning study's own evaluation episodes: far from the default ``EVAL_SEED_BASE`` (1,000,000) and its
+#: ``episodes`` (at most a few thousand), so no reported run evaluates on them.
+TUNING_EVAL_SEED_BASE = 2_000_000
+
+
+def trial_configs(env: str, algo: str, algo_config: Mapping[str, Any], env_config: Mapping[str, Any],
+                  trials: int, seed: int) -> list[dict[str, Any]]:
+    """The ``trials`` algo configs a tuning group runs for ``algo`` on ``env``: each the group's ``algo_config``
+    with the searched keys drawn around the config the run would otherwise have. One-line ``ConfigError`` for
+    an algo that is not a learning method (a reference has nothing to tune)."""
+    entry = load_algo(algo)
+    if not isinstance(entry, Method):
+        raise ConfigError(f"search: {algo} is a reference policy, not a learning method; it has no settings to tune")
+    base = dataclasses.asdict(entry.make_config(env, dict(algo_config), owner=f"algo {algo!r}"))
+    discrete = envs.make_core(env, 1, **dict(env_config)).discrete
+    space = search_space(algo, base, discrete=discrete, gaussian=not discrete and entry.distribution == "gaussian")
+    return [{**dict(algo_config), **drawn} for drawn in sample_trials(algo, space, trials, seed)]
+
+
+def _record(root: Path, run: str) -> dict[str, Any]:
+    """A run's config.json (the run folder relative to ``root``); {} when unreadable."""
+    try:
+        return json.loads((root / run / results.CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
+    """One row per trial (task, algo, config) of a learning method: its searched settings (``settings``, JSON,
+    read from its runs' config.json under ``root``), seeds, per-seed headline returns, their mean, the budget,
+    the commits its runs were made at, and its rank within its (task, algo), 1 = chosen."""
+    scores = report.run_scores(loaded)
+    if scores.empty:
+        return pd.DataFrame()
+    rows = []
+    for (env, env_config, algo, cid), group in scores.groupby(["env", "env_config", "algo", "config_id"]):
+        if not isinstance(load_algo(algo), Method):
+            continue
+        records = [_record(root, run) for run in group["run"]]
+        config = records[0].get("algo_config", {})
+        group = group.assign(seed=[int(r.get("seed", -1)) for r in records]).sort_values("seed")
+        rows.append({"env": env, "env_config": env_config, "algo": algo, "config_id": cid,
+                     "settings": json.dumps({key: config[key] for key in SEARCHED if key in config}, sort_keys=True),
+                     "seeds": len(group), "seed_list": ",".join(str(s) for s in group["seed"]),
+                     "returns": ",".join(f"{r:.6g}" for r in group["return"]),
+                     "return_mean": float(group["return"].mean()),
+                     "steps": int(min(int(r.get("steps", 0)) for r in records)),
+                     "commits": ",".join(sorted({str(r.get("git_commit")) for r in records}))})
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    table["rank"] = table.groupby(["env", "env_config", "algo"])["return_mean"].rank(ascending=False, method="first")
+    return table.sort_values(["env", "env_config", "algo", "rank"]).reset_index(drop=True)
+
+
+def _unequal(table: pd.DataFrame) -> list[str]:
+    """Where the (method, task) pairs were not tuned alike: trials, seeds per trial or steps per trial."""
+    shapes = table.groupby(["env", "env_config", "algo"]).agg(trials=("config_id", "size"), seeds=("seeds", "min"),
+                                                               seeds_max=("seeds", "max"), steps=("steps", "min"))
+    problems = []
+    for column in ("trials", "seeds", "steps"):
+        if shapes[column].nunique() > 1:
+            low, high = shapes[column].idxmin(), shapes[column].idxmax()
+            problems.append(f"{column} per (method, task) differ: {shapes.loc[low, column]} for {low[2]} on "
+                            f"{low[0]}, {shapes.loc[high, column]} for {high[2]} on {high[0]}")
+    if (shapes["seeds"] != shapes["seeds_max"]).any():
+        pair = shapes.index[(shapes["seeds"] != shapes["seeds_max"]).argmax()]
+        problems.append(f"some trials of {pair[2]} on {pair[0]} have fewer complete seeds than others")
+    return problems
+
+
+def chosen_settings(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The settings file's entries: per (method, env) the rank-1 trial's searched settings and its record."""
+    entries = []
+    for (env, env_config, algo), group in table.groupby(["env", "env_config", "algo"], sort=True):
+        best = group.sort_values("rank").iloc[0]
+        entries.append({"algo": algo, "env": env, "env_config": env_config,
+                        "settings": json.loads(best["settings"]), "trials": len(group),
+                        "steps_per_trial": int(best["steps"]),
+                        "tuning_seeds": [int(s) for s in best["seed_list"].split(",")],
+                        "score": round(float(best["return_mean"]), 6)})
+    return entries
+
+
+def _commits(table: pd.DataFrame) -> str:
+    return ", ".join(sorted({c for commits in table["commits"] for c in commits.split(",")}))
+
+
+def _markdown(table: pd.DataFrame, name: str, partial: list[str]) -> str:
+    lines = [f"# Tuning: settings file {name}", ""]
+    if partial:
+        lines += ["**Partial**: " + "; ".join(partial), ""]
+    for (env, env_config, algo), group in table.groupby(["env", "env_config", "algo"], sort=True):
+        task = f"{env} [{env_config}]" if env_config else env
+        lines += [f"## {markdown_text(algo)} on {markdown_text(task)}", "",
+                  *markdown_table(["rank", "settings", "seeds", "returns", "mean return", "steps"],
+                                  [[int(r["rank"]), markdown_text(r["settings"]), r["seed_list"], r["returns"],
+                                    f"{r['return_mean']:.4g}", f"{r['steps']:,}"] for _, r in group.iterrows()]),
+                  ""]
+    return "\n".join(lines)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m suite.tuning", description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", type=folder, help="the tuning study's results folder")
+    parser.add_argument("--name", required=True, help="the settings file's name (runs use --algo-config settings=NAME)")
+    parser.add_argument("--out", default=None, help="the settings file to write (default: baselines/tuned/NAME.toml)")
+    parser.add_argument("--study", default=None, help="the study's name, recorded in the file (default: the folder's)")
+    parser.add_argument("--protocol", default="", help="one paragraph: search space, budget, seeds (recorded)")
+    parser.add_argument("--partial", action="store_true",
+                        help="write even where (method, task) pairs had unequal trials, seeds or budgets")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not NAME_PATTERN.fullmatch(args.name):
+        raise UsageError(f"--name {args.name!r}: a settings name is letters, digits, '.', '_', '-' (no path)")
+    path = Path(args.results)
+    if not path.is_dir():
+        raise UsageError(f"no results folder {str(path)!r}")
+    loaded = results.load(path)
+    table = trial_table(loaded, path)
+    if table.empty:
+        raise UsageError(f"no complete run of a learning method under {str(path)!r}: nothing to choose from")
+    unequal = _unequal(table)
+    if unequal and not args.partial:
+        raise UsageError(f"the methods were not tuned alike ({unequal[0]}); finish the study, or pass --partial")
+    files.atomic_write_csv(path / "trials.csv", table, root=path)
+    files.atomic_write_text(path / "tuning.md", _markdown(table, args.name, unequal), root=path)
+    provenance = {"name": args.name, "study": args.study or path.name,
+                  "made": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _commits(table),
+                  "protocol": args.protocol, **({"partial": "; ".join(unequal)} if unequal else {})}
+    out = Path(args.out) if args.out else tuned_settings.TUNED_FOLDER / f"{args.name}.toml"
+    try:
+        files.atomic_write_text(out, tuned_toml(provenance, chosen_settings(table)))
+    except OSError as error:
+        raise UsageError(f"cannot write {str(out)!r}: {error.strerror or error}") from None
+    counts = table.groupby(["env", "env_config", "algo"]).size()
+    print(f"{out}: {len(counts)} (method, task) entries from {len(table)} trials"
+          f"{' (partial: ' + unequal[0] + ')' if unequal else ''}; trials under {path / 'trials.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, "python -m suite.tuning"))
+
+

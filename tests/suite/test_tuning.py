@@ -1,0 +1,152 @@
+"""Tuning studies (issue 36): configs drawn per method from its search space, evaluated on episodes of their
+own, and the best per (method, task) written as a tuned settings file the registry reads."""
+
+import json
+import textwrap
+
+import pandas as pd
+import pytest
+
+from baselines import load_algo, tuned_settings
+from baselines.search_spaces import sample_trials, search_space
+from suite import results, runner, study, tuning
+from suite.cli import UsageError, run_cli
+from tests.helpers import TINY_SETTINGS, write_synthetic_run
+
+SEARCH_STUDY = textwrap.dedent('''
+    description = "a tuning study"
+    seeds = 2
+    first_seed = 100
+    episodes = 3
+    eval_seed_base = 2000000
+
+    [[group]]
+    envs = ["portfolio", "sum_to_zero"]
+    algos = ["masked_ppo", "penalty_ppo"]
+    steps = 1000
+    search = { trials = 3, seed = 7 }
+    algo_config = { backend = "torch" }
+''')
+
+
+def _entries(tmp_path, text=SEARCH_STUDY):
+    path = tmp_path / "tune.toml"
+    path.write_text(text)
+    return study.study_entries(study.load_study(path))
+
+
+def test_every_method_and_task_gets_the_same_trials_on_the_tuning_seeds_drawn_reproducibly(tmp_path):
+    entries = _entries(tmp_path)
+    assert len(entries) == 2 * 2 * 3 * 2  # envs x algos x trials x seeds
+    assert {e.seed for e in entries} == {100, 101}  # first_seed: disjoint from the reporting seeds
+    assert entries == _entries(tmp_path)  # the same draws every time the study is read (resume, a cluster)
+    per_pair = pd.Series([(e.env, e.algo) for e in entries]).value_counts()
+    assert set(per_pair) == {6}
+    configs = {(e.env, e.algo): [] for e in entries}
+    for e in entries:
+        if dict(e.algo_config) not in configs[(e.env, e.algo)]:
+            configs[(e.env, e.algo)].append(dict(e.algo_config))
+    for (env, algo), drawn in configs.items():
+        assert len(drawn) == 3 and all(c["backend"] == "torch" for c in drawn)
+        assert ("penalty" in drawn[0]) == (algo == "penalty_ppo")
+        assert ("log_std_init" in drawn[0]) == (env == "sum_to_zero")  # a Gaussian over a Box env
+        base = load_algo(algo).make_config(env, {}, owner="t")
+        for config in drawn:
+            assert base.lr / 3 <= config["lr"] <= base.lr * 3 * 1.001  # around the env's default, 3 digits
+            assert config["hidden"] in ((64, 64), (256, 256))
+            if algo == "penalty_ppo":
+                assert base.penalty / 10 * 0.999 <= config["penalty"] <= base.penalty * 10 * 1.001
+    # a method draws the same relative positions on every env: portfolio's lr 1e-3 and sum_to_zero's 5e-4
+    ratio = [c["lr"] / load_algo("masked_ppo").make_config(env, {}, owner="t").lr
+             for env in ("portfolio", "sum_to_zero") for c in configs[(env, "masked_ppo")][:1]]
+    assert ratio[0] == pytest.approx(ratio[1], rel=0.01)
+
+
+def test_another_search_seed_draws_other_configs_and_a_space_too_small_is_refused():
+    space = search_space("masked_ppo", {"lr": 1e-3, "hidden": (64, 64)}, discrete=True, gaussian=False)
+    assert sample_trials("masked_ppo", space, 4, 0) != sample_trials("masked_ppo", space, 4, 1)
+    from ray import tune
+
+    with pytest.raises(ValueError, match="fewer than 3 distinct configs"):
+        sample_trials("masked_ppo", {"hidden": tune.choice([(64, 64), (32, 32)])}, 3, 0)
+
+
+@pytest.mark.parametrize("group, message", [
+    ("search = { trials = 2 }\ngrid = { lr = [0.1] }", "either lists its configs (grid) or draws them (search)"),
+    ("search = { trails = 2 }", "search must be a table search = { trials = N, seed = S }"),
+    ("search = { trials = 0 }", "search.trials must be a positive integer"),
+])
+def test_a_bad_search_group_is_one_line(tmp_path, capsys, group, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[[group]]\nenvs = ['portfolio']\nalgos = ['masked_ppo']\n{group}\n")
+    assert run_cli(study.main, "python -m suite.study", [str(path), "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_search_over_a_reference_is_refused(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text("[[group]]\nenvs = ['portfolio']\nalgos = ['random_valid']\nsearch = { trials = 2 }\n")
+    assert run_cli(study.main, "python -m suite.study", [str(path), "--dry-run"]) == 2
+    assert "random_valid is a reference policy, not a learning method" in capsys.readouterr().err
+
+
+def test_a_tuning_run_evaluates_on_its_own_episodes_and_is_another_config(tmp_path):
+    settings = {**TINY_SETTINGS, "hidden": (16,), "backend": "torch"}
+    tuned = runner.RunRequest.build("portfolio", "masked_ppo", 100, out=tmp_path, algo_config=settings, steps=512,
+                                    episodes=2, eval_seed_base=2_000_000)
+    runner.execute(tuned, quiet=True)
+    record = json.loads((tuned.directory / "config.json").read_text())
+    assert record["eval_seeds"] == [2_000_000, 2_000_001]
+    evals = pd.read_csv(tuned.directory / "eval.csv")
+    assert set(evals["env_seed"]) == {2_000_000, 2_000_001}
+    plain = {**record, "eval_seeds": [1_000_000, 1_000_001]}
+    assert results.config_id(record) != results.config_id(plain)
+    assert results.config_id({k: v for k, v in plain.items() if k != "eval_seeds"}) == results.config_id(plain)
+    again = runner.RunRequest.build("portfolio", "masked_ppo", 100, out=tmp_path, algo_config=settings, steps=512,
+                                    episodes=2)
+    with pytest.raises(UsageError, match="it was run with a different eval_seeds"):
+        runner.prepare_directory(again, overwrite=False, resume=True)
+
+
+def _trial(root, name, algo, seed, lr, returns, env="portfolio", steps=200):
+    return write_synthetic_run(root / name, env, algo, seed, steps=steps, returns=returns,
+                               algo_config={"lr": lr, "hidden": [64, 64], "backend": "torch", "entropy_coeff": 0.0})
+
+
+def test_the_best_trial_per_method_and_task_becomes_the_settings_file(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "tuning"
+    for seed in (100, 101):  # masked PPO: lr 0.002 is best (mean 20.5); penalty PPO: lr 0.0005 (mean 8.5)
+        _trial(folder, "a", "masked_ppo", seed, 0.001, [10.0 + seed - 100])
+        _trial(folder, "b", "masked_ppo", seed, 0.002, [20.0 + seed - 100])
+        _trial(folder, "c", "penalty_ppo", seed, 0.0005, [8.0 + seed - 100])
+        _trial(folder, "d", "penalty_ppo", seed, 0.003, [1.0])
+        write_synthetic_run(folder / "refs", "portfolio", "random_valid", seed, returns=[0.0])  # not a method
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    assert tuning.main([str(folder), "--name", "t9", "--protocol", "two trials"]) == 0
+    data = tuned_settings.load_tuned("t9")
+    assert data["study"] == "tuning" and data["protocol"] == "two trials" and "partial" not in data
+    by_algo = {entry["algo"]: entry for entry in data["entry"]}
+    assert by_algo["masked_ppo"]["settings"] == {"entropy_coeff": 0.0, "hidden": [64, 64], "lr": 0.002}
+    assert by_algo["masked_ppo"]["score"] == 20.5 and by_algo["masked_ppo"]["trials"] == 2
+    assert by_algo["masked_ppo"]["tuning_seeds"] == [100, 101] and by_algo["masked_ppo"]["steps_per_trial"] == 200
+    assert by_algo["penalty_ppo"]["settings"]["lr"] == 0.0005
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == 4 and "random_valid" not in set(trials["algo"])
+    assert "## masked_ppo on portfolio" in (folder / "tuning.md").read_text()
+    config = load_algo("masked_ppo").make_config("portfolio", {"settings": "t9"}, owner="t")
+    assert config.lr == 0.002 and config.hidden == (64, 64)
+
+
+def test_methods_tuned_unequally_are_refused_unless_partial_which_the_file_says(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "tuning"
+    for seed in (100, 101):
+        _trial(folder, "a", "masked_ppo", seed, 0.001, [10.0])
+        _trial(folder, "b", "masked_ppo", seed, 0.002, [20.0])
+        _trial(folder, "c", "penalty_ppo", seed, 0.0005, [8.0])
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t8"]) == 2
+    assert "trials per (method, task) differ: 1 for penalty_ppo on portfolio, 2 for masked_ppo" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "t8.toml").exists()
+    assert tuning.main([str(folder), "--name", "t8", "--partial"]) == 0
+    assert tuned_settings.load_tuned("t8")["partial"].startswith("trials per (method, task) differ")
