@@ -30,10 +30,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["search_space", "sample_trials", "SEARCHED"]
+__all__ = ["search_space", "sample_trials"]
 
-#: Every setting some method's space searches (the keys a tuned settings file may hold).
-SEARCHED = ("lr", "entropy_coeff", "hidden", "penalty", "lambda_lr", "cost_limit", "log_std_init")
 _WIDTHS = {"mlp": [(64, 64), (256, 256)], "per_entry": [(32, 32), (64, 64)]}
 
 

@@ -33,7 +33,7 @@ import pandas as pd
 import envs
 from baselines import load_algo, tuned_settings
 from baselines.method import Method
-from baselines.search_spaces import SEARCHED, sample_trials, search_space
+from baselines.search_spaces import sample_trials, search_space
 from baselines.tuned_settings import NAME_PATTERN, tuned_toml
 from envs.config import ConfigError
 from suite import files, report, results
@@ -55,9 +55,15 @@ def trial_configs(env: str, algo: str, algo_config: Mapping[str, Any], env_confi
     if not isinstance(entry, Method):
         raise ConfigError(f"search: {algo} is a reference policy, not a learning method; it has no settings to tune")
     base = dataclasses.asdict(entry.make_config(env, dict(algo_config), owner=f"algo {algo!r}"))
-    discrete = envs.make_core(env, 1, **dict(env_config)).discrete
-    space = search_space(algo, base, discrete=discrete, gaussian=not discrete and entry.distribution == "gaussian")
+    space = _space(env, entry, base, env_config)
     return [{**dict(algo_config), **drawn} for drawn in sample_trials(algo, space, trials, seed)]
+
+
+def _space(env: str, method: Method, base: Mapping[str, Any], env_config: Mapping[str, Any]) -> dict[str, Any]:
+    """``method``'s search space on ``env`` around ``base`` (a config dict)."""
+    discrete = envs.make_core(env, 1, **dict(env_config)).discrete
+    return search_space(method.name, base, discrete=discrete,
+                        gaussian=not discrete and method.distribution == "gaussian")
 
 
 def _record(root: Path, run: str) -> dict[str, Any]:
@@ -81,9 +87,10 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
             continue
         records = [_record(root, run) for run in group["run"]]
         config = records[0].get("algo_config", {})
+        searched = _space(env, load_algo(algo), config, records[0].get("env_config", {}))
         group = group.assign(seed=[int(r.get("seed", -1)) for r in records]).sort_values("seed")
         rows.append({"env": env, "env_config": env_config, "algo": algo, "config_id": cid,
-                     "settings": json.dumps({key: config[key] for key in SEARCHED if key in config}, sort_keys=True),
+                     "settings": json.dumps({key: config[key] for key in searched if key in config}, sort_keys=True),
                      "seeds": len(group), "seed_list": ",".join(str(s) for s in group["seed"]),
                      "returns": ",".join(f"{r:.6g}" for r in group["return"]),
                      "return_mean": float(group["return"].mean()),
