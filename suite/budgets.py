@@ -15,8 +15,9 @@ evaluated during training (``--eval-every``, ``eval_return_mean`` in ``progress.
   (``late_gain_ci_low`` / ``late_gain_ci_high``: seeds resampled, one number per seed);
 - ``p_still_improving``: one-sided one-sample t-test over seeds that ``late_gain`` is above 0
   (``scipy.stats.ttest_1samp``; NaN with one seed), and ``verdict``: ``still improving`` when that p is below
-  0.05, else ``plateau`` (``plateau?`` with two seeds: the test has little power there; ``one seed: not
-  tested``). A
+  0.05 and the gain is at least :data:`MIN_LATE_GAIN_SHARE` of the curve's gain (``creeping`` when it is
+  smaller: the seeds agree the curve still rises, by too little to matter), else ``plateau`` (``plateau?`` with
+  two seeds: the test has little power there; ``one seed: not tested``). A
   ``plateau`` says the last quarter of the budget bought nothing the seeds agree on, not that more would not.
 
 Seeds are put on one grid: the evaluation steps of the seed with the fewest, each other seed's curve
@@ -37,12 +38,15 @@ from scipy import stats
 from suite import results
 from suite.stats import mean_ci
 
-__all__ = ["MIN_EVALUATIONS", "GAIN_SHARE", "budget_table", "budget_markdown"]
+__all__ = ["MIN_EVALUATIONS", "GAIN_SHARE", "MIN_LATE_GAIN_SHARE", "budget_table", "budget_markdown"]
 
 #: A curve needs this many periodic evaluations to say where it stops.
 MIN_EVALUATIONS = 4
 #: The share of the curve's gain that counts as "learned" (``steps_to_95pct``).
 GAIN_SHARE = 0.95
+#: A last-quarter gain the seeds agree on, but smaller than this share of the curve's whole gain, is "creeping":
+#: more budget buys something, too little to change a comparison.
+MIN_LATE_GAIN_SHARE = 0.01
 _CURVE = "eval_return_mean"
 
 
@@ -87,8 +91,10 @@ def _curve_row(curves: list[pd.DataFrame]) -> dict[str, float | int | str]:
         p = 0.0 if late[0] > 0 else 1.0
     if len(late) < 2:
         verdict = "one seed: not tested"
-    elif p < 0.05:
+    elif p < 0.05 and late.mean() >= MIN_LATE_GAIN_SHARE * gain:
         verdict = "still improving"
+    elif p < 0.05:
+        verdict = "creeping"  # the seeds agree it still rises, by less than MIN_LATE_GAIN_SHARE of its gain
     else:
         verdict = "plateau" if len(late) >= 3 else "plateau?"
     return {"seeds": len(curves), "budget": float(grid[-1]), "evaluations": len(grid),
@@ -134,6 +140,7 @@ def budget_markdown(table: pd.DataFrame) -> list[str]:
     return ["## Where learning stops", "",
             "From the periodic evaluations (`--eval-every`): the first evaluation at which the mean curve made 95% "
             "of its gain, and the gain of each seed's last quarter of evaluations over the quarter before, with "
-            "its interval over seeds and a one-sided t-test (\"still improving\" at p < 0.05; \"plateau?\" with "
+            "its interval over seeds and a one-sided t-test (\"still improving\" at p < 0.05 and a gain of at least "
+            f"{MIN_LATE_GAIN_SHARE:.0%} of the curve's, \"creeping\" at p < 0.05 with less; \"plateau?\" with "
             "two seeds; one seed is not tested). A plateau says the last quarter of the budget bought nothing the "
             "seeds agree on.", "", body, ""]

@@ -81,3 +81,13 @@ def test_the_markdown_section_shows_every_config_with_its_verdict():
     assert lines[0] == "## Where learning stops"
     table = "\n".join(lines)
     assert "still improving" in table and "8,000" in table and "| toy " in table
+
+
+def test_a_rise_the_seeds_agree_on_but_too_small_to_matter_is_creeping_not_still_improving():
+    # Gain 0 -> 100 by the fourth evaluation, then +0.1 to +0.3 per seed in the last quarter: p < 0.05, but
+    # the last-quarter gain (about 0.2) is under 1% of the curve's gain (100).
+    base = [0, 50, 90, 100, 100, 100]
+    creeping = {"a": base + [100.1, 100.1], "b": base + [100.2, 100.2], "c": base + [100.3, 100.3]}
+    (row,) = budget_table(_loaded(creeping, STEPS)).to_dict("records")
+    assert row["p_still_improving"] < 0.05 and 0 < row["late_gain"] < 0.01 * 100
+    assert row["verdict"] == "creeping"
