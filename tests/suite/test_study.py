@@ -114,7 +114,7 @@ def test_an_unknown_study_name_lists_the_suites_studies(capsys):
 
     assert run_cli(study.main, "python -m suite.study", ["no_such_study"]) == 2
     assert ("no study 'no_such_study': give a study file's path or one of the suite's studies "
-            "(budgets, defaults, penalty, reference, scaling)") in capsys.readouterr().err
+            "(budgets, defaults, penalty, reference, scaling, tuning)") in capsys.readouterr().err
 
 
 def test_a_run_two_groups_list_is_one_run_where_the_file_first_lists_it(tmp_path):
