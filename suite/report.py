@@ -614,14 +614,16 @@ def plot_penalty_sweep(summary: pd.DataFrame, env: str):
 
 
 def write_report(path: str | Path, out: str | Path | None = None, thresholds: Mapping[str, float] | None = None,
-                 ) -> tuple[pd.DataFrame, list[str], str]:
+                 separation_at: Mapping[str, int] | None = None) -> tuple[pd.DataFrame, list[str], str]:
     """Load ``path``, write summary.csv, report.md and plots/ under ``out`` (default ``path``); return
-    the summary, the problems and the markdown."""
+    the summary, the problems and the markdown. ``separation_at``: env -> env steps at which to judge whether each
+    task separates methods from the periodic evaluations (:func:`suite.separation.returns_at`)."""
     loaded = results.load(path)
-    unknown = sorted(set(thresholds or {}) - set(loaded.runs["env"]))
-    if unknown:
-        raise UsageError(f"--threshold names env {unknown[0]!r}, which no run under {str(path)!r} has; envs there: "
-                         f"{', '.join(sorted(set(loaded.runs['env'])))}")
+    for flag, named in (("--threshold", thresholds), ("--separation-at", separation_at)):
+        unknown = sorted(set(named or {}) - set(loaded.runs["env"]))
+        if unknown:
+            raise UsageError(f"{flag} names env {unknown[0]!r}, which no run under {str(path)!r} has; envs there: "
+                             f"{', '.join(sorted(set(loaded.runs['env'])))}")
     not_metrics = (*results.RUN_COLUMNS, *results.EVAL_COLUMNS, results.MASK_NOISE, results.MASK_NOISE_P,
                    "violation_distance")
     metrics = [c for c in loaded.evals.columns if c not in not_metrics and not c.startswith("violations_")]
@@ -704,6 +706,19 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
             files.atomic_write_csv(out / "separation.csv", verdicts, root=out)
             files.atomic_write_csv(out / "method_pairs.csv", pairs, root=out)
             across_lines = [*separation.separation_markdown(verdicts, summary), *across_lines]
+        if separation_at:
+            at_scores = separation.returns_at(scores, done.progress, separation_at)
+            at_summary = separation.summary_at(at_scores, references(scores), labels)
+            at_pairs = separation.method_pairs(at_scores, at_summary)
+            at_table = separation.separation_table(
+                at_summary, at_pairs, aggregate.task_labels(scores, named_settings(scores["env"].unique())))
+            if not at_table.empty:
+                files.atomic_write_csv(out / "separation_at_budgets.csv", at_table, root=out)
+                budgets_named = ", ".join(f"{env} {steps:,}" for env, steps in separation_at.items())
+                across_lines = [*separation.separation_markdown(
+                    at_table, at_summary, "Does each task separate methods at its chosen budget?",
+                    f"Budgets (env steps): {budgets_named}; each learning run's return is its last periodic "
+                    "evaluation at or before the budget (the references' do not depend on one). "), *across_lines]
     text = markdown(summary, problems, plots, agents, [*gap_lines, *across_lines, *scaling_lines], violations,
                     config_notes(loaded)) \
         if not summary.empty else \
@@ -835,6 +850,17 @@ def _thresholds(items: Sequence[str]) -> dict[str, float]:
     return thresholds
 
 
+def _budgets(items: Sequence[str]) -> dict[str, int]:
+    parsed = parse_assignments(items, what="--separation-at")
+    budgets = {}
+    for env, value in parsed.items():
+        text = str(value).replace("_", "")
+        if not text.isdigit() or int(text) <= 0:
+            raise ConfigError(f"--separation-at expects ENV=ENV_STEPS (a positive integer), got {env}={value}")
+        budgets[env] = int(text)
+    return budgets
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python -m suite.report",
                     description="Summarise every complete run of a results folder: summary.csv, report.md, plots.")
@@ -845,14 +871,18 @@ def build_parser() -> Parser:
                         help="return threshold for steps/seconds to threshold, repeatable "
                              "(default: the env's own target return, e.g. portfolio's 3000, else the return at "
                              f"score {THRESHOLD_SCORE:g})")
+    parser.add_argument("--separation-at", action="append", default=[], metavar="ENV=STEPS",
+                        help="also judge whether ENV's tasks separate methods at STEPS env steps, from the learning "
+                             "runs' periodic evaluations (repeatable; separation_at_budgets.csv)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     thresholds = _thresholds(args.threshold)
+    budgets = _budgets(args.separation_at)
     try:
-        summary, problems, text = write_report(args.results, args.out, thresholds)
+        summary, problems, text = write_report(args.results, args.out, thresholds, budgets)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
     print(text)

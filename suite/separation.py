@@ -13,6 +13,12 @@ A task **separates** when both hold. A method is any row whose algo is not a ref
 policy, an anchor or a bound); two configs of one algo are two methods. What the intervals resample: the
 seeds (one number per run, the mean over its evaluation episodes); with fewer than two seeds a method is in
 no test. Pure functions of the report's frames (:func:`suite.report.run_scores`, :func:`suite.report.summarize`).
+
+**At a budget** (:func:`returns_at`, :func:`summary_at`; ``suite.report --separation-at ENV=STEPS``): the same
+rule with each learning run's return taken from its last periodic evaluation (``--eval-every``) at or before
+the budget, on the same evaluation episodes as its final one; the references' returns do not depend on a
+budget. This reads a budget off the curves of longer runs: exact for a constant learning rate, while a run
+with ``lr_schedule=linear`` made for that budget would have decayed its rate sooner.
 """
 
 from __future__ import annotations
@@ -28,9 +34,9 @@ import envs
 from envs.config import ConfigError
 from suite import aggregate
 from suite.cli import markdown_table, markdown_text
-from suite.stats import p_differ
+from suite.stats import mean_ci, p_differ, p_greater
 
-__all__ = ["ALPHA", "method_pairs", "separation_table", "separation_markdown"]
+__all__ = ["ALPHA", "method_pairs", "separation_table", "separation_markdown", "returns_at", "summary_at"]
 
 #: The level of both tests, after Holm's correction.
 ALPHA = 0.05
@@ -121,9 +127,10 @@ def _verdict(value: object) -> str:
         ("**yes**" if value else "no")
 
 
-def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame,
+                        title: str = "Does each task separate methods?", note: str = "") -> list[str]:
     """The report's section: per task, the budget, the best simple policy's score, every method's score with
-    its interval, and whether the task separates methods."""
+    its interval, and whether the task separates methods (``note``: a sentence after the rule's)."""
     if table.empty:
         return []
     body = []
@@ -142,10 +149,67 @@ def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]
               "beats best simple", "pairs that differ", "separates"]
     separating = table[table["separates"].eq(True)]
     envs = separating["env"].map(_family).nunique()
-    return ["## Does each task separate methods?", "",
+    return [f"## {title}", "",
             "A task separates methods when its best method beats its best simple policy beyond seed noise (one-"
             "sided Welch test of the seeds, Holm over every method row) and at least two methods differ beyond "
             f"seed noise (two-sided Welch test of their seeds, Holm over every pair of every task), both at "
-            f"{ALPHA:g}. Scores: 0 = random_valid, 100 = the task's anchor; intervals resample seeds. "
+            f"{ALPHA:g}. Scores: 0 = random_valid, 100 = the task's anchor; intervals resample seeds. {note}"
             f"**{len(separating)} of {len(table)} tasks separate, on {envs} env{'s' * (envs != 1)}.**", "",
             *markdown_table(header, body), ""]
+
+
+def returns_at(scores: pd.DataFrame, progress: pd.DataFrame, steps: Mapping[str, int]) -> pd.DataFrame:
+    """``scores`` (one row per complete run) with each learning run on an env named in ``steps`` given the return
+    of its last periodic evaluation at or before ``steps[env]`` env steps (``env_steps`` set to that evaluation's
+    step); learning runs without such an evaluation are left out, references keep their return, and runs on
+    other envs are left out."""
+    from baselines.references import roles
+
+    role_of = roles()
+    curve = "eval_return_mean"
+    evaluated = progress[progress[curve].notna()] if curve in progress else progress.iloc[:0]
+    last = {}
+    for run, group in evaluated.groupby("run", sort=False):
+        last[run] = group[["env_steps", curve]].sort_values("env_steps")
+    rows = []
+    for _, row in scores[scores["env"].isin(list(steps))].iterrows():
+        if row["algo"] in role_of:
+            rows.append(row)
+            continue
+        points = last.get(row["run"])
+        before = points[points["env_steps"] <= steps[row["env"]]] if points is not None else None
+        if before is None or before.empty:
+            continue
+        at = row.copy()
+        at["return"], at["env_steps"] = float(before[curve].iloc[-1]), int(before["env_steps"].iloc[-1])
+        rows.append(at)
+    return pd.DataFrame(rows).reset_index(drop=True) if rows else scores.iloc[:0]
+
+
+def summary_at(scores: pd.DataFrame, refs: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
+    """The columns :func:`separation_table` reads, from per-run ``scores`` (e.g. :func:`returns_at`'s) and the
+    tasks' references (:func:`suite.report.references`): one row per (task, algo, config) with its score and
+    interval over seeds, and the one-sided test against the task's best simple policy, Holm-corrected over
+    every method row. ``labels``: a config id's name (the report's ``config`` column)."""
+    from baselines.references import roles
+
+    role_of = roles()
+    seeds_of = {key: group["return"].to_numpy() for key, group in scores.groupby(["env", "env_config", "algo"])}
+    rows = []
+    for (env, env_config, algo, cid), group in scores.groupby(["env", "env_config", "algo", "config_id"], sort=False):
+        ref = refs.loc[(env, env_config)]
+        mean, _, _ = mean_ci(group["return"])
+        score, low, high = mean_ci(aggregate.normalised(group["return"], ref["lower"], ref["anchor"]))
+        simple = seeds_of.get((env, env_config, ref["best_simple_algo"]), np.array([]))
+        rows.append({"env": env, "env_config": env_config, "algo": algo, "role": role_of.get(algo, "method"),
+                     "config": labels.get(cid, ""), "config_id": cid, "seeds": len(group), "return_mean": mean,
+                     "score": score, "score_ci_low": low, "score_ci_high": high,
+                     "best_simple": ref["best_simple_algo"], "env_steps": float(group["env_steps"].mean()),
+                     "p_beats_best_simple": p_greater(group["return"], simple)
+                     if algo not in role_of and len(simple) else math.nan})
+    summary = pd.DataFrame(rows)
+    if summary.empty:
+        return summary
+    summary["p_beats_best_simple_holm"] = aggregate.holm(summary["p_beats_best_simple"])
+    summary["beats_best_simple"] = summary["p_beats_best_simple_holm"] < ALPHA
+    return summary

@@ -88,3 +88,41 @@ def test_p_differ_is_welch_two_sided_and_exact_between_constants():
     assert p_differ([3.0, 3.0], x) == pytest.approx(stats.ttest_1samp(x, 3.0).pvalue)
     assert p_differ([2.0, 2.0], [3.0, 3.0]) == 0.0 and p_differ([2.0, 2.0], [2.0, 2.0]) == 1.0
     assert math.isnan(p_differ([1.0], y)) and math.isnan(p_differ(x, [1.0, math.nan]))
+
+
+def test_at_a_budget_each_learning_run_is_scored_by_its_last_evaluation_before_it(tmp_path, make_run):
+    """Masked PPO's curve passes penalty PPO's late: at 200 env steps penalty PPO leads (12, 13, 14 against 1, 2,
+    3), at the end masked PPO does; the references' returns hold at every budget."""
+    for seed in range(3):
+        for algo, value in (("random_valid", 0.0), ("oracle", 20.0), ("never_move", 5.0)):
+            make_run(tmp_path, "toy", algo, seed, returns=[value] * 3, algo_config={"num_envs": 4})
+        make_run(tmp_path, "toy", "masked_ppo", seed, iterations=3, steps=300, returns=[18.0 + seed] * 3,
+                 progress={"eval_return_mean": [0.0, 1.0 + seed, 18.0 + seed]})
+        make_run(tmp_path, "toy", "penalty_ppo", seed, iterations=3, steps=300, returns=[15.0 + seed] * 3,
+                 progress={"eval_return_mean": [10.0, 12.0 + seed, 15.0 + seed]})
+    loaded = results.load(tmp_path)
+    scores = report.run_scores(loaded)
+    at = separation.returns_at(scores, loaded.complete().progress, {"toy": 250})
+    by = at.groupby("algo")["return"].apply(sorted).to_dict()
+    assert by["masked_ppo"] == [1.0, 2.0, 3.0] and by["penalty_ppo"] == [12.0, 13.0, 14.0]
+    assert by["never_move"] == [5.0] * 3 and set(at.loc[at["algo"] == "masked_ppo", "env_steps"]) == {200}
+    summary = separation.summary_at(at, report.references(scores), {})
+    pairs = separation.method_pairs(at, summary)
+    (table,) = separation.separation_table(summary, pairs, {}).to_dict("records")
+    assert table["best_method"] == "penalty_ppo" and table["learned"] and table["separates"]
+    assert table["budget_low"] == table["budget_high"] == 200
+    _, _, text = report.write_report(tmp_path, tmp_path / "report", separation_at={"toy": 250})
+    assert "## Does each task separate methods at its chosen budget?" in text and "Budgets (env steps): toy 250" in text
+    assert (tmp_path / "report" / "separation_at_budgets.csv").exists()
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("toy=abc", "--separation-at expects ENV=ENV_STEPS (a positive integer), got toy=abc"),
+    ("toy=0", "--separation-at expects ENV=ENV_STEPS (a positive integer), got toy=0"),
+    ("nope=100", "--separation-at names env 'nope', which no run under"),
+])
+def test_a_bad_budget_is_one_line_with_status_2(two_tasks, capsys, flag, message):
+    from suite.cli import run_cli
+
+    assert run_cli(report.main, "python -m suite.report", [str(two_tasks), "--separation-at", flag]) == 2
+    assert message in capsys.readouterr().err
