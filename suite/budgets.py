@@ -38,7 +38,8 @@ from scipy import stats
 from suite import results
 from suite.stats import mean_ci
 
-__all__ = ["MIN_EVALUATIONS", "GAIN_SHARE", "MIN_LATE_GAIN_SHARE", "budget_table", "budget_markdown"]
+__all__ = ["MIN_EVALUATIONS", "GAIN_SHARE", "MIN_LATE_GAIN_SHARE", "budget_table", "budget_markdown",
+           "chosen_budgets"]
 
 #: A curve needs this many periodic evaluations to say where it stops.
 MIN_EVALUATIONS = 4
@@ -119,6 +120,18 @@ def budget_table(loaded: results.Results, labels: Mapping[str, str] | None = Non
         rows.append({"env": env, "algo": algo, "config": (labels or {}).get(config_id, config_id),
                      "config_id": config_id, **_curve_row(curves)})
     return pd.DataFrame(rows)
+
+
+def chosen_budgets(table: pd.DataFrame) -> dict[str, int]:
+    """Per env, the budget at which its best config (the highest final return) stopped improving: the steps at
+    which it made :data:`GAIN_SHARE` of its gain, or the whole budget run where it was ``still improving`` (or
+    had no gain to measure). The report judges there whether each task separates methods."""
+    chosen = {}
+    for env, group in table.groupby("env", sort=True):
+        best = group.loc[group["final_return"].idxmax()]
+        stopped = best["verdict"] != "still improving" and not math.isnan(best["steps_to_95pct"])
+        chosen[env] = int(best["steps_to_95pct"] if stopped else best["budget"])
+    return chosen
 
 
 def budget_markdown(table: pd.DataFrame) -> list[str]:

@@ -55,7 +55,7 @@ import envs
 from baselines.references import roles
 from envs.config import ConfigError, parse_assignments
 from suite import aggregate, aggregate_plots, files, results, scaling, separation
-from suite.budgets import budget_markdown, budget_table
+from suite.budgets import budget_markdown, budget_table, chosen_budgets
 from suite.cli import Parser, UsageError, folder, markdown_table, run_cli
 from suite.cli import markdown_text as _md
 from suite.job_shop_gaps import gap_markdown, gap_table
@@ -706,15 +706,18 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
             files.atomic_write_csv(out / "separation.csv", verdicts, root=out)
             files.atomic_write_csv(out / "method_pairs.csv", pairs, root=out)
             across_lines = [*separation.separation_markdown(verdicts, summary), *across_lines]
-        if separation_at:
-            at_scores = separation.returns_at(scores, done.progress, separation_at)
+        chosen = {**(chosen_budgets(budgets) if not budgets.empty else {}), **(separation_at or {})}
+        if chosen:
+            at_scores = separation.returns_at(scores, done.progress, chosen)
             at_summary = separation.summary_at(at_scores, references(scores), labels)
             at_pairs = separation.method_pairs(at_scores, at_summary)
             at_table = separation.separation_table(
                 at_summary, at_pairs, aggregate.task_labels(scores, named_settings(scores["env"].unique())))
             if not at_table.empty:
                 files.atomic_write_csv(out / "separation_at_budgets.csv", at_table, root=out)
-                budgets_named = ", ".join(f"{env} {steps:,}" for env, steps in separation_at.items())
+                budgets_named = ", ".join(f"{env} {steps:,}" + ("" if env in (separation_at or {}) else " (where its "
+                                          "best method made 95% of its gain, or its whole budget if still improving)")
+                                          for env, steps in chosen.items())
                 across_lines = [*separation.separation_markdown(
                     at_table, at_summary, "Does each task separate methods at its chosen budget?",
                     f"Budgets (env steps): {budgets_named}; each learning run's return is its last periodic "

@@ -91,3 +91,14 @@ def test_a_rise_the_seeds_agree_on_but_too_small_to_matter_is_creeping_not_still
     (row,) = budget_table(_loaded(creeping, STEPS)).to_dict("records")
     assert row["p_still_improving"] < 0.05 and 0 < row["late_gain"] < 0.01 * 100
     assert row["verdict"] == "creeping"
+
+
+def test_the_chosen_budget_is_where_the_best_config_stopped_or_all_of_it_while_still_improving():
+    from suite.budgets import chosen_budgets
+
+    table = pd.DataFrame([
+        {"env": "a", "final_return": 10.0, "verdict": "plateau", "steps_to_95pct": 4000.0, "budget": 8000.0},
+        {"env": "a", "final_return": 5.0, "verdict": "still improving", "steps_to_95pct": 8000.0, "budget": 8000.0},
+        {"env": "b", "final_return": 3.0, "verdict": "still improving", "steps_to_95pct": 7000.0, "budget": 8000.0},
+        {"env": "c", "final_return": 1.0, "verdict": "plateau", "steps_to_95pct": math.nan, "budget": 6000.0}])
+    assert chosen_budgets(table) == {"a": 4000, "b": 8000, "c": 6000}
