@@ -114,7 +114,7 @@ def test_an_unknown_study_name_lists_the_suites_studies(capsys):
 
     assert run_cli(study.main, "python -m suite.study", ["no_such_study"]) == 2
     assert ("no study 'no_such_study': give a study file's path or one of the suite's studies "
-            "(budgets, defaults, penalty, reference, scaling, tuning)") in capsys.readouterr().err
+            "(budgets, defaults, penalty, reference, reference_v3, scaling, tuning)") in capsys.readouterr().err
 
 
 def test_a_run_two_groups_list_is_one_run_where_the_file_first_lists_it(tmp_path):
@@ -165,3 +165,32 @@ def test_a_groups_own_seeds_override_the_studys_and_toml_lists_are_accepted(tmp_
     as_list, as_text = (study.runner.RunRequest.build(e.env, e.algo, 0, out=tmp_path, algo_config=dict(e.algo_config))
                         for e in (entries[0], entries[-1]))
     assert as_list.directory.parent.name == as_text.directory.parent.name == "hidden=64-64"
+
+
+def test_every_suite_study_reads_and_expands():
+    for path in sorted(study.STUDIES.glob("*.toml")):
+        entries = study.study_entries(study.load_study(path))
+        assert entries, path.name
+
+
+def test_reference_v3_runs_exactly_the_methods_and_tasks_the_tuning_study_tunes():
+    """Every learning run of reference set v3 names settings=v3, and the tuning study tunes each of its (method,
+    env) pairs under the same env config and network: a v3 run can never meet a missing or mismatched entry."""
+    from baselines import load_algo
+    from baselines.method import Method
+
+    def pairs(name):
+        found = {}
+        for entry in study.study_entries(study.load_study(study.study_path(name))):
+            if isinstance(load_algo(entry.algo), Method):
+                config = dict(entry.algo_config)
+                found[(entry.env, entry.algo)] = (dict(entry.env_config), config.get("network"), config.get("backend"))
+        return found
+
+    tuned, v3 = pairs("tuning"), pairs("reference_v3")
+    assert set(v3) == set(tuned)
+    assert v3 == tuned
+    for entry in study.study_entries(study.load_study(study.study_path("reference_v3"))):
+        if isinstance(load_algo(entry.algo), Method):
+            assert dict(entry.algo_config)["settings"] == "v3"
+            assert entry.seed >= 10  # fresh seeds: v1, v2 and the budgets study used 0-9, tuning 100-101
