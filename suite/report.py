@@ -720,8 +720,9 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
                                           for env, steps in chosen.items())
                 across_lines = [*separation.separation_markdown(
                     at_table, at_summary, "Does each task separate methods at its chosen budget?",
-                    f"Budgets (env steps): {budgets_named}; each learning run's return is its last periodic "
-                    "evaluation at or before the budget (the references' do not depend on one). "), *across_lines]
+                    f"Budgets (env steps): {budgets_named}; each learning run's return is its learning curve read "
+                    "at the budget, between the two evaluations around it (the references' do not depend on one). "),
+                    *across_lines]
     text = markdown(summary, problems, plots, agents, [*gap_lines, *across_lines, *scaling_lines], violations,
                     config_notes(loaded)) \
         if not summary.empty else \

@@ -15,9 +15,10 @@ seeds (one number per run, the mean over its evaluation episodes); with fewer th
 no test. Pure functions of the report's frames (:func:`suite.report.run_scores`, :func:`suite.report.summarize`).
 
 **At a budget** (:func:`returns_at`, :func:`summary_at`; ``suite.report --separation-at ENV=STEPS``): the same
-rule with each learning run's return taken from its last periodic evaluation (``--eval-every``) at or before
-the budget, on the same evaluation episodes as its final one; the references' returns do not depend on a
-budget. This reads a budget off the curves of longer runs: exact for a constant learning rate, while a run
+rule with each learning run's return read off its learning curve at the budget (its periodic evaluations,
+``--eval-every``, on the same evaluation episodes as its final one, interpolated between the two around the
+budget); the references' returns do not depend on a budget.
+This reads a budget off the curves of longer runs: exact for a constant learning rate, while a run
 with ``lr_schedule=linear`` made for that budget would have decayed its rate sooner.
 """
 
@@ -159,29 +160,33 @@ def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame,
 
 
 def returns_at(scores: pd.DataFrame, progress: pd.DataFrame, steps: Mapping[str, int]) -> pd.DataFrame:
-    """``scores`` (one row per complete run) with each learning run on an env named in ``steps`` given the return
-    of its last periodic evaluation at or before ``steps[env]`` env steps (``env_steps`` set to that evaluation's
-    step); learning runs without such an evaluation are left out, references keep their return, and runs on
-    other envs are left out."""
+    """``scores`` (one row per complete run) with each learning run on an env named in ``steps`` given its return at
+    ``steps[env]`` env steps: its learning curve (the periodic evaluations, then its final evaluation at the env
+    steps it ran) read there, linearly between the two evaluations around it (``numpy.interp``; runs evaluate at
+    slightly different steps, so the last evaluation before the budget would put some methods a whole evaluation
+    period earlier than others), its final return at or after its end (``env_steps`` set to the budget, or to
+    the run's end if that is earlier). Learning runs first evaluated after the budget are left out, references
+    keep their return, and runs on other envs are left out."""
     from baselines.references import roles
 
     role_of = roles()
     curve = "eval_return_mean"
     evaluated = progress[progress[curve].notna()] if curve in progress else progress.iloc[:0]
-    last = {}
-    for run, group in evaluated.groupby("run", sort=False):
-        last[run] = group[["env_steps", curve]].sort_values("env_steps")
+    curves = {run: group[["env_steps", curve]].sort_values("env_steps") for run, group in
+              evaluated.groupby("run", sort=False)}
     rows = []
     for _, row in scores[scores["env"].isin(list(steps))].iterrows():
         if row["algo"] in role_of:
             rows.append(row)
             continue
-        points = last.get(row["run"])
-        before = points[points["env_steps"] <= steps[row["env"]]] if points is not None else None
-        if before is None or before.empty:
+        budget, points = steps[row["env"]], curves.get(row["run"])
+        x = [*(points["env_steps"] if points is not None else []), row["env_steps"]]
+        y = [*(points[curve] if points is not None else []), row["return"]]
+        if budget < x[0]:
             continue
         at = row.copy()
-        at["return"], at["env_steps"] = float(before[curve].iloc[-1]), int(before["env_steps"].iloc[-1])
+        at["return"] = float(np.interp(budget, x, y))
+        at["env_steps"] = min(budget, int(row["env_steps"]))
         rows.append(at)
     return pd.DataFrame(rows).reset_index(drop=True) if rows else scores.iloc[:0]
 

@@ -90,9 +90,10 @@ def test_p_differ_is_welch_two_sided_and_exact_between_constants():
     assert math.isnan(p_differ([1.0], y)) and math.isnan(p_differ(x, [1.0, math.nan]))
 
 
-def test_at_a_budget_each_learning_run_is_scored_by_its_last_evaluation_before_it(tmp_path, make_run):
-    """Masked PPO's curve passes penalty PPO's late: at 200 env steps penalty PPO leads (12, 13, 14 against 1, 2,
-    3), at the end masked PPO does; the references' returns hold at every budget."""
+def test_at_a_budget_each_learning_run_is_read_off_its_curve_between_the_evaluations_around_it(tmp_path, make_run):
+    """Masked PPO's curve passes penalty PPO's late: at 250 env steps, halfway between the evaluations at 200 and
+    300, penalty PPO leads (13.5, 14.5, 15.5 against 9.5, 10.5, 11.5), at the end masked PPO does; the
+    references' returns hold at every budget."""
     for seed in range(3):
         for algo, value in (("random_valid", 0.0), ("oracle", 20.0), ("never_move", 5.0)):
             make_run(tmp_path, "toy", algo, seed, returns=[value] * 3, algo_config={"num_envs": 4})
@@ -104,13 +105,17 @@ def test_at_a_budget_each_learning_run_is_scored_by_its_last_evaluation_before_i
     scores = report.run_scores(loaded)
     at = separation.returns_at(scores, loaded.complete().progress, {"toy": 250})
     by = at.groupby("algo")["return"].apply(sorted).to_dict()
-    assert by["masked_ppo"] == [1.0, 2.0, 3.0] and by["penalty_ppo"] == [12.0, 13.0, 14.0]
-    assert by["never_move"] == [5.0] * 3 and set(at.loc[at["algo"] == "masked_ppo", "env_steps"]) == {200}
+    assert by["masked_ppo"] == [9.5, 10.5, 11.5] and by["penalty_ppo"] == [13.5, 14.5, 15.5]
+    assert by["never_move"] == [5.0] * 3 and set(at.loc[at["algo"] == "masked_ppo", "env_steps"]) == {250}
+    late = separation.returns_at(scores, loaded.complete().progress, {"toy": 10_000})  # past the end: the final
+    assert sorted(late.loc[late["algo"] == "masked_ppo", "return"]) == [18.0, 19.0, 20.0]
+    assert separation.returns_at(scores, loaded.complete().progress, {"toy": 50})["algo"].isin(
+        ["masked_ppo", "penalty_ppo"]).sum() == 0  # before the first evaluation: no number to read
     summary = separation.summary_at(at, report.references(scores), {})
     pairs = separation.method_pairs(at, summary)
     (table,) = separation.separation_table(summary, pairs, {}).to_dict("records")
     assert table["best_method"] == "penalty_ppo" and table["learned"] and table["separates"]
-    assert table["budget_low"] == table["budget_high"] == 200
+    assert table["budget_low"] == table["budget_high"] == 250
     _, _, text = report.write_report(tmp_path, tmp_path / "report", separation_at={"toy": 250})
     assert "## Does each task separate methods at its chosen budget?" in text and "Budgets (env steps): toy 250" in text
     assert (tmp_path / "report" / "separation_at_budgets.csv").exists()
