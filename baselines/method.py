@@ -106,8 +106,15 @@ class Method:
         fields = {f.name for f in dataclasses.fields(self.Config)}
         defaults = {key: value for key, value in env_defaults(env_name).items() if key in fields}
         name = build_config(self.Config, {**defaults, **overrides}, owner=owner).settings
-        tuned = tuned_entry(name, self.name, env_name) if name else {}
-        return build_config(self.Config, {**defaults, **tuned, **overrides}, owner=owner)
+        tuned, tuned_with = tuned_entry(name, self.name, env_name) if name else ({}, {})
+        config = build_config(self.Config, {**defaults, **tuned, **overrides}, owner=owner)
+        differing = [key for key, value in tuned_with.items() if getattr(config, key, value) != value]
+        if differing:
+            raise ConfigError(f"algo config: settings={name} was tuned for {self.name} on {env_name} with "
+                              + ", ".join(f"{key}={tuned_with[key]}" for key in differing) + "; this run has "
+                              + ", ".join(f"{key}={getattr(config, key)}" for key in differing)
+                              + " (set them, or tune for this setting)")
+        return config
 
     def implementation(self, config: Any) -> Callable[..., Algorithm]:
         """The backend named by ``config.backend``, bound to this method."""

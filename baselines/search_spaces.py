@@ -25,35 +25,48 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["search_space", "sample_trials"]
+__all__ = ["search_space", "searched_keys", "sample_trials"]
 
 _WIDTHS = {"mlp": [(64, 64), (256, 256)], "per_entry": [(32, 32), (64, 64)]}
 
 
+def searched_keys(fields: Collection[str], *, gaussian: bool) -> list[str]:
+    """The settings a method's space searches, in order: from the fields of its config (``penalty`` only where
+    the method has one, ...) and whether its policy is a Gaussian over a Box env."""
+    keys = ["lr", "entropy_coeff", "hidden"]
+    keys += ["penalty"] if "penalty" in fields else []
+    keys += ["lambda_lr", "cost_limit"] if "lambda_lr" in fields else []
+    keys += ["log_std_init"] if gaussian else []
+    return keys
+
+
 def search_space(algo: str, base: Mapping[str, Any], *, discrete: bool, gaussian: bool) -> dict[str, Any]:
     """The Ray Tune search space of ``algo`` around ``base`` (the config its runs would otherwise have, as a
-    dict): keys of that config mapped to ``ray.tune`` domains. ``discrete``: the env's actions are;
-    ``gaussian``: the method's policy is a Gaussian over a Box env."""
+    dict): the :func:`searched_keys` of that config mapped to ``ray.tune`` domains. ``discrete``: the env's
+    actions are; ``gaussian``: the method's policy is a Gaussian over a Box env."""
     from ray import tune
 
-    space: dict[str, Any] = {
-        "lr": tune.loguniform(base["lr"] / 3, base["lr"] * 3),
-        "entropy_coeff": tune.choice([0.0, 1e-3, 1e-2, 3e-2] if discrete else [0.0, 1e-4, 1e-3, 1e-2]),
-        "hidden": tune.choice(_WIDTHS[base.get("network", "mlp")]),
-    }
-    if "penalty" in base:
-        space["penalty"] = tune.loguniform(max(base["penalty"], 1e-6) / 10, max(base["penalty"], 1e-6) * 10)
-    if "lambda_lr" in base:
-        space["lambda_lr"] = tune.loguniform(base["lambda_lr"] / 10, base["lambda_lr"] * 3)
-        space["cost_limit"] = tune.choice([0.0, 1.0, 5.0])
-    if gaussian:
-        space["log_std_init"] = tune.uniform(base["log_std_init"] - 1.5, base["log_std_init"] + 1.5)
-    return space
+    def domain(key: str) -> Any:
+        if key == "lr":
+            return tune.loguniform(base["lr"] / 3, base["lr"] * 3)
+        if key == "entropy_coeff":
+            return tune.choice([0.0, 1e-3, 1e-2, 3e-2] if discrete else [0.0, 1e-4, 1e-3, 1e-2])
+        if key == "hidden":
+            return tune.choice(_WIDTHS[base.get("network", "mlp")])
+        if key == "penalty":
+            return tune.loguniform(max(base["penalty"], 1e-6) / 10, max(base["penalty"], 1e-6) * 10)
+        if key == "lambda_lr":
+            return tune.loguniform(base["lambda_lr"] / 10, base["lambda_lr"] * 3)
+        if key == "cost_limit":
+            return tune.choice([0.0, 1.0, 5.0])
+        return tune.uniform(base["log_std_init"] - 1.5, base["log_std_init"] + 1.5)  # log_std_init
+
+    return {key: domain(key) for key in searched_keys(base, gaussian=gaussian)}
 
 
 def _rounded(value: Any) -> Any:

@@ -28,6 +28,7 @@ File format (TOML)::
     algo = "penalty_ppo"
     env = "portfolio"
     settings = { lr = 0.0003, entropy_coeff = 0.01, hidden = [64, 64], penalty = 0.03 }
+    tuned_with = { backend = "torch", network = "mlp" }   # a run using the entry must have these
     trials = 8                        # configs tried
     steps_per_trial = 200000
     tuning_seeds = [100, 101]
@@ -58,7 +59,8 @@ TUNED_FOLDER = Path(__file__).with_name("tuned")
 #: A settings name: a file name without a path (letters, digits, ``.``, ``_``, ``-``).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PROVENANCE = ("name", "study", "made", "commit")
-_ENTRY_KEYS = {"algo", "env", "settings", "trials", "steps_per_trial", "tuning_seeds", "score", "env_config"}
+_ENTRY_KEYS = {"algo", "env", "settings", "trials", "steps_per_trial", "tuning_seeds", "score", "env_config",
+               "tuned_with"}
 
 
 def known_names() -> list[str]:
@@ -111,20 +113,26 @@ def load_tuned(name: str) -> dict[str, Any]:
     return _load(path, path.stat().st_mtime_ns)
 
 
-def tuned_entry(name: str, algo: str, env: str) -> dict[str, Any]:
-    """The settings file ``name``'s settings for ``algo`` on ``env`` (a dict of config keys); refused in one line
-    when the file has no entry for them."""
+def tuned_entry(name: str, algo: str, env: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings file ``name``'s entry for ``algo`` on ``env``: its settings and the settings it was tuned with
+    (``tuned_with``, e.g. the network: a run using the entry must have the same), each a dict of config keys;
+    refused in one line when the file has no entry for them."""
     data = load_tuned(name)
+
+    def typed(table: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: tuple(value) if isinstance(value, list) else value for key, value in table.items()}
+
     for entry in data.get("entry", []):
         if entry["algo"] == algo and entry["env"] == env:
-            return {key: tuple(value) if isinstance(value, list) else value
-                    for key, value in entry["settings"].items()}
+            return typed(entry["settings"]), typed(entry.get("tuned_with", {}))
     pairs = sorted({f"{e['algo']} on {e['env']}" for e in data.get("entry", [])})
     raise ConfigError(f"algo config: settings={name} has no entry for {algo} on {env} (a run would not be tuned); "
                       f"it has: {', '.join(pairs) or 'none'}")
 
 
 def _toml_value(value: Any) -> str:
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, Mapping)):  # a numpy scalar
+        value = value.item()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

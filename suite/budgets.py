@@ -123,11 +123,15 @@ def budget_table(loaded: results.Results, labels: Mapping[str, str] | None = Non
 
 
 def chosen_budgets(table: pd.DataFrame) -> dict[str, int]:
-    """Per env, the budget at which its best config (the highest final return) stopped improving: the steps at
-    which it made :data:`GAIN_SHARE` of its gain, or the whole budget run where it was ``still improving`` (or
-    had no gain to measure). The report judges there whether each task separates methods."""
+    """Per env, the budget at which its best learning config (the highest final return; references are left out)
+    stopped improving: the steps at which it made :data:`GAIN_SHARE` of its gain, or, where it was ``still
+    improving`` (or had no gain to measure), its ``budget``: the last evaluation every seed reached. The report
+    judges there whether each task separates methods."""
+    from baselines.references import roles
+
+    methods = table[~table["algo"].isin(list(roles()))] if "algo" in table else table
     chosen = {}
-    for env, group in table.groupby("env", sort=True):
+    for env, group in methods.groupby("env", sort=True):
         best = group.loc[group["final_return"].idxmax()]
         stopped = best["verdict"] != "still improving" and not math.isnan(best["steps_to_95pct"])
         chosen[env] = int(best["steps_to_95pct"] if stopped else best["budget"])

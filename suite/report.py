@@ -275,7 +275,7 @@ def _config_differences(runs: pd.DataFrame, pooled: bool = False) -> tuple[dict[
     labels: dict[str, str] = {}
     notes = []
     config_columns = [c for c in runs.columns if c.startswith(("env.", "algo."))
-                      or c in ("env_version", "steps", "episodes")]
+                      or c in ("env_version", "steps", "episodes", "eval_seed_base")]
     for (env, algo), group in runs.groupby(["env", "algo"]):
         per_config = group.drop_duplicates("config_id").set_index("config_id")[config_columns]
         if len(per_config) < 2:

@@ -385,6 +385,7 @@ def _load_run(directory: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame
            "wall_seconds": float(progress["wall_seconds"].iloc[-1])
            if has_rows and "wall_seconds" in progress else float("nan"),
            "episodes": record.get("episodes"), "env_version": record.get("env_version"),
+           "eval_seed_base": eval_seed_base(record),
            "started": record.get("started")}
     for prefix in ("env", "algo"):
         config = record.get(f"{prefix}_config")

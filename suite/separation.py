@@ -42,6 +42,8 @@ __all__ = ["ALPHA", "method_pairs", "separation_table", "separation_markdown", "
 #: The level of both tests, after Holm's correction.
 ALPHA = 0.05
 _TASK = ["env", "env_config"]
+_SUMMARY_COLUMNS = ["env", "env_config", "algo", "role", "config", "config_id", "seeds", "return_mean", "score",
+                    "score_ci_low", "score_ci_high", "best_simple", "env_steps", "p_beats_best_simple"]
 _METHOD = ["algo", "config_id"]
 
 
@@ -54,14 +56,15 @@ def method_pairs(scores: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     ``method_b`` (a the one with the higher mean return), ``return_a``, ``return_b``, ``p`` (two-sided Welch),
     ``p_holm`` (Holm over all rows) and ``differ`` (``p_holm`` below :data:`ALPHA`). ``scores``: one row per run
     (:func:`suite.report.run_scores`); ``summary``: which (algo, config) rows are methods, and their labels."""
-    methods = summary[summary["role"] == "method"]
+    methods = summary[summary["role"] == "method"] if "role" in summary else summary
     labels = {(r["env"], r["env_config"], r["algo"], r["config_id"]): _label(r) for _, r in methods.iterrows()}
     rows = []
     for (env, env_config), task in scores.groupby(_TASK, sort=False):
-        seeds = {labels[(env, env_config, algo, cid)]: group["return"].to_numpy(dtype=float)
+        # keyed by config id (two configs may share a label), named by label
+        seeds = {(env, env_config, algo, cid): group["return"].to_numpy(dtype=float)
                  for (algo, cid), group in task.groupby(_METHOD, sort=False)
                  if (env, env_config, algo, cid) in labels and group["return"].notna().sum() >= 2}
-        for (a, x), (b, y) in itertools.combinations(seeds.items(), 2):
+        for (a, x), (b, y) in itertools.combinations(((labels[key], x) for key, x in seeds.items()), 2):
             if np.nanmean(y) > np.nanmean(x):
                 (a, x), (b, y) = (b, y), (a, x)
             rows.append({"env": env, "env_config": env_config, "method_a": a, "method_b": b,
@@ -80,8 +83,8 @@ def separation_table(summary: pd.DataFrame, pairs: pd.DataFrame,
     """One row per task with a method: ``task``, ``budget`` (the methods' mean env steps; the smallest and the
     largest when they differ), the best simple policy and its score, the best method and its score with its
     interval, ``learned`` (rule 1; None where it cannot be judged: no simple policy, or methods with one
-    seed), ``differing_pairs`` of ``pairs_tested`` (rule 2) and ``separates`` (both; None when rule 1 cannot
-    be judged or no pair could be tested)."""
+    seed), ``differing_pairs`` of ``pairs_tested`` (rule 2) and ``separates`` (both; False where rule 1 fails,
+    None where it cannot be judged or, rule 1 holding, no pair could be tested)."""
     rows = []
     for (env, env_config), group in summary.groupby(_TASK, sort=False):
         methods = group[group["role"] == "method"]
@@ -95,7 +98,7 @@ def separation_table(summary: pd.DataFrame, pairs: pd.DataFrame,
         judged = bool(simple) and methods["p_beats_best_simple_holm"].notna().any()
         learned = bool(methods["beats_best_simple"].any()) if judged else None
         differ = int(mine["differ"].sum())
-        separates = None if learned is None or mine.empty else bool(learned and differ > 0)
+        separates = False if learned is False else None if learned is None or mine.empty else differ > 0
         steps = methods["env_steps"]
         rows.append({"task": task_names.get((env, env_config), env), "env": env, "env_config": env_config,
                      "budget_low": float(steps.min()), "budget_high": float(steps.max()),
@@ -149,13 +152,13 @@ def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame,
     header = ["task", "budget (env steps)", "best simple policy", "methods: score (95% CI over seeds) ×seeds",
               "beats best simple", "pairs that differ", "separates"]
     separating = table[table["separates"].eq(True)]
-    envs = separating["env"].map(_family).nunique()
+    families = separating["env"].map(_family).nunique()
     return [f"## {title}", "",
             "A task separates methods when its best method beats its best simple policy beyond seed noise (one-"
             "sided Welch test of the seeds, Holm over every method row) and at least two methods differ beyond "
             f"seed noise (two-sided Welch test of their seeds, Holm over every pair of every task), both at "
             f"{ALPHA:g}. Scores: 0 = random_valid, 100 = the task's anchor; intervals resample seeds. {note}"
-            f"**{len(separating)} of {len(table)} tasks separate, on {envs} env{'s' * (envs != 1)}.**", "",
+            f"**{len(separating)} of {len(table)} tasks separate, on {families} env{'s' * (families != 1)}.**", "",
             *markdown_table(header, body), ""]
 
 
@@ -212,9 +215,7 @@ def summary_at(scores: pd.DataFrame, refs: pd.DataFrame, labels: Mapping[str, st
                      "best_simple": ref["best_simple_algo"], "env_steps": float(group["env_steps"].mean()),
                      "p_beats_best_simple": p_greater(group["return"], simple)
                      if algo not in role_of and len(simple) else math.nan})
-    summary = pd.DataFrame(rows)
-    if summary.empty:
-        return summary
+    summary = pd.DataFrame(rows, columns=_SUMMARY_COLUMNS)
     summary["p_beats_best_simple_holm"] = aggregate.holm(summary["p_beats_best_simple"])
     summary["beats_best_simple"] = summary["p_beats_best_simple_holm"] < ALPHA
     return summary

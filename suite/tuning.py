@@ -10,10 +10,13 @@ is scored on nothing the choice saw. Every (method, task) gets the same trials a
 This command reads the study's complete runs and, per task (env and env config) and method, scores each trial
 config by the mean over its seeds of the headline policy's mean evaluation return, and chooses the best. It
 refuses (one line) a study whose (method, task) pairs had different numbers of complete trials, seeds or budgets
-unless ``--partial``, which writes what there is and says so in the file. It writes:
+unless ``--partial``, which writes what there is and says so in the file; and, always, trials evaluated on the
+default evaluation episodes (the reported runs') and a method tuned on one env under two env configs (a file has
+one entry per method and env). It writes:
 
 - the settings file (``--out``, default ``baselines/tuned/NAME.toml``): per (method, env) the searched keys of
-  the chosen config, the trials, steps per trial, tuning seeds and the chosen score, under the study's name,
+  the chosen config, the settings it was tuned with (``tuned_with``: network, backend), the trials, steps per
+  trial, tuning seeds and the chosen score, under the study's name,
   the commit(s) its runs were made at and the time;
 - ``trials.csv`` and ``tuning.md`` in the results folder: every trial's settings, per-seed returns and rank.
 """
@@ -31,9 +34,9 @@ from typing import Any
 import pandas as pd
 
 import envs
-from baselines import load_algo, tuned_settings
+from baselines import EVAL_SEED_BASE, load_algo, tuned_settings
 from baselines.method import Method
-from baselines.search_spaces import sample_trials, search_space
+from baselines.search_spaces import sample_trials, search_space, searched_keys
 from baselines.tuned_settings import NAME_PATTERN, tuned_toml
 from envs.config import ConfigError
 from suite import files, report, results
@@ -41,9 +44,9 @@ from suite.cli import Parser, UsageError, folder, markdown_table, markdown_text,
 
 __all__ = ["trial_configs", "trial_table", "chosen_settings", "main"]
 
-#: A tuning study's own evaluation episodes: far from the default ``EVAL_SEED_BASE`` (1,000,000) and its
-#: ``episodes`` (at most a few thousand), so no reported run evaluates on them.
-TUNING_EVAL_SEED_BASE = 2_000_000
+#: Settings a study group fixes that change what the tuned values mean (a width tuned for the per-entry network
+#: is not one for the MLP): recorded per entry, and a run using the entry must have the same.
+TUNED_WITH = ("network", "backend")
 
 
 def trial_configs(env: str, algo: str, algo_config: Mapping[str, Any], env_config: Mapping[str, Any],
@@ -61,9 +64,13 @@ def trial_configs(env: str, algo: str, algo_config: Mapping[str, Any], env_confi
 
 def _space(env: str, method: Method, base: Mapping[str, Any], env_config: Mapping[str, Any]) -> dict[str, Any]:
     """``method``'s search space on ``env`` around ``base`` (a config dict)."""
-    discrete = envs.make_core(env, 1, **dict(env_config)).discrete
+    discrete = _discrete(env, env_config)
     return search_space(method.name, base, discrete=discrete,
                         gaussian=not discrete and method.distribution == "gaussian")
+
+
+def _discrete(env: str, env_config: Mapping[str, Any]) -> bool:
+    return envs.make_core(env, 1, **dict(env_config)).discrete
 
 
 def _record(root: Path, run: str) -> dict[str, Any]:
@@ -87,7 +94,9 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
             continue
         records = [_record(root, run) for run in group["run"]]
         config = records[0].get("algo_config", {})
-        searched = _space(env, load_algo(algo), config, records[0].get("env_config", {}))
+        method = load_algo(algo)
+        gaussian = not _discrete(env, records[0].get("env_config", {})) and method.distribution == "gaussian"
+        searched = searched_keys({f.name for f in dataclasses.fields(method.Config)}, gaussian=gaussian)
         group = group.assign(seed=[int(r.get("seed", -1)) for r in records]).sort_values("seed")
         rows.append({"env": env, "env_config": env_config, "algo": algo, "config_id": cid,
                      "settings": json.dumps({key: config[key] for key in searched if key in config}, sort_keys=True),
@@ -95,12 +104,31 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
                      "returns": ",".join(f"{r:.6g}" for r in group["return"]),
                      "return_mean": float(group["return"].mean()),
                      "steps": int(min(int(r.get("steps", 0)) for r in records)),
+                     "eval_seed_base": min(results.eval_seed_base(r) for r in records),
+                     "tuned_with": json.dumps({key: config[key] for key in TUNED_WITH if key in config},
+                                              sort_keys=True),
                      "commits": ",".join(sorted({str(r.get("git_commit")) for r in records}))})
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows)
     table["rank"] = table.groupby(["env", "env_config", "algo"])["return_mean"].rank(ascending=False, method="first")
     return table.sort_values(["env", "env_config", "algo", "rank"]).reset_index(drop=True)
+
+
+def _refusals(table: pd.DataFrame) -> list[str]:
+    """Why no settings file can be written from these trials, even a partial one."""
+    problems = []
+    tasks = table.drop_duplicates(["env", "env_config", "algo"]).groupby(["algo", "env"]).size()
+    if (tasks > 1).any():
+        algo, env = tasks[tasks > 1].index[0]
+        problems.append(f"{algo} was tuned on {env} under {tasks[(algo, env)]} env configs; a settings file has one "
+                        "entry per method and env: tune each env config in a study (and a file) of its own")
+    default = table[table["eval_seed_base"] == EVAL_SEED_BASE]
+    if len(default):
+        problems.append(f"{len(default)} trial(s) (e.g. {default['algo'].iloc[0]} on {default['env'].iloc[0]}) were "
+                        f"evaluated on the default evaluation episodes (env seeds from {EVAL_SEED_BASE:,}), on which "
+                        "reported runs are scored; a tuning study sets eval_seed_base (e.g. 2000000)")
+    return problems
 
 
 def _unequal(table: pd.DataFrame) -> list[str]:
@@ -125,7 +153,8 @@ def chosen_settings(table: pd.DataFrame) -> list[dict[str, Any]]:
     for (env, env_config, algo), group in table.groupby(["env", "env_config", "algo"], sort=True):
         best = group.sort_values("rank").iloc[0]
         entries.append({"algo": algo, "env": env, "env_config": env_config,
-                        "settings": json.loads(best["settings"]), "trials": len(group),
+                        "settings": json.loads(best["settings"]), "tuned_with": json.loads(best["tuned_with"]),
+                        "trials": len(group),
                         "steps_per_trial": int(best["steps"]),
                         "tuning_seeds": [int(s) for s in best["seed_list"].split(",")],
                         "score": round(float(best["return_mean"]), 6)})
@@ -173,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = trial_table(loaded, path)
     if table.empty:
         raise UsageError(f"no complete run of a learning method under {str(path)!r}: nothing to choose from")
+    refusals = _refusals(table)
+    if refusals:
+        raise UsageError(f"no settings file from {str(path)!r}: {refusals[0]}")
     unequal = _unequal(table)
     if unequal and not args.partial:
         raise UsageError(f"the methods were not tuned alike ({unequal[0]}); finish the study, or pass --partial")
@@ -184,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else tuned_settings.TUNED_FOLDER / f"{args.name}.toml"
     try:
         files.atomic_write_text(out, tuned_toml(provenance, chosen_settings(table)))
+    except UnicodeError as error:
+        raise UsageError(f"cannot write {str(out)!r}: a text option is not valid Unicode ({error.reason})") from None
     except OSError as error:
         raise UsageError(f"cannot write {str(out)!r}: {error.strerror or error}") from None
     counts = table.groupby(["env", "env_config", "algo"]).size()

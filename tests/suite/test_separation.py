@@ -131,3 +131,26 @@ def test_a_bad_budget_is_one_line_with_status_2(two_tasks, capsys, flag, message
 
     assert run_cli(report.main, "python -m suite.report", [str(two_tasks), "--separation-at", flag]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_two_configs_with_one_label_stay_two_methods_and_an_empty_budget_is_no_section(tmp_path, make_run):
+    """Two masked PPO configs that differ only in their evaluation episodes (a tuning copy): never pooled."""
+    import json as _json
+
+    for seed in range(3):
+        for algo, value in (("random_valid", 0.0), ("oracle", 20.0), ("never_move", 5.0)):
+            make_run(tmp_path, "toy", algo, seed, returns=[value] * 3, algo_config={"num_envs": 4})
+        make_run(tmp_path, "toy", "masked_ppo", seed, returns=[16.0 + seed] * 3)
+        tuned = make_run(tmp_path / "tuning", "toy", "masked_ppo", seed, returns=[11.0 + seed] * 3)
+        record = _json.loads((tuned / "config.json").read_text())
+        record["eval_seeds"] = [2_000_000, 2_000_002]
+        (tuned / "config.json").write_text(_json.dumps(record))
+    loaded = results.load(tmp_path)
+    summary, _ = report.summarize(loaded)
+    masked = summary[summary["algo"] == "masked_ppo"]
+    assert len(masked) == 2 and set(masked["config"]) == {"eval_seed_base=1000000", "eval_seed_base=2000000"}
+    pairs = separation.method_pairs(report.run_scores(loaded), summary)
+    (pair,) = pairs.to_dict("records")
+    assert (pair["return_a"], pair["return_b"]) == (17.0, 12.0) and pair["differ"]
+    _, _, text = report.write_report(tmp_path, tmp_path / "report", separation_at={"toy": 1})
+    assert "at its chosen budget" not in text  # no learning run evaluated by then: nothing to judge, no traceback

@@ -9,6 +9,7 @@ import pytest
 
 from baselines import load_algo, tuned_settings
 from baselines.search_spaces import sample_trials, search_space
+from envs.config import ConfigError
 from suite import results, runner, study, tuning
 from suite.cli import UsageError, run_cli
 from tests.helpers import TINY_SETTINGS, write_synthetic_run
@@ -108,9 +109,14 @@ def test_a_tuning_run_evaluates_on_its_own_episodes_and_is_another_config(tmp_pa
         runner.prepare_directory(again, overwrite=False, resume=True)
 
 
-def _trial(root, name, algo, seed, lr, returns, env="portfolio", steps=200):
-    return write_synthetic_run(root / name, env, algo, seed, steps=steps, returns=returns,
-                               algo_config={"lr": lr, "hidden": [64, 64], "backend": "torch", "entropy_coeff": 0.0})
+def _trial(root, name, algo, seed, lr, returns, env="portfolio", steps=200, eval_seed_base=2_000_000):
+    directory = write_synthetic_run(root / name, env, algo, seed, steps=steps, returns=returns,
+                                    algo_config={"lr": lr, "hidden": [64, 64], "backend": "torch",
+                                                 "entropy_coeff": 0.0, "network": "mlp"})
+    record = json.loads((directory / "config.json").read_text())
+    record["eval_seeds"] = [eval_seed_base, eval_seed_base + len(returns) - 1]
+    (directory / "config.json").write_text(json.dumps(record))
+    return directory
 
 
 def test_the_best_trial_per_method_and_task_becomes_the_settings_file(tmp_path, monkeypatch, capsys):
@@ -130,10 +136,11 @@ def test_the_best_trial_per_method_and_task_becomes_the_settings_file(tmp_path, 
     assert by_algo["masked_ppo"]["score"] == 20.5 and by_algo["masked_ppo"]["trials"] == 2
     assert by_algo["masked_ppo"]["tuning_seeds"] == [100, 101] and by_algo["masked_ppo"]["steps_per_trial"] == 200
     assert by_algo["penalty_ppo"]["settings"]["lr"] == 0.0005
+    assert by_algo["masked_ppo"]["tuned_with"] == {"backend": "torch", "network": "mlp"}
     trials = pd.read_csv(folder / "trials.csv")
     assert len(trials) == 4 and "random_valid" not in set(trials["algo"])
     assert "## masked_ppo on portfolio" in (folder / "tuning.md").read_text()
-    config = load_algo("masked_ppo").make_config("portfolio", {"settings": "t9"}, owner="t")
+    config = load_algo("masked_ppo").make_config("portfolio", {"settings": "t9", "backend": "torch"}, owner="t")
     assert config.lr == 0.002 and config.hidden == (64, 64)
 
 
@@ -150,3 +157,46 @@ def test_methods_tuned_unequally_are_refused_unless_partial_which_the_file_says(
     assert not (tmp_path / "t8.toml").exists()
     assert tuning.main([str(folder), "--name", "t8", "--partial"]) == 0
     assert tuned_settings.load_tuned("t8")["partial"].startswith("trials per (method, task) differ")
+
+
+def test_trials_on_the_reported_episodes_or_two_env_configs_of_one_env_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    folder = tmp_path / "default-episodes"
+    for seed in (100, 101):
+        _trial(folder, "a", "masked_ppo", seed, 0.001, [10.0], eval_seed_base=1_000_000)
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t7", "--partial"]) == 2
+    assert "evaluated on the default evaluation episodes (env seeds from 1,000,000)" in capsys.readouterr().err
+    folder = tmp_path / "two-configs"
+    for seed in (100, 101):
+        _trial(folder, "a", "masked_ppo", seed, 0.001, [10.0])
+        directory = _trial(folder, "b", "masked_ppo", seed, 0.002, [12.0])
+        record = json.loads((directory / "config.json").read_text())
+        record["env_config"] = {"periods": 10}
+        (directory / "config.json").write_text(json.dumps(record))
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t7"]) == 2
+    assert "masked_ppo was tuned on portfolio under 2 env configs" in capsys.readouterr().err
+    assert not (tmp_path / "t7.toml").exists()
+
+
+def test_a_run_using_an_entry_must_have_the_network_it_was_tuned_with(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    entry = {"algo": "masked_ppo", "env": "sum_to_zero-m", "settings": {"hidden": [32, 32]},
+             "tuned_with": {"backend": "torch", "network": "per_entry"}}
+    (tmp_path / "t6.toml").write_text(tuned_settings.tuned_toml(
+        {"name": "t6", "study": "s", "made": "m", "commit": "c"}, [entry]))
+    method = load_algo("masked_ppo")
+    config = method.make_config("sum_to_zero-m", {"settings": "t6", "backend": "torch", "network": "per_entry"},
+                                owner="t")
+    assert config.hidden == (32, 32)
+    with pytest.raises(ConfigError, match="settings=t6 was tuned for masked_ppo on sum_to_zero-m with "
+                                          "backend=torch, network=per_entry; this run has backend=rllib, network=mlp"):
+        method.make_config("sum_to_zero-m", {"settings": "t6"}, owner="t")
+
+
+def test_the_writer_takes_numpy_scalars():
+    import numpy as np
+
+    text = tuned_settings.tuned_toml({"name": "n", "study": "s", "made": "m", "commit": "c", "x": np.float64(1.5)},
+                                     [{"algo": "a", "env": "e", "settings": {"lr": np.float32(0.5),
+                                                                             "hidden": [np.int64(64)]}}])
+    assert "x = 1.5" in text and "settings = { lr = 0.5, hidden = [64] }" in text
