@@ -316,7 +316,7 @@ def test_a_run_recorded_before_the_setting_reads_as_its_envs_default():
               "algo": "penalty_ppo", "algo_config": {"backend": "torch", "rllib_learner": "fast"}}
     completed = results.with_added_settings(json.loads(json.dumps(record)))
     assert completed["env_config"] == envs.config_dict("speed_limit", {})
-    assert completed["algo_config"] == {**record["algo_config"], "network": "mlp"}  # a setting added later too
+    assert completed["algo_config"] == {**record["algo_config"], "network": "mlp", "settings": ""}  # added later too
     assert results.config_id(completed) == results.config_id(
         {**record, "env_config": envs.config_dict("speed_limit", {}), "algo_config": completed["algo_config"]})
 
