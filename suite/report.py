@@ -697,11 +697,11 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
             figures = {family: save(f"scaling_{family}", scaling.plot_scaling(table, family))
                        for family in scaling.families(table)}
             scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})
-        across_lines = _across_tasks(loaded, summary, out, save)
         scores = run_scores(loaded)
+        across_lines = _across_tasks(loaded, summary, out, save, scores)
+        task_names = aggregate.task_labels(scores, named_settings(scores["env"].unique()))
         pairs = separation.method_pairs(scores, summary)
-        verdicts = separation.separation_table(
-            summary, pairs, aggregate.task_labels(scores, named_settings(scores["env"].unique())))
+        verdicts = separation.separation_table(summary, pairs, task_names)
         if not verdicts.empty:
             files.atomic_write_csv(out / "separation.csv", verdicts, root=out)
             files.atomic_write_csv(out / "method_pairs.csv", pairs, root=out)
@@ -711,8 +711,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
             at_scores = separation.returns_at(scores, done.progress, chosen)
             at_summary = separation.summary_at(at_scores, references(scores), labels)
             at_pairs = separation.method_pairs(at_scores, at_summary)
-            at_table = separation.separation_table(
-                at_summary, at_pairs, aggregate.task_labels(scores, named_settings(scores["env"].unique())))
+            at_table = separation.separation_table(at_summary, at_pairs, task_names)
             if not at_table.empty:
                 files.atomic_write_csv(out / "separation_at_budgets.csv", at_table, root=out)
                 budgets_named = ", ".join(f"{env} {steps:,}" + ("" if env in (separation_at or {}) else " (where its "
@@ -731,7 +730,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
     return summary, problems, text
 
 
-def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, save) -> list[str]:
+def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, save, scores: pd.DataFrame) -> list[str]:
     """raw_scores.csv (every run's task, method, seed, score and share of the bound, for other tools), and
     where at least one method has scored runs: aggregate.csv, probability_of_improvement.csv,
     performance_profiles.csv, their figures and the report's section; where methods ran different tasks,
@@ -739,8 +738,8 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
 
     The aggregates are over the **learned** tasks only: those where some method beats the best simple
     policy beyond seed noise (and those where no simple policy was run, which cannot be judged). The others
-    are listed by name with their best simple policy and best method, not averaged in."""
-    scores = run_scores(loaded)
+    are listed by name with their best simple policy and best method, not averaged in. ``scores``: the runs'
+    :func:`run_scores`, computed once by the caller."""
     labels, _ = _config_differences(loaded.complete().runs, pooled=True)
     named = named_settings(scores["env"].unique()) if "env" in scores else {}
     raw = aggregate.raw_scores(scores, references(scores), labels, named)
