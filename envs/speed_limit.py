@@ -69,7 +69,11 @@ constraint instead):
 ## Observation Space
 
 ``Dict(observation=Box(0, float32 max, (4 + lookahead,), float32), action_mask=Box(0, 1, (10,), int8))``
-(with several cars, ``(6 + lookahead,)``: two more entries at the end):
+(with several cars, ``(6 + lookahead,)``: two more entries at the end). Entry 3 is computed, as
+``observed_safe_speed`` says, from the whole road (``road``, the default: the safe speed the mask's S3 uses) or
+from the ``lookahead`` cells the car sees, every cell beyond them at the top limit (``window``: the car then knows
+no more of the road than it sees, while the mask, like a map of the limits, knows it all; a method that does not
+see the mask must drive the road it cannot see):
 
 | index | entry | unit |
 | --- | --- | --- |
@@ -125,7 +129,8 @@ The inadmissible share is the mean fraction of levels masked where ``random_vali
 
 - v0: first version. Several cars (``n_agents > 1``, S4, ``start_gap``, ``min_gap``) and ``n_levels``
   (the levels) were added later without changing the single-car env. ``invalid_action`` (issue 35) was
-  added later too: its default, ``repair``, is the fallback v0 always had; ``noop`` is new.
+  added later too: its default, ``repair``, is the fallback v0 always had; ``noop`` is new. So was
+  ``observed_safe_speed`` (issue 35): its default, ``road``, is the observation v0 always had.
 """
 
 from __future__ import annotations
@@ -189,6 +194,11 @@ class SpeedLimitConfig:
                            check=_positive, accepts="a positive integer")
     n_levels: int = setting(N_LEVELS, "speed levels 0 .. n_levels - 1 (cells advanced per step)",
                             check=lambda v: 2 <= v <= 1000, accepts="an integer in 2..1000")
+    observed_safe_speed: str = setting("road", "what observation entry 3, the safe speed of the car's cell, is "
+                                       "computed from: road (the whole road, as the mask's S3) or window (the "
+                                       "lookahead cells only, unseen cells at the top limit: the car knows no more "
+                                       "of the road than it sees, and only the mask knows the zones beyond)",
+                                       choices=("road", "window"))
 
 
 @dataclass
@@ -286,6 +296,15 @@ class SpeedLimitCore(EnvCore):
         self._braked = np.maximum(self._levels - config.max_brake, 0)
         self._braking_distance = np.array([sum(max(v - k * config.max_brake, 0) for k in range(1, self.n_levels + 1))
                                            for v in self._levels])
+        # For the window's safe speed: the highest level at which full braking from level v (at offset 0) crosses
+        # each cell ahead, 0 where it never does: (levels, braking distance from the top + 1).
+        self._braking_levels = np.zeros((self.n_levels, self._braking_distance[-1] + 1), dtype=np.int64)
+        for start in self._levels:
+            cell, level = 0, max(start - config.max_brake, 0)
+            while level > 0:
+                crossed = self._braking_levels[start, cell:cell + level + 1]
+                np.maximum(crossed, level, out=crossed)
+                cell, level = cell + level, max(level - config.max_brake, 0)
         # The oracle's dynamic-programming tables, computed lazily once per episode (see oracle_actions).
         self._episode = np.zeros(num_envs, dtype=np.int64)
         self._oracle_episode = np.full(num_envs, -1, dtype=np.int64)
@@ -393,7 +412,10 @@ class SpeedLimitCore(EnvCore):
         rows = np.arange(self.num_envs)[:, None, None]
         pos = np.minimum(s.position, L)
         ahead = s.limits[rows, pos[..., None] + np.arange(self.config.lookahead)]
-        safe_here = s.safe_speed[np.arange(self.num_envs)[:, None], pos]
+        if self.config.observed_safe_speed == "window":
+            safe_here = self.window_safe_speed(ahead)
+        else:
+            safe_here = s.safe_speed[np.arange(self.num_envs)[:, None], pos]
         head = np.stack([s.speed, pos, L - pos, safe_here], axis=-1)
         parts = [head, ahead]
         if self.n_agents > 1:
@@ -401,6 +423,20 @@ class SpeedLimitCore(EnvCore):
             parts.append(np.stack([np.where(has_leader, leader_pos - pos, L), np.where(has_leader, leader_speed, 0)],
                                   axis=-1))
         return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def window_safe_speed(self, ahead: np.ndarray) -> np.ndarray:
+        """The safe speed of the car's cell as far as the car can see (``observed_safe_speed="window"``): the
+        highest level from which braking fully respects S1 on the ``lookahead`` cells ``ahead`` (``(..., lookahead)``
+        limits from the car's cell on), every cell beyond them at the top limit.
+
+        One comparison with :attr:`_braking_levels` (the level at which full braking from each level crosses each
+        cell ahead), not the backward pass of :meth:`safe_speeds`; the tests check the two agree on the window's
+        road. Never above the road's safe speed (the window road is the most permissive road consistent with what
+        the car sees), equal to it when the window reaches past every cell braking crosses.
+        """
+        seen = min(ahead.shape[-1], self._braking_levels.shape[1])
+        ok = (self._braking_levels[:, :seen] <= ahead[..., None, :seen]).all(axis=-1)  # (..., levels)
+        return np.where(ok, self._levels, 0).max(axis=-1)
 
     def _leaders(self, s: SpeedLimitState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each car's leader (the car in front of it, while that one is on the road): ``(has, position,

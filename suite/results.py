@@ -185,20 +185,25 @@ def _invalid_action_then(record: dict[str, Any]) -> str | None:
     return core_cls.invalid_action_default
 
 
-def _placement_then(record: dict[str, Any]) -> str | None:
-    """What a job-shop run recorded before the env setting ``placement`` existed (issue 34) did: ``semi_active``,
-    the only placement job_shop v0 had (and still its default). None for every other env (no such setting)."""
-    try:
-        core_cls = envs.spec(str(record.get("env"))).load()
-    except (ConfigError, TypeError, ImportError):
-        return None
-    fields = getattr(core_cls.Config, "__dataclass_fields__", {})
-    return fields["placement"].default if "placement" in fields else None
+def _default_then(key: str):
+    """What a run recorded before the env setting ``key`` existed did, for a setting added with the behaviour every
+    earlier run had as its default: ``placement`` (issue 34: ``semi_active``, the only placement job_shop v0 had)
+    and ``observed_safe_speed`` (issue 35: ``road``, speed_limit v0's observation). None for every env without
+    that setting (left out)."""
+    def value_then(record: dict[str, Any]) -> str | None:
+        try:
+            core_cls = envs.spec(str(record.get("env"))).load()
+        except (ConfigError, TypeError, ImportError):
+            return None
+        fields = getattr(core_cls.Config, "__dataclass_fields__", {})
+        return fields[key].default if key in fields else None
+    return value_then
 
 
 #: Env settings added after runs had been recorded without them, and what such a run did (as
 #: :data:`ADDED_SETTINGS`, for ``env_config``; the value None: unknown or not a setting of that env, left out).
-ADDED_ENV_SETTINGS = {"invalid_action": _invalid_action_then, "placement": _placement_then}
+ADDED_ENV_SETTINGS = {"invalid_action": _invalid_action_then, "placement": _default_then("placement"),
+                      "observed_safe_speed": _default_then("observed_safe_speed")}
 
 
 def with_added_settings(record: dict[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,8 @@ __all__ = ["ALPHA", "method_pairs", "separation_table", "separation_markdown", "
 ALPHA = 0.05
 _TASK = ["env", "env_config"]
 _SUMMARY_COLUMNS = ["env", "env_config", "algo", "role", "config", "config_id", "seeds", "return_mean", "score",
-                    "score_ci_low", "score_ci_high", "best_simple", "env_steps", "p_beats_best_simple"]
+                    "score_ci_low", "score_ci_high", "bound_share", "best_simple", "env_steps",
+                    "p_beats_best_simple"]
 _METHOD = ["algo", "config_id"]
 
 
@@ -84,7 +85,12 @@ def separation_table(summary: pd.DataFrame, pairs: pd.DataFrame,
     largest when they differ), the best simple policy and its score, the best method and its score with its
     interval, ``learned`` (rule 1; None where it cannot be judged: no simple policy, or methods with one
     seed), ``differing_pairs`` of ``pairs_tested`` (rule 2) and ``separates`` (both; False where rule 1 fails,
-    None where it cannot be judged or, rule 1 holding, no pair could be tested)."""
+    None where it cannot be judged or, rule 1 holding, no pair could be tested).
+
+    ``headroom``: what the best simple policy leaves to learn, ``100 -`` its share of the bound (0 =
+    random_valid, 100 = the task's upper bound, e.g. a clairvoyant optimum): no policy with the agent's
+    information can beat the best simple one by more. NaN where the task has no bound. A task with a few
+    points of headroom can separate methods only if their seeds agree to within a fraction of those points."""
     rows = []
     for (env, env_config), group in summary.groupby(_TASK, sort=False):
         methods = group[group["role"] == "method"]
@@ -104,6 +110,7 @@ def separation_table(summary: pd.DataFrame, pairs: pd.DataFrame,
                      "budget_low": float(steps.min()), "budget_high": float(steps.max()),
                      "best_simple": simple or "",
                      "best_simple_score": float(simple_rows["score"].iloc[0]) if len(simple_rows) else math.nan,
+                     "headroom": 100 - float(simple_rows["bound_share"].iloc[0]) if len(simple_rows) else math.nan,
                      "best_method": _label(best), "best_method_score": float(best["score"]),
                      "best_method_score_ci_low": float(best["score_ci_low"]),
                      "best_method_score_ci_high": float(best["score_ci_high"]),
@@ -146,10 +153,11 @@ def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame,
                                               f" ({m['score_ci_low']:.1f}–{m['score_ci_high']:.1f})")
             + f" ×{m['seeds']}" for _, m in methods.iterrows())
         simple = f"{markdown_text(t['best_simple'])} {t['best_simple_score']:.1f}" if t["best_simple"] else "–"
-        body.append([markdown_text(t["task"]), _steps(t["budget_low"], t["budget_high"]), simple, scores,
+        headroom = "–" if math.isnan(t["headroom"]) else f"{t['headroom']:.1f}"
+        body.append([markdown_text(t["task"]), _steps(t["budget_low"], t["budget_high"]), simple, headroom, scores,
                      _verdict(t["learned"]), f"{t['differing_pairs']} of {t['pairs_tested']}",
                      _verdict(t["separates"])])
-    header = ["task", "budget (env steps)", "best simple policy", "methods: score (95% CI over seeds) ×seeds",
+    header = ["task", "budget (env steps)", "best simple policy", "headroom", "methods: score (95% CI over seeds) ×seeds",
               "beats best simple", "pairs that differ", "separates"]
     separating = table[table["separates"].eq(True)]
     families = separating["env"].map(_family).nunique()
@@ -157,7 +165,9 @@ def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame,
             "A task separates methods when its best method beats its best simple policy beyond seed noise (one-"
             "sided Welch test of the seeds, Holm over every method row) and at least two methods differ beyond "
             f"seed noise (two-sided Welch test of their seeds, Holm over every pair of every task), both at "
-            f"{ALPHA:g}. Scores: 0 = random_valid, 100 = the task's anchor; intervals resample seeds. {note}"
+            f"{ALPHA:g}. Scores: 0 = random_valid, 100 = the task's anchor; intervals resample seeds. Headroom: the "
+            "most any policy with the agent's information could gain over the best simple one, in points of the "
+            f"range from random_valid (0) to the task's upper bound (100); – where there is none. {note}"
             f"**{len(separating)} of {len(table)} tasks separate, on {families} env{'s' * (families != 1)}.**", "",
             *markdown_table(header, body), ""]
 
@@ -212,6 +222,7 @@ def summary_at(scores: pd.DataFrame, refs: pd.DataFrame, labels: Mapping[str, st
         rows.append({"env": env, "env_config": env_config, "algo": algo, "role": role_of.get(algo, "method"),
                      "config": labels.get(cid, ""), "config_id": cid, "seeds": len(group), "return_mean": mean,
                      "score": score, "score_ci_low": low, "score_ci_high": high,
+                     "bound_share": float(aggregate.normalised(mean, ref["lower"], ref["bound"])),
                      "best_simple": ref["best_simple_algo"], "env_steps": float(group["env_steps"].mean()),
                      "p_beats_best_simple": p_greater(group["return"], simple)
                      if algo not in role_of and len(simple) else math.nan})

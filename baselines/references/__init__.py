@@ -4,7 +4,7 @@ Every reference is one small module here (or :mod:`baselines.random_valid`), a
 :class:`~baselines.references.player.ReferencePolicy` with a *role* that says what its number means:
 
 - ``lower``: ``random_valid``, the 0 of the normalised score;
-- ``simple``: what a practitioner tries first (drive at the limit, hold, uniform, last demand, buy and
+- ``simple``: what a practitioner tries first (drive at the limit, cruise at the slowest limit, hold, uniform, last demand, buy and
   hold); the bar a method must clear before a task counts as learned;
 - ``heuristic``: a stronger policy that uses only what the agent observes (and the env's published
   model); with the simple ones, a candidate for the task's **anchor**, its 100;
@@ -30,6 +30,7 @@ _HERE = "baselines.references."
 CATALOG: dict[str, tuple[str, str]] = {
     "random_valid": ("baselines.random_valid:RandomValid", "lower"),
     "max_admissible_speed": (_HERE + "max_admissible_speed:MaxAdmissibleSpeed", "simple"),
+    "cruise_lowest_limit": (_HERE + "cruise_lowest_limit:CruiseLowestLimit", "simple"),
     "lookahead_dp": (_HERE + "lookahead_dp:LookaheadDP", "heuristic"),
     "clairvoyant_dp": (_HERE + "clairvoyant_dp:ClairvoyantDP", "clairvoyant"),
     "never_move": (_HERE + "never_move:NeverMove", "simple"),

@@ -8,6 +8,7 @@ import pytest
 import envs
 from baselines.random_valid import RandomValidConfig
 from baselines.references import CATALOG, ORACLE_RENAMED, ROLES, current_name, load, roles
+from baselines.references.cruise_lowest_limit import nearest_admissible_level
 from baselines.references.max_admissible_speed import highest_admissible
 from baselines.references.portfolio_trades import trade_towards
 from envs.config import ConfigError
@@ -62,6 +63,25 @@ def test_max_admissible_speed_takes_the_last_admitted_level():
         speeds.append(int(action[0]))
         obs, *_ = algo.env.step(action)
     assert speeds == [2, 4, 6, 8, 9, 9]  # from rest on an open road: +2 a step (max_accel) up to the top level
+
+
+def test_cruise_lowest_limit_speeds_up_to_the_slowest_limit_and_holds_it():
+    mask = np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 1, 1], [0, 1, 0, 1, 0]], dtype=bool)
+    assert nearest_admissible_level(mask, 2).tolist() == [2, 2, 3, 1]  # nothing admitted: the target; a tie: lower
+    algo = player("cruise_lowest_limit", "speed_limit", num_envs=1, layout="A" * 30 + "R" * 10 + "A" * 60)
+    obs, _ = algo.env.reset(seed=SEEDS[:1])
+    speeds = []
+    for _ in range(12):
+        action = algo.act(obs, algo.env)
+        speeds.append(int(action[0]))
+        obs, *_ = algo.env.step(action)
+    assert speeds == [2, 3] + [3] * 10  # the residential limit (3) on an arterial road too: one speed, no changes
+    lane = player("cruise_lowest_limit", "speed_limit-m", num_envs=2, n_agents=3)
+    obs, _ = lane.env.reset(seed=SEEDS[:2])
+    for _ in range(20):
+        obs, _, _, _, info = lane.env.step(lane.act(obs, lane.env))
+        assert (np.asarray(info["invalid_actions"]) == 0).all()
+    assert (lane.env.core.state.speed <= 8).all()  # never above speed_limit-m's lowest limit
 
 
 def test_never_move_keeps_the_allocation():

@@ -159,8 +159,10 @@ def test_bad_config_is_one_line(config, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_the_checker_passes():
-    results = check.run_checks("speed_limit", steps=300, seed=0)
+@pytest.mark.parametrize("env_config", [{}, {"observed_safe_speed": "window", "lookahead": 3, "invalid_action": "noop"}],
+                         ids=["default", "window"])
+def test_the_checker_passes(env_config):
+    results = check.run_checks("speed_limit", env_config, steps=300, seed=0)
     failed = [r for r in results if not r.passed]
     assert not failed, failed
 
@@ -334,3 +336,79 @@ def test_the_clairvoyant_dp_is_for_one_car():
     assert reason == "clairvoyant_dp plays one agent; got n_agents=2"
     assert ClairvoyantDP.config_problem(envs.resolve_config("speed_limit", {"n_agents": 2})[0]) == \
         "the speed_limit full-road dynamic program (clairvoyant_dp) is the exact optimum of one car; got n_agents=2"
+
+
+@settings(max_examples=30, deadline=None)
+@given(config=CONFIGS, seed=st.integers(0, 2**31 - 1))
+def test_window_safe_speed_is_braking_simulated_forward_on_the_road_the_car_sees(config, seed):
+    """``observed_safe_speed=window``: observation entry 3 is the highest level from which braking fully respects
+    the limits of the ``lookahead`` cells the car sees (every unseen cell at the top limit), computed here by
+    simulating the braking forward on that road; never above the road's safe speed (what the mask uses), and
+    equal to it where the car sees every cell braking from the top crosses."""
+    vec = envs.make_vector("speed_limit", 16, observed_safe_speed="window", max_steps=4 * config["road_length"],
+                           **config)
+    policy = RandomValidPolicy(vec.single_action_space, seed=seed)
+    obs, _ = vec.reset(seed=seed)
+    core, L, K = vec.core, config["road_length"], config["lookahead"]
+    for _ in range(config["road_length"]):
+        s = core.state
+        cell = np.minimum(s.position[:, 0], L)
+        window = obs["observation"][:, 4:4 + K].astype(np.int64)
+        assert np.array_equal(window, s.limits[np.arange(16)[:, None], cell[:, None] + np.arange(K)])
+        seen_road = np.full((16, K + 2 * N_LEVELS), N_LEVELS - 1)
+        seen_road[:, :K] = window
+        levels = np.arange(N_LEVELS)
+        can_brake = braking_respects_limits(seen_road, np.zeros((16, N_LEVELS), dtype=np.int64),
+                                            np.broadcast_to(levels, (16, N_LEVELS)).copy(), seen_road.shape[1],
+                                            config["max_brake"])
+        expected = np.where(can_brake, levels, -1).max(axis=-1)
+        observed = obs["observation"][:, 3].astype(np.int64)
+        assert np.array_equal(observed, expected)
+        road_safe = s.safe_speed[np.arange(16), cell]
+        assert (observed >= road_safe).all()  # the window road is the most permissive one the car could be on
+        if K > core._braking_distance[-1]:
+            assert np.array_equal(observed, road_safe)
+        obs, *_ = vec.step(policy(obs))
+
+
+def test_window_safe_speed_hides_a_slow_zone_beyond_the_lookahead_which_the_mask_still_enforces():
+    """An arterial road with a residential zone from cell 40: at cell 35 with a lookahead of 4 the car sees only
+    arterial cells, so entry 3 says the top level is safe, while the road's safe speed (the default observation)
+    is 7, and the mask, which knows the whole road, admits nothing that would enter the zone above its limit."""
+    layout = "A" * 40 + "R" * 20
+    seen = envs.make("speed_limit", road_length=60, layout=layout, lookahead=4, observed_safe_speed="window")
+    told = envs.make("speed_limit", road_length=60, layout=layout, lookahead=4)
+    obs_seen, _ = seen.reset(seed=0)
+    obs_told, _ = told.reset(seed=0)
+    for level in (2, 4, 6, 8, 9, 6):  # to cell 35 at level 6
+        obs_seen, *_ = seen.step(level)
+        obs_told, *_ = told.step(level)
+    assert obs_seen["observation"][1] == 35 and obs_seen["observation"][0] == 6
+    assert (obs_seen["observation"][4:8] == 9).all()  # all it sees is arterial
+    assert obs_seen["observation"][3] == N_LEVELS - 1
+    assert obs_told["observation"][3] == 7
+    assert np.array_equal(obs_seen["action_mask"], obs_told["action_mask"])
+    assert list(np.flatnonzero(obs_seen["action_mask"])) == [3, 4]  # 5 would enter the zone (cell 40, limit 3)
+
+
+def test_observed_safe_speed_default_adds_nothing_to_a_runs_identity_and_a_run_before_it_reads_as_road(tmp_path):
+    import json
+
+    from suite import results
+    from suite.runner import RunRequest
+
+    default = RunRequest.build("speed_limit", "max_admissible_speed", 0, out=tmp_path)
+    explicit = RunRequest.build("speed_limit", "max_admissible_speed", 0, out=tmp_path,
+                                env_config={"observed_safe_speed": "road"})
+    assert default.directory == explicit.directory == tmp_path.absolute() / "speed_limit" / "max_admissible_speed" / "seed0"
+    window = RunRequest.build("speed_limit", "max_admissible_speed", 0, out=tmp_path,
+                              env_config={"observed_safe_speed": "window"})
+    assert window.directory.parent.name == "observed_safe_speed=window"
+    today = envs.config_dict("speed_limit-m", {})
+    record = {"env": "speed_limit-m", "env_config": {k: v for k, v in today.items() if k != "observed_safe_speed"},
+              "algo": "max_admissible_speed", "algo_config": {"num_envs": 64}}
+    completed = results.with_added_settings(json.loads(json.dumps(record)))
+    assert completed["env_config"] == today
+    assert results.config_id(completed) == results.config_id({**record, "env_config": today})
+    with pytest.raises(ConfigError, match="observed_safe_speed' must be one of road, window; got 'map'"):
+        envs.make_core("speed_limit", observed_safe_speed="map")

@@ -12,11 +12,12 @@ from tests.helpers import unpadded
 
 @pytest.fixture
 def two_tasks(tmp_path, make_run):
-    """toy: random_valid 10, oracle 20, last_demand (the best simple policy) 13; masked PPO 17, 18, 19 and
-    penalty PPO 10, 11, 12. toy2: random_valid 0, oracle 10, never_move 9; masked and penalty PPO both 14, 15,
+    """toy: random_valid 10, oracle 20, last_demand (the best simple policy) 13, clairvoyant_demand (a bound) 30;
+    masked PPO 17, 18, 19 and penalty PPO 10, 11, 12. toy2: random_valid 0, oracle 10, never_move 9; masked and penalty PPO both 14, 15,
     16 (above the simple policy, indistinguishable from each other)."""
     for seed in range(3):
         for env, algo, value in (("toy", "random_valid", 10.0), ("toy", "oracle", 20.0), ("toy", "last_demand", 13.0),
+                                 ("toy", "clairvoyant_demand", 30.0),
                                  ("toy", "masked_ppo", 17.0 + seed), ("toy", "penalty_ppo", 10.0 + seed),
                                  ("toy2", "random_valid", 0.0), ("toy2", "oracle", 10.0), ("toy2", "never_move", 9.0),
                                  ("toy2", "masked_ppo", 14.0 + seed), ("toy2", "penalty_ppo", 14.0 + seed)):
@@ -55,8 +56,12 @@ def test_a_task_separates_only_when_it_is_learned_and_two_methods_differ(two_tas
         and not toy2["separates"]
     lines = unpadded("\n".join(separation.separation_markdown(table, summary)))
     assert "**1 of 2 tasks separate, on 1 env.**" in lines
-    assert ("| toy | 200 | last_demand 30.0 | masked_ppo 80.0 (55.2–104.8) ×3; penalty_ppo 10.0 (-14.8–34.8) ×3 | "
-            "**yes** | 1 of 1 | **yes** |") in lines
+    # headroom: last_demand reaches (13 - 10) / (30 - 10) = 15% of the range from random_valid to the bound; toy2 has
+    # no bound
+    assert toy["headroom"] == pytest.approx(85.0) and math.isnan(toy2["headroom"])
+    assert ("| toy | 200 | last_demand 30.0 | 85.0 | masked_ppo 80.0 (55.2–104.8) ×3; penalty_ppo 10.0 (-14.8–34.8) "
+            "×3 | **yes** | 1 of 1 | **yes** |") in lines
+    assert "| toy2 | 200 | never_move 90.0 | – |" in lines
 
 
 def test_methods_with_one_seed_are_in_no_test_and_the_task_is_not_judged(tmp_path, make_run):
