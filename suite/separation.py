@@ -157,8 +157,8 @@ def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame,
         body.append([markdown_text(t["task"]), _steps(t["budget_low"], t["budget_high"]), simple, headroom, scores,
                      _verdict(t["learned"]), f"{t['differing_pairs']} of {t['pairs_tested']}",
                      _verdict(t["separates"])])
-    header = ["task", "budget (env steps)", "best simple policy", "headroom", "methods: score (95% CI over seeds) ×seeds",
-              "beats best simple", "pairs that differ", "separates"]
+    header = ["task", "budget (env steps)", "best simple policy", "headroom",
+              "methods: score (95% CI over seeds) ×seeds", "beats best simple", "pairs that differ", "separates"]
     separating = table[table["separates"].eq(True)]
     families = separating["env"].map(_family).nunique()
     return [f"## {title}", "",

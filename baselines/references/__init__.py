@@ -4,8 +4,8 @@ Every reference is one small module here (or :mod:`baselines.random_valid`), a
 :class:`~baselines.references.player.ReferencePolicy` with a *role* that says what its number means:
 
 - ``lower``: ``random_valid``, the 0 of the normalised score;
-- ``simple``: what a practitioner tries first (drive at the limit, cruise at the slowest limit, hold, uniform, last demand, buy and
-  hold); the bar a method must clear before a task counts as learned;
+- ``simple``: what a practitioner tries first (drive at the limit, cruise at the slowest limit, hold, uniform,
+  last demand, buy and hold); the bar a method must clear before a task counts as learned;
 - ``heuristic``: a stronger policy that uses only what the agent observes (and the env's published
   model); with the simple ones, a candidate for the task's **anchor**, its 100;
 - ``optimum``: a solver's optimal policy for what the agent knows (job_shop: each instance's optimal schedule,

@@ -159,8 +159,8 @@ def test_bad_config_is_one_line(config, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("env_config", [{}, {"observed_safe_speed": "window", "lookahead": 3, "invalid_action": "noop"}],
-                         ids=["default", "window"])
+@pytest.mark.parametrize("env_config", [{}, {"observed_safe_speed": "window", "lookahead": 3,
+                                              "invalid_action": "noop"}], ids=["default", "window"])
 def test_the_checker_passes(env_config):
     results = check.run_checks("speed_limit", env_config, steps=300, seed=0)
     failed = [r for r in results if not r.passed]
@@ -400,7 +400,8 @@ def test_observed_safe_speed_default_adds_nothing_to_a_runs_identity_and_a_run_b
     default = RunRequest.build("speed_limit", "max_admissible_speed", 0, out=tmp_path)
     explicit = RunRequest.build("speed_limit", "max_admissible_speed", 0, out=tmp_path,
                                 env_config={"observed_safe_speed": "road"})
-    assert default.directory == explicit.directory == tmp_path.absolute() / "speed_limit" / "max_admissible_speed" / "seed0"
+    folder = tmp_path.absolute() / "speed_limit" / "max_admissible_speed" / "seed0"
+    assert default.directory == explicit.directory == folder
     window = RunRequest.build("speed_limit", "max_admissible_speed", 0, out=tmp_path,
                               env_config={"observed_safe_speed": "window"})
     assert window.directory.parent.name == "observed_safe_speed=window"

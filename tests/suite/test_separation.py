@@ -13,8 +13,8 @@ from tests.helpers import unpadded
 @pytest.fixture
 def two_tasks(tmp_path, make_run):
     """toy: random_valid 10, oracle 20, last_demand (the best simple policy) 13, clairvoyant_demand (a bound) 30;
-    masked PPO 17, 18, 19 and penalty PPO 10, 11, 12. toy2: random_valid 0, oracle 10, never_move 9; masked and penalty PPO both 14, 15,
-    16 (above the simple policy, indistinguishable from each other)."""
+    masked PPO 17, 18, 19 and penalty PPO 10, 11, 12. toy2: random_valid 0, oracle 10, never_move 9; masked and
+    penalty PPO both 14, 15, 16 (above the simple policy, indistinguishable from each other)."""
     for seed in range(3):
         for env, algo, value in (("toy", "random_valid", 10.0), ("toy", "oracle", 20.0), ("toy", "last_demand", 13.0),
                                  ("toy", "clairvoyant_demand", 30.0),
