@@ -248,3 +248,14 @@ def test_oracle_plays_a_users_envs_own_hook(tmp_path):
         np.testing.assert_allclose(oracle.act(obs, oracle.env), forecast.act(obs, oracle.env), atol=1e-6)
     finally:
         envs.unregister("users_allocation")
+
+
+def test_headroom_is_what_the_best_simple_policy_leaves_below_the_clairvoyant_optimum():
+    """A residential road of 30 cells: holding its limit (3) is the optimum, 30 cells - 11 steps - 2 x (2 + 1)
+    levels of change = 13, so nothing is left to learn; random_valid is far below."""
+    from baselines.references.cruise_lowest_limit import headroom
+
+    found = headroom("speed_limit", {"road_length": 30, "layout": "R" * 30}, episodes=4)
+    assert found["hold 3"] == found["clairvoyant_dp"] == 13.0
+    assert found["headroom"] == 0.0 and found["random_valid"] < 13.0
+    assert found["max_admissible_speed"] <= 13.0 and set(found) >= {"hold 6", "hold 9"}
