@@ -28,7 +28,7 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
 from . import masking
-from .masking import Constraint, InadmissibleActionError
+from .masking import Constraint, InadmissibleActionError, nearest_admitted
 
 __all__ = ["EnvCore", "StepResult", "EnvFailure", "OPTIONAL_HOOKS", "INVALID_ACTION_SETTINGS"]
 
@@ -234,10 +234,7 @@ class EnvCore(ABC):
                       for sub, (offset, n) in enumerate(zip(offsets, nvec))]
         nearest = actions.copy()
         for subs, block in blocks:
-            values = np.arange(block.shape[-1])
-            attempted = actions[..., subs][..., None]
-            key = np.where(block, np.abs(values - attempted) * 2 + (values > attempted), np.iinfo(np.int64).max)
-            nearest[..., subs] = np.where(block.any(axis=-1), key.argmin(axis=-1), actions[..., subs])
+            nearest[..., subs] = nearest_admitted(block, actions[..., subs])
         return nearest
 
     # ---------------------------------------------------------------- optional hooks

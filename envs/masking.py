@@ -58,6 +58,7 @@ __all__ = [
     "sample_masked",
     "empty_blocks",
     "admit_all_unless",
+    "nearest_admitted",
     "mask_admits",
     "constraint_masks",
     "violated_constraints",
@@ -224,6 +225,17 @@ def admit_all_unless(acting: np.ndarray, flat_mask: np.ndarray) -> np.ndarray:
     if acting.all():
         return flat_mask
     return np.where(acting[..., None], flat_mask, np.ones((), dtype=np.asarray(flat_mask).dtype))
+
+
+def nearest_admitted(block: np.ndarray, wanted: np.ndarray | int) -> np.ndarray:
+    """Per mask row of one sub-action (``block``: ``(..., n)`` bool, 1 = admissible), the admitted value nearest
+    ``wanted`` in index, the lower one on a tie; ``wanted`` itself where the row admits nothing. ``wanted`` is a
+    scalar or an array of the rows' shape."""
+    values = np.arange(block.shape[-1])
+    wanted = np.asarray(wanted)
+    key = np.where(block, np.abs(values - wanted[..., None]) * 2 + (values > wanted[..., None]),
+                   np.iinfo(np.int64).max)
+    return np.where(block.any(axis=-1), key.argmin(axis=-1), wanted)
 
 
 def sample_masked(rng: np.random.Generator, flat_mask: np.ndarray, nvec: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -430,9 +430,10 @@ class SpeedLimitCore(EnvCore):
         limits from the car's cell on), every cell beyond them at the top limit.
 
         One comparison with :attr:`_braking_levels` (the level at which full braking from each level crosses each
-        cell ahead), not the backward pass of :meth:`safe_speeds`; the tests check the two agree on the window's
-        road. Never above the road's safe speed (the window road is the most permissive road consistent with what
-        the car sees), equal to it when the window reaches past every cell braking crosses.
+        cell ahead), not the backward pass of :meth:`safe_speeds`; the tests check it against braking simulated
+        forward on the window's road (:func:`braking_respects_limits`). Never below the road's safe speed (the
+        window road is the most permissive road consistent with what the car sees), equal to it when the window
+        reaches past every cell braking crosses.
         """
         seen = min(ahead.shape[-1], self._braking_levels.shape[1])
         ok = (self._braking_levels[:, :seen] <= ahead[..., None, :seen]).all(axis=-1)  # (..., levels)

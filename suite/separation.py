@@ -43,7 +43,7 @@ __all__ = ["ALPHA", "method_pairs", "separation_table", "separation_markdown", "
 ALPHA = 0.05
 _TASK = ["env", "env_config"]
 _SUMMARY_COLUMNS = ["env", "env_config", "algo", "role", "config", "config_id", "seeds", "return_mean", "score",
-                    "score_ci_low", "score_ci_high", "bound_share", "best_simple", "env_steps",
+                    "score_ci_low", "score_ci_high", "bound_share", "anchor", "best_simple", "env_steps",
                     "p_beats_best_simple"]
 _METHOD = ["algo", "config_id"]
 
@@ -88,9 +88,11 @@ def separation_table(summary: pd.DataFrame, pairs: pd.DataFrame,
     None where it cannot be judged or, rule 1 holding, no pair could be tested).
 
     ``headroom``: what the best simple policy leaves to learn, ``100 -`` its share of the bound (0 =
-    random_valid, 100 = the task's upper bound, e.g. a clairvoyant optimum): no policy with the agent's
-    information can beat the best simple one by more. NaN where the task has no bound. A task with a few
-    points of headroom can separate methods only if their seeds agree to within a fraction of those points."""
+    random_valid, 100 = the task's upper bound: a clairvoyant optimum, an env's proven bound, or, where the
+    anchor is a proven ``optimum`` and there is no bound, the anchor): no policy with the agent's information
+    can beat the best simple one by more. An upper limit, as loose as the bound (portfolio's relaxed value is
+    far above any policy); NaN where the task has none. A task with a few points of headroom can separate
+    methods only if their seeds agree to within a fraction of those points."""
     rows = []
     for (env, env_config), group in summary.groupby(_TASK, sort=False):
         methods = group[group["role"] == "method"]
@@ -110,13 +112,26 @@ def separation_table(summary: pd.DataFrame, pairs: pd.DataFrame,
                      "budget_low": float(steps.min()), "budget_high": float(steps.max()),
                      "best_simple": simple or "",
                      "best_simple_score": float(simple_rows["score"].iloc[0]) if len(simple_rows) else math.nan,
-                     "headroom": 100 - float(simple_rows["bound_share"].iloc[0]) if len(simple_rows) else math.nan,
+                     "headroom": _headroom(group, simple_rows),
                      "best_method": _label(best), "best_method_score": float(best["score"]),
                      "best_method_score_ci_low": float(best["score_ci_low"]),
                      "best_method_score_ci_high": float(best["score_ci_high"]),
                      "methods": len(methods), "learned": learned, "pairs_tested": len(mine),
                      "differing_pairs": differ, "separates": separates})
     return pd.DataFrame(rows)
+
+
+def _headroom(task: pd.DataFrame, simple_rows: pd.DataFrame) -> float:
+    """100 minus the best simple policy's share of the task's bound; against the anchor where the anchor is a
+    proven optimum and the task has no other bound (its 100 is then the bound)."""
+    if simple_rows.empty:
+        return math.nan
+    share = float(simple_rows["bound_share"].iloc[0])
+    if math.isnan(share) and "anchor" in task:
+        anchor = task[task["algo"] == task["anchor"].iloc[0]]
+        if len(anchor) and anchor["role"].iloc[0] == "optimum":
+            share = float(simple_rows["score"].iloc[0])
+    return 100 - share
 
 
 def _family(env: str) -> str:
@@ -157,7 +172,7 @@ def separation_markdown(table: pd.DataFrame, summary: pd.DataFrame,
         body.append([markdown_text(t["task"]), _steps(t["budget_low"], t["budget_high"]), simple, headroom, scores,
                      _verdict(t["learned"]), f"{t['differing_pairs']} of {t['pairs_tested']}",
                      _verdict(t["separates"])])
-    header = ["task", "budget (env steps)", "best simple policy", "headroom",
+    header = ["task", "budget (env steps)", "best simple policy", "headroom (at most)",
               "methods: score (95% CI over seeds) ×seeds", "beats best simple", "pairs that differ", "separates"]
     separating = table[table["separates"].eq(True)]
     families = separating["env"].map(_family).nunique()
@@ -223,7 +238,8 @@ def summary_at(scores: pd.DataFrame, refs: pd.DataFrame, labels: Mapping[str, st
                      "config": labels.get(cid, ""), "config_id": cid, "seeds": len(group), "return_mean": mean,
                      "score": score, "score_ci_low": low, "score_ci_high": high,
                      "bound_share": float(aggregate.normalised(mean, ref["lower"], ref["bound"])),
-                     "best_simple": ref["best_simple_algo"], "env_steps": float(group["env_steps"].mean()),
+                     "anchor": ref["anchor_algo"], "best_simple": ref["best_simple_algo"],
+                     "env_steps": float(group["env_steps"].mean()),
                      "p_beats_best_simple": p_greater(group["return"], simple)
                      if algo not in role_of and len(simple) else math.nan})
     summary = pd.DataFrame(rows, columns=_SUMMARY_COLUMNS)

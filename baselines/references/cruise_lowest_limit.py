@@ -27,6 +27,7 @@ cheap, is all but optimal under these dynamics.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,8 @@ import numpy as np
 
 import envs
 from baselines.references.player import ReferencePolicy
-from envs.masking import MASK_KEY, admit_all_unless
+from envs.masking import MASK_KEY, admit_all_unless, nearest_admitted
+from envs.speed_limit import ZONE_LETTERS
 
 
 class CruiseLowestLimit(ReferencePolicy):
@@ -45,53 +47,47 @@ class CruiseLowestLimit(ReferencePolicy):
 
     def act(self, obs: dict[str, np.ndarray], env: envs.views.VectorView) -> np.ndarray:
         mask = admit_all_unless(env.acting, obs[MASK_KEY]).astype(bool)  # an ended entry acts no more
-        target = min(env.core.config.zone_limits)
-        return nearest_admissible_level(mask, target)
+        return nearest_admitted(mask, lowest_limit(env.core.config))
 
 
-def nearest_admissible_level(mask: np.ndarray, target: int) -> np.ndarray:
-    """Per row of ``mask`` (levels on the last axis), the admissible level nearest ``target``, the lower on a tie
-    (``target`` where nothing is admitted)."""
-    levels = np.arange(mask.shape[-1])
-    distance = np.where(mask, np.abs(levels - target) * 2 + (levels > target), np.iinfo(np.int64).max)
-    return np.where(mask.any(axis=-1), distance.argmin(axis=-1), target)
+def lowest_limit(config: Any) -> int:
+    """The lowest limit of the zones the road can have: of ``zone_limits``, those of the zones in ``layout``
+    where one is fixed, else those ``zone_mix`` draws (probability above 0)."""
+    if config.layout:
+        present = {ZONE_LETTERS.index(letter) for letter in config.layout}
+    else:
+        present = {zone for zone, share in enumerate(config.zone_mix) if share > 0}
+    return min(config.zone_limits[zone] for zone in present)
 
 
 def headroom(level: str = "speed_limit", env_config: Mapping[str, Any] | None = None,
              episodes: int = 60) -> dict[str, float]:
     """What ``level`` under ``env_config`` leaves to learn: the mean return of ``random_valid``, of each simple
     policy (holding each zone limit, ``max_admissible_speed``) and of ``clairvoyant_dp`` on the evaluation
-    episodes (env seeds ``EVAL_SEED_BASE + i``, played as the suite evaluates), and ``headroom``, the points of
-    the range from ``random_valid`` (0) to the clairvoyant optimum (100) that the best simple policy leaves."""
+    episodes (env seeds ``EVAL_SEED_BASE + i``, played by :func:`baselines.evaluation.evaluate`), and
+    ``headroom``, the points of the range from ``random_valid`` (0) to the clairvoyant optimum (100) that the
+    best simple policy leaves (NaN if the range is empty)."""
     from baselines.algorithm import EVAL_SEED_BASE
     from baselines.evaluation import evaluate
     from baselines.random_valid import RandomValidConfig
     from baselines.references import load
 
     config = dict(env_config or {})
-    limits = envs.config_dict(level, config)["zone_limits"]
-    policies = {name: load(name)(level, config, RandomValidConfig(num_envs=1), seed=0)
-                for name in ("random_valid", "max_admissible_speed", "clairvoyant_dp")}
-    returns = {}
-    for name, algo in policies.items():
-        (policy,) = algo.eval_policies().values()
-        records = evaluate(level, config, policy, episodes=episodes, seed_base=EVAL_SEED_BASE,
-                           rng=np.random.default_rng(0))
-        returns[name] = float(np.mean([r["return"] for r in records]))
-        algo.close()
-    for limit in sorted(set(limits)):
-        vec = envs.make_vector(level, episodes, **config)
-        obs, _ = vec.reset(seed=[EVAL_SEED_BASE + i for i in range(episodes)])
-        total, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
-        while not done.all():
-            obs, reward, terminated, truncated, _ = vec.step(nearest_admissible_level(obs[MASK_KEY].astype(bool),
-                                                                                       limit))
-            total += np.where(done, 0.0, reward)
-            done |= terminated | truncated
-        returns[f"hold {limit}"] = float(total.mean())
+    policies = {}
+    for name in ("random_valid", "max_admissible_speed", "clairvoyant_dp"):
+        algo = load(name)(level, config, RandomValidConfig(num_envs=1), seed=0)
+        (policies[name],) = algo.eval_policies().values()
+    for limit in sorted(set(envs.config_dict(level, config)["zone_limits"])):
+        policies[f"hold {limit}"] = lambda obs, rng, env, limit=limit: nearest_admitted(obs[MASK_KEY].astype(bool),
+                                                                                         limit)
+    returns = {name: float(np.mean([record["return"] for record in
+                                    evaluate(level, config, policy, episodes=episodes, seed_base=EVAL_SEED_BASE,
+                                             rng=np.random.default_rng(0))]))
+               for name, policy in policies.items()}
     best_simple = max(value for name, value in returns.items() if name not in ("random_valid", "clairvoyant_dp"))
     span = returns["clairvoyant_dp"] - returns["random_valid"]
-    return {**returns, "headroom": 100 * (returns["clairvoyant_dp"] - best_simple) / span}
+    room = 100 * (returns["clairvoyant_dp"] - best_simple) / span if span else math.nan
+    return {**returns, "headroom": room}
 
 
 #: The variants of :func:`scan`: the seed's car on a 200-cell road with these rules changed.

@@ -2,16 +2,19 @@
 doing what its definition says on a hand-checked case, the roles the report relies on, and the former
 ``oracle`` runs under names that say what they are."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import envs
 from baselines.random_valid import RandomValidConfig
 from baselines.references import CATALOG, ORACLE_RENAMED, ROLES, current_name, load, roles
-from baselines.references.cruise_lowest_limit import nearest_admissible_level
+from baselines.references.cruise_lowest_limit import lowest_limit
 from baselines.references.max_admissible_speed import highest_admissible
 from baselines.references.portfolio_trades import trade_towards
 from envs.config import ConfigError
+from envs.masking import nearest_admitted
 from envs.portfolio import mean_prices
 from envs.sum_to_zero import SumToZeroCore
 from tests.helpers import one_step_lookahead as hand_written_one_step_lookahead
@@ -67,7 +70,8 @@ def test_max_admissible_speed_takes_the_last_admitted_level():
 
 def test_cruise_lowest_limit_speeds_up_to_the_slowest_limit_and_holds_it():
     mask = np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 1, 1], [0, 1, 0, 1, 0]], dtype=bool)
-    assert nearest_admissible_level(mask, 2).tolist() == [2, 2, 3, 1]  # nothing admitted: the target; a tie: lower
+    assert nearest_admitted(mask, 2).tolist() == [2, 2, 3, 1]  # nothing admitted: the target; a tie: the lower
+    assert nearest_admitted(mask, np.array([4, 0, 0, 2])).tolist() == [2, 0, 3, 1]
     algo = player("cruise_lowest_limit", "speed_limit", num_envs=1, layout="A" * 30 + "R" * 10 + "A" * 60)
     obs, _ = algo.env.reset(seed=SEEDS[:1])
     speeds = []
@@ -81,7 +85,11 @@ def test_cruise_lowest_limit_speeds_up_to_the_slowest_limit_and_holds_it():
     for _ in range(20):
         obs, _, _, _, info = lane.env.step(lane.act(obs, lane.env))
         assert (np.asarray(info["invalid_actions"]) == 0).all()
-    assert (lane.env.core.state.speed <= 8).all()  # never above speed_limit-m's lowest limit
+        assert (lane.env.core.state.speed <= 8).all()  # never above speed_limit-m's lowest limit
+    config = envs.make_core("speed_limit").config
+    assert lowest_limit(config) == 3  # the residential limit
+    assert lowest_limit(dataclasses.replace(config, layout="AAUU", road_length=4)) == 6  # no residential cell
+    assert lowest_limit(dataclasses.replace(config, zone_mix=(0.0, 0.0, 1.0))) == 9  # only arterial zones drawn
 
 
 def test_never_move_keeps_the_allocation():

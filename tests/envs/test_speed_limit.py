@@ -343,7 +343,7 @@ def test_the_clairvoyant_dp_is_for_one_car():
 def test_window_safe_speed_is_braking_simulated_forward_on_the_road_the_car_sees(config, seed):
     """``observed_safe_speed=window``: observation entry 3 is the highest level from which braking fully respects
     the limits of the ``lookahead`` cells the car sees (every unseen cell at the top limit), computed here by
-    simulating the braking forward on that road; never above the road's safe speed (what the mask uses), and
+    simulating the braking forward on that road; never below the road's safe speed (what the mask uses), and
     equal to it where the car sees every cell braking from the top crosses."""
     vec = envs.make_vector("speed_limit", 16, observed_safe_speed="window", max_steps=4 * config["road_length"],
                            **config)

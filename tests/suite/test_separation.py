@@ -159,3 +159,21 @@ def test_two_configs_with_one_label_stay_two_methods_and_an_empty_budget_is_no_s
     assert (pair["return_a"], pair["return_b"]) == (17.0, 12.0) and pair["differ"]
     _, _, text = report.write_report(tmp_path, tmp_path / "report", separation_at={"toy": 1})
     assert "at its chosen budget" not in text  # no learning run evaluated by then: nothing to judge, no traceback
+
+
+def test_headroom_is_measured_against_a_proven_optimum_anchor_where_the_task_has_no_other_bound(tmp_path, make_run):
+    """random_valid 0, job_shop_optimum (role optimum, the anchor) 10, first_in_first_out (simple) 8: the best
+    simple policy leaves 20 points below the optimum; with random_valid equal to the bound there is no range."""
+    for seed in range(2):
+        for algo, value in (("random_valid", 0.0), ("job_shop_optimum", 10.0), ("first_in_first_out", 8.0),
+                            ("masked_ppo", 9.0 + seed / 2)):
+            make_run(tmp_path, "toy", algo, seed, returns=[value] * 3, algo_config={"num_envs": 4})
+    _, _, table = _tables(tmp_path)
+    assert table.iloc[0]["headroom"] == pytest.approx(20.0)
+    flat = tmp_path / "flat"
+    for seed in range(2):
+        for algo, value in (("random_valid", 5.0), ("clairvoyant_demand", 5.0), ("last_demand", 5.0),
+                            ("masked_ppo", 5.0 + seed)):
+            make_run(flat, "toy", algo, seed, returns=[value] * 3, algo_config={"num_envs": 4})
+    _, _, table = _tables(flat)
+    assert math.isnan(table.iloc[0]["headroom"])  # bound == random_valid: no range to take a share of
