@@ -55,16 +55,23 @@ def test_every_reference_is_admissible_on_every_level_it_plays(name):
         algo.close()
 
 
-def test_max_admissible_speed_takes_the_last_admitted_level():
-    mask = np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1]], dtype=bool)
-    assert highest_admissible(mask).tolist() == [2, 0, 4]
-    algo = player("max_admissible_speed", "speed_limit", num_envs=1, layout="A" * 100)
+def speeds_driven(name, layout, steps):
+    """The levels reference ``name`` drives on one speed_limit road of ``layout``, step by step."""
+    algo = player(name, "speed_limit", num_envs=1, layout=layout)
     obs, _ = algo.env.reset(seed=SEEDS[:1])
     speeds = []
-    for _ in range(6):
+    for _ in range(steps):
         action = algo.act(obs, algo.env)
         speeds.append(int(action[0]))
         obs, *_ = algo.env.step(action)
+    algo.close()
+    return speeds
+
+
+def test_max_admissible_speed_takes_the_last_admitted_level():
+    mask = np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1]], dtype=bool)
+    assert highest_admissible(mask).tolist() == [2, 0, 4]
+    speeds = speeds_driven("max_admissible_speed", "A" * 100, steps=6)
     assert speeds == [2, 4, 6, 8, 9, 9]  # from rest on an open road: +2 a step (max_accel) up to the top level
 
 
@@ -72,13 +79,7 @@ def test_cruise_lowest_limit_speeds_up_to_the_slowest_limit_and_holds_it():
     mask = np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 1, 1], [0, 1, 0, 1, 0]], dtype=bool)
     assert nearest_admitted(mask, 2).tolist() == [2, 2, 3, 1]  # nothing admitted: the target; a tie: the lower
     assert nearest_admitted(mask, np.array([4, 0, 0, 2])).tolist() == [2, 0, 3, 1]
-    algo = player("cruise_lowest_limit", "speed_limit", num_envs=1, layout="A" * 30 + "R" * 10 + "A" * 60)
-    obs, _ = algo.env.reset(seed=SEEDS[:1])
-    speeds = []
-    for _ in range(12):
-        action = algo.act(obs, algo.env)
-        speeds.append(int(action[0]))
-        obs, *_ = algo.env.step(action)
+    speeds = speeds_driven("cruise_lowest_limit", "A" * 30 + "R" * 10 + "A" * 60, steps=12)
     assert speeds == [2, 3] + [3] * 10  # the residential limit (3) on an arterial road too: one speed, no changes
     lane = player("cruise_lowest_limit", "speed_limit-m", num_envs=2, n_agents=3)
     obs, _ = lane.env.reset(seed=SEEDS[:2])
