@@ -13,7 +13,8 @@ bound: 0 = ``random_valid``, 100 = the clairvoyant optimum ``clairvoyant_dp``): 
 against the optimum's 61.9 and ``max_admissible_speed``'s 43.2; equal to the optimum on 107 of the 200 episodes),
 99.9 on ``speed_limit-m`` (245.0 on every episode, optimum 245.2; equal on 178) and **100.0 on ``speed_limit-l``**
 (902.0 against 902.03; equal on 197): the comfort cost of speeding up and slowing down again exceeds the time it
-saves in almost every zone the levels draw. Above ``lookahead_dp``, the planner over the window the car sees, at every level.
+saves in almost every zone the levels draw. Above ``lookahead_dp``, the planner over the window the car sees, at
+every level.
 
 **No rule setting tried leaves much to learn** (:func:`headroom`, ``python -m
 baselines.references.cruise_lowest_limit``): on 54 variants of the seed's car (zone limits 3/6/9, 1/4/9 or
