@@ -173,16 +173,21 @@ def _config_fields(algo: Any) -> set[str] | None:
     return {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else None
 
 
+def _core_class(record: dict[str, Any]) -> Any:
+    """The env core class of a recorded run, None where its env is not registered here."""
+    try:
+        return envs.spec(str(record.get("env"))).load()
+    except (ConfigError, TypeError, ImportError):
+        return None
+
+
 def _invalid_action_then(record: dict[str, Any]) -> str | None:
     """What a run recorded before the env setting ``invalid_action`` existed (issue 35) executed for an inadmissible
     action: its env's default, which is the fallback every env had then (portfolio and sum_to_zero ``noop``,
     speed_limit and job_shop ``repair``). A default changed later must bump the env's version (it changes
     results) and be told apart here by ``env_version``. None where the env is not registered here."""
-    try:
-        core_cls = envs.spec(str(record.get("env"))).load()
-    except (ConfigError, TypeError, ImportError):
-        return None
-    return core_cls.invalid_action_default
+    core_cls = _core_class(record)
+    return None if core_cls is None else core_cls.invalid_action_default
 
 
 def _default_then(key: str):
@@ -191,11 +196,7 @@ def _default_then(key: str):
     and ``observed_safe_speed`` (issue 35: ``road``, speed_limit v0's observation). None for every env without
     that setting (left out)."""
     def value_then(record: dict[str, Any]) -> str | None:
-        try:
-            core_cls = envs.spec(str(record.get("env"))).load()
-        except (ConfigError, TypeError, ImportError):
-            return None
-        fields = getattr(core_cls.Config, "__dataclass_fields__", {})
+        fields = getattr(getattr(_core_class(record), "Config", None), "__dataclass_fields__", {})
         return fields[key].default if key in fields else None
     return value_then
 
