@@ -77,8 +77,8 @@ class PPOSettings:
                                       check=_positive_ints, accepts="positive integers")
     activation: str = setting("tanh", "hidden layer activation", choices=ACTIVATIONS)
     network: str = setting("mlp", "policy and value networks: mlp (over all features), or per_entry (one network "
-                           "shared by the action's entries, for envs whose entries are exchangeable: sum_to_zero; "
-                           "torch backend)", choices=("mlp", "per_entry"))
+                           "shared by the action's entries, for envs whose entries are exchangeable: sum_to_zero's "
+                           "targets, job_shop's jobs; torch backend)", choices=("mlp", "per_entry"))
     log_std_init: float = setting(0.0, "continuous actions: initial log standard deviation of the Gaussian policy",
                                   check=lambda v: abs(v) <= 20, accepts="a number in [-20, 20]")
     obs_transform: str = setting("symlog", "elementwise transform of the observation features "
@@ -202,7 +202,7 @@ def check_network_fits(config: PPOSettings, core: Any, *, networks: tuple[str, .
     if config.network == "per_entry":
         if not type(core).provides("entry_features"):
             raise ConfigError(f"algo config: network=per_entry needs an env whose action entries are exchangeable "
-                              f"(one that offers entry_features(): sum_to_zero); {core.name!r} does not")
+                              f"(one that offers entry_features(): sum_to_zero, job_shop); {core.name!r} does not")
         n_entries, k = core.entry_features().shape
         sizes = [2 * config.hidden[0], *config.hidden[1:]]
         params = 3 * (k + 1) * config.hidden[0] + sum((a + 1) * b for a, b in zip(sizes, sizes[1:])) \

@@ -264,12 +264,18 @@ def _check_fallback(probe: _Probe, core: EnvCore, admissible: Any, actions: np.n
 
 
 def _check_entry_features(probe: _Probe, core: EnvCore) -> None:
-    """``entry_features()``: one row of feature indices per entry of a one-dimensional action."""
-    if core.discrete or len(core.action_space.shape) != 1:
-        probe.fail("entry_features() is offered, but the action is not a one-dimensional Box; the per-entry "
-                   "network describes the entries of a Box(n) action")
+    """``entry_features()``: one row of feature indices per entry of a one-dimensional Box action, or per choice
+    of a single ``Discrete(n)`` action."""
+    if core.discrete and len(core.nvec) == 1:
+        n_entries = int(core.nvec[0])
+    elif not core.discrete and len(core.action_space.shape) == 1:
+        n_entries = core.action_space.shape[0]
+    else:
+        probe.fail("entry_features() is offered, but the action is neither a one-dimensional Box nor one Discrete "
+                   "choice; the per-entry network describes the entries of a Box(n) action or the n choices of a "
+                   "Discrete(n) one")
     rows = probe.call("entry_features()", core.entry_features)
-    n_entries, n_features = core.action_space.shape[0], int(np.prod(core.feature_space.shape))
+    n_features = int(np.prod(core.feature_space.shape))
     if not isinstance(rows, np.ndarray) or rows.ndim != 2 or not np.issubdtype(rows.dtype, np.integer):
         probe.fail(f"entry_features() returned {_what(rows)}; expected an integer numpy array of shape "
                    f"({n_entries}, k): row i the indices of the features describing action entry i")

@@ -424,6 +424,17 @@ class JobShopCore(EnvCore):
         out[:, n * m * (3 + m):] = s.machine_ready / time_scale
         return out[:, None, :]
 
+    def entry_features(self) -> np.ndarray:
+        """Job ``j`` (action ``j``) is described by its own operations' rows (``C_LB``, scheduled, duration, machine
+        one-hot, in the job's order) and every machine's last end: ``n_machines * (3 + n_machines) + n_machines``
+        indices. Jobs are exchangeable (renumbering them renumbers the actions), so ``network=per_entry`` scores
+        every job with one network, as L2D scores every operation with one graph network."""
+        n, m = self.n_jobs, self.n_machines
+        width = m * (3 + m)
+        own = np.arange(n)[:, None] * width + np.arange(width)[None, :]
+        machines = np.broadcast_to(n * width + np.arange(m), (n, m))
+        return np.concatenate([own, machines], axis=1)
+
     def decode(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """The instance and the dispatch state recovered from observations ``(B, feature_size)``: ``machines``,
         ``durations``, ``scheduled``, ``lower_bound`` and ``machine_ready`` (times rounded to integers).
