@@ -188,6 +188,8 @@ def build_parser() -> Parser:
     parser.add_argument("--protocol", default="", help="one paragraph: search space, budget, seeds (recorded)")
     parser.add_argument("--partial", action="store_true",
                         help="write even where (method, task) pairs had unequal trials, seeds or budgets")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing settings file (runs that name it would change meaning)")
     return parser
 
 
@@ -198,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = Path(args.results)
     if not path.is_dir():
         raise UsageError(f"no results folder {str(path)!r}")
+    out = Path(args.out) if args.out else tuned_settings.TUNED_FOLDER / f"{args.name}.toml"
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"{str(out)!r} exists: runs that name settings={args.name} use it; choose another --name, "
+                         "or pass --overwrite to replace it")
     loaded = results.load(path)
     table = trial_table(loaded, path)
     if table.empty:
@@ -213,7 +219,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     provenance = {"name": args.name, "study": args.study or path.name,
                   "made": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _commits(table),
                   "protocol": args.protocol, **({"partial": "; ".join(unequal)} if unequal else {})}
-    out = Path(args.out) if args.out else tuned_settings.TUNED_FOLDER / f"{args.name}.toml"
     try:
         files.atomic_write_text(out, tuned_toml(provenance, chosen_settings(table)))
     except UnicodeError as error:

@@ -157,6 +157,13 @@ def test_methods_tuned_unequally_are_refused_unless_partial_which_the_file_says(
     assert not (tmp_path / "t8.toml").exists()
     assert tuning.main([str(folder), "--name", "t8", "--partial"]) == 0
     assert tuned_settings.load_tuned("t8")["partial"].startswith("trials per (method, task) differ")
+    written = (tmp_path / "t8.toml").read_text()
+    capsys.readouterr()
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t8", "--partial"]) == 2
+    err = capsys.readouterr().err
+    assert "t8.toml' exists: runs that name settings=t8 use it" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "t8.toml").read_text() == written
+    assert tuning.main([str(folder), "--name", "t8", "--partial", "--overwrite"]) == 0
 
 
 def test_trials_on_the_reported_episodes_or_two_env_configs_of_one_env_are_refused(tmp_path, monkeypatch, capsys):
