@@ -288,6 +288,13 @@ class JobShopConfig:
                              "every operation already there) or active (L2D's left shift: into the earliest idle gap "
                              "where it fits after its job's previous operation, else after every operation)",
                              choices=PLACEMENTS)
+    job_features: bool = setting(False, "append each job's dispatching features to the observation (its ready time, "
+                                 "its next operation's duration, machine's last end and earliest start, its work "
+                                 "and operations left): what the dispatching rules read, per job")
+
+
+#: The per-job entries ``job_features=True`` appends, in order (see "Observation Space" in the module docstring).
+JOB_FEATURES = ("ready", "next_duration", "next_machine_ready", "next_start", "work_left", "operations_left")
 
 
 @dataclass
@@ -335,7 +342,8 @@ class JobShopCore(EnvCore):
         self.n_jobs, self.n_machines = n, m
         self.action_space = spaces.Discrete(n)
         per_op = np.r_[float(n), 1.0, 1.0, np.ones(m)]
-        high = np.r_[np.tile(per_op, n * m), np.full(m, float(n))].astype(np.float32)
+        per_job = np.r_[float(n), 1.0, float(n), float(n), 1.0, 1.0] if config.job_features else np.zeros(0)
+        high = np.r_[np.tile(per_op, n * m), np.full(m, float(n)), np.tile(per_job, n)].astype(np.float32)
         self.feature_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self._ops = np.arange(m)
         self._one_hot = np.eye(m, dtype=np.float32)
@@ -345,7 +353,8 @@ class JobShopCore(EnvCore):
         """Per entry: five ``(n, m)`` int64 arrays, the job and machine vectors, and the float32 observation
         (its per-episode part kept in the state, built once per step, and once more by the views)."""
         n, m = config.n_jobs, config.n_machines
-        return num_envs * (5 * 8 * n * m + 16 * n + 8 * m + 32 + 3 * 4 * (n * m * (3 + m) + m))
+        per_job = len(JOB_FEATURES) * n if config.job_features else 0
+        return num_envs * (5 * 8 * n * m + 16 * n + 8 * m + 32 + 3 * 4 * (n * m * (3 + m) + m + per_job))
 
     # ------------------------------------------------------------------ constraints
 
@@ -421,19 +430,39 @@ class JobShopCore(EnvCore):
         time_scale = (s.scale * m)[:, None]
         per_op[..., 0] = s.lower_bound.reshape(B, n * m) / time_scale
         per_op[..., 1] = s.starts.reshape(B, n * m) >= 0
-        out[:, n * m * (3 + m):] = s.machine_ready / time_scale
+        out[:, n * m * (3 + m):n * m * (3 + m) + m] = s.machine_ready / time_scale
+        if self.config.job_features:
+            out[:, n * m * (3 + m) + m:] = self._job_features(time_scale).reshape(B, -1)
         return out[:, None, :]
+
+    def _job_features(self, time_scale: np.ndarray) -> np.ndarray:
+        """``(B, n_jobs, 6)``: each job's :data:`JOB_FEATURES`; a finished job's next operation entries are 0.
+        ``next_start`` is where its next operation would start appended (``semi_active``; under ``active`` the
+        left shift can start it earlier, never later)."""
+        s, m = self.state, self.n_machines
+        open_job = s.next_op < m
+        op = np.minimum(s.next_op, m - 1)[..., None]
+        duration = np.where(open_job, np.take_along_axis(s.durations, op, -1)[..., 0], 0)
+        machine = np.take_along_axis(s.machines, op, -1)[..., 0]
+        machine_ready = np.where(open_job, np.take_along_axis(s.machine_ready, machine, -1), 0)
+        work_left = np.where(self._ops < s.next_op[..., None], 0, s.durations).sum(axis=-1)
+        times = np.stack([s.job_ready, machine_ready, np.maximum(s.job_ready, machine_ready), work_left], -1)
+        times = times / time_scale[..., None]
+        return np.stack([times[..., 0], duration / s.scale[:, None], times[..., 1], times[..., 2], times[..., 3],
+                         (m - s.next_op) / m], axis=-1)
 
     def entry_features(self) -> np.ndarray:
         """Job ``j`` (action ``j``) is described by its own operations' rows (``C_LB``, scheduled, duration, machine
-        one-hot, in the job's order) and every machine's last end: ``n_machines * (3 + n_machines) + n_machines``
-        indices. Jobs are exchangeable (renumbering them renumbers the actions), so ``network=per_entry`` scores
+        one-hot, in the job's order), every machine's last end and, with ``job_features``, its own dispatching
+        features: ``n_machines * (3 + n_machines) + n_machines`` (``+ 6``) indices. Jobs are exchangeable (renumbering them renumbers the actions), so ``network=per_entry`` scores
         every job with one network, as L2D scores every operation with one graph network."""
         n, m = self.n_jobs, self.n_machines
         width = m * (3 + m)
         own = np.arange(n)[:, None] * width + np.arange(width)[None, :]
         machines = np.broadcast_to(n * width + np.arange(m), (n, m))
-        return np.concatenate([own, machines], axis=1)
+        k = len(JOB_FEATURES)
+        dispatching = n * width + m + np.arange(n)[:, None] * k + np.arange(k)[None, :]
+        return np.concatenate([own, machines, *([dispatching] if self.config.job_features else [])], axis=1)
 
     def decode(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """The instance and the dispatch state recovered from observations ``(B, feature_size)``: ``machines``,
@@ -445,7 +474,8 @@ class JobShopCore(EnvCore):
         return {"machines": per_op[..., 3:].argmax(axis=-1), "durations": np.rint(per_op[..., 2] * scale).astype(int),
                 "scheduled": per_op[..., 1] > 0.5,
                 "lower_bound": np.rint(per_op[..., 0] * scale * m).astype(int),
-                "machine_ready": np.rint(features[:, n * m * (3 + m):].astype(np.float64) * scale * m).astype(int)}
+                "machine_ready": np.rint(features[:, n * m * (3 + m):n * m * (3 + m) + m].astype(np.float64)
+                                         * scale * m).astype(int)}
 
     def metrics(self) -> dict[str, np.ndarray]:
         return {"makespan": self.state.machine_ready.max(axis=-1).astype(np.float64)[:, None]}

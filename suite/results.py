@@ -192,9 +192,9 @@ def _invalid_action_then(record: dict[str, Any]) -> str | None:
 
 def _default_then(key: str):
     """What a run recorded before the env setting ``key`` existed did, for a setting added with the behaviour every
-    earlier run had as its default: ``placement`` (issue 34: ``semi_active``, the only placement job_shop v0 had)
-    and ``observed_safe_speed`` (issue 35: ``road``, speed_limit v0's observation). None for every env without
-    that setting (left out)."""
+    earlier run had as its default: ``placement`` (issue 34: ``semi_active``, the only placement job_shop v0 had),
+    ``observed_safe_speed`` (issue 35: ``road``, speed_limit v0's observation) and ``job_features`` (issue 35:
+    off, job_shop v0's observation). None for every env without that setting (left out)."""
     def value_then(record: dict[str, Any]) -> str | None:
         fields = getattr(getattr(_core_class(record), "Config", None), "__dataclass_fields__", {})
         return fields[key].default if key in fields else None
@@ -204,7 +204,8 @@ def _default_then(key: str):
 #: Env settings added after runs had been recorded without them, and what such a run did (as
 #: :data:`ADDED_SETTINGS`, for ``env_config``; the value None: unknown or not a setting of that env, left out).
 ADDED_ENV_SETTINGS = {"invalid_action": _invalid_action_then, "placement": _default_then("placement"),
-                      "observed_safe_speed": _default_then("observed_safe_speed")}
+                      "observed_safe_speed": _default_then("observed_safe_speed"),
+                      "job_features": _default_then("job_features")}
 
 
 def with_added_settings(record: dict[str, Any]) -> dict[str, Any]:
