@@ -454,8 +454,9 @@ class JobShopCore(EnvCore):
     def entry_features(self) -> np.ndarray:
         """Job ``j`` (action ``j``) is described by its own operations' rows (``C_LB``, scheduled, duration, machine
         one-hot, in the job's order), every machine's last end and, with ``job_features``, its own dispatching
-        features: ``n_machines * (3 + n_machines) + n_machines`` (``+ 6``) indices. Jobs are exchangeable (renumbering them renumbers the actions), so ``network=per_entry`` scores
-        every job with one network, as L2D scores every operation with one graph network."""
+        features: ``n_machines * (3 + n_machines) + n_machines`` (``+ 6``) indices. Jobs are exchangeable
+        (renumbering them renumbers the actions), so ``network=per_entry`` scores every job with one network, as
+        L2D scores every operation with one graph network."""
         n, m = self.n_jobs, self.n_machines
         width = m * (3 + m)
         own = np.arange(n)[:, None] * width + np.arange(width)[None, :]
