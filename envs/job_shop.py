@@ -115,6 +115,25 @@ agent knows (:meth:`JobShopCore.decode` recovers the state from an observation, 
 start being its ``C_LB`` minus its duration; a test checks it under both placements). The machine is one-hot
 because it is a category (a number would order the machines).
 
+With ``job_features=True`` (off by default: v0's observation), six entries per job follow, job by job
+(:data:`JOB_FEATURES`): what the dispatching rules read, computed from the state so that a network scoring one
+job at a time (``network=per_entry``, :meth:`JobShopCore.entry_features`) need not find its job's next operation
+among the rows itself (a product of the "scheduled" flags, the one-hot machine and the machines' last ends that a
+small MLP represents poorly):
+
+| entry | meaning | range |
+| --- | --- | --- |
+| 0 ``ready`` | the job's last end (its next operation's release; FIFO's key) / ``time_scale`` | 0 .. n_jobs |
+| 1 ``next_duration`` | its next operation's duration / ``duration_scale`` (SPT's key; 0 when finished) | 0 .. 1 |
+| 2 ``next_machine_ready`` | its next operation's machine's last end / ``time_scale`` (0 when finished) | 0 .. n_jobs |
+| 3 ``next_start`` | max of 0 and 2: its next operation's start if appended / ``time_scale`` | 0 .. n_jobs |
+| 4 ``work_left`` | its unscheduled operations' durations summed (MWKR's key) / ``time_scale`` | 0 .. 1 |
+| 5 ``operations_left`` | its unscheduled operations / ``n_machines`` (MOPNR's key) | 0 .. 1 |
+
+Note: under ``placement=active`` the left shift may start it earlier (entry 3). They add nothing the rest does not
+determine (a test reads them off the schedule by hand); the first part of the observation is the same under
+both settings.
+
 ## Rewards
 
 L2D's dense reward: each step, the negative increase of the makespan lower bound
@@ -167,6 +186,7 @@ episode, the later the larger the shop, so the whole episode's share falls with 
 - v0: first version. ``invalid_action`` (issue 35) was added later: its default, ``repair``, is the
   fallback v0 always had; ``noop`` (the lowest-index open job) is new. ``placement`` (issue 34) was added
   later too: its default, ``semi_active``, is the placement v0 always had; ``active`` (L2D's left shift) is new.
+  ``job_features`` (issue 35) too: off by default, v0's observation; on appends six entries per job.
 """
 
 from __future__ import annotations
