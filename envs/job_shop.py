@@ -206,7 +206,7 @@ from .masking import MASK_DTYPE, Constraint
 from .registry import register, register_level
 
 __all__ = ["JobShopConfig", "JobShopCore", "JobShopState", "Instance", "classic_instances", "load_instance",
-           "parse_instance", "INSTANCE_DIR", "PLACEMENTS"]
+           "parse_instance", "next_durations", "remaining_work", "INSTANCE_DIR", "JOB_FEATURES", "PLACEMENTS"]
 
 #: Where the classic instances live (OR-Library format, one file each, and ``index.json``).
 INSTANCE_DIR = Path(__file__).with_name("job_shop_instances")
@@ -336,6 +336,19 @@ class JobShopState:
         return JobShopState(*(np.copy(getattr(self, f)) for f in self.__dataclass_fields__))
 
 
+def next_durations(state: JobShopState) -> np.ndarray:
+    """The duration of every job's next operation, ``(batch, n_jobs)`` (a finished job's last one)."""
+    m = state.durations.shape[-1]
+    op = np.minimum(state.next_op, m - 1)[..., None]
+    return np.take_along_axis(state.durations, op, axis=-1)[..., 0]
+
+
+def remaining_work(state: JobShopState) -> np.ndarray:
+    """The summed duration of every job's unscheduled operations, ``(batch, n_jobs)``."""
+    m = state.durations.shape[-1]
+    return np.where(np.arange(m) >= state.next_op[..., None], state.durations, 0).sum(axis=-1)
+
+
 #: A start time later than any (an unscheduled operation, in the left shift's sort).
 _NEVER = np.iinfo(np.int64).max // 4
 
@@ -461,11 +474,10 @@ class JobShopCore(EnvCore):
         left shift can start it earlier, never later)."""
         s, m = self.state, self.n_machines
         open_job = s.next_op < m
-        op = np.minimum(s.next_op, m - 1)[..., None]
-        duration = np.where(open_job, np.take_along_axis(s.durations, op, -1)[..., 0], 0)
-        machine = np.take_along_axis(s.machines, op, -1)[..., 0]
+        duration = np.where(open_job, next_durations(s), 0)
+        machine = np.take_along_axis(s.machines, np.minimum(s.next_op, m - 1)[..., None], -1)[..., 0]
         machine_ready = np.where(open_job, np.take_along_axis(s.machine_ready, machine, -1), 0)
-        work_left = np.where(self._ops < s.next_op[..., None], 0, s.durations).sum(axis=-1)
+        work_left = remaining_work(s)
         times = np.stack([s.job_ready, machine_ready, np.maximum(s.job_ready, machine_ready), work_left], -1)
         times = times / time_scale[..., None]
         return np.stack([times[..., 0], duration / s.scale[:, None], times[..., 1], times[..., 2], times[..., 3],

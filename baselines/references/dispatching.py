@@ -18,22 +18,9 @@ import numpy as np
 
 import envs
 from baselines.references.player import ReferencePolicy
-from envs.job_shop import JobShopState
+from envs.job_shop import JobShopState, next_durations, remaining_work
 
 __all__ = ["DispatchingRule", "dispatch", "next_durations", "remaining_work"]
-
-
-def next_durations(state: JobShopState) -> np.ndarray:
-    """The duration of every job's next operation, ``(batch, n_jobs)`` (a finished job's last one)."""
-    m = state.durations.shape[-1]
-    op = np.minimum(state.next_op, m - 1)[..., None]
-    return np.take_along_axis(state.durations, op, axis=-1)[..., 0]
-
-
-def remaining_work(state: JobShopState) -> np.ndarray:
-    """The summed duration of every job's unscheduled operations, ``(batch, n_jobs)``."""
-    m = state.durations.shape[-1]
-    return np.where(np.arange(m) >= state.next_op[..., None], state.durations, 0).sum(axis=-1)
 
 
 def dispatch(key: np.ndarray, mask: np.ndarray) -> np.ndarray:
