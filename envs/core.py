@@ -287,8 +287,9 @@ class EnvCore(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not reallocate weights")
 
     def entry_features(self) -> np.ndarray:
-        """Envs whose action entries are exchangeable (allocation targets): ``(n_entries, k)`` indices into an
-        agent's feature vector, row ``i`` the ``k`` features that describe action entry ``i``.
+        """Envs whose action entries are exchangeable (allocation targets; a ``Discrete(n)`` action's ``n``
+        choices, e.g. job_shop's jobs): ``(n_entries, k)`` indices into an agent's feature vector, row ``i`` the
+        ``k`` features that describe action entry ``i``.
 
         Called by the torch backend's ``network=per_entry`` (one small network shared by every entry, as
         Jiang et al. 2017's EIIE), which needs to know which features belong to which entry; envs without it

@@ -4,7 +4,7 @@
 | --- | --- |
 | Action space | ``Discrete(n_jobs)``: the job whose next operation is scheduled now |
 | Observation | ``Dict(observation=Box((n_jobs * n_machines * (3 + n_machines) + n_machines,)),`` |
-| | ``action_mask=Box(0, 1, (n_jobs,), int8))`` |
+| | ``action_mask=Box(0, 1, (n_jobs,), int8))``; ``job_features=True``: ``+ 6 * n_jobs`` entries |
 | Constraint | ``C1``: the job has an unscheduled operation |
 | Placement | ``semi_active`` (default: appended on its machine) or ``active`` (L2D's left shift into a gap) |
 | Episode | exactly ``n_jobs * n_machines`` steps (one operation each) |
@@ -165,11 +165,11 @@ instance, a size that cannot fit in memory, a ``placement`` other than the two.
 
 ## Levels
 
-| name | jobs x machines | actions | observation | inadmissible share |
+| name | jobs x machines | actions | observation (``job_features``) | inadmissible share |
 | --- | --- | --- | --- | --- |
-| ``job_shop`` | 6 x 6 | 6 | 330 | 18.6% |
-| ``job_shop-m`` | 10 x 10 | 10 | 1,310 | 15.4% |
-| ``job_shop-l`` | 15 x 15 | 15 | 4,065 | 13.1% |
+| ``job_shop`` | 6 x 6 | 6 | 330 (366) | 18.6% |
+| ``job_shop-m`` | 10 x 10 | 10 | 1,310 (1,370) | 15.4% |
+| ``job_shop-l`` | 15 x 15 | 15 | 4,065 (4,155) | 13.1% |
 
 The sizes of L2D's smallest three (6x6, 10x10, 15x15). The inadmissible share is the mean fraction of jobs
 masked where ``random_valid`` dispatches (``python -m suite.levels --steps 57600``: 900 steps of each of 64
@@ -309,8 +309,8 @@ class JobShopConfig:
                              "where it fits after its job's previous operation, else after every operation)",
                              choices=PLACEMENTS)
     job_features: bool = setting(False, "append each job's dispatching features to the observation (its ready time, "
-                                 "its next operation's duration, machine's last end and earliest start, its work "
-                                 "and operations left): what the dispatching rules read, per job")
+                                 "its next operation's duration, that machine's last end and the start it would get "
+                                 "appended, its work and operations left): what the dispatching rules read, per job")
 
 
 #: The per-job entries ``job_features=True`` appends, in order (see "Observation Space" in the module docstring).
@@ -469,7 +469,8 @@ class JobShopCore(EnvCore):
         return out[:, None, :]
 
     def _job_features(self, time_scale: np.ndarray) -> np.ndarray:
-        """``(B, n_jobs, 6)``: each job's :data:`JOB_FEATURES`; a finished job's next operation entries are 0.
+        """``(B, n_jobs, 6)``: each job's :data:`JOB_FEATURES`; a finished job's ``next_duration``,
+        ``next_machine_ready``, ``work_left`` and ``operations_left`` are 0 and its ``next_start`` is its ``ready``.
         ``next_start`` is where its next operation would start appended (``semi_active``; under ``active`` the
         left shift can start it earlier, never later)."""
         s, m = self.state, self.n_machines

@@ -187,8 +187,8 @@ def env_bound(env: str, env_config: Mapping[str, Any]) -> tuple[float, str]:
 
 #: Env settings every task name shows where they differ from the env's default (issue 35): the fallback of an
 #: inadmissible action changes what the numbers of the methods trained without a mask mean; job_shop's
-#: ``placement`` (issue 34) changes what every dispatch does.
-NAMED_SETTINGS = ("invalid_action", "placement")
+#: ``placement`` (issue 34) changes what every dispatch does, its ``job_features`` what a learner sees.
+NAMED_SETTINGS = ("invalid_action", "placement", "job_features")
 
 
 def named_settings(env_names: Sequence[str]) -> dict[str, dict[str, str]]:

@@ -195,7 +195,7 @@ def _default_then(key: str):
     earlier run had as its default: ``placement`` (issue 34: ``semi_active``, the only placement job_shop v0 had),
     ``observed_safe_speed`` (issue 35: ``road``, speed_limit v0's observation) and ``job_features`` (issue 35:
     off, job_shop v0's observation). None for every env without that setting (left out)."""
-    def value_then(record: dict[str, Any]) -> str | None:
+    def value_then(record: dict[str, Any]) -> Any:
         fields = getattr(getattr(_core_class(record), "Config", None), "__dataclass_fields__", {})
         return fields[key].default if key in fields else None
     return value_then

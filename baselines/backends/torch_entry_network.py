@@ -7,7 +7,9 @@ signal-to-noise ratio of each entry's gradient falls as ``1 / sqrt(n)``. At ``n 
 layers cannot even represent "follow each target's own demand" (a rank-1,000 map through 256 units). A network
 shared by the entries (Jiang, Xu & Liang 2017's "Ensemble of Identical Independent Evaluators" for portfolios;
 Zaheer et al. 2017's Deep Sets for the pooled context) learns from all ``n`` entries at every step, with a
-number of weights that does not depend on ``n``.
+number of weights that does not depend on ``n``. The same holds for a ``Discrete(n)`` action whose choices are
+exchangeable (job_shop's jobs: one network scores every job, as L2D scores every operation with one graph
+network): one output per entry, the choice's logit.
 
 The network (``hidden = (h1, h2, ...)``):
 
@@ -15,8 +17,8 @@ The network (``hidden = (h1, h2, ...)``):
   per entry); ``x_i`` are those ``k`` features;
 - policy: ``e_i = act(W x_i)`` (``h1`` units), the context ``c = mean_i e_i``, and each entry's outputs from
   ``[e_i, c]`` through an MLP of the remaining ``hidden`` sizes (``m`` outputs per entry: mean and log-std of
-  a Gaussian, or a Dirichlet's concentration), laid out as the policy head reads them (block by block:
-  every entry's first output, then every entry's second);
+  a Gaussian, a Dirichlet's concentration, or a categorical's logit), laid out as the policy head reads them
+  (block by block: every entry's first output, then every entry's second);
 - value: its own ``e'_i``, mean-pooled, through an MLP of the remaining sizes to one number (the value of an
   allocation does not depend on the order of its targets). The critic of each of an objective's signals
   (:class:`baselines.objective.Objective`, e.g. Lagrangian PPO's cost) is another such.

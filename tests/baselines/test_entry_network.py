@@ -135,9 +135,9 @@ def test_an_objectives_critic_is_a_pooled_value_too_and_trains():
         algo.close()
 
 
-def _job_shop_features(n_jobs: int, n_machines: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _job_shop_features(n_jobs: int, n_machines: int, seed: int, job_features: bool) -> tuple[np.ndarray, np.ndarray]:
     """A job_shop observation part-way through an episode, and its core's ``entry_features()``."""
-    core = envs.make_core("job_shop", 1, n_jobs=n_jobs, n_machines=n_machines)
+    core = envs.make_core("job_shop", 1, n_jobs=n_jobs, n_machines=n_machines, job_features=job_features)
     core.reset(np.arange(1), [np.random.default_rng(seed)])
     rng = np.random.default_rng(seed)
     for _ in range(rng.integers(0, n_jobs * n_machines - 1)):
@@ -147,16 +147,21 @@ def _job_shop_features(n_jobs: int, n_machines: int, seed: int) -> tuple[np.ndar
 
 
 @settings(max_examples=20, deadline=None)
-@given(n_jobs=st.integers(2, 6), n_machines=st.integers(2, 5), seed=st.integers(0, 2**16))
-def test_renumbering_the_jobs_renumbers_the_job_shop_logits_and_leaves_the_value(n_jobs, n_machines, seed):
-    """job_shop's jobs are the per-entry network's entries: job j is read from its own operations' rows and
-    the machines' last ends, so the same state with its jobs in another order gets the same scores, reordered."""
-    features, rows = _job_shop_features(n_jobs, n_machines, seed)
-    width = n_machines * (3 + n_machines)
-    assert rows.shape == (n_jobs, width + n_machines)
+@given(n_jobs=st.integers(2, 6), n_machines=st.integers(2, 5), seed=st.integers(0, 2**16),
+       job_features=st.booleans())
+def test_renumbering_the_jobs_renumbers_the_job_shop_logits_and_leaves_the_value(n_jobs, n_machines, seed,
+                                                                               job_features):
+    """job_shop's jobs are the per-entry network's entries: job j is read from its own operations' rows, the
+    machines' last ends (and its dispatching features), so the same state with its jobs in another order gets
+    the same scores, reordered."""
+    features, rows = _job_shop_features(n_jobs, n_machines, seed, job_features)
+    width, k = n_machines * (3 + n_machines), 6 if job_features else 0
+    assert rows.shape == (n_jobs, width + n_machines + k)
     order = np.random.default_rng(seed).permutation(n_jobs)
     per_job = features[:, :n_jobs * width].reshape(1, n_jobs, width)
-    permuted = np.concatenate([per_job[:, order].reshape(1, -1), features[:, n_jobs * width:]], axis=1)
+    machines = features[:, n_jobs * width:n_jobs * width + n_machines]
+    tail = features[:, n_jobs * width + n_machines:].reshape(1, n_jobs, k)
+    permuted = np.concatenate([per_job[:, order].reshape(1, -1), machines, tail[:, order].reshape(1, -1)], axis=1)
     torch.manual_seed(seed)
     net = EntryActorCritic(rows, n_jobs, (8, 8), "tanh")
     logits, value = net(torch.from_numpy(features))
@@ -165,11 +170,15 @@ def test_renumbering_the_jobs_renumbers_the_job_shop_logits_and_leaves_the_value
     torch.testing.assert_close(value_p, value)
 
 
-def test_a_masked_job_shop_run_with_the_per_job_network_never_dispatches_a_finished_job(tmp_path):
-    assert run_main("--env", "job_shop", "--algo", "masked_ppo", "--backend", "torch", "--steps", "1024",
-                    "--episodes", "4", "--quiet", *TINY, "--out", str(tmp_path), "--algo-config", "network=per_entry",
-                    "--algo-config", "hidden=8,8") == 0
+def test_the_studies_job_shop_task_trains_end_to_end_on_the_per_job_network(tmp_path):
+    """What the studies run (per-job network, job features, noop), as a user would: trains, evaluates with and
+    without the mask, records the settings, and its penalty sibling (no mask) runs too."""
+    common = ["--env", "job_shop", "--backend", "torch", "--steps", "1024", "--episodes", "4", "--quiet", *TINY,
+              "--out", str(tmp_path), "--algo-config", "network=per_entry", "--algo-config", "hidden=8,8",
+              "--env-config", "job_features=true", "--env-config", "invalid_action=noop"]
+    assert run_main("--algo", "masked_ppo", *common) == 0
+    assert run_main("--algo", "penalty_ppo", *common) == 0
     loaded = results.load(tmp_path)
-    assert loaded.runs["status"].tolist() == ["complete"] and loaded.runs["algo.network"].tolist() == ["per_entry"]
-    masked = loaded.evals.query("mask == 'on'")
-    assert len(masked) and (masked["invalid_steps"] == 0).all() and (masked["length"] == 36).all()
+    assert loaded.runs["status"].tolist() == ["complete"] * 2
+    assert set(loaded.runs["algo.network"]) == {"per_entry"} and set(loaded.runs["env.job_features"]) == {True}
+    assert set(loaded.evals["makespan"].notna()) == {True}

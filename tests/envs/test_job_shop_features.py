@@ -55,18 +55,24 @@ def test_the_features_are_the_schedule_read_by_hand_and_leave_the_rest_of_the_ob
         expected = [_by_hand(with_features.core.state, 0, job) for job in range(n)]
         np.testing.assert_allclose(tail.reshape(n, len(JOB_FEATURES)), expected, rtol=1e-6)
         job = int(rng.choice(np.flatnonzero(obs["action_mask"])))
-        obs, *_ = with_features.step(job)
+        obs, _, terminated, *_ = with_features.step(job)
         plain, *_ = without.step(job)
+    # the terminal observation: every job finished, its next-operation entries 0 and next_start its ready time
+    assert terminated and space.contains(obs["observation"])
+    tail = obs["observation"][len(plain["observation"]):].reshape(n, len(JOB_FEATURES))
+    np.testing.assert_allclose(tail, [_by_hand(with_features.core.state, 0, job) for job in range(n)], rtol=1e-6)
+    assert (tail[:, [1, 2, 4, 5]] == 0).all() and (tail[:, 3] == tail[:, 0]).all()
 
 
 def test_the_features_hold_what_fifo_mopnr_and_spt_read():
     """FIFO is the open job of least ``ready`` (ties to the lowest index), MOPNR the most ``operations_left``,
-    SPT the least ``next_duration``: each rule's dispatch, read off the appended features, is the rule's own."""
+    MWKR the most ``work_left``, SPT the least ``next_duration``: each rule's dispatch, read off the appended
+    features, is the rule's own."""
     from baselines import load_algo
     from baselines.references.dispatching import dispatch
 
     rules = {"first_in_first_out": (0, np.argmin), "most_operations_remaining": (5, np.argmax),
-             "shortest_processing_time": (1, np.argmin)}
+             "shortest_processing_time": (1, np.argmin), "most_work_remaining": (4, np.argmax)}
     core = envs.make_core("job_shop-m", 8, job_features=True)
     core.reset(np.arange(8), [np.random.default_rng(i) for i in range(8)])
     rng = np.random.default_rng(1)
@@ -89,7 +95,11 @@ def test_the_checkers_pass_in_both_settings(job_features):
 
 
 def test_the_per_job_network_reads_each_jobs_features():
+    from envs.contract import _check_entry_features, _Probe
+
     core = envs.make_core("job_shop", 1, job_features=True)
+    core.reset(np.arange(1), [np.random.default_rng(0)])
+    _check_entry_features(_Probe(type(core), "job_shop"), core)  # the contract's check, on this config
     rows = core.entry_features()
     base = 6 * 6 * 9 + 6
     assert rows.shape == (6, 6 * 9 + 6 + len(JOB_FEATURES))
