@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["search_space", "searched_keys", "sample_trials"]
+__all__ = ["search_space", "searched_keys", "sample_trials", "at_edge"]
 
 _WIDTHS = {"mlp": [(64, 64), (256, 256)], "per_entry": [(32, 32), (64, 64)]}
 
@@ -67,6 +67,37 @@ def search_space(algo: str, base: Mapping[str, Any], *, discrete: bool, gaussian
         return tune.uniform(base["log_std_init"] - 1.5, base["log_std_init"] + 1.5)  # log_std_init
 
     return {key: domain(key) for key in searched_keys(base, gaussian=gaussian)}
+
+
+#: How near a bound of a continuous range a value is "at the edge": the outer tenth (of the log range for a
+#: log-uniform one).
+EDGE_SHARE = 0.1
+
+
+def at_edge(config: Mapping[str, Any], space: Mapping[str, Any]) -> list[str]:
+    """The searched settings of ``config`` that lie at an edge of ``space`` (Tune domains), each as a phrase: in
+    the outer :data:`EDGE_SHARE` of a continuous range, or the largest (or a non-zero smallest) of three or more
+    ordered numeric choices. A chosen setting at an edge says the best may lie outside what was searched, which
+    a reader of the tuned settings should know; 0 is a natural floor (no entropy bonus, no cost allowed), not an
+    edge, and a choice of two (the widths) has no inside."""
+    from ray.tune.search.sample import Categorical, Float
+
+    found = []
+    for key, domain in space.items():
+        value = config.get(key)
+        if isinstance(domain, Float) and isinstance(value, (int, float)):
+            lo, hi = float(domain.lower), float(domain.upper)
+            log = type(domain.get_sampler()).__name__ == "_LogUniform"
+            position = (math.log(value / lo) / math.log(hi / lo)) if log and value > 0 else (value - lo) / (hi - lo)
+            where = "top" if position >= 1 - EDGE_SHARE else "bottom" if position <= EDGE_SHARE else ""
+            if where:
+                found.append(f"{key} {value:.3g} near the {where} of {lo:.3g}..{hi:.3g}")
+        elif isinstance(domain, Categorical) and isinstance(value, (int, float)):
+            numbers = sorted(c for c in domain.categories if isinstance(c, (int, float)))
+            if len(numbers) >= 3 and (value == numbers[-1] or (value == numbers[0] and value != 0)):
+                where = "largest" if value == numbers[-1] else "smallest"
+                found.append(f"{key} {value:g} the {where} of {', '.join(f'{c:g}' for c in numbers)}")
+    return found
 
 
 def _rounded(value: Any) -> Any:

@@ -36,7 +36,7 @@ import pandas as pd
 import envs
 from baselines import EVAL_SEED_BASE, load_algo, tuned_settings
 from baselines.method import Method
-from baselines.search_spaces import sample_trials, search_space, searched_keys
+from baselines.search_spaces import at_edge, sample_trials, search_space, searched_keys
 from baselines.tuned_settings import NAME_PATTERN, tuned_toml
 from envs.config import ConfigError
 from suite import files, report, results
@@ -98,8 +98,10 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
         gaussian = not _discrete(env, records[0].get("env_config", {})) and method.distribution == "gaussian"
         searched = searched_keys({f.name for f in dataclasses.fields(method.Config)}, gaussian=gaussian)
         group = group.assign(seed=[int(r.get("seed", -1)) for r in records]).sort_values("seed")
+        settings = {key: config[key] for key in searched if key in config}
         rows.append({"env": env, "env_config": env_config, "algo": algo, "config_id": cid,
-                     "settings": json.dumps({key: config[key] for key in searched if key in config}, sort_keys=True),
+                     "settings": json.dumps(settings, sort_keys=True),
+                     "at_edge": "; ".join(_edges(env, method, config, records[0].get("env_config", {}), settings)),
                      "seeds": len(group), "seed_list": ",".join(str(s) for s in group["seed"]),
                      "returns": ",".join(f"{r:.6g}" for r in group["return"]),
                      "return_mean": float(group["return"].mean()),
@@ -113,6 +115,19 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table["rank"] = table.groupby(["env", "env_config", "algo"])["return_mean"].rank(ascending=False, method="first")
     return table.sort_values(["env", "env_config", "algo", "rank"]).reset_index(drop=True)
+
+
+def _edges(env: str, method: Method, config: Mapping[str, Any], env_config: Mapping[str, Any],
+           settings: Mapping[str, Any]) -> list[str]:
+    """The searched ``settings`` of a trial at an edge of its method's space on ``env``: the space drawn around
+    the config the trial would otherwise have had (its :data:`TUNED_WITH` settings and the per-env defaults, as
+    :func:`trial_configs` draws it). Empty where that space cannot be rebuilt (an env or method gone)."""
+    try:
+        fixed = {key: config[key] for key in TUNED_WITH if key in config}
+        base = dataclasses.asdict(method.make_config(env, fixed, owner=f"algo {method.name!r}"))
+        return at_edge(settings, _space(env, method, base, env_config))
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return []
 
 
 def _refusals(table: pd.DataFrame) -> list[str]:
@@ -169,9 +184,18 @@ def _markdown(table: pd.DataFrame, name: str, partial: list[str]) -> str:
     lines = [f"# Tuning: settings file {name}", ""]
     if partial:
         lines += ["**Partial**: " + "; ".join(partial), ""]
+    chosen = table[table["rank"] == 1]
+    edged = chosen[chosen["at_edge"] != ""]
+    if len(edged):
+        lines += [f"**At an edge of the search space** (the best may lie outside it): {len(edged)} of "
+                  f"{len(chosen)} chosen settings: "
+                  + "; ".join(f"{r['algo']} on {r['env']}: {r['at_edge']}" for _, r in edged.iterrows()), ""]
     for (env, env_config, algo), group in table.groupby(["env", "env_config", "algo"], sort=True):
         task = f"{env} [{env_config}]" if env_config else env
+        best = group.sort_values("rank").iloc[0]
         lines += [f"## {markdown_text(algo)} on {markdown_text(task)}", "",
+                  *([f"Chosen at an edge of the search space: {markdown_text(best['at_edge'])}.", ""]
+                    if best["at_edge"] else []),
                   *markdown_table(["rank", "settings", "seeds", "returns", "mean return", "steps"],
                                   [[int(r["rank"]), markdown_text(r["settings"]), r["seed_list"], r["returns"],
                                     f"{r['return_mean']:.4g}", f"{r['steps']:,}"] for _, r in group.iterrows()]),
@@ -228,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = table.groupby(["env", "env_config", "algo"]).size()
     print(f"{out}: {len(counts)} (method, task) entries from {len(table)} trials"
           f"{' (partial: ' + unequal[0] + ')' if unequal else ''}; trials under {path / 'trials.csv'}")
+    edged = table[(table["rank"] == 1) & (table["at_edge"] != "")]
+    if len(edged):
+        print(f"{len(edged)} chosen setting(s) at an edge of the search space (e.g. {edged['algo'].iloc[0]} on "
+              f"{edged['env'].iloc[0]}: {edged['at_edge'].iloc[0]}); tuning.md lists them")
     return 0
 
 

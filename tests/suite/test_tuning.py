@@ -207,3 +207,36 @@ def test_the_writer_takes_numpy_scalars():
                                      [{"algo": "a", "env": "e", "settings": {"lr": np.float32(0.5),
                                                                              "hidden": [np.int64(64)]}}])
     assert "x = 1.5" in text and "settings = { lr = 0.5, hidden = [64] }" in text
+
+
+def test_a_setting_at_an_edge_of_its_range_is_named_and_zero_or_a_pair_of_widths_is_not():
+    from ray import tune
+
+    from baselines.search_spaces import at_edge
+
+    space = {"lr": tune.loguniform(1e-4, 1e-2), "entropy_coeff": tune.choice([0.0, 1e-3, 1e-2, 3e-2]),
+             "hidden": tune.choice([(64, 64), (256, 256)]), "cost_limit": tune.choice([0.0, 1.0, 5.0]),
+             "log_std_init": tune.uniform(-4.0, -1.0)}
+    inside = {"lr": 1e-3, "entropy_coeff": 1e-3, "hidden": (256, 256), "cost_limit": 0.0, "log_std_init": -2.5}
+    assert at_edge(inside, space) == []
+    # log position of 9e-3 in 1e-4..1e-2: log(90) / log(100) = 0.977; of 1.5e-4: log(1.5) / log(100) = 0.088
+    assert at_edge({**inside, "lr": 9e-3}, space) == ["lr 0.009 near the top of 0.0001..0.01"]
+    assert at_edge({**inside, "lr": 1.5e-4}, space) == ["lr 0.00015 near the bottom of 0.0001..0.01"]
+    assert at_edge({**inside, "entropy_coeff": 3e-2, "cost_limit": 5.0, "log_std_init": -1.2}, space) == [
+        "entropy_coeff 0.03 the largest of 0, 0.001, 0.01, 0.03", "cost_limit 5 the largest of 0, 1, 5",
+        "log_std_init -1.2 near the top of -4..-1"]  # (-1.2 + 4) / 3 = 0.933
+
+
+def test_the_report_names_a_chosen_setting_at_an_edge(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "tuning"
+    for seed in (100, 101):  # masked PPO's best lr, 0.0029, is in the top tenth of log(0.00033..0.003)
+        _trial(folder, "a", "masked_ppo", seed, 0.001, [10.0])
+        _trial(folder, "b", "masked_ppo", seed, 0.0029, [20.0])
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    assert tuning.main([str(folder), "--name", "t7"]) == 0
+    assert "1 chosen setting(s) at an edge of the search space (e.g. masked_ppo on portfolio: lr 0.0029 near the " \
+           "top of 0.000333..0.003)" in capsys.readouterr().out
+    trials = pd.read_csv(folder / "trials.csv", keep_default_na=False).set_index("rank")
+    assert trials.loc[1, "at_edge"] == "lr 0.0029 near the top of 0.000333..0.003" and trials.loc[2, "at_edge"] == ""
+    assert "**At an edge of the search space** (the best may lie outside it): 1 of 1 chosen settings: masked_ppo " \
+           "on portfolio: lr 0.0029" in (folder / "tuning.md").read_text()
