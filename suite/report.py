@@ -551,8 +551,9 @@ def markdown(summary: pd.DataFrame, problems: Sequence[str], plots: Sequence[str
     configs_per_env = summary.groupby("env")["env_config"].nunique()
     names = aggregate.task_labels(summary, named_settings(summary["env"].unique())) if not summary.empty else {}
     for (env, env_config), group in summary.groupby(["env", "env_config"], sort=False):
-        title = names.get((env, env_config), env) if configs_per_env[env] == 1 else f"{env} [{env_config}]"
-        lines += [f"## {_md(title)}", "", *_task_lines(group), ""]
+        title = names.get((env, env_config), env)
+        full = [f"Env config: `{env_config}`.", ""] if configs_per_env[env] > 1 else []
+        lines += [f"## {_md(title)}", "", *full, *_task_lines(group), ""]
         lines.append("")
         if violations is not None and not violations.empty:
             lines += violation_markdown(violations, env)

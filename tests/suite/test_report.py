@@ -340,3 +340,12 @@ def test_text_from_results_cannot_inject_markdown_or_html(toy, make_run):
         + "".join(f"{i},{1_000_000 + i},<b>x</b>|evil,on,15.0,20,0,0\n" for i in range(3)))
     _, _, text = report.write_report(toy, toy / "report")
     assert "<b>" not in text and "&lt;b&gt;x&lt;/b&gt;\\|evil, mask on" in text
+
+
+def test_two_configs_of_one_env_are_titled_by_what_differs_with_the_full_config_below(tmp_path, make_run):
+    for periods in (20, 40):
+        make_run(tmp_path / str(periods), "toy", "random_valid", 0, returns=[1.0],
+                 env_config={"periods": periods, "n_assets": 3})
+    text = report.markdown(*report.summarize(results.load(tmp_path)))
+    assert "## toy [periods=20]" in text and "## toy [periods=40]" in text
+    assert "Env config: `n_assets=3,periods=20`." in text
