@@ -38,9 +38,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["METRICS", "config_items", "raw_scores", "weighted_mean", "median_of_task_means", "iqm", "weighted_iqm",
-           "gap_to_anchor", "task_labels", "aggregate_table", "comparable_task_sets", "probability_of_improvement",
-           "performance_profiles", "stratified_interval", "task_interval", "holm", "is_reference", "normalised"]
+__all__ = ["METRICS", "config_items", "method_label", "raw_scores", "weighted_mean", "median_of_task_means", "iqm",
+           "weighted_iqm", "gap_to_anchor", "task_labels", "aggregate_table", "comparable_task_sets",
+           "probability_of_improvement", "performance_profiles", "stratified_interval", "task_interval", "holm",
+           "is_reference", "normalised"]
 
 #: The score of the anchor, for the gap.
 GAMMA = 100.0
@@ -76,7 +77,7 @@ def raw_scores(scores: pd.DataFrame, references: pd.DataFrame, config_labels: di
         label = config_labels.get(run["config_id"], "")
         rows.append({"task": tasks[(run["env"], run["env_config"])],
                      "env": run["env"], "env_config": run["env_config"],
-                     "method": run["algo"] + (f" ({label})" if label else ""), "algo": run["algo"],
+                     "method": method_label(run["algo"], label), "algo": run["algo"],
                      "seed": int(run["seed"]), "return": float(run["return"]),
                      "score": normalised(run["return"], ref["lower"], ref["anchor"]),
                      "bound_share": normalised(run["return"], ref["lower"], ref["bound"])})
@@ -95,6 +96,12 @@ def config_items(env_config: str) -> dict[str, str]:
     """``"a=1,b=2,3"`` as ``{"a": "1", "b": "2,3"}``: a comma starts a new key only before ``key=``."""
     parts = re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", env_config) if env_config else []
     return dict(part.split("=", 1) for part in parts)
+
+
+def method_label(algo: str, config: str) -> str:
+    """How a report names a method: the algo, and its config label where the runs hold several configs of it
+    (``penalty_ppo (penalty=0.1 (10x default))``)."""
+    return algo + (f" ({config})" if config else "")
 
 
 def task_labels(scores: pd.DataFrame, named: Mapping[str, Mapping[str, str]] | None = None

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from suite.aggregate import config_items, task_labels
+from suite.aggregate import config_items, method_label, task_labels
 from suite.stats import mean_ci, p_greater
 
 __all__ = ["OBJECTIVE", "PROVEN", "BOUND", "ZHANG_2020", "ZHANG_2020_SOURCE", "ZHANG_2020_NAMES", "gap_table",
@@ -190,7 +190,7 @@ def gap_markdown(table: pd.DataFrame) -> list[str]:
                   "95% CI, instances | gap to solver's bound | below best rule (p) | Zhang et al. 2020, same rule |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for _, r in task.iterrows():
-            name = r["algo"] + (f" ({r['config']})" if r["config"] else "")
+            name = method_label(r["algo"], r["config"])
             theirs = f"{r['zhang2020_name']} {_percent(r['zhang2020_gap'])}" if r["zhang2020_name"] else "–"
             p = "–" if pd.isna(r["p_below_best_rule"]) else f"{r['p_below_best_rule']:.2g}"
             lines.append(f"| {_clean(name)} | {r['role']} | {r['seeds']} | {r['episodes']} | "

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from suite import results
+from suite.aggregate import method_label
 from suite.stats import mean_ci
 
 __all__ = ["CURVE_LABELS", "learning_curves", "plot_learning_curves"]
@@ -123,7 +124,7 @@ def plot_learning_curves(curves: pd.DataFrame, summary: pd.DataFrame, env: str,
         c = mine[(mine["algo"] == algo) & (mine["config_id"] == cid)]
         kinds.add(c["curve"].iloc[0])
         same_units &= bool(c["same_units"].all())
-        label = algo + (f" ({labels[cid]})" if labels.get(cid) else "")
+        label = method_label(algo, labels.get(cid, ""))
         line, = ax.plot(c["env_steps"], c["mean"], label=label)
         ax.fill_between(c["env_steps"], c["ci_low"], c["ci_high"], alpha=0.2, color=line.get_color())
     if same_units:

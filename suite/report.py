@@ -514,7 +514,7 @@ def _mask_off_lines(summary: pd.DataFrame) -> list[str]:
     for _, r in masked.iterrows():
         others = unmasked[(unmasked["env"] == r["env"]) & (unmasked["env_config"] == r["env_config"])]
         best = others.loc[others["score"].idxmax()] if others["score"].notna().any() else None
-        name = r["algo"] + (f" ({r['config']})" if r["config"] else "")
+        name = aggregate.method_label(r["algo"], r["config"])
         trained_without = "–" if best is None else f"{_md(best['algo'])} {_fixed(best['score'])}"
         body.append([_md(r["env"]), _md(name), _fixed(r["score"]), _fixed(r["mask_off_score"]), trained_without])
     return [*lines, *markdown_table(["task", "method", "score, mask on", "score, mask off",
@@ -522,7 +522,7 @@ def _mask_off_lines(summary: pd.DataFrame) -> list[str]:
 
 
 def _method_names(rows: pd.DataFrame) -> list[str]:
-    return [_md(r["algo"] + (f" ({r['config']})" if r["config"] else "")) for _, r in rows.iterrows()]
+    return [_md(aggregate.method_label(r["algo"], r["config"])) for _, r in rows.iterrows()]
 
 
 def _optimum_words(anchor: pd.Series) -> str:
@@ -817,7 +817,7 @@ def _task_verdicts(summary: pd.DataFrame, task_names: Mapping[tuple[str, str], s
         verdicts[task_names.get((env, env_config), env)] = {
             "learned": bool(methods["beats_best_simple"].any()) if judged else None,
             "simple": simple, "simple_score": float(simple_rows["score"].iloc[0]) if len(simple_rows) else math.nan,
-            "best": "" if best is None else best["algo"] + (f" ({best['config']})" if best["config"] else ""),
+            "best": "" if best is None else aggregate.method_label(best["algo"], best["config"]),
             "best_score": math.nan if best is None else float(best["score"])}
     return verdicts
 

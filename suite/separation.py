@@ -49,7 +49,7 @@ _METHOD = ["algo", "config_id"]
 
 
 def _label(row: Mapping[str, object]) -> str:
-    return f"{row['algo']} ({row['config']})" if row.get("config") else str(row["algo"])
+    return aggregate.method_label(str(row["algo"]), str(row.get("config") or ""))
 
 
 def method_pairs(scores: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
