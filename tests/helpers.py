@@ -200,3 +200,16 @@ HAND = """hand 3x3 instance
 """
 MACHINES = np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]])
 DURATIONS = np.array([[3, 2, 2], [2, 1, 4], [4, 3, 1]])
+
+
+def assert_recorded_before_reads_as_default(env: str, key: str, algo: str) -> None:
+    """A run of ``env`` recorded before the env setting ``key`` existed (its config.json without the key) reads
+    as today's default config: completed by ``results.with_added_settings``, with the same config id."""
+    import envs
+
+    today = envs.config_dict(env, {})
+    record = {"env": env, "env_config": {k: v for k, v in today.items() if k != key},
+              "algo": algo, "algo_config": {"num_envs": 64}}
+    completed = results.with_added_settings(json.loads(json.dumps(record)))
+    assert completed["env_config"] == today
+    assert results.config_id(completed) == results.config_id({**record, "env_config": today})

@@ -2,7 +2,6 @@
 checked against the schedule read by hand, against what the dispatching rules read, and for the identity of every
 run made before it existed."""
 
-import json
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ from hypothesis import strategies as st
 
 import envs
 from envs.job_shop import JOB_FEATURES
-from suite import results
 from suite.check import check_api
+from tests.helpers import assert_recorded_before_reads_as_default
 
 
 def _by_hand(state, entry: int, job: int) -> list[float]:
@@ -116,9 +115,4 @@ def test_the_default_adds_nothing_to_a_runs_identity_and_a_run_before_it_reads_a
     assert default.directory == explicit.directory == tmp_path.absolute() / "job_shop" / "first_in_first_out" / "seed0"
     on = RunRequest.build("job_shop", "first_in_first_out", 0, out=tmp_path, env_config={"job_features": True})
     assert on.directory.parent.name == "job_features=True"
-    today = envs.config_dict("job_shop-m", {})
-    record = {"env": "job_shop-m", "env_config": {k: v for k, v in today.items() if k != "job_features"},
-              "algo": "first_in_first_out", "algo_config": {"num_envs": 64}}
-    completed = results.with_added_settings(json.loads(json.dumps(record)))
-    assert completed["env_config"] == today
-    assert results.config_id(completed) == results.config_id({**record, "env_config": today})
+    assert_recorded_before_reads_as_default("job_shop-m", "job_features", "first_in_first_out")

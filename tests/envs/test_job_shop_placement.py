@@ -7,7 +7,6 @@ feasibility, the reward's telescoping and the lower bound. The setting is part o
 not the default, and runs recorded before it existed read as ``semi_active``.
 """
 
-import json
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from envs.job_shop import JobShopCore
 from suite import aggregate, results
 from suite.check import check_api, check_mask
 from suite.runner import RunRequest
-from tests.helpers import DURATIONS, HAND, MACHINES
+from tests.helpers import DURATIONS, HAND, MACHINES, assert_recorded_before_reads_as_default
 
 # The hand-computed 3x3 instance (tests/helpers.py): HAND, MACHINES, DURATIONS.
 
@@ -202,12 +201,7 @@ def test_the_default_adds_nothing_to_a_runs_identity_and_active_names_its_folder
 
 
 def test_a_run_recorded_before_the_setting_reads_as_semi_active():
-    today = envs.config_dict("job_shop-m", {})
-    record = {"env": "job_shop-m", "env_config": {k: v for k, v in today.items() if k != "placement"},
-              "algo": "first_in_first_out", "algo_config": {"num_envs": 64}}
-    completed = results.with_added_settings(json.loads(json.dumps(record)))
-    assert completed["env_config"] == today
-    assert results.config_id(completed) == results.config_id({**record, "env_config": today})
+    assert_recorded_before_reads_as_default("job_shop-m", "placement", "first_in_first_out")
     other = {"env": "speed_limit", "env_config": envs.config_dict("speed_limit", {}), "algo": "random_valid",
              "algo_config": {}}
     assert "placement" not in results.with_added_settings(other)["env_config"]

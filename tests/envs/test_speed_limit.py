@@ -392,10 +392,8 @@ def test_window_safe_speed_hides_a_slow_zone_beyond_the_lookahead_which_the_mask
 
 
 def test_observed_safe_speed_default_adds_nothing_to_a_runs_identity_and_a_run_before_it_reads_as_road(tmp_path):
-    import json
-
-    from suite import results
     from suite.runner import RunRequest
+    from tests.helpers import assert_recorded_before_reads_as_default
 
     default = RunRequest.build("speed_limit", "max_admissible_speed", 0, out=tmp_path)
     explicit = RunRequest.build("speed_limit", "max_admissible_speed", 0, out=tmp_path,
@@ -405,11 +403,6 @@ def test_observed_safe_speed_default_adds_nothing_to_a_runs_identity_and_a_run_b
     window = RunRequest.build("speed_limit", "max_admissible_speed", 0, out=tmp_path,
                               env_config={"observed_safe_speed": "window"})
     assert window.directory.parent.name == "observed_safe_speed=window"
-    today = envs.config_dict("speed_limit-m", {})
-    record = {"env": "speed_limit-m", "env_config": {k: v for k, v in today.items() if k != "observed_safe_speed"},
-              "algo": "max_admissible_speed", "algo_config": {"num_envs": 64}}
-    completed = results.with_added_settings(json.loads(json.dumps(record)))
-    assert completed["env_config"] == today
-    assert results.config_id(completed) == results.config_id({**record, "env_config": today})
+    assert_recorded_before_reads_as_default("speed_limit-m", "observed_safe_speed", "max_admissible_speed")
     with pytest.raises(ConfigError, match="observed_safe_speed' must be one of road, window; got 'map'"):
         envs.make_core("speed_limit", observed_safe_speed="map")
