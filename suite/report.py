@@ -271,10 +271,11 @@ def _config_differences(runs: pd.DataFrame, pooled: bool = False) -> tuple[dict[
     A setting the suite tunes per env (:data:`baselines.settings.ENV_DEFAULTS`, e.g. the penalty) is also
     given relative to the env's default, ``penalty=0.1 (10x default)``: its absolute size means different
     things on different envs. With ``pooled`` (methods pooled across envs, the aggregates) such a setting
-    is named by that ratio alone (``penalty=10x default``), so a method is the same method on every env."""
+    is named by that ratio alone (``penalty=10x default``), so a method is the same method on every env, and env
+    settings are left out: they make another task (``job_shop [job_features=True]``), not another method."""
     labels: dict[str, str] = {}
     notes = []
-    config_columns = [c for c in runs.columns if c.startswith(("env.", "algo."))
+    config_columns = [c for c in runs.columns if c.startswith(("algo.", *(() if pooled else ("env.",))))
                       or c in ("env_version", "steps", "episodes", "eval_seed_base")]
     for (env, algo), group in runs.groupby(["env", "algo"]):
         per_config = group.drop_duplicates("config_id").set_index("config_id")[config_columns]

@@ -349,3 +349,14 @@ def test_two_configs_of_one_env_are_titled_by_what_differs_with_the_full_config_
     text = report.markdown(*report.summarize(results.load(tmp_path)))
     assert "## toy [periods=20]" in text and "## toy [periods=40]" in text
     assert "Env config: `n_assets=3,periods=20`." in text
+
+
+def test_an_env_setting_names_a_task_not_a_method_in_the_pooled_labels(tmp_path, make_run):
+    """Across tasks a method is pooled by its algo config: two env configs of one env are two tasks, so the
+    aggregates call masked PPO on both "masked_ppo", while the per-task rows keep telling the configs apart."""
+    for periods in (20, 40):
+        make_run(tmp_path / str(periods), "toy", "masked_ppo", 0, env_config={"periods": periods})
+    runs = results.load(tmp_path).complete().runs
+    per_task, _ = report._config_differences(runs)
+    pooled, _ = report._config_differences(runs, pooled=True)
+    assert sorted(per_task.values()) == ["periods=20", "periods=40"] and set(pooled.values()) <= {""}
