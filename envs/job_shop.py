@@ -336,11 +336,15 @@ class JobShopState:
         return JobShopState(*(np.copy(getattr(self, f)) for f in self.__dataclass_fields__))
 
 
+def _of_next_operation(state: JobShopState, per_operation: np.ndarray) -> np.ndarray:
+    """``per_operation`` ``(batch, n_jobs, n_machines)`` read at every job's next operation (a finished job's last)."""
+    op = np.minimum(state.next_op, per_operation.shape[-1] - 1)[..., None]
+    return np.take_along_axis(per_operation, op, axis=-1)[..., 0]
+
+
 def next_durations(state: JobShopState) -> np.ndarray:
     """The duration of every job's next operation, ``(batch, n_jobs)`` (a finished job's last one)."""
-    m = state.durations.shape[-1]
-    op = np.minimum(state.next_op, m - 1)[..., None]
-    return np.take_along_axis(state.durations, op, axis=-1)[..., 0]
+    return _of_next_operation(state, state.durations)
 
 
 def remaining_work(state: JobShopState) -> np.ndarray:
@@ -476,12 +480,10 @@ class JobShopCore(EnvCore):
         s, m = self.state, self.n_machines
         open_job = s.next_op < m
         duration = np.where(open_job, next_durations(s), 0)
-        machine = np.take_along_axis(s.machines, np.minimum(s.next_op, m - 1)[..., None], -1)[..., 0]
-        machine_ready = np.where(open_job, np.take_along_axis(s.machine_ready, machine, -1), 0)
-        work_left = remaining_work(s)
-        times = np.stack([s.job_ready, machine_ready, np.maximum(s.job_ready, machine_ready), work_left], -1)
-        times = times / time_scale[..., None]
-        return np.stack([times[..., 0], duration / s.scale[:, None], times[..., 1], times[..., 2], times[..., 3],
+        machine_ready = np.where(open_job, np.take_along_axis(s.machine_ready, _of_next_operation(s, s.machines), -1),
+                                 0)
+        return np.stack([s.job_ready / time_scale, duration / s.scale[:, None], machine_ready / time_scale,
+                         np.maximum(s.job_ready, machine_ready) / time_scale, remaining_work(s) / time_scale,
                          (m - s.next_op) / m], axis=-1)
 
     def entry_features(self) -> np.ndarray:

@@ -130,6 +130,11 @@ def _edges(env: str, method: Method, config: Mapping[str, Any], env_config: Mapp
         return []
 
 
+def _chosen_at_edge(table: pd.DataFrame) -> pd.DataFrame:
+    """The chosen trials (rank 1) with a setting at an edge of the search space."""
+    return table[(table["rank"] == 1) & (table["at_edge"] != "")]
+
+
 def _refusals(table: pd.DataFrame) -> list[str]:
     """Why no settings file can be written from these trials, even a partial one."""
     problems = []
@@ -184,11 +189,10 @@ def _markdown(table: pd.DataFrame, name: str, partial: list[str]) -> str:
     lines = [f"# Tuning: settings file {name}", ""]
     if partial:
         lines += ["**Partial**: " + "; ".join(partial), ""]
-    chosen = table[table["rank"] == 1]
-    edged = chosen[chosen["at_edge"] != ""]
+    edged = _chosen_at_edge(table)
     if len(edged):
         lines += [f"**At an edge of the search space** (the best may lie outside it): {len(edged)} of "
-                  f"{len(chosen)} chosen settings: "
+                  f"{int((table['rank'] == 1).sum())} chosen settings: "
                   + "; ".join(f"{r['algo']} on {r['env']}: {r['at_edge']}" for _, r in edged.iterrows()), ""]
     for (env, env_config, algo), group in table.groupby(["env", "env_config", "algo"], sort=True):
         task = f"{env} [{env_config}]" if env_config else env
@@ -252,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = table.groupby(["env", "env_config", "algo"]).size()
     print(f"{out}: {len(counts)} (method, task) entries from {len(table)} trials"
           f"{' (partial: ' + unequal[0] + ')' if unequal else ''}; trials under {path / 'trials.csv'}")
-    edged = table[(table["rank"] == 1) & (table["at_edge"] != "")]
+    edged = _chosen_at_edge(table)
     if len(edged):
         print(f"{len(edged)} chosen setting(s) at an edge of the search space (e.g. {edged['algo'].iloc[0]} on "
               f"{edged['env'].iloc[0]}: {edged['at_edge'].iloc[0]}); tuning.md lists them")
