@@ -29,6 +29,8 @@ File format (TOML)::
     env = "portfolio"
     settings = { lr = 0.0003, entropy_coeff = 0.01, hidden = [64, 64], penalty = 0.03 }
     tuned_with = { backend = "torch", network = "mlp" }   # a run using the entry must have these
+    env_config = { invalid_action = "noop" }               # the env settings the trials changed from the
+                                                           # env's defaults: a run using the entry has the same
     trials = 8                        # configs tried
     steps_per_trial = 200000
     tuning_seeds = [100, 101]
@@ -52,7 +54,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["TUNED_FOLDER", "NAME_PATTERN", "known_names", "load_tuned", "tuned_entry", "tuned_toml"]
+__all__ = ["TUNED_FOLDER", "NAME_PATTERN", "known_names", "load_tuned", "tuned_entry", "check_tuned_env", "tuned_toml"]
 
 #: Where the named files live (package data: an installed suite has them).
 TUNED_FOLDER = Path(__file__).with_name("tuned")
@@ -102,6 +104,8 @@ def _load(path: Path, mtime_ns: int) -> dict[str, Any]:
         if (entry["algo"], entry["env"]) in seen:
             problems.append(f"entry {number}: a second entry for {entry['algo']} on {entry['env']}")
         seen.add((entry["algo"], entry["env"]))
+        if not isinstance(entry.get("env_config", {}), dict):
+            problems.append(f"entry {number}: env_config must be a table of env settings")
     if problems:
         raise ConfigError(f"tuned settings {path.name}: {problems[0]}")
     return data
@@ -113,21 +117,48 @@ def load_tuned(name: str) -> dict[str, Any]:
     return _load(path, path.stat().st_mtime_ns)
 
 
+def _typed(table: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in table.items()}
+
+
+def _entry(name: str, algo: str, env: str) -> dict[str, Any]:
+    data = load_tuned(name)
+    for entry in data.get("entry", []):
+        if entry["algo"] == algo and entry["env"] == env:
+            return entry
+    pairs = sorted({f"{e['algo']} on {e['env']}" for e in data.get("entry", [])})
+    raise ConfigError(f"algo config: settings={name} has no entry for {algo} on {env} (a run would not be tuned); "
+                      f"it has: {', '.join(pairs) or 'none'}")
+
+
 def tuned_entry(name: str, algo: str, env: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The settings file ``name``'s entry for ``algo`` on ``env``: its settings and the settings it was tuned with
     (``tuned_with``, e.g. the network: a run using the entry must have the same), each a dict of config keys;
     refused in one line when the file has no entry for them."""
-    data = load_tuned(name)
+    entry = _entry(name, algo, env)
+    return _typed(entry["settings"]), _typed(entry.get("tuned_with", {}))
 
-    def typed(table: Mapping[str, Any]) -> dict[str, Any]:
-        return {key: tuple(value) if isinstance(value, list) else value for key, value in table.items()}
 
-    for entry in data.get("entry", []):
-        if entry["algo"] == algo and entry["env"] == env:
-            return typed(entry["settings"]), typed(entry.get("tuned_with", {}))
-    pairs = sorted({f"{e['algo']} on {e['env']}" for e in data.get("entry", [])})
-    raise ConfigError(f"algo config: settings={name} has no entry for {algo} on {env} (a run would not be tuned); "
-                      f"it has: {', '.join(pairs) or 'none'}")
+def check_tuned_env(name: str, algo: str, env: str, env_overrides: Mapping[str, Any]) -> None:
+    """Refuse (one line) a run whose env settings differ from those ``name``'s entry for ``algo`` on ``env`` was
+    tuned under (its ``env_config``: the settings the trials changed from the env's defaults; none recorded =
+    the defaults). A choice made under ``invalid_action=noop`` says nothing about the env's own default."""
+    tuned_under = _typed(_entry(name, algo, env).get("env_config", {}))
+    run = _typed(env_overrides)
+    if tuned_under != run:
+        def shown(settings: Mapping[str, Any]) -> str:
+            return ", ".join(f"{key}={_shown(value)}" for key, value in sorted(settings.items())) or "the defaults"
+
+        raise ConfigError(f"settings={name} was tuned for {algo} on {env} under env settings {shown(tuned_under)}; "
+                          f"this run has {shown(run)} (set the same env settings, or tune under these)")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def _toml_value(value: Any) -> str:

@@ -35,6 +35,7 @@ from baselines.evaluation import evaluate
 from baselines.mask_noise import KINDS as MASK_NOISE_KINDS
 from baselines.mask_noise import MaskCorruption
 from baselines.training_env import training_env_config
+from baselines.tuned_settings import check_tuned_env, tuned_entry
 from envs import masking
 from envs.config import ConfigError, available_memory, build_config, config_to_dict
 from envs.core import EnvFailure
@@ -99,12 +100,9 @@ class RunRequest:
         if full_algo_config.get("train_env_config"):  # the training env's overrides, checked now, not at iteration 1
             training_env_config(env, full_env_config, tuple(full_algo_config["train_env_config"]))
         env_overrides = _differences(full_env_config, envs.config_dict(env, {}))
-        # A tuned settings file's values are named by the file (settings=NAME), not key by key.
-        named = {"settings": full_algo_config["settings"]} if full_algo_config.get("settings") else {}
-        variant = results.variant_label(env_overrides
-                                        | _differences(full_algo_config,
-                                                       config_to_dict(entry.make_config(env, named, owner=algo)))
-                                        | named)
+        if full_algo_config.get("settings"):  # a tuned entry holds only under the env settings it was tuned under
+            check_tuned_env(full_algo_config["settings"], algo, env, env_overrides)
+        variant = results.variant_label(env_overrides | _algo_overrides(entry, algo, env, full_algo_config))
         directory = results.run_dir(Path(out).absolute(), env, algo, seed, variant)
         noise = tuple(sorted({float(p) for p in eval_mask_noise}))
         if any(not 0.0 <= p <= 1.0 for p in noise):
@@ -135,6 +133,20 @@ class RunRequest:
 
 def _differences(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if defaults.get(key) != value}
+
+
+def _algo_overrides(entry: Any, algo: str, env: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What a run's folder names of its algo config: the keys that differ from the algo's defaults on ``env``.
+    A tuned settings file's values are named by the file (``settings=NAME``), not key by key; the settings its
+    entry was tuned with (e.g. ``backend=torch``) stay named, since the run had to set them."""
+    defaults = config_to_dict(entry.make_config(env, {}, owner=algo))
+    name = config.get("settings")
+    if not name:
+        return _differences(config, defaults)
+    _, tuned_with = tuned_entry(name, algo, env)
+    required = {key: config[key] for key in tuned_with}
+    tuned_defaults = config_to_dict(entry.make_config(env, {"settings": name, **required}, owner=algo))
+    return _differences(config, tuned_defaults) | _differences(required, defaults) | {"settings": name}
 
 
 def _is_int(value: Any) -> bool:

@@ -109,12 +109,21 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
                      "eval_seed_base": min(results.eval_seed_base(r) for r in records),
                      "tuned_with": json.dumps({key: config[key] for key in TUNED_WITH if key in config},
                                               sort_keys=True),
+                     "env_overrides": json.dumps(_env_overrides(env, records[0].get("env_config", {})),
+                                                 sort_keys=True),
                      "commits": ",".join(sorted({str(r.get("git_commit")) for r in records}))})
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows)
     table["rank"] = table.groupby(["env", "env_config", "algo"])["return_mean"].rank(ascending=False, method="first")
     return table.sort_values(["env", "env_config", "algo", "rank"]).reset_index(drop=True)
+
+
+def _env_overrides(env: str, env_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The env settings a run changed from ``env``'s defaults (a setting added since it ran reads as its default)."""
+    defaults = envs.config_dict(env, {})
+    full = envs.config_dict(env, {key: value for key, value in env_config.items() if key in defaults})
+    return {key: value for key, value in full.items() if defaults[key] != value}
 
 
 def _edges(env: str, method: Method, config: Mapping[str, Any], env_config: Mapping[str, Any],
@@ -170,10 +179,10 @@ def _unequal(table: pd.DataFrame) -> list[str]:
 def chosen_settings(table: pd.DataFrame) -> list[dict[str, Any]]:
     """The settings file's entries: per (method, env) the rank-1 trial's searched settings and its record."""
     entries = []
-    for (env, env_config, algo), group in table.groupby(["env", "env_config", "algo"], sort=True):
+    for (env, _, algo), group in table.groupby(["env", "env_config", "algo"], sort=True):
         best = group.sort_values("rank").iloc[0]
-        entries.append({"algo": algo, "env": env, "env_config": env_config,
-                        "settings": json.loads(best["settings"]), "tuned_with": json.loads(best["tuned_with"]),
+        entries.append({"algo": algo, "env": env, "settings": json.loads(best["settings"]),
+                        "tuned_with": json.loads(best["tuned_with"]), "env_config": json.loads(best["env_overrides"]),
                         "trials": len(group),
                         "steps_per_trial": int(best["steps"]),
                         "tuning_seeds": [int(s) for s in best["seed_list"].split(",")],

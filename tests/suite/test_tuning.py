@@ -137,6 +137,7 @@ def test_the_best_trial_per_method_and_task_becomes_the_settings_file(tmp_path, 
     assert by_algo["masked_ppo"]["tuning_seeds"] == [100, 101] and by_algo["masked_ppo"]["steps_per_trial"] == 200
     assert by_algo["penalty_ppo"]["settings"]["lr"] == 0.0005
     assert by_algo["masked_ppo"]["tuned_with"] == {"backend": "torch", "network": "mlp"}
+    assert by_algo["masked_ppo"]["env_config"] == {}  # the trials ran on portfolio's defaults
     trials = pd.read_csv(folder / "trials.csv")
     assert len(trials) == 4 and "random_valid" not in set(trials["algo"])
     assert "## masked_ppo on portfolio" in (folder / "tuning.md").read_text()
@@ -240,3 +241,32 @@ def test_the_report_names_a_chosen_setting_at_an_edge(tmp_path, monkeypatch, cap
     assert trials.loc[1, "at_edge"] == "lr 0.0029 near the top of 0.000333..0.003" and trials.loc[2, "at_edge"] == ""
     assert "**At an edge of the search space** (the best may lie outside it): 1 of 1 chosen settings: masked_ppo " \
            "on portfolio: lr 0.0029" in (folder / "tuning.md").read_text()
+
+
+def test_an_entry_holds_only_under_the_env_settings_its_trials_ran_under(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "tuning"
+    for seed in (100, 101):  # job_shop's trials under noop and the job features, not its defaults (repair)
+        for name, lr, score in (("a", 0.001, -150.0), ("b", 0.002, -140.0)):
+            directory = _trial(folder, name, "masked_ppo", seed, lr, [score], env="job_shop")
+            record = json.loads((directory / "config.json").read_text())
+            record["env_config"] = {"invalid_action": "noop", "job_features": True}
+            (directory / "config.json").write_text(json.dumps(record))
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    assert tuning.main([str(folder), "--name", "t5"]) == 0
+    entry, = tuned_settings.load_tuned("t5")["entry"]
+    assert entry["env_config"] == {"invalid_action": "noop", "job_features": True} and entry["settings"]["lr"] == 0.002
+    tuned = {"settings": "t5", "backend": "torch"}
+    same = runner.RunRequest.build("job_shop", "masked_ppo", 10, out=tmp_path / "r", algo_config=tuned,
+                                   env_config={"invalid_action": "noop", "job_features": True})
+    assert same.algo_config["lr"] == 0.002
+    # the folder names the file, the env settings and what the entry required (backend), not the tuned values
+    assert same.directory.parent.name == "backend=torch,invalid_action=noop,job_features=True,settings=t5"
+    for env_config, shown in (({}, "the defaults"), ({"invalid_action": "noop"}, "invalid_action=noop"),
+                              ({"invalid_action": "noop", "job_features": True, "n_jobs": 5},
+                               "invalid_action=noop, job_features=true, n_jobs=5")):
+        with pytest.raises(ConfigError) as error:
+            runner.RunRequest.build("job_shop", "masked_ppo", 10, out=tmp_path / "r", algo_config=tuned,
+                                    env_config=env_config)
+        assert str(error.value) == ("settings=t5 was tuned for masked_ppo on job_shop under env settings "
+                                    "invalid_action=noop, job_features=true; this run has " + shown
+                                    + " (set the same env settings, or tune under these)")
