@@ -16,7 +16,9 @@ several tasks, for each method:
 - the **probability of improvement** of method X over Y: the mean over the tasks both ran of
   P(a run of X scores above a run of Y) (the Mann-Whitney U statistic over n·m, ties counting half),
   with its stratified interval;
-- **performance profiles**: the fraction of runs scoring above τ, τ = 0..100, with bands.
+- **performance profiles**: the fraction of runs scoring above τ, τ = 0..100, with bands;
+- the **IQM difference** of every pair of methods on the tasks both ran, with both intervals, the tasks
+  interval **paired** (one draw of tasks for both methods): which differences survive which resampling.
 
 With as many runs on every task (rliable's runs × tasks matrix) each metric is rliable's, to the last
 bit (``tests/suite/test_aggregate.py`` pins them to rliable's own numbers): the IQM is
@@ -40,8 +42,8 @@ from scipy import stats
 
 __all__ = ["METRICS", "config_items", "method_label", "raw_scores", "weighted_mean", "median_of_task_means", "iqm",
            "weighted_iqm", "gap_to_anchor", "task_labels", "aggregate_table", "comparable_task_sets",
-           "probability_of_improvement", "performance_profiles", "stratified_interval", "task_interval", "holm",
-           "is_reference", "normalised"]
+           "probability_of_improvement", "performance_profiles", "iqm_differences", "stratified_interval",
+           "task_interval", "holm", "is_reference", "normalised"]
 
 #: The score of the anchor, for the gap.
 GAMMA = 100.0
@@ -219,18 +221,28 @@ def stratified_interval(samples: Sequence[np.ndarray], statistic: Callable[[Sequ
 
 
 def task_interval(samples: Sequence[np.ndarray], statistic: Callable[[Sequence[np.ndarray]], object],
-                  confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0,
+                  per_task: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The percentile interval of ``statistic(samples)`` when the tasks themselves are a sample: each
     resample draws as many tasks as there are with replacement, then each drawn task's runs with
     replacement within it (rliable's ``task_bootstrap=True``). Wide where tasks disagree, as they should be:
-    it is the uncertainty of a claim about tasks like these, not about these tasks."""
+    it is the uncertainty of a claim about tasks like these, not about these tasks.
+
+    ``per_task``: how many consecutive arrays of ``samples`` belong to one task (2 for two methods' runs on
+    each task): a drawn task brings all of them, so a comparison stays paired by task."""
     samples = [np.asarray(s, dtype=np.float64) for s in samples]
+    if per_task < 1 or len(samples) % per_task:
+        raise ValueError(f"per_task={per_task} does not divide the {len(samples)} samples into tasks")
+    n_tasks = len(samples) // per_task
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_resamples):
-        tasks = rng.integers(0, len(samples), len(samples))
-        draws.append(np.asarray(statistic([samples[t][rng.integers(0, len(samples[t]), len(samples[t]))]
-                                           for t in tasks]), dtype=np.float64))
+        tasks = rng.integers(0, n_tasks, n_tasks)
+        drawn = []
+        for task in tasks:
+            for values in samples[task * per_task:(task + 1) * per_task]:
+                drawn.append(values[rng.integers(0, len(values), len(values))])
+        draws.append(np.asarray(statistic(drawn), dtype=np.float64))
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(np.stack(draws), [tail, 100 - tail], axis=0)
     return np.asarray(low), np.asarray(high)
@@ -320,6 +332,42 @@ def probability_of_improvement(raw: pd.DataFrame, n_resamples: int = 2000, seed:
                      "probability_of_improvement": 1.0 - point, "ci_low": 1.0 - float(high),
                      "ci_high": 1.0 - float(low)})
     return pd.DataFrame(rows, columns=["method", "versus", "tasks", "probability_of_improvement", "ci_low", "ci_high"])
+
+
+def iqm_differences(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """For every pair of methods sharing a task, once, oriented so the difference is not negative: the IQM of
+    X's scores minus Y's on the tasks both ran, with the **runs** interval (every task's runs of X and of Y
+    resampled within it) and the **tasks** interval (the shared tasks resampled, the same draw for both
+    methods, then their runs), and whether each interval excludes 0 (``beyond_runs``, ``beyond_tasks``).
+
+    The question a headline answers with it: which of its differences would a reader of other tasks like
+    these also see (the tasks interval), and which hold for these tasks only (the runs interval)."""
+    rows = []
+    for x_name, y_name in itertools.combinations(_methods(raw), 2):
+        x_tasks = dict(tuple(raw[(raw["method"] == x_name) & raw["score"].notna()].groupby("task")))
+        y_tasks = dict(tuple(raw[(raw["method"] == y_name) & raw["score"].notna()].groupby("task")))
+        shared = sorted(set(x_tasks) & set(y_tasks))
+        if not shared:
+            continue
+        samples = [frame.loc[:, "score"].to_numpy(dtype=np.float64) for task in shared
+                   for frame in (x_tasks[task], y_tasks[task])]
+
+        def difference(drawn):
+            return iqm(drawn[0::2]) - iqm(drawn[1::2])
+
+        point = difference(samples)
+        if point < 0:
+            x_name, y_name = y_name, x_name
+            samples = [samples[i + 1 - 2 * (i % 2)] for i in range(len(samples))]  # swap each task's pair
+            point = -point
+        low, high = stratified_interval(samples, difference, n_resamples=n_resamples, seed=seed)
+        t_low, t_high = task_interval(samples, difference, n_resamples=n_resamples, seed=seed, per_task=2)
+        rows.append({"method": x_name, "versus": y_name, "tasks": len(shared), "iqm_difference": float(point),
+                     "ci_low": float(low), "ci_high": float(high), "task_ci_low": float(t_low),
+                     "task_ci_high": float(t_high), "beyond_runs": bool(low > 0 or high < 0),
+                     "beyond_tasks": bool(t_low > 0 or t_high < 0)})
+    return pd.DataFrame(rows, columns=["method", "versus", "tasks", "iqm_difference", "ci_low", "ci_high",
+                                       "task_ci_low", "task_ci_high", "beyond_runs", "beyond_tasks"])
 
 
 def performance_profiles(raw: pd.DataFrame, taus: Sequence[float] | None = None, n_resamples: int = 1000,

@@ -758,8 +758,10 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
                 *_not_learned_lines(verdicts), ""]
     poi = aggregate.probability_of_improvement(headline)
     profiles = aggregate.performance_profiles(headline)
+    differences = aggregate.iqm_differences(headline)
     files.atomic_write_csv(out / "aggregate.csv", table, root=out)
     files.atomic_write_csv(out / "probability_of_improvement.csv", poi, root=out)
+    files.atomic_write_csv(out / "iqm_differences.csv", differences, root=out)
     files.atomic_write_csv(out / "performance_profiles.csv", profiles, root=out)
     figures = [save("aggregate", aggregate_plots.plot_aggregates(table)),
                save("performance_profiles", aggregate_plots.plot_performance_profiles(profiles)),
@@ -777,7 +779,7 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
              "tables after it compare them on the tasks they share); the probability of improvement compares each "
              "pair on the tasks both ran (runs resampled).", "",
              *_aggregate_lines(table), "", *[f"![{Path(p).stem}]({p})" for p in figures if p], "",
-             *_not_learned_lines(verdicts), ""]
+             *_difference_lines(differences), *_not_learned_lines(verdicts), ""]
     per_set = []
     for number, (tasks, methods) in enumerate(aggregate.comparable_task_sets(headline), 1):
         shared = aggregate.aggregate_table(headline[headline["task"].isin(tasks) & headline["method"].isin(methods)])
@@ -831,6 +833,25 @@ def _not_learned_lines(verdicts: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return ["**Not learned at this budget** (no method beats the best simple policy beyond seed noise; left out "
             "of the aggregates above):", "",
             *markdown_table(["task", "best simple policy", "its score", "best method", "its score"], rows)]
+
+
+def _difference_lines(differences: pd.DataFrame) -> list[str]:
+    """Every pair's IQM difference with both intervals, and which of them exclude 0."""
+    if differences.empty:
+        return []
+    survives = {(True, True): "runs and tasks", (True, False): "runs only", (False, True): "tasks only",
+                (False, False): "neither"}
+    body = [[_md(r["method"]), _md(r["versus"]), r["tasks"], f"{r['iqm_difference']:.1f}",
+             f"{r['ci_low']:.1f}–{r['ci_high']:.1f}", f"{r['task_ci_low']:.1f}–{r['task_ci_high']:.1f}",
+             survives[(bool(r["beyond_runs"]), bool(r["beyond_tasks"]))]]
+            for _, r in differences.sort_values("iqm_difference", ascending=False).iterrows()]
+    return ["### Which differences survive which resampling", "",
+            "Every pair's IQM difference on the tasks both ran (first minus second), with its 95% intervals: "
+            "**runs** resamples each task's runs of both methods (a claim about these tasks), **tasks** "
+            "resamples the shared tasks, one draw for both methods, then their runs (a claim about tasks like "
+            "these). A difference survives an interval that excludes 0. iqm_differences.csv has them.", "",
+            *markdown_table(["method", "versus", "tasks", "IQM difference", "runs", "tasks", "beyond 0 under"],
+                            body), ""]
 
 
 def _aggregate_lines(table: pd.DataFrame) -> list[str]:

@@ -106,6 +106,47 @@ def test_probability_of_improvement_by_hand():
     assert table.loc[("y", "x"), "ci_low"] == pytest.approx(1 - high)
 
 
+def test_iqm_differences_by_hand_oriented_and_paired_by_task():
+    # three tasks far apart, every run of a task alike; on each, x scores y's plus 5: the IQM difference is 5
+    # whatever is drawn, so both intervals are [5, 5] -- an unpaired task draw (x's tasks and y's drawn apart)
+    # would span about -130 to +150
+    levels = {"t1": 0.0, "t2": 100.0, "t3": -80.0}
+    rows = [(task, m, m, s, level + (5.0 if m == "x" else 0.0)) for task, level in levels.items()
+            for m in ("x", "y") for s in range(4)]
+    rows += [("t4", "x", "x", 0, 1e6)]  # x alone: not shared, not counted
+    table = aggregate.iqm_differences(raw(rows), n_resamples=300)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["method"], row["versus"], row["tasks"]) == ("x", "y", 3)
+    assert row["iqm_difference"] == pytest.approx(5.0)
+    assert row[["ci_low", "ci_high", "task_ci_low", "task_ci_high"]].tolist() == pytest.approx([5.0] * 4)
+    assert row["beyond_runs"] and row["beyond_tasks"]
+    # oriented: y listed first still reads as x over y; an equal pair is beyond neither interval
+    flipped = aggregate.iqm_differences(raw([(t, {"x": "a", "y": "b"}[m], a, s, v) for t, m, a, s, v in rows]),
+                                        n_resamples=300).iloc[0]
+    assert (flipped["method"], flipped["versus"]) == ("a", "b") and flipped["iqm_difference"] == pytest.approx(5.0)
+    same = [(t, m, m, s, v) for t in ("t1", "t2") for m in ("x", "y") for s, v in enumerate([1.0, 2.0, 3.0])]
+    row = aggregate.iqm_differences(raw(same), n_resamples=300).iloc[0]
+    assert row["iqm_difference"] == 0.0 and not row["beyond_runs"] and not row["beyond_tasks"]
+    assert row["ci_low"] < 0 < row["ci_high"]
+
+
+def test_iqm_differences_task_interval_is_wide_where_tasks_disagree():
+    # x beats y by 10 on two tasks and loses by 10 on one; runs are tight: the runs interval excludes 0 (these
+    # tasks), the tasks interval does not (tasks like these)
+    offsets = {"t1": 10.0, "t2": 10.0, "t3": -10.0}
+    rows = [(task, m, m, s, 50.0 + s * 0.1 + (off if m == "x" else 0.0)) for task, off in offsets.items()
+            for m in ("x", "y") for s in range(5)]
+    row = aggregate.iqm_differences(raw(rows), n_resamples=2000).iloc[0]
+    assert (row["method"], row["versus"]) == ("x", "y") and row["iqm_difference"] > 0
+    assert row["beyond_runs"] and not row["beyond_tasks"]
+
+
+def test_a_task_draw_that_cannot_split_into_tasks_is_refused():
+    with pytest.raises(ValueError, match="per_task=2 does not divide the 3 samples"):
+        aggregate.task_interval([np.ones(2)] * 3, weighted_mean, per_task=2)
+
+
 def test_the_stratified_interval_of_one_task_is_scipys_bootstrap():
     x = np.array([3.0, 9.0, 4.0, 12.0, 7.0])
     low, high = aggregate.stratified_interval([x, np.array([50.0])], lambda s: np.mean(s[0]), n_resamples=999, seed=4)

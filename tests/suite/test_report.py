@@ -272,6 +272,10 @@ def test_methods_that_ran_different_tasks_get_a_table_on_the_tasks_they_share(to
     overall = pd.read_csv(out / "aggregate.csv").set_index("method")
     assert overall.loc["penalty_ppo", "mean"] == pytest.approx((20.0 + 50.0) / 2)
     assert (out / "plots" / "aggregate_tasks_1.png").is_file()
+    differences = pd.read_csv(out / "iqm_differences.csv").set_index(["method", "versus"])
+    pair = differences.loc[("masked_ppo", "penalty_ppo")]  # on toy alone, the task both ran: 50 - 20
+    assert pair["tasks"] == 1 and pair["iqm_difference"] == pytest.approx(30.0)
+    assert "### Which differences survive which resampling" in text
 
 
 def test_an_aggregate_figure_is_titled_by_the_tasks_it_pools():
