@@ -61,7 +61,7 @@ from suite.cli import markdown_text as _md
 from suite.job_shop_gaps import gap_markdown, gap_table
 from suite.learning_curves import learning_curves, plot_learning_curves
 from suite.mask_noise_report import mask_noise_table, plot_mask_noise
-from suite.stats import mean_ci, p_greater
+from suite.stats import mean_ci
 from suite.violations import violation_markdown, violation_table
 
 __all__ = ["env_target", "env_bound", "headline_evals", "run_scores", "references", "summarize", "config_notes",
@@ -326,22 +326,18 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
     for (env, algo, cid), group in scores.groupby(_KEYS, sort=False):
         ref = refs.loc[(env, group["env_config"].iloc[0])]
         lower, anchor = ref["lower"], ref["anchor"]
-        normalised = aggregate.normalised(group["return"], lower, anchor)
         threshold = _threshold(env, group["target"].iloc[0], lower, anchor, thresholds)
         crossings = [first_crossing(progress_of[run], threshold) for run in group["run"]]
         reached = [c for c in crossings if not math.isnan(c[0])]
-        mean, low, high = mean_ci(group["return"])
-        s_mean, s_low, s_high = mean_ci(normalised)
         simple = seeds_of.get((env, group["env_config"].iloc[0], ref["best_simple_algo"]), np.array([]))
+        score = separation.task_score(group["return"], ref, simple, algo not in role_of)
         row = {"env": env, "env_config": group["env_config"].iloc[0], "algo": algo,
                "role": role_of.get(algo, "method"), "config": labels.get(cid, ""),
-               "config_id": cid, "seeds": len(group),
-               "policy": group["policy"].iloc[0], "return_mean": mean, "return_ci_low": low, "return_ci_high": high,
-               "score": s_mean, "score_ci_low": s_low, "score_ci_high": s_high,
-               "anchor": ref["anchor_algo"], "bound_share": float(aggregate.normalised(mean, lower, ref["bound"])),
-               "bound": ref["bound_source"], "bound_return": ref["bound"], "best_simple": ref["best_simple_algo"],
-               "p_beats_best_simple": p_greater(group["return"], simple)
-               if algo not in role_of and len(simple) else math.nan}
+               "config_id": cid, "seeds": len(group), "policy": group["policy"].iloc[0],
+               **{key: score[key] for key in ("return_mean", "return_ci_low", "return_ci_high", "score",
+                                              "score_ci_low", "score_ci_high", "anchor", "bound_share")},
+               "bound": ref["bound_source"], "bound_return": ref["bound"], "best_simple": score["best_simple"],
+               "p_beats_best_simple": score["p_beats_best_simple"]}
         for column in group.columns:
             if column.endswith("_mean") and column != "return":
                 row[column] = float(group[column].mean())
@@ -357,10 +353,7 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
                     "env_steps_per_second": float(group["env_steps_per_second"].mean()),
                     PROVEN: float(group[PROVEN].mean()) if PROVEN in group else math.nan})
         rows.append(row)
-    summary = pd.DataFrame(rows)
-    summary["p_beats_best_simple_holm"] = aggregate.holm(summary["p_beats_best_simple"])
-    summary["beats_best_simple"] = summary["p_beats_best_simple_holm"] < ALPHA
-    return summary, problems
+    return separation.judged_against_best_simple(pd.DataFrame(rows)), problems
 
 
 def agent_summary(loaded: results.Results) -> pd.DataFrame:

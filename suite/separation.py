@@ -37,7 +37,8 @@ from suite import aggregate
 from suite.cli import markdown_table, markdown_text
 from suite.stats import mean_ci, p_differ, p_greater
 
-__all__ = ["ALPHA", "method_pairs", "separation_table", "separation_markdown", "returns_at", "summary_at"]
+__all__ = ["ALPHA", "method_pairs", "separation_table", "separation_markdown", "returns_at", "summary_at", "task_score",
+           "judged_against_best_simple"]
 
 #: The level of both tests, after Holm's correction.
 ALPHA = 0.05
@@ -219,6 +220,30 @@ def returns_at(scores: pd.DataFrame, progress: pd.DataFrame, steps: Mapping[str,
     return pd.DataFrame(rows).reset_index(drop=True) if rows else scores.iloc[:0]
 
 
+def task_score(returns: pd.Series, ref: Mapping[str, object], simple_returns: np.ndarray,
+               is_method: bool) -> dict[str, object]:
+    """A config's seeds on one task: its return and normalised score, each a mean with its 95% interval over
+    seeds, its share of the bound, the task's anchor and best simple policy, and (a method's, where that policy
+    ran) the one-sided p-value of beating the best simple policy (``ref``: the task's row of
+    :func:`suite.report.references`)."""
+    mean, low, high = mean_ci(returns)
+    score, score_low, score_high = mean_ci(aggregate.normalised(returns, ref["lower"], ref["anchor"]))
+    return {"return_mean": mean, "return_ci_low": low, "return_ci_high": high, "score": score,
+            "score_ci_low": score_low, "score_ci_high": score_high,
+            "bound_share": float(aggregate.normalised(mean, ref["lower"], ref["bound"])),
+            "anchor": ref["anchor_algo"], "best_simple": ref["best_simple_algo"],
+            "p_beats_best_simple": p_greater(returns, simple_returns) if is_method and len(simple_returns)
+            else math.nan}
+
+
+def judged_against_best_simple(summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with ``p_beats_best_simple_holm`` (Holm over every method row) and ``beats_best_simple``
+    (that below :data:`ALPHA`)."""
+    summary["p_beats_best_simple_holm"] = aggregate.holm(summary["p_beats_best_simple"])
+    summary["beats_best_simple"] = summary["p_beats_best_simple_holm"] < ALPHA
+    return summary
+
+
 def summary_at(scores: pd.DataFrame, refs: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
     """The columns :func:`separation_table` reads, from per-run ``scores`` (e.g. :func:`returns_at`'s) and the
     tasks' references (:func:`suite.report.references`): one row per (task, algo, config) with its score and
@@ -231,18 +256,9 @@ def summary_at(scores: pd.DataFrame, refs: pd.DataFrame, labels: Mapping[str, st
     rows = []
     for (env, env_config, algo, cid), group in scores.groupby(["env", "env_config", "algo", "config_id"], sort=False):
         ref = refs.loc[(env, env_config)]
-        mean, _, _ = mean_ci(group["return"])
-        score, low, high = mean_ci(aggregate.normalised(group["return"], ref["lower"], ref["anchor"]))
         simple = seeds_of.get((env, env_config, ref["best_simple_algo"]), np.array([]))
         rows.append({"env": env, "env_config": env_config, "algo": algo, "role": role_of.get(algo, "method"),
-                     "config": labels.get(cid, ""), "config_id": cid, "seeds": len(group), "return_mean": mean,
-                     "score": score, "score_ci_low": low, "score_ci_high": high,
-                     "bound_share": float(aggregate.normalised(mean, ref["lower"], ref["bound"])),
-                     "anchor": ref["anchor_algo"], "best_simple": ref["best_simple_algo"],
+                     "config": labels.get(cid, ""), "config_id": cid, "seeds": len(group),
                      "env_steps": float(group["env_steps"].mean()),
-                     "p_beats_best_simple": p_greater(group["return"], simple)
-                     if algo not in role_of and len(simple) else math.nan})
-    summary = pd.DataFrame(rows, columns=_SUMMARY_COLUMNS)
-    summary["p_beats_best_simple_holm"] = aggregate.holm(summary["p_beats_best_simple"])
-    summary["beats_best_simple"] = summary["p_beats_best_simple_holm"] < ALPHA
-    return summary
+                     **task_score(group["return"], ref, simple, algo not in role_of)})
+    return judged_against_best_simple(pd.DataFrame(rows, columns=_SUMMARY_COLUMNS))
