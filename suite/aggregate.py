@@ -34,7 +34,7 @@ import itertools
 import math
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -306,20 +306,24 @@ def _p_greater(x: np.ndarray, y: np.ndarray) -> float:
     return float((x > y).mean() + 0.5 * (x == y).mean())
 
 
+def _shared_pairs(raw: pd.DataFrame) -> Iterator[tuple[str, str, list[str], list[np.ndarray]]]:
+    """Every pair of methods (X, Y) that ran a task in common: the tasks both ran, and their scores as one
+    list, X's then Y's on each shared task in turn."""
+    for x_name, y_name in itertools.combinations(_methods(raw), 2):
+        x_tasks = dict(tuple(raw[(raw["method"] == x_name) & raw["score"].notna()].groupby("task")))
+        y_tasks = dict(tuple(raw[(raw["method"] == y_name) & raw["score"].notna()].groupby("task")))
+        shared = sorted(set(x_tasks) & set(y_tasks))
+        if shared:
+            yield x_name, y_name, shared, [frame.loc[:, "score"].to_numpy(dtype=np.float64) for task in shared
+                                           for frame in (x_tasks[task], y_tasks[task])]
+
+
 def probability_of_improvement(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """For every ordered pair of methods sharing a task: P(X > Y) averaged over their shared tasks, with its
     stratified interval (the runs of X and of Y resampled within each task). P(Y > X) = 1 - P(X > Y), ties
     counting half, so each pair is bootstrapped once."""
-    methods = _methods(raw)
     rows = []
-    for x_name, y_name in itertools.combinations(methods, 2):
-        x_tasks = dict(tuple(raw[(raw["method"] == x_name) & raw["score"].notna()].groupby("task")))
-        y_tasks = dict(tuple(raw[(raw["method"] == y_name) & raw["score"].notna()].groupby("task")))
-        shared = sorted(set(x_tasks) & set(y_tasks))
-        if not shared:
-            continue
-        samples = [frame.loc[:, "score"].to_numpy(dtype=np.float64) for task in shared
-                   for frame in (x_tasks[task], y_tasks[task])]
+    for x_name, y_name, shared, samples in _shared_pairs(raw):
 
         def statistic(drawn):
             return np.mean([_p_greater(drawn[i], drawn[i + 1]) for i in range(0, len(drawn), 2)])
@@ -343,14 +347,7 @@ def iqm_differences(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -
     The question a headline answers with it: which of its differences would a reader of other tasks like
     these also see (the tasks interval), and which hold for these tasks only (the runs interval)."""
     rows = []
-    for x_name, y_name in itertools.combinations(_methods(raw), 2):
-        x_tasks = dict(tuple(raw[(raw["method"] == x_name) & raw["score"].notna()].groupby("task")))
-        y_tasks = dict(tuple(raw[(raw["method"] == y_name) & raw["score"].notna()].groupby("task")))
-        shared = sorted(set(x_tasks) & set(y_tasks))
-        if not shared:
-            continue
-        samples = [frame.loc[:, "score"].to_numpy(dtype=np.float64) for task in shared
-                   for frame in (x_tasks[task], y_tasks[task])]
+    for x_name, y_name, shared, samples in _shared_pairs(raw):
 
         def difference(drawn):
             return iqm(drawn[0::2]) - iqm(drawn[1::2])
