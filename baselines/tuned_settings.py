@@ -104,7 +104,10 @@ def _load(path: Path, mtime_ns: int) -> dict[str, Any]:
         if (entry["algo"], entry["env"]) in seen:
             problems.append(f"entry {number}: a second entry for {entry['algo']} on {entry['env']}")
         seen.add((entry["algo"], entry["env"]))
-        if not isinstance(entry.get("env_config", {}), dict):
+        if isinstance(entry.get("env_config"), str):
+            problems.append(f"entry {number}: env_config is a label, as files made before the env settings were "
+                            "recorded have it; make the file again (python -m suite.tuning ... --overwrite)")
+        elif not isinstance(entry.get("env_config", {}), dict):
             problems.append(f"entry {number}: env_config must be a table of env settings")
     if problems:
         raise ConfigError(f"tuned settings {path.name}: {problems[0]}")

@@ -342,7 +342,8 @@ def iqm_differences(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -
     """For every pair of methods sharing a task, once, oriented so the difference is not negative: the IQM of
     X's scores minus Y's on the tasks both ran, with the **runs** interval (every task's runs of X and of Y
     resampled within it) and the **tasks** interval (the shared tasks resampled, the same draw for both
-    methods, then their runs), and whether each interval excludes 0 (``beyond_runs``, ``beyond_tasks``).
+    methods, then their runs), and whether each interval excludes 0 (``beyond_runs``, ``beyond_tasks``; None
+    where it cannot vary: every shared task has one run of each method, or there is one shared task).
 
     The question a headline answers with it: which of its differences would a reader of other tasks like
     these also see (the tasks interval), and which hold for these tasks only (the runs interval)."""
@@ -361,8 +362,10 @@ def iqm_differences(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -
         t_low, t_high = task_interval(samples, difference, n_resamples=n_resamples, seed=seed, per_task=2)
         rows.append({"method": x_name, "versus": y_name, "tasks": len(shared), "iqm_difference": float(point),
                      "ci_low": float(low), "ci_high": float(high), "task_ci_low": float(t_low),
-                     "task_ci_high": float(t_high), "beyond_runs": bool(low > 0 or high < 0),
-                     "beyond_tasks": bool(t_low > 0 or t_high < 0)})
+                     "task_ci_high": float(t_high),
+                     # None where the interval cannot vary: no run to resample, or one task to draw
+                     "beyond_runs": bool(low > 0 or high < 0) if any(len(x) > 1 for x in samples) else None,
+                     "beyond_tasks": bool(t_low > 0 or t_high < 0) if len(shared) > 1 else None})
     return pd.DataFrame(rows, columns=["method", "versus", "tasks", "iqm_difference", "ci_low", "ci_high",
                                        "task_ci_low", "task_ci_high", "beyond_runs", "beyond_tasks"])
 

@@ -832,18 +832,22 @@ def _difference_lines(differences: pd.DataFrame) -> list[str]:
     """Every pair's IQM difference with both intervals, and which of them exclude 0."""
     if differences.empty:
         return []
-    survives = {(True, True): "runs and tasks", (True, False): "runs only", (False, True): "tasks only",
-                (False, False): "neither"}
+
+    def verdict(excludes: Any) -> str:
+        return "n/a" if excludes is None or pd.isna(excludes) else "yes" if excludes else "no"
+
     body = [[_md(r["method"]), _md(r["versus"]), r["tasks"], f"{r['iqm_difference']:.1f}",
              f"{r['ci_low']:.1f}–{r['ci_high']:.1f}", f"{r['task_ci_low']:.1f}–{r['task_ci_high']:.1f}",
-             survives[(bool(r["beyond_runs"]), bool(r["beyond_tasks"]))]]
+             f"runs: {verdict(r['beyond_runs'])}; tasks: {verdict(r['beyond_tasks'])}"]
             for _, r in differences.sort_values("iqm_difference", ascending=False).iterrows()]
     return ["### Which differences survive which resampling", "",
             "Every pair's IQM difference on the tasks both ran (first minus second), with its 95% intervals: "
             "**runs** resamples each task's runs of both methods (a claim about these tasks), **tasks** "
             "resamples the shared tasks, one draw for both methods, then their runs (a claim about tasks like "
-            "these). A difference survives an interval that excludes 0. iqm_differences.csv has them.", "",
-            *markdown_table(["method", "versus", "tasks", "IQM difference", "runs", "tasks", "beyond 0 under"],
+            "these). A difference survives an interval that excludes 0; n/a where the interval cannot vary (one "
+            "run of each method on every shared task, or a single shared task). iqm_differences.csv has them.", "",
+            *markdown_table(["method", "versus", "tasks", "IQM difference", "runs interval", "tasks interval",
+                             "excludes 0"],
                             body), ""]
 
 

@@ -144,7 +144,7 @@ def _algo_overrides(entry: Any, algo: str, env: str, config: dict[str, Any]) -> 
     if not name:
         return _differences(config, defaults)
     _, tuned_with = tuned_entry(name, algo, env)
-    required = {key: config[key] for key in tuned_with}
+    required = {key: config[key] for key in tuned_with if key in config}
     tuned_defaults = config_to_dict(entry.make_config(env, {"settings": name, **required}, owner=algo))
     return _differences(config, tuned_defaults) | _differences(required, defaults) | {"settings": name}
 

@@ -94,3 +94,12 @@ def test_a_written_file_reads_back_as_written(tmp_path_factory, settings, hidden
     (folder / "rt.toml").write_text(text)
     data = tuned_settings._load(folder / "rt.toml", 0)
     assert data["protocol"] == note and data["entry"] == [entry]
+
+
+def test_a_file_made_before_the_env_settings_were_recorded_says_so(tuned):
+    text = tuned_settings.tuned_toml({**PROVENANCE, "name": "t3"}, [{**ENTRIES[0], "env_config": ""}])
+    (tuned / "t3.toml").write_text(text)
+    with pytest.raises(ConfigError, match="entry 1: env_config is a label, as files made before the env settings "
+                                          r"were recorded have it; make the file again") as error:
+        load_algo("penalty_ppo").make_config("portfolio", {"settings": "t3"}, owner="t")
+    assert "\n" not in str(error.value)

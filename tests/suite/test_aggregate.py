@@ -121,10 +121,11 @@ def test_iqm_differences_by_hand_oriented_and_paired_by_task():
     assert row["iqm_difference"] == pytest.approx(5.0)
     assert row[["ci_low", "ci_high", "task_ci_low", "task_ci_high"]].tolist() == pytest.approx([5.0] * 4)
     assert row["beyond_runs"] and row["beyond_tasks"]
-    # oriented: y listed first still reads as x over y; an equal pair is beyond neither interval
-    flipped = aggregate.iqm_differences(raw([(t, {"x": "a", "y": "b"}[m], a, s, v) for t, m, a, s, v in rows]),
+    # oriented: with the better method sorting second ("b" for x), the pair still reads as b over a, intervals too
+    flipped = aggregate.iqm_differences(raw([(t, {"x": "b", "y": "a"}[m], a, s, v) for t, m, a, s, v in rows]),
                                         n_resamples=300).iloc[0]
-    assert (flipped["method"], flipped["versus"]) == ("a", "b") and flipped["iqm_difference"] == pytest.approx(5.0)
+    assert (flipped["method"], flipped["versus"]) == ("b", "a") and flipped["iqm_difference"] == pytest.approx(5.0)
+    assert flipped[["ci_low", "ci_high", "task_ci_low", "task_ci_high"]].tolist() == pytest.approx([5.0] * 4)
     same = [(t, m, m, s, v) for t in ("t1", "t2") for m in ("x", "y") for s, v in enumerate([1.0, 2.0, 3.0])]
     row = aggregate.iqm_differences(raw(same), n_resamples=300).iloc[0]
     assert row["iqm_difference"] == 0.0 and not row["beyond_runs"] and not row["beyond_tasks"]
@@ -140,6 +141,18 @@ def test_iqm_differences_task_interval_is_wide_where_tasks_disagree():
     row = aggregate.iqm_differences(raw(rows), n_resamples=2000).iloc[0]
     assert (row["method"], row["versus"]) == ("x", "y") and row["iqm_difference"] > 0
     assert row["beyond_runs"] and not row["beyond_tasks"]
+
+
+def test_an_interval_that_cannot_vary_claims_nothing():
+    # one run of each method per task: the runs interval is the point; one shared task: the tasks interval too
+    single_runs = [(t, m, m, 0, v + (3.0 if m == "x" else 0.0)) for t, v in (("t1", 1.0), ("t2", 40.0))
+                   for m in ("x", "y")]
+    row = aggregate.iqm_differences(raw(single_runs), n_resamples=200).iloc[0]
+    assert row["ci_low"] == row["ci_high"] == pytest.approx(3.0)
+    assert row["beyond_runs"] is None and row["beyond_tasks"] is not None
+    one_task = [("t1", m, m, s, s + (3.0 if m == "x" else 0.0)) for m in ("x", "y") for s in range(4)]
+    row = aggregate.iqm_differences(raw(one_task), n_resamples=200).iloc[0]
+    assert row["beyond_tasks"] is None and row["beyond_runs"] is not None
 
 
 def test_a_task_draw_that_cannot_split_into_tasks_is_refused():
