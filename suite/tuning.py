@@ -194,6 +194,12 @@ def _commits(table: pd.DataFrame) -> str:
     return ", ".join(sorted({c for commits in table["commits"] for c in commits.split(",")}))
 
 
+def _task(env: str, env_overrides: str) -> str:
+    """``job_shop [invalid_action=noop, job_features=True]``: the env and the settings its trials changed."""
+    overrides = json.loads(env_overrides)
+    return f"{env} [{', '.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]" if overrides else env
+
+
 def _markdown(table: pd.DataFrame, name: str, partial: list[str]) -> str:
     lines = [f"# Tuning: settings file {name}", ""]
     if partial:
@@ -203,10 +209,24 @@ def _markdown(table: pd.DataFrame, name: str, partial: list[str]) -> str:
         lines += [f"**At an edge of the search space** (the best may lie outside it): {len(edged)} of "
                   f"{int((table['rank'] == 1).sum())} chosen settings: "
                   + "; ".join(f"{r['algo']} on {r['env']}: {r['at_edge']}" for _, r in edged.iterrows()), ""]
-    for (env, env_config, algo), group in table.groupby(["env", "env_config", "algo"], sort=True):
-        task = f"{env} [{env_config}]" if env_config else env
+    groups = list(table.groupby(["env", "env_config", "algo"], sort=True))
+    chosen = []
+    for (env, _, algo), group in groups:
+        ranked = group.sort_values("rank")
+        best = ranked.iloc[0]
+        chosen.append([markdown_text(_task(env, best["env_overrides"])), markdown_text(algo),
+                       markdown_text(best["settings"]), f"{best['return_mean']:.4g}",
+                       f"{ranked.iloc[1]['return_mean']:.4g}" if len(ranked) > 1 else "–",
+                       markdown_text(best["at_edge"]) or "–"])
+    lines += ["## Chosen settings", "",
+              "Per task and method, the trial with the best mean return over the tuning seeds' evaluation "
+              "episodes (the runner-up's beside it: how close the choice was); each section below lists every "
+              "trial.", "",
+              *markdown_table(["task", "method", "chosen settings", "mean return", "runner-up", "at an edge"],
+                              chosen), ""]
+    for (env, _, algo), group in groups:
         best = group.sort_values("rank").iloc[0]
-        lines += [f"## {markdown_text(algo)} on {markdown_text(task)}", "",
+        lines += [f"## {markdown_text(algo)} on {markdown_text(_task(env, best['env_overrides']))}", "",
                   *([f"Chosen at an edge of the search space: {markdown_text(best['at_edge'])}.", ""]
                     if best["at_edge"] else []),
                   *markdown_table(["rank", "settings", "seeds", "returns", "mean return", "steps"],

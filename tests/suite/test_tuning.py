@@ -140,7 +140,11 @@ def test_the_best_trial_per_method_and_task_becomes_the_settings_file(tmp_path, 
     assert by_algo["masked_ppo"]["env_config"] == {}  # the trials ran on portfolio's defaults
     trials = pd.read_csv(folder / "trials.csv")
     assert len(trials) == 4 and "random_valid" not in set(trials["algo"])
-    assert "## masked_ppo on portfolio" in (folder / "tuning.md").read_text()
+    text = (folder / "tuning.md").read_text()
+    assert "## masked_ppo on portfolio" in text
+    chosen = text.split("## Chosen settings")[1].split("## masked_ppo")[0]
+    masked_row, = [line for line in chosen.splitlines() if "masked_ppo" in line]
+    assert [cell.strip() for cell in masked_row.strip("|").split("|")][3:5] == ["20.5", "10.5"]  # chosen, runner-up
     config = load_algo("masked_ppo").make_config("portfolio", {"settings": "t9", "backend": "torch"}, owner="t")
     assert config.lr == 0.002 and config.hidden == (64, 64)
 
@@ -255,6 +259,7 @@ def test_an_entry_holds_only_under_the_env_settings_its_trials_ran_under(tmp_pat
     assert tuning.main([str(folder), "--name", "t5"]) == 0
     entry, = tuned_settings.load_tuned("t5")["entry"]
     assert entry["env_config"] == {"invalid_action": "noop", "job_features": True} and entry["settings"]["lr"] == 0.002
+    assert "## masked_ppo on job_shop [invalid_action=noop, job_features=True]" in (folder / "tuning.md").read_text()
     tuned = {"settings": "t5", "backend": "torch"}
     same = runner.RunRequest.build("job_shop", "masked_ppo", 10, out=tmp_path / "r", algo_config=tuned,
                                    env_config={"invalid_action": "noop", "job_features": True})
