@@ -54,7 +54,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["TUNED_FOLDER", "NAME_PATTERN", "known_names", "load_tuned", "tuned_entry", "check_tuned_env", "tuned_toml"]
+__all__ = ["TUNED_FOLDER", "NAME_PATTERN", "known_names", "load_tuned", "read_tuned", "tuned_entry", "check_tuned_env",
+           "tuned_toml"]
 
 #: Where the named files live (package data: an installed suite has them).
 TUNED_FOLDER = Path(__file__).with_name("tuned")
@@ -116,8 +117,16 @@ def _load(path: Path, mtime_ns: int) -> dict[str, Any]:
 
 def load_tuned(name: str) -> dict[str, Any]:
     """The parsed file ``name`` (its provenance keys and ``entry`` list); one-line ``ConfigError`` otherwise."""
-    path = _path(name)
-    return _load(path, path.stat().st_mtime_ns)
+    return read_tuned(_path(name))
+
+
+def read_tuned(path: Path) -> dict[str, Any]:
+    """The parsed settings file at ``path`` (anywhere); one-line ``ConfigError`` when unreadable or malformed."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as error:
+        raise ConfigError(f"tuned settings {path.name}: unreadable ({error.strerror or error})") from None
+    return _load(path, mtime)
 
 
 def _typed(table: Mapping[str, Any]) -> dict[str, Any]:

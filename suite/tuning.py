@@ -236,6 +236,13 @@ def _markdown(table: pd.DataFrame, name: str, partial: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _existing(out: Path) -> dict[str, Any]:
+    try:
+        return tuned_settings.read_tuned(out)
+    except ConfigError as error:
+        raise UsageError(f"--extend: {error}") from None
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python -m suite.tuning", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=folder, help="the tuning study's results folder")
@@ -247,7 +254,46 @@ def build_parser() -> Parser:
                         help="write even where (method, task) pairs had unequal trials, seeds or budgets")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing settings file (runs that name it would change meaning)")
+    parser.add_argument("--extend", action="store_true",
+                        help="add the entries an existing settings file lacks (e.g. a task tuned later with the same "
+                             "protocol), keeping every entry it has; refused where the study would choose otherwise "
+                             "for one of them, so runs that name the file keep their meaning")
     return parser
+
+
+#: What an entry means to a run that uses it: an extension may not change any of these.
+_MEANING = ("settings", "tuned_with", "env_config")
+#: What makes two entries tuned alike.
+_ALIKE = ("trials", "steps_per_trial", "tuning_seeds")
+
+
+def _extended(existing: Mapping[str, Any], chosen: list[dict[str, Any]], partial: bool) -> tuple[list, list]:
+    """The existing file's entries, unchanged, then the chosen entries for pairs it lacks; and those pairs.
+    Refused (``UsageError``) where the study chooses otherwise for an entry the file has, or (without
+    ``partial``) where a new entry was not tuned like the file's."""
+    def canonical(entry: Mapping[str, Any], keys: Sequence[str]) -> str:
+        return json.dumps({key: entry.get(key, {}) for key in keys}, sort_keys=True)
+
+    kept = list(existing.get("entry", []))
+    by_pair = {(entry["algo"], entry["env"]): entry for entry in kept}
+    alike = {canonical(entry, _ALIKE) for entry in kept}
+    added = []
+    for entry in chosen:
+        pair = (entry["algo"], entry["env"])
+        if pair in by_pair:
+            if canonical(by_pair[pair], _MEANING) != canonical(entry, _MEANING):
+                raise UsageError(f"--extend would change the entry for {pair[0]} on {pair[1]} (the file has "
+                                 f"{canonical(by_pair[pair], _MEANING)}, the study chooses "
+                                 f"{canonical(entry, _MEANING)}); runs that name the file would change meaning: "
+                                 "choose another --name")
+            continue
+        if alike and canonical(entry, _ALIKE) not in alike and not partial:
+            raise UsageError(f"{pair[0]} on {pair[1]} was not tuned like the file's entries "
+                             f"({canonical(entry, _ALIKE)} against {sorted(alike)[0]}); pass --partial to add it "
+                             "anyway")
+        kept.append(entry)
+        added.append(pair)
+    return kept, added
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -258,9 +304,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not path.is_dir():
         raise UsageError(f"no results folder {str(path)!r}")
     out = Path(args.out) if args.out else tuned_settings.TUNED_FOLDER / f"{args.name}.toml"
-    if out.exists() and not args.overwrite:
+    if args.extend and args.overwrite:
+        raise UsageError("--extend keeps the file's entries and --overwrite replaces them: pass one")
+    if args.extend and not out.exists():
+        raise UsageError(f"--extend: no settings file {str(out)!r} to extend; drop --extend to make it")
+    if out.exists() and not (args.overwrite or args.extend):
         raise UsageError(f"{str(out)!r} exists: runs that name settings={args.name} use it; choose another --name, "
-                         "or pass --overwrite to replace it")
+                         "pass --extend to add entries it lacks, or --overwrite to replace it")
+    existing = _existing(out) if args.extend else {}
+    if args.extend and args.protocol and args.protocol != existing.get("protocol", ""):
+        raise UsageError("--extend keeps the file's protocol (an extension is tuned the same way); drop --protocol "
+                         "or make another file")
     loaded = results.load(path)
     table = trial_table(loaded, path)
     if table.empty:
@@ -271,20 +325,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     unequal = _unequal(table)
     if unequal and not args.partial:
         raise UsageError(f"the methods were not tuned alike ({unequal[0]}); finish the study, or pass --partial")
+    entries, added = _extended(existing, chosen_settings(table), args.partial) if args.extend \
+        else (chosen_settings(table), [])
     files.atomic_write_csv(path / "trials.csv", table, root=path)
     files.atomic_write_text(path / "tuning.md", _markdown(table, args.name, unequal), root=path)
-    provenance = {"name": args.name, "study": args.study or path.name,
-                  "made": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _commits(table),
-                  "protocol": args.protocol, **({"partial": "; ".join(unequal)} if unequal else {})}
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if args.extend:
+        commits = sorted({c.strip() for c in f"{existing['commit']},{_commits(table)}".split(",") if c.strip()})
+        note = f"{now}: added {', '.join(f'{a} on {e}' for a, e in added) or 'nothing'}"
+        provenance = {key: value for key, value in existing.items() if key != "entry"}
+        provenance.update({"commit": ", ".join(commits),
+                           "extended": "; ".join(filter(None, [existing.get("extended", ""), note])),
+                           **({"partial": "; ".join(filter(None, [existing.get("partial", ""), *unequal]))}
+                              if unequal or existing.get("partial") else {})})
+    else:
+        provenance = {"name": args.name, "study": args.study or path.name, "made": now, "commit": _commits(table),
+                      "protocol": args.protocol, **({"partial": "; ".join(unequal)} if unequal else {})}
     try:
-        files.atomic_write_text(out, tuned_toml(provenance, chosen_settings(table)))
+        files.atomic_write_text(out, tuned_toml(provenance, entries))
     except UnicodeError as error:
         raise UsageError(f"cannot write {str(out)!r}: a text option is not valid Unicode ({error.reason})") from None
     except OSError as error:
         raise UsageError(f"cannot write {str(out)!r}: {error.strerror or error}") from None
-    counts = table.groupby(["env", "env_config", "algo"]).size()
-    print(f"{out}: {len(counts)} (method, task) entries from {len(table)} trials"
-          f"{' (partial: ' + unequal[0] + ')' if unequal else ''}; trials under {path / 'trials.csv'}")
+    if args.extend:
+        print(f"{out}: extended by {len(added)} entries ({', '.join(f'{a} on {e}' for a, e in added) or 'none'}); "
+              f"its other {len(entries) - len(added)} unchanged; trials under {path / 'trials.csv'}")
+    else:
+        counts = table.groupby(["env", "env_config", "algo"]).size()
+        print(f"{out}: {len(counts)} (method, task) entries from {len(table)} trials"
+              f"{' (partial: ' + unequal[0] + ')' if unequal else ''}; trials under {path / 'trials.csv'}")
     edged = _chosen_at_edge(table)
     if len(edged):
         print(f"{len(edged)} chosen setting(s) at an edge of the search space (e.g. {edged['algo'].iloc[0]} on "

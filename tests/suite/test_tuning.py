@@ -275,3 +275,68 @@ def test_an_entry_holds_only_under_the_env_settings_its_trials_ran_under(tmp_pat
         assert str(error.value) == ("settings=t5 was tuned for masked_ppo on job_shop under env settings "
                                     "invalid_action=noop, job_features=true; this run has " + shown
                                     + " (set the same env settings, or tune under these)")
+
+
+def _entry_blocks(text):
+    return [block.strip() for block in text.split("[[entry]]")[1:]]
+
+
+def test_extend_adds_a_task_tuned_later_and_keeps_every_entry_the_file_has(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    folder = tmp_path / "tuning"
+    for seed in (100, 101):
+        _trial(folder, "a", "masked_ppo", seed, 0.001, [10.0])
+        _trial(folder, "b", "masked_ppo", seed, 0.002, [20.0])
+    assert tuning.main([str(folder), "--name", "t4", "--protocol", "two trials"]) == 0
+    before = (tmp_path / "t4.toml").read_text()
+    for seed in (100, 101):  # the same protocol on another task, later
+        _trial(folder, "c", "masked_ppo", seed, 0.003, [5.0], env="portfolio-m")
+        _trial(folder, "d", "masked_ppo", seed, 0.0005, [7.0], env="portfolio-m")
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t4"]) == 2
+    assert "pass --extend to add entries it lacks" in capsys.readouterr().err
+    assert tuning.main([str(folder), "--name", "t4", "--extend"]) == 0
+    after = (tmp_path / "t4.toml").read_text()
+    assert _entry_blocks(after)[0] == _entry_blocks(before)[0]  # the old entry, byte for byte
+    data = tuned_settings.read_tuned(tmp_path / "t4.toml")
+    assert [(e["env"], e["settings"]["lr"]) for e in data["entry"]] == [("portfolio", 0.002), ("portfolio-m", 0.0005)]
+    assert data["protocol"] == "two trials" and "added masked_ppo on portfolio-m" in data["extended"]
+    assert data["made"] in before and data["name"] == "t4"  # the file's own provenance stays
+    # a run made with the file before the extension resolves to the same config after it
+    config = load_algo("masked_ppo").make_config("portfolio", {"settings": "t4", "backend": "torch"}, owner="t")
+    assert config.lr == 0.002
+
+
+@pytest.mark.parametrize("case, message", [
+    ("changed", "--extend would change the entry for masked_ppo on portfolio"),
+    ("unlike", "masked_ppo on portfolio-m was not tuned like the file's entries"),
+    ("protocol", "--extend keeps the file's protocol"),
+    ("both", "--extend keeps the file's entries and --overwrite replaces them"),
+    ("missing", "--extend: no settings file"),
+])
+def test_extend_refuses_what_would_change_the_files_meaning(tmp_path, monkeypatch, capsys, case, message):
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    folder = tmp_path / "tuning"
+    for seed in (100, 101):
+        _trial(folder, "a", "masked_ppo", seed, 0.001, [10.0])
+        _trial(folder, "b", "masked_ppo", seed, 0.002, [20.0])
+    if case != "missing":
+        assert tuning.main([str(folder), "--name", "t4"]) == 0
+    written = (tmp_path / "t4.toml").read_text() if case != "missing" else None
+    extra = []
+    if case == "changed":  # trial a wins now: the study would choose another lr for an entry the file has
+        for seed in (100, 101):
+            _trial(folder, "a2", "masked_ppo", seed, 0.0011, [30.0])
+    elif case == "unlike":  # a new task with one trial, not the file's two
+        other = tmp_path / "later"
+        for seed in (100, 101):
+            _trial(other, "c", "masked_ppo", seed, 0.003, [5.0], env="portfolio-m")
+        folder = other
+    elif case == "protocol":
+        extra = ["--protocol", "another"]
+    elif case == "both":
+        extra = ["--overwrite"]
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t4", "--extend", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    if written is not None:
+        assert (tmp_path / "t4.toml").read_text() == written
