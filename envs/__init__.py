@@ -17,6 +17,7 @@ from .masking import AdmissibleSet, Constraint
 from .registry import (
                            EnvSpec,
                            config_dict,
+                           config_overrides,
                            describe,
                            gymnasium_id,
                            levels,
@@ -35,7 +36,7 @@ from .registry import (
 
 __all__ = [
     "AdmissibleSet", "ConfigError", "Constraint", "EnvContractError", "EnvCore", "EnvSpec", "StepResult",
-    "UnknownConfigKey", "config_dict", "describe", "gymnasium_id", "levels", "make", "make_core", "resolve_config",
-    "make_multi_agent_vector",
+    "UnknownConfigKey", "config_dict", "config_overrides", "describe", "gymnasium_id", "levels", "make", "make_core",
+    "resolve_config", "make_multi_agent_vector",
     "make_parallel", "make_vector", "names", "register", "register_level", "spec", "unregister",
 ]

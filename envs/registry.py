@@ -225,6 +225,13 @@ def config_dict(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
     return {**config_to_dict(common), **config_to_dict(env_config)}
 
 
+def config_overrides(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The config keys of env ``name`` whose value after ``overrides`` differs from the env's default: what makes
+    a config another task (a run's folder, a tuned entry's ``env_config``). ``overrides`` may be a full config."""
+    defaults = config_dict(name, {})
+    return {key: value for key, value in config_dict(name, overrides).items() if defaults[key] != value}
+
+
 def describe(name: str) -> list[dict[str, str]]:
     """One row per config key of env ``name`` (its own, then the common options), a level's defaults shown."""
     env_spec = spec(name)

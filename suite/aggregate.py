@@ -356,7 +356,7 @@ def iqm_differences(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -
         point = difference(samples)
         if point < 0:
             x_name, y_name = y_name, x_name
-            samples = [samples[i + 1 - 2 * (i % 2)] for i in range(len(samples))]  # swap each task's pair
+            samples = [values for pair in zip(samples[1::2], samples[0::2]) for values in pair]  # Y's, then X's
             point = -point
         low, high = stratified_interval(samples, difference, n_resamples=n_resamples, seed=seed)
         t_low, t_high = task_interval(samples, difference, n_resamples=n_resamples, seed=seed, per_task=2)

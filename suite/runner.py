@@ -99,7 +99,7 @@ class RunRequest:
         full_algo_config = config_to_dict(entry.make_config(env, dict(algo_config or {}), owner=f"algo {algo!r}"))
         if full_algo_config.get("train_env_config"):  # the training env's overrides, checked now, not at iteration 1
             training_env_config(env, full_env_config, tuple(full_algo_config["train_env_config"]))
-        env_overrides = _differences(full_env_config, envs.config_dict(env, {}))
+        env_overrides = envs.config_overrides(env, full_env_config)
         if full_algo_config.get("settings"):  # a tuned entry holds only under the env settings it was tuned under
             check_tuned_env(full_algo_config["settings"], algo, env, env_overrides)
         variant = results.variant_label(env_overrides | _algo_overrides(entry, algo, env, full_algo_config))

@@ -121,9 +121,8 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
 
 def _env_overrides(env: str, env_config: Mapping[str, Any]) -> dict[str, Any]:
     """The env settings a run changed from ``env``'s defaults (a setting added since it ran reads as its default)."""
-    defaults = envs.config_dict(env, {})
-    full = envs.config_dict(env, {key: value for key, value in env_config.items() if key in defaults})
-    return {key: value for key, value in full.items() if defaults[key] != value}
+    known = envs.config_dict(env, {})
+    return envs.config_overrides(env, {key: value for key, value in env_config.items() if key in known})
 
 
 def _edges(env: str, method: Method, config: Mapping[str, Any], env_config: Mapping[str, Any],
@@ -325,8 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     unequal = _unequal(table)
     if unequal and not args.partial:
         raise UsageError(f"the methods were not tuned alike ({unequal[0]}); finish the study, or pass --partial")
-    entries, added = _extended(existing, chosen_settings(table), args.partial) if args.extend \
-        else (chosen_settings(table), [])
+    chosen = chosen_settings(table)
+    entries, added = _extended(existing, chosen, args.partial) if args.extend else (chosen, [])
     files.atomic_write_csv(path / "trials.csv", table, root=path)
     files.atomic_write_text(path / "tuning.md", _markdown(table, args.name, unequal), root=path)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
