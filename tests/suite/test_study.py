@@ -2,7 +2,10 @@
 in one line."""
 
 import math
+import shutil
+import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -86,6 +89,34 @@ def test_a_study_runs_from_its_file_and_a_rerun_starts_nothing(tmp_path, capsys)
     assert "left out: naive_masked_ppo on sum_to_zero" in printed.err
     assert study.main([str(path), "--out", str(out), "--dry-run"]) == 0
     assert "0 run(s) to start" in capsys.readouterr().out
+
+    # A study's folder as a clone of the repository holds it (the reference sets commit their run folders,
+    # .gitignore leaves the checkpoints out): complete runs are still complete; a run committed unfinished
+    # (no checkpoint) is the one left to run, from iteration 0.
+    clone = tmp_path / "clone"
+    shutil.copytree(out, clone, ignore=shutil.ignore_patterns(results.CHECKPOINT_DIR))
+    assert not list(clone.rglob(results.CHECKPOINT_DIR))
+    unfinished = next(clone.rglob(results.EVAL_FILE))
+    unfinished.unlink()
+    assert study.main([str(path), "--out", str(clone), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 run(s) to start" in printed and str(unfinished.parent) in printed, printed
+
+
+def test_the_repository_commits_a_reference_studys_run_folders_but_not_their_checkpoints():
+    """The rule the previous test relies on: a reference study's run folders under results/reference/ are
+    tracked, their checkpoints (pickled state, which a clone could not resume without --trust anyway) are not."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout: .gitignore cannot be asked")
+    run = "results/reference/v3-runs/portfolio/masked_ppo/settings=v3/seed10"
+
+    def ignored(path):
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=root).returncode == 0
+
+    assert not any(ignored(f"{run}/{name}") for name in ("eval.csv", "config.json", "progress.csv"))
+    assert ignored(f"{run}/checkpoint/meta.json") and ignored(f"{run}/checkpoint/random_valid.pkl")
+    assert ignored("results/portfolio/masked_ppo/seed0/eval.csv")  # ordinary runs stay untracked
 
 
 @pytest.mark.parametrize("text, message", [
