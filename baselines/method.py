@@ -27,7 +27,7 @@ from baselines.objective import Objective
 from baselines.registry import load_backend
 from baselines.settings import env_defaults
 from baselines.training_env import ACTION_MODES
-from baselines.tuned_settings import tuned_entry
+from baselines.tuned_settings import TRAINING_TASK_KEYS, shown_value, tuned_entry
 from envs.config import ConfigError, build_config
 
 __all__ = ["Method", "MASK_ON", "MASK_OFF", "DISTRIBUTIONS"]
@@ -107,12 +107,17 @@ class Method:
         defaults = {key: value for key, value in env_defaults(env_name).items() if key in fields}
         name = build_config(self.Config, {**defaults, **overrides}, owner=owner).settings
         tuned, tuned_with = tuned_entry(name, self.name, env_name) if name else ({}, {})
+        if name:  # the task the trials trained on: the training env as the per-env default made it, unless recorded
+            untuned = build_config(self.Config, defaults, owner=owner)
+            tuned_with = {**{key: getattr(untuned, key) for key in TRAINING_TASK_KEYS if key in fields},
+                          **tuned_with}
         config = build_config(self.Config, {**defaults, **tuned, **overrides}, owner=owner)
         differing = [key for key, value in tuned_with.items() if getattr(config, key, value) != value]
         if differing:
             raise ConfigError(f"algo config: settings={name} was tuned for {self.name} on {env_name} with "
-                              + ", ".join(f"{key}={tuned_with[key]}" for key in differing) + "; this run has "
-                              + ", ".join(f"{key}={getattr(config, key)}" for key in differing)
+                              + ", ".join(f"{key}={shown_value(tuned_with[key])}" for key in differing)
+                              + "; this run has "
+                              + ", ".join(f"{key}={shown_value(getattr(config, key))}" for key in differing)
                               + " (set them, or tune for this setting)")
         return config
 

@@ -54,13 +54,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["TUNED_FOLDER", "NAME_PATTERN", "known_names", "load_tuned", "read_tuned", "tuned_entry", "check_tuned_env",
-           "tuned_toml"]
+__all__ = ["TUNED_FOLDER", "NAME_PATTERN", "TRAINING_TASK_KEYS", "known_names", "load_tuned", "read_tuned",
+           "tuned_entry", "check_tuned_env", "shown_value", "tuned_toml"]
 
 #: Where the named files live (package data: an installed suite has them).
 TUNED_FOLDER = Path(__file__).with_name("tuned")
 #: A settings name: a file name without a path (letters, digits, ``.``, ``_``, ``-``).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Config keys that change the task a method trains on (the training env's reward or dynamics): an entry holds
+#: only for runs whose value is the one its trials had, which the entry records in ``tuned_with`` when the study
+#: set it, and which is otherwise the method's per-env default.
+TRAINING_TASK_KEYS = ("train_env_config",)
 _PROVENANCE = ("name", "study", "made", "commit")
 _ENTRY_KEYS = {"algo", "env", "settings", "trials", "steps_per_trial", "tuning_seeds", "score", "env_config",
                "tuned_with"}
@@ -105,10 +109,11 @@ def _load(path: Path, mtime_ns: int) -> dict[str, Any]:
         if (entry["algo"], entry["env"]) in seen:
             problems.append(f"entry {number}: a second entry for {entry['algo']} on {entry['env']}")
         seen.add((entry["algo"], entry["env"]))
-        if isinstance(entry.get("env_config"), str):
-            problems.append(f"entry {number}: env_config is a label, as files made before the env settings were "
-                            "recorded have it; make the file again (python -m suite.tuning ... --overwrite)")
-        elif not isinstance(entry.get("env_config", {}), dict):
+        if "env_config" not in entry or isinstance(entry["env_config"], str):
+            problems.append(f"entry {number}: {'env_config is a label' if 'env_config' in entry else 'no env_config'}"
+                            ", as files made before the env settings its trials ran under were recorded have it; "
+                            "make the file again (python -m suite.tuning ... --overwrite)")
+        elif not isinstance(entry["env_config"], dict):
             problems.append(f"entry {number}: env_config must be a table of env settings")
     if problems:
         raise ConfigError(f"tuned settings {path.name}: {problems[0]}")
@@ -155,21 +160,23 @@ def check_tuned_env(name: str, algo: str, env: str, env_overrides: Mapping[str, 
     """Refuse (one line) a run whose env settings differ from those ``name``'s entry for ``algo`` on ``env`` was
     tuned under (its ``env_config``: the settings the trials changed from the env's defaults; none recorded =
     the defaults). A choice made under ``invalid_action=noop`` says nothing about the env's own default."""
-    tuned_under = _typed(_entry(name, algo, env).get("env_config", {}))
+    tuned_under = _typed(_entry(name, algo, env)["env_config"])
     run = _typed(env_overrides)
     if tuned_under != run:
         def shown(settings: Mapping[str, Any]) -> str:
-            return ", ".join(f"{key}={_shown(value)}" for key, value in sorted(settings.items())) or "the defaults"
+            listed = ", ".join(f"{key}={shown_value(value)}" for key, value in sorted(settings.items()))
+            return f"env settings {listed}" if listed else "the env's default settings"
 
-        raise ConfigError(f"settings={name} was tuned for {algo} on {env} under env settings {shown(tuned_under)}; "
+        raise ConfigError(f"algo config: settings={name} was tuned for {algo} on {env} under {shown(tuned_under)}; "
                           f"this run has {shown(run)} (set the same env settings, or tune under these)")
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A setting's value as a message shows it (TOML's booleans, a list comma-separated, ``()`` when empty)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
+        return ",".join(map(str, value)) or "()"
     return str(value)
 
 

@@ -338,7 +338,8 @@ def probability_of_improvement(raw: pd.DataFrame, n_resamples: int = 2000, seed:
     return pd.DataFrame(rows, columns=["method", "versus", "tasks", "probability_of_improvement", "ci_low", "ci_high"])
 
 
-def iqm_differences(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+def iqm_differences(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0,
+                    family_confidence: float = 0.95) -> pd.DataFrame:
     """For every pair of methods sharing a task, once, oriented so the difference is not negative: the IQM of
     X's scores minus Y's on the tasks both ran, with the **runs** interval (every task's runs of X and of Y
     resampled within it) and the **tasks** interval (the shared tasks resampled, the same draw for both
@@ -346,9 +347,17 @@ def iqm_differences(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -
     where it cannot vary: every shared task has one run of each method, or there is one shared task).
 
     The question a headline answers with it: which of its differences would a reader of other tasks like
-    these also see (the tasks interval), and which hold for these tasks only (the runs interval)."""
+    these also see (the tasks interval), and which hold for these tasks only (the runs interval).
+
+    The intervals are **simultaneous** over the table's pairs (Bonferroni): with ``m`` pairs each is at
+    ``1 - (1 - family_confidence) / m`` (``confidence`` column), so all of them hold together with at least
+    ``family_confidence``, as the report's tests are corrected for how many it makes. The resamples grow with
+    ``m`` (at least ``n_resamples``, and 1,000 per pair) so that each tail holds some 25 draws."""
+    pairs = list(_shared_pairs(raw))
+    confidence = 1 - (1 - family_confidence) / max(len(pairs), 1)
+    n_resamples = max(n_resamples, 1000 * len(pairs))
     rows = []
-    for x_name, y_name, shared, samples in _shared_pairs(raw):
+    for x_name, y_name, shared, samples in pairs:
 
         def difference(drawn):
             return iqm(drawn[0::2]) - iqm(drawn[1::2])
@@ -358,16 +367,18 @@ def iqm_differences(raw: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -
             x_name, y_name = y_name, x_name
             samples = [values for pair in zip(samples[1::2], samples[0::2]) for values in pair]  # Y's, then X's
             point = -point
-        low, high = stratified_interval(samples, difference, n_resamples=n_resamples, seed=seed)
-        t_low, t_high = task_interval(samples, difference, n_resamples=n_resamples, seed=seed, per_task=2)
+        low, high = stratified_interval(samples, difference, confidence, n_resamples=n_resamples, seed=seed)
+        t_low, t_high = task_interval(samples, difference, confidence, n_resamples=n_resamples, seed=seed,
+                                      per_task=2)
         rows.append({"method": x_name, "versus": y_name, "tasks": len(shared), "iqm_difference": float(point),
+                     "confidence": confidence,
                      "ci_low": float(low), "ci_high": float(high), "task_ci_low": float(t_low),
                      "task_ci_high": float(t_high),
                      # None where the interval cannot vary: no run to resample, or one task to draw
                      "beyond_runs": bool(low > 0 or high < 0) if any(len(x) > 1 for x in samples) else None,
                      "beyond_tasks": bool(t_low > 0 or t_high < 0) if len(shared) > 1 else None})
-    return pd.DataFrame(rows, columns=["method", "versus", "tasks", "iqm_difference", "ci_low", "ci_high",
-                                       "task_ci_low", "task_ci_high", "beyond_runs", "beyond_tasks"])
+    return pd.DataFrame(rows, columns=["method", "versus", "tasks", "iqm_difference", "confidence", "ci_low",
+                                       "ci_high", "task_ci_low", "task_ci_high", "beyond_runs", "beyond_tasks"])
 
 
 def performance_profiles(raw: pd.DataFrame, taus: Sequence[float] | None = None, n_resamples: int = 1000,

@@ -836,16 +836,23 @@ def _difference_lines(differences: pd.DataFrame) -> list[str]:
     def verdict(excludes: Any) -> str:
         return "n/a" if excludes is None or pd.isna(excludes) else "yes" if excludes else "no"
 
+    def interval(low: float, high: float, excludes: Any) -> str:  # one that cannot vary is no interval
+        return "–" if excludes is None or pd.isna(excludes) else f"{low:.1f}–{high:.1f}"
+
     body = [[_md(r["method"]), _md(r["versus"]), r["tasks"], f"{r['iqm_difference']:.1f}",
-             f"{r['ci_low']:.1f}–{r['ci_high']:.1f}", f"{r['task_ci_low']:.1f}–{r['task_ci_high']:.1f}",
+             interval(r["ci_low"], r["ci_high"], r["beyond_runs"]),
+             interval(r["task_ci_low"], r["task_ci_high"], r["beyond_tasks"]),
              f"runs: {verdict(r['beyond_runs'])}; tasks: {verdict(r['beyond_tasks'])}"]
             for _, r in differences.sort_values("iqm_difference", ascending=False).iterrows()]
+    pairs, level = len(differences), differences["confidence"].iloc[0]
     return ["### Which differences survive which resampling", "",
-            "Every pair's IQM difference on the tasks both ran (first minus second), with its 95% intervals: "
-            "**runs** resamples each task's runs of both methods (a claim about these tasks), **tasks** "
-            "resamples the shared tasks, one draw for both methods, then their runs (a claim about tasks like "
-            "these). A difference survives an interval that excludes 0; n/a where the interval cannot vary (one "
-            "run of each method on every shared task, or a single shared task). iqm_differences.csv has them.", "",
+            "Every pair's IQM difference on the tasks both ran (first minus second), with its intervals, "
+            f"simultaneous over the table's {pairs} pair{'s' * (pairs != 1)}: each at {100 * level:.2f}% "
+            "(Bonferroni), so all hold together with at least 95%. **runs** resamples each task's runs of both "
+            "methods (a claim about these tasks), **tasks** resamples the shared tasks, one draw for both methods, "
+            "then their runs (a claim about tasks like these). A difference survives an interval that excludes 0; "
+            "n/a (and no interval) where it cannot vary (one run of each method on every shared task, or a single "
+            "shared task). iqm_differences.csv has them.", "",
             *markdown_table(["method", "versus", "tasks", "IQM difference", "runs interval", "tasks interval",
                              "excludes 0"],
                             body), ""]

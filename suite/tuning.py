@@ -37,7 +37,7 @@ import envs
 from baselines import EVAL_SEED_BASE, load_algo, tuned_settings
 from baselines.method import Method
 from baselines.search_spaces import at_edge, sample_trials, search_space, searched_keys
-from baselines.tuned_settings import NAME_PATTERN, tuned_toml
+from baselines.tuned_settings import NAME_PATTERN, TRAINING_TASK_KEYS, tuned_toml
 from envs.config import ConfigError
 from suite import files, report, results
 from suite.cli import Parser, UsageError, folder, markdown_table, markdown_text, run_cli
@@ -107,8 +107,7 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
                      "return_mean": float(group["return"].mean()),
                      "steps": int(min(int(r.get("steps", 0)) for r in records)),
                      "eval_seed_base": min(results.eval_seed_base(r) for r in records),
-                     "tuned_with": json.dumps({key: config[key] for key in TUNED_WITH if key in config},
-                                              sort_keys=True),
+                     "tuned_with": json.dumps(_tuned_with(env, method, config), sort_keys=True),
                      "env_overrides": json.dumps(_env_overrides(env, records[0].get("env_config", {})),
                                                  sort_keys=True),
                      "commits": ",".join(sorted({str(r.get("git_commit")) for r in records}))})
@@ -117,6 +116,15 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table["rank"] = table.groupby(["env", "env_config", "algo"])["return_mean"].rank(ascending=False, method="first")
     return table.sort_values(["env", "env_config", "algo", "rank"]).reset_index(drop=True)
+
+
+def _tuned_with(env: str, method: Method, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trial's choice holds only with: its :data:`TUNED_WITH` settings, and its training task's keys
+    (:data:`baselines.tuned_settings.TRAINING_TASK_KEYS`) where they differ from the method's per-env default (a
+    run using the entry is held to that default otherwise, so files and folder names stay as they were)."""
+    fixed = {key: config[key] for key in TUNED_WITH if key in config}
+    defaults = json.loads(json.dumps(dataclasses.asdict(method.make_config(env, {}, owner=f"algo {method.name!r}"))))
+    return fixed | {key: config[key] for key in TRAINING_TASK_KEYS if key in config and config[key] != defaults[key]}
 
 
 def _env_overrides(env: str, env_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,8 +274,10 @@ _MEANING = ("settings", "tuned_with", "env_config")
 _ALIKE = ("trials", "steps_per_trial", "tuning_seeds")
 
 
-def _extended(existing: Mapping[str, Any], chosen: list[dict[str, Any]], partial: bool) -> tuple[list, list]:
-    """The existing file's entries, unchanged, then the chosen entries for pairs it lacks; and those pairs.
+def _extended(existing: Mapping[str, Any], chosen: list[dict[str, Any]],
+              partial: bool) -> tuple[list, list, list[str]]:
+    """The existing file's entries, unchanged, then the chosen entries for pairs it lacks; those pairs; and what
+    ``partial`` let through (one note per new entry not tuned like the file's, for the file's ``partial`` line).
     Refused (``UsageError``) where the study chooses otherwise for an entry the file has, or (without
     ``partial``) where a new entry was not tuned like the file's."""
     def canonical(entry: Mapping[str, Any], keys: Sequence[str]) -> str:
@@ -276,7 +286,7 @@ def _extended(existing: Mapping[str, Any], chosen: list[dict[str, Any]], partial
     kept = list(existing.get("entry", []))
     by_pair = {(entry["algo"], entry["env"]): entry for entry in kept}
     alike = {canonical(entry, _ALIKE) for entry in kept}
-    added = []
+    added, unlike = [], []
     for entry in chosen:
         pair = (entry["algo"], entry["env"])
         if pair in by_pair:
@@ -290,9 +300,11 @@ def _extended(existing: Mapping[str, Any], chosen: list[dict[str, Any]], partial
             raise UsageError(f"{pair[0]} on {pair[1]} was not tuned like the file's entries "
                              f"({canonical(entry, _ALIKE)} against {sorted(alike)[0]}); pass --partial to add it "
                              "anyway")
+        if alike and canonical(entry, _ALIKE) not in alike:
+            unlike.append(f"{pair[0]} on {pair[1]} added unlike the file's entries ({canonical(entry, _ALIKE)})")
         kept.append(entry)
         added.append(pair)
-    return kept, added
+    return kept, added, unlike
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -325,18 +337,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unequal and not args.partial:
         raise UsageError(f"the methods were not tuned alike ({unequal[0]}); finish the study, or pass --partial")
     chosen = chosen_settings(table)
-    entries, added = _extended(existing, chosen, args.partial) if args.extend else (chosen, [])
+    entries, added, unlike = _extended(existing, chosen, args.partial) if args.extend else (chosen, [], [])
     files.atomic_write_csv(path / "trials.csv", table, root=path)
     files.atomic_write_text(path / "tuning.md", _markdown(table, args.name, unequal), root=path)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if args.extend:
         commits = sorted({c.strip() for c in f"{existing['commit']},{_commits(table)}".split(",") if c.strip()})
-        note = f"{now}: added {', '.join(f'{a} on {e}' for a, e in added) or 'nothing'}"
+        note = f"{now}: added {', '.join(f'{a} on {e}' for a, e in added) or 'nothing'} from {args.study or path.name}"
         provenance = {key: value for key, value in existing.items() if key != "entry"}
         provenance.update({"commit": ", ".join(commits),
                            "extended": "; ".join(filter(None, [existing.get("extended", ""), note])),
-                           **({"partial": "; ".join(filter(None, [existing.get("partial", ""), *unequal]))}
-                              if unequal or existing.get("partial") else {})})
+                           **({"partial": "; ".join(filter(None, [existing.get("partial", ""), *unequal, *unlike]))}
+                              if unequal or unlike or existing.get("partial") else {})})
     else:
         provenance = {"name": args.name, "study": args.study or path.name, "made": now, "commit": _commits(table),
                       "protocol": args.protocol, **({"partial": "; ".join(unequal)} if unequal else {})}

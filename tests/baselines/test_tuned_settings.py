@@ -14,8 +14,9 @@ from suite.runner import RunRequest
 PROVENANCE = {"name": "t1", "study": "tuning", "made": "2026-12-05T07:00:00+0000", "commit": "abc1234",
               "protocol": "random search, 4 trials"}
 ENTRIES = [{"algo": "penalty_ppo", "env": "portfolio", "settings": {"lr": 0.002, "hidden": [64, 64], "penalty": 0.5},
-            "trials": 4, "steps_per_trial": 20000, "tuning_seeds": [100, 101], "score": 12.5},
-           {"algo": "masked_ppo", "env": "portfolio-m", "settings": {"entropy_coeff": 0.0}, "trials": 4}]
+            "env_config": {}, "trials": 4, "steps_per_trial": 20000, "tuning_seeds": [100, 101], "score": 12.5},
+           {"algo": "masked_ppo", "env": "portfolio-m", "settings": {"entropy_coeff": 0.0}, "env_config": {},
+            "trials": 4}]
 
 
 @pytest.fixture
@@ -89,17 +90,45 @@ def test_an_old_config_json_without_the_key_reads_as_no_file():
        st.lists(st.integers(1, 1024), min_size=1, max_size=3), st.text(min_size=0, max_size=30))
 def test_a_written_file_reads_back_as_written(tmp_path_factory, settings, hidden, note):
     folder = tmp_path_factory.mktemp("tuned")
-    entry = {"algo": "penalty_ppo", "env": "portfolio", "settings": {**settings, "hidden": hidden}}
+    entry = {"algo": "penalty_ppo", "env": "portfolio", "settings": {**settings, "hidden": hidden}, "env_config": {}}
     text = tuned_settings.tuned_toml({**PROVENANCE, "name": "rt", "protocol": note}, [entry])
     (folder / "rt.toml").write_text(text)
     data = tuned_settings._load(folder / "rt.toml", 0)
     assert data["protocol"] == note and data["entry"] == [entry]
 
 
-def test_a_file_made_before_the_env_settings_were_recorded_says_so(tuned):
-    text = tuned_settings.tuned_toml({**PROVENANCE, "name": "t3"}, [{**ENTRIES[0], "env_config": ""}])
+@pytest.mark.parametrize("env_config, problem", [("", "env_config is a label"), (None, "no env_config")])
+def test_a_file_made_before_the_env_settings_were_recorded_says_so(tuned, env_config, problem):
+    # without the env settings its trials ran under, an entry cannot tell a run on other settings from one on
+    # its own: refused rather than read as "tuned under the defaults"
+    entry = {key: value for key, value in ENTRIES[0].items() if key != "env_config"}
+    text = tuned_settings.tuned_toml({**PROVENANCE, "name": "t3"},
+                                     [entry if env_config is None else {**entry, "env_config": env_config}])
     (tuned / "t3.toml").write_text(text)
-    with pytest.raises(ConfigError, match="entry 1: env_config is a label, as files made before the env settings "
-                                          r"were recorded have it; make the file again") as error:
+    with pytest.raises(ConfigError, match=f"entry 1: {problem}, as files made before the env settings its trials "
+                                          r"ran under were recorded have it; make the file again") as error:
         load_algo("penalty_ppo").make_config("portfolio", {"settings": "t3"}, owner="t")
     assert "\n" not in str(error.value)
+
+
+def test_an_entry_holds_only_on_the_training_task_its_trials_trained_on(tuned, tmp_path):
+    # portfolio's methods train on the value-change reward by default; the trials did, so a run that trains on
+    # another reward (or on the env's own, train_env_config=()) is not the tuned method and is refused in one line
+    entry = load_algo("penalty_ppo")
+    assert entry.make_config("portfolio", {"settings": "t1"}, owner="t").train_env_config == ("reward=value_change",)
+    for other, shown in ((("reward=final_value",), "reward=final_value"), ((), "()")):
+        with pytest.raises(ConfigError) as error:
+            RunRequest.build("portfolio", "penalty_ppo", 0, out=tmp_path / "r",
+                             algo_config={"settings": "t1", "train_env_config": other})
+        assert str(error.value) == (f"algo config: settings=t1 was tuned for penalty_ppo on portfolio with "
+                                    f"train_env_config=reward=value_change; this run has train_env_config={shown} "
+                                    "(set them, or tune for this setting)")
+    # an entry whose trials trained on another reward records it, and holds for runs that train on it
+    recorded = {**ENTRIES[0], "tuned_with": {"train_env_config": ["reward=final_value"]}}
+    (tuned / "t4.toml").write_text(tuned_settings.tuned_toml({**PROVENANCE, "name": "t4"}, [recorded]))
+    run = RunRequest.build("portfolio", "penalty_ppo", 0, out=tmp_path / "r",
+                           algo_config={"settings": "t4", "train_env_config": ("reward=final_value",)})
+    assert list(run.algo_config["train_env_config"]) == ["reward=final_value"] and run.algo_config["penalty"] == 0.5
+    with pytest.raises(ConfigError, match="with train_env_config=reward=final_value; this run has "
+                                          "train_env_config=reward=value_change"):
+        entry.make_config("portfolio", {"settings": "t4"}, owner="t")

@@ -143,6 +143,21 @@ def test_iqm_differences_task_interval_is_wide_where_tasks_disagree():
     assert row["beyond_runs"] and not row["beyond_tasks"]
 
 
+def test_iqm_difference_intervals_are_simultaneous_over_the_tables_pairs():
+    # three methods on three tasks: three pairs, so each interval is at 1 - 0.05 / 3 and at least as wide as a
+    # lone pair's 95% interval of the same data (Bonferroni: all three hold together with at least 95%)
+    rows = [(task, m, m, s, 50.0 + 3.0 * s + {"x": 4.0, "y": 2.0, "z": 0.0}[m] + 20.0 * k)
+            for k, task in enumerate(("t1", "t2", "t3")) for m in ("x", "y", "z") for s in range(5)]
+    table = aggregate.iqm_differences(raw(rows), n_resamples=300).set_index(["method", "versus"])
+    assert len(table) == 3 and table["confidence"].tolist() == pytest.approx([1 - 0.05 / 3] * 3)
+    lone = aggregate.iqm_differences(raw([r for r in rows if r[1] != "z"]), n_resamples=3000).iloc[0]
+    assert lone["confidence"] == pytest.approx(0.95)
+    joint = table.loc[("x", "y")]
+    assert joint["iqm_difference"] == pytest.approx(lone["iqm_difference"]) == pytest.approx(2.0)
+    assert joint["ci_low"] < lone["ci_low"] and joint["ci_high"] > lone["ci_high"]
+    assert joint["task_ci_low"] <= lone["task_ci_low"] and joint["task_ci_high"] >= lone["task_ci_high"]
+
+
 def test_an_interval_that_cannot_vary_claims_nothing():
     # one run of each method per task: the runs interval is the point; one shared task: the tasks interval too
     single_runs = [(t, m, m, 0, v + (3.0 if m == "x" else 0.0)) for t, v in (("t1", 1.0), ("t2", 40.0))

@@ -1,6 +1,7 @@
 """Tuning studies (issue 36): configs drawn per method from its search space, evaluated on episodes of their
 own, and the best per (method, task) written as a tuned settings file the registry reads."""
 
+import dataclasses
 import json
 import textwrap
 
@@ -193,7 +194,7 @@ def test_trials_on_the_reported_episodes_or_two_env_configs_of_one_env_are_refus
 def test_a_run_using_an_entry_must_have_the_network_it_was_tuned_with(tmp_path, monkeypatch):
     monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
     entry = {"algo": "masked_ppo", "env": "sum_to_zero-m", "settings": {"hidden": [32, 32]},
-             "tuned_with": {"backend": "torch", "network": "per_entry"}}
+             "tuned_with": {"backend": "torch", "network": "per_entry"}, "env_config": {}}
     (tmp_path / "t6.toml").write_text(tuned_settings.tuned_toml(
         {"name": "t6", "study": "s", "made": "m", "commit": "c"}, [entry]))
     method = load_algo("masked_ppo")
@@ -266,13 +267,14 @@ def test_an_entry_holds_only_under_the_env_settings_its_trials_ran_under(tmp_pat
     assert same.algo_config["lr"] == 0.002
     # the folder names the file, the env settings and what the entry required (backend), not the tuned values
     assert same.directory.parent.name == "backend=torch,invalid_action=noop,job_features=True,settings=t5"
-    for env_config, shown in (({}, "the defaults"), ({"invalid_action": "noop"}, "invalid_action=noop"),
+    for env_config, shown in (({}, "the env's default settings"), ({"invalid_action": "noop"},
+                                                                    "env settings invalid_action=noop"),
                               ({"invalid_action": "noop", "job_features": True, "n_jobs": 5},
-                               "invalid_action=noop, job_features=true, n_jobs=5")):
+                               "env settings invalid_action=noop, job_features=true, n_jobs=5")):
         with pytest.raises(ConfigError) as error:
             runner.RunRequest.build("job_shop", "masked_ppo", 10, out=tmp_path / "r", algo_config=tuned,
                                     env_config=env_config)
-        assert str(error.value) == ("settings=t5 was tuned for masked_ppo on job_shop under env settings "
+        assert str(error.value) == ("algo config: settings=t5 was tuned for masked_ppo on job_shop under env settings "
                                     "invalid_action=noop, job_features=true; this run has " + shown
                                     + " (set the same env settings, or tune under these)")
 
@@ -340,3 +342,31 @@ def test_extend_refuses_what_would_change_the_files_meaning(tmp_path, monkeypatc
     assert message in err and len(err.strip().splitlines()) == 1
     if written is not None:
         assert (tmp_path / "t4.toml").read_text() == written
+
+
+def test_an_entry_records_the_training_task_only_where_the_trials_changed_it():
+    # files and folder names stay as they were for trials on the per-env default training env (the runs using
+    # the entry are held to that default anyway); a study that trained on another reward says so in the entry
+    method = load_algo("penalty_ppo")
+    trial = json.loads(json.dumps(dataclasses.asdict(method.make_config("portfolio", {"backend": "torch"}, owner="t"))))
+    assert trial["train_env_config"] == ["reward=value_change"]
+    assert "train_env_config" not in tuning._tuned_with("portfolio", method, trial)
+    other = {**trial, "train_env_config": ["reward=final_value"]}
+    assert tuning._tuned_with("portfolio", method, other) == {**tuning._tuned_with("portfolio", method, trial),
+                                                             "train_env_config": ["reward=final_value"]}
+
+
+def test_extend_with_partial_says_in_the_file_which_entries_were_tuned_unlike_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    folder, later = tmp_path / "tuning", tmp_path / "later"
+    for seed in (100, 101):
+        _trial(folder, "a", "masked_ppo", seed, 0.001, [10.0])
+        _trial(folder, "b", "masked_ppo", seed, 0.002, [20.0])
+        _trial(later, "c", "masked_ppo", seed, 0.003, [5.0], env="portfolio-m")  # one trial, not two
+    assert tuning.main([str(folder), "--name", "t4"]) == 0
+    assert "partial" not in tuned_settings.read_tuned(tmp_path / "t4.toml")
+    assert tuning.main([str(later), "--name", "t4", "--extend", "--partial"]) == 0
+    data = tuned_settings.read_tuned(tmp_path / "t4.toml")
+    assert data["partial"].startswith("masked_ppo on portfolio-m added unlike the file's entries (")
+    assert '"trials": 1' in data["partial"] and data["extended"].endswith("added masked_ppo on portfolio-m from later")
+    assert data["study"] == "tuning"  # the file's own study; the extension's is named in its note
