@@ -231,6 +231,19 @@ def study_entries(study: dict[str, Any]) -> list[sweep.SweepEntry]:
     return list(dict.fromkeys(entries))
 
 
+def _only_envs(entries: list[sweep.SweepEntry], names: str, study_name: str) -> list[sweep.SweepEntry]:
+    """The ``entries`` on the comma-separated env ``names``, each of which the study must run (refused in one
+    line otherwise, naming the study's envs). A run's config, seeds and folder do not depend on which others
+    run beside it (a search group draws its trials per env and algo), so a filtered study runs the same runs."""
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    known = list(dict.fromkeys(entry.env for entry in entries))
+    unknown = [name for name in wanted if name not in known]
+    if not wanted or unknown:
+        problem = f"study {study_name} runs no env {unknown[0]!r}" if unknown else "no env name given"
+        raise UsageError(f"--env {names!r}: {problem}; its envs: {', '.join(known)} (comma-separated)")
+    return [entry for entry in entries if entry.env in wanted]
+
+
 def _frozen(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """A config as the hashable pairs a sweep entry holds (TOML lists, e.g. ``hidden = [64, 64]``, as tuples)."""
     return tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in config.items())
@@ -246,6 +259,9 @@ def build_parser() -> Parser:
     parser.add_argument("--overwrite", action="store_true", help="run complete runs again")
     parser.add_argument("--trust", action="store_true",
                         help="resume checkpoints this user did not write on this machine (they hold pickled state)")
+    parser.add_argument("--env", default=None, metavar="NAMES",
+                        help="only the study's runs on these envs (comma-separated; e.g. a level tuned later, or "
+                             "a share of the study for another machine): the same runs, in the same folders")
     parser.add_argument("--dry-run", action="store_true", help="list the runs it would start, and stop")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_import_flag(parser)
@@ -271,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         entries = study_entries(study)
     except ConfigError as error:
         raise UsageError(f"study {path.name}: {error}") from None
+    if args.env is not None:
+        entries = _only_envs(entries, args.env, path.name)
     plan = sweep.plan_entries(entries, build, overwrite=args.overwrite, trust=args.trust)
     if args.dry_run:
         for request in plan.runs:

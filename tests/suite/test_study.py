@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from suite import results, study, sweep
+from suite.cli import run_cli
 from tests.helpers import assert_ray_is_gone
 
 TINY_STUDY = textwrap.dedent('''
@@ -196,6 +197,25 @@ def test_a_groups_own_seeds_override_the_studys_and_toml_lists_are_accepted(tmp_
     as_list, as_text = (study.runner.RunRequest.build(e.env, e.algo, 0, out=tmp_path, algo_config=dict(e.algo_config))
                         for e in (entries[0], entries[-1]))
     assert as_list.directory.parent.name == as_text.directory.parent.name == "hidden=64-64"
+
+
+def test_a_study_filtered_to_some_envs_plans_the_same_runs_in_the_same_folders(tmp_path, capsys):
+    # the suite's tuning study: a level tuned later (or a share for another machine) runs with --env, and its
+    # trials are the ones the whole study would draw for that env, in the same folders
+    out = tmp_path / "out"
+
+    def planned(*extra):
+        assert study.main(["tuning", "--out", str(out), "--dry-run", *extra]) == 0
+        return [line for line in capsys.readouterr().out.splitlines() if line.endswith("seed100")
+                or line.endswith("seed101")]
+
+    whole, only = planned(), planned("--env", "sum_to_zero,job_shop")
+    assert only and set(only) < set(whole)
+    assert only == [line for line in whole if " on sum_to_zero," in line or " on job_shop," in line]
+    for names, message in (("portfolio-xxl", "study tuning.toml runs no env 'portfolio-xxl'; its envs: portfolio,"),
+                           (",", "--env ',': no env name given")):
+        assert run_cli(study.main, "python -m suite.study", ["tuning", "--out", str(out), "--env", names]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_every_suite_study_reads_and_expands():
