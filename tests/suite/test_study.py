@@ -227,7 +227,7 @@ def test_every_suite_study_reads_and_expands():
 def test_reference_v3_runs_exactly_the_methods_and_tasks_the_tuning_study_tunes():
     """Every learning run of reference set v3 names settings=v3, and the tuning study tunes each of its (method,
     env) pairs under the same env config and network: a v3 run can never meet a missing or mismatched entry."""
-    from baselines import load_algo
+    from baselines import load_algo, tuned_settings
     from baselines.method import Method
 
     def pairs(name):
@@ -239,9 +239,18 @@ def test_reference_v3_runs_exactly_the_methods_and_tasks_the_tuning_study_tunes(
         return found
 
     tuned, v3 = pairs("tuning"), pairs("reference_v3")
-    assert set(v3) == set(tuned)
-    assert v3 == tuned
+    assert v3 == {pair: tuned[pair] for pair in v3}  # every v3 pair is tuned, under the same env config and network
+    # a pair the tuning study has and v3 lacks is a level tuned later: the settings file has no entry for it yet
+    # (it joins with suite.tuning --extend, then v3), never one v3 left out by mistake
+    in_file = {(e["env"], e["algo"]) for e in tuned_settings.load_tuned("v3")["entry"]}
+    assert set(tuned) - set(v3) == set(tuned) - in_file
+    built = set()
     for entry in study.study_entries(study.load_study(study.study_path("reference_v3"))):
         if isinstance(load_algo(entry.algo), Method):
             assert dict(entry.algo_config)["settings"] == "v3"
             assert entry.seed >= 10  # fresh seeds: v1, v2 and the budgets study used 0-9, tuning 100-101
+            if (entry.env, entry.algo) not in built:  # the committed file has its entry, under its env settings
+                study.runner.RunRequest.build(entry.env, entry.algo, entry.seed, out="unused",
+                                              env_config=dict(entry.env_config), algo_config=dict(entry.algo_config))
+                built.add((entry.env, entry.algo))
+    assert built == set(v3)
