@@ -61,6 +61,9 @@ __all__ = ["TUNED_FOLDER", "NAME_PATTERN", "TRAINING_TASK_KEYS", "known_names", 
 TUNED_FOLDER = Path(__file__).with_name("tuned")
 #: A settings name: a file name without a path (letters, digits, ``.``, ``_``, ``-``).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Env settings that do not change the task (``strict`` raises on an inadmissible action instead of executing
+#: the fallback: a debugging switch, as useful on a tuned run as on any other).
+_DEBUGGING = ("strict",)
 #: Config keys that change the task a method trains on (the training env's reward or dynamics): an entry holds
 #: only for runs whose value is the one its trials had, which the entry records in ``tuned_with`` when the study
 #: set it, and which is otherwise the method's per-env default.
@@ -160,8 +163,9 @@ def check_tuned_env(name: str, algo: str, env: str, env_overrides: Mapping[str, 
     """Refuse (one line) a run whose env settings differ from those ``name``'s entry for ``algo`` on ``env`` was
     tuned under (its ``env_config``: the settings the trials changed from the env's defaults; none recorded =
     the defaults). A choice made under ``invalid_action=noop`` says nothing about the env's own default."""
-    tuned_under = _typed(_entry(name, algo, env)["env_config"])
-    run = _typed(env_overrides)
+    tuned_under = {key: value for key, value in _typed(_entry(name, algo, env)["env_config"]).items()
+                   if key not in _DEBUGGING}
+    run = {key: value for key, value in _typed(env_overrides).items() if key not in _DEBUGGING}
     if tuned_under != run:
         def shown(settings: Mapping[str, Any]) -> str:
             listed = ", ".join(f"{key}={shown_value(value)}" for key, value in sorted(settings.items()))

@@ -265,6 +265,9 @@ def test_an_entry_holds_only_under_the_env_settings_its_trials_ran_under(tmp_pat
     same = runner.RunRequest.build("job_shop", "masked_ppo", 10, out=tmp_path / "r", algo_config=tuned,
                                    env_config={"invalid_action": "noop", "job_features": True})
     assert same.algo_config["lr"] == 0.002
+    debugging = runner.RunRequest.build("job_shop", "masked_ppo", 10, out=tmp_path / "r", algo_config=tuned,
+                                        env_config={"invalid_action": "noop", "job_features": True, "strict": True})
+    assert debugging.algo_config["lr"] == 0.002  # strict (raise on an inadmissible action) is no other task
     # the folder names the file, the env settings and what the entry required (backend), not the tuned values
     assert same.directory.parent.name == "backend=torch,invalid_action=noop,job_features=True,settings=t5"
     for env_config, shown in (({}, "the env's default settings"), ({"invalid_action": "noop"},
