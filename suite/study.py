@@ -235,11 +235,11 @@ def _only_envs(entries: list[sweep.SweepEntry], names: str, study_name: str) -> 
     """The ``entries`` on the comma-separated env ``names``, each of which the study must run (refused in one
     line otherwise, naming the study's envs). A run's config, seeds and folder do not depend on which others
     run beside it (a search group draws its trials per env and algo), so a filtered study runs the same runs."""
-    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    wanted = [name.strip() for name in names.split(",")]
     known = list(dict.fromkeys(entry.env for entry in entries))
-    unknown = [name for name in wanted if name not in known]
-    if not wanted or unknown:
-        problem = f"study {study_name} runs no env {unknown[0]!r}" if unknown else "no env name given"
+    unknown = [name for name in wanted if name and name not in known]
+    if "" in wanted or unknown:
+        problem = f"study {study_name} runs no env {unknown[0]!r}" if unknown else "an empty env name"
         raise UsageError(f"--env {names!r}: {problem}; its envs: {', '.join(known)} (comma-separated)")
     return [entry for entry in entries if entry.env in wanted]
 

@@ -150,7 +150,7 @@ def test_iqm_difference_intervals_are_simultaneous_over_the_tables_pairs():
             for k, task in enumerate(("t1", "t2", "t3")) for m in ("x", "y", "z") for s in range(5)]
     table = aggregate.iqm_differences(raw(rows), n_resamples=300).set_index(["method", "versus"])
     assert len(table) == 3 and table["confidence"].tolist() == pytest.approx([1 - 0.05 / 3] * 3)
-    lone = aggregate.iqm_differences(raw([r for r in rows if r[1] != "z"]), n_resamples=3000).iloc[0]
+    lone = aggregate.iqm_differences(raw([r for r in rows if r[1] != "z"]), n_resamples=300).iloc[0]
     assert lone["confidence"] == pytest.approx(0.95)
     joint = table.loc[("x", "y")]
     assert joint["iqm_difference"] == pytest.approx(lone["iqm_difference"]) == pytest.approx(2.0)

@@ -213,7 +213,7 @@ def test_a_study_filtered_to_some_envs_plans_the_same_runs_in_the_same_folders(t
     assert only and set(only) < set(whole)
     assert only == [line for line in whole if " on sum_to_zero," in line or " on job_shop," in line]
     for names, message in (("portfolio-xxl", "study tuning.toml runs no env 'portfolio-xxl'; its envs: portfolio,"),
-                           (",", "--env ',': no env name given")):
+                           (",", "--env ',': an empty env name"), ("job_shop,,", "--env 'job_shop,,': an empty")):
         assert run_cli(study.main, "python -m suite.study", ["tuning", "--out", str(out), "--env", names]) == 2
         assert message in capsys.readouterr().err
 
