@@ -449,8 +449,9 @@ def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, rec
     ``resume``, a ``resume`` of a run with another identity (:data:`IDENTITY_KEYS`), a ``checkpoint``
     that is not a folder, a folder it cannot write, and a checkpoint this user did not write on this machine
     (:mod:`suite.trust`: resuming unpickles it) unless ``trust``, then a checkpoint or ``progress.csv`` that
-    cannot be read back (:func:`_check_resumable`). ``recover`` (only under the run's lock):
-    finish a checkpoint swap a kill interrupted (:func:`suite.files.recover_dir`) before looking.
+    cannot be read back (:func:`_check_resumable`); outside the lock, a folder whose lock another writer holds is
+    :data:`RESUME` unjudged (its checkpoint may be half written: the lock refuses the run). ``recover`` (only under
+    the run's lock): finish a checkpoint swap a kill interrupted (:func:`suite.files.recover_dir`) before looking.
     """
     directory = request.directory
     _check_writable(directory)
@@ -474,6 +475,10 @@ def prepare_directory(request: RunRequest, *, overwrite: bool, resume: bool, rec
                          f"(pass --overwrite to start over)")
     if results.is_complete(directory):
         return COMPLETE
+    if not recover and files.lock_state(directory) == "held":
+        # Another writer holds the folder, so its checkpoint may be half written: judging it now would refuse
+        # this run for the wrong reason. The run's lock refuses it when it starts, by the writer's name.
+        return RESUME
     if recover:
         recovered = files.recover_dir(checkpoint)
         if recovered:

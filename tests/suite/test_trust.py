@@ -103,3 +103,32 @@ def test_first_runs_at_once_agree_on_one_key(tmp_path, monkeypatch):
         pool.map(trust.sign, folders)
     assert all(trust.untrusted_reason(folder) is None for folder in folders)  # every one signed with the same key
     assert [p.name for p in (tmp_path / "k").iterdir()] == ["checkpoint.key"]
+
+
+def test_a_checkpoint_being_written_is_not_judged_the_lock_refuses_by_its_writers_name(tmp_path, capsys):
+    """The race the concurrency survey met: the first writer's checkpoint is half written (its signature does not
+    match yet) when a second writer looks. The second must be refused by the lock, not as untrusted, and must
+    not unpickle it."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    folder = interrupted_run(tmp_path)
+    pwned = tmp_path / "pwned"
+    (folder / "checkpoint" / "random_valid.pkl").write_bytes(pickle.dumps(Payload(pwned)))  # a swap in progress
+    argv = ["--env", "portfolio", "--algo", "random_valid", "--steps", "4000", "--episodes", "2",
+            "--out", str(tmp_path), "--quiet", "--resume"]
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": writer.pid,
+                                                   "started": "now", "command": "the first writer"}))
+        assert run_main(*argv) == 2
+        err = capsys.readouterr().err
+        assert "is being written by another run (pid " in err and "signature" not in err, err
+    finally:
+        writer.kill()
+        writer.wait()
+    assert run_main(*argv) == 2  # the writer is gone: now the checkpoint is judged, and refused as untrusted
+    assert "its signature does not match its files" in capsys.readouterr().err
+    assert not pwned.exists()
