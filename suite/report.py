@@ -765,12 +765,12 @@ def _across_tasks(loaded: results.Results, summary: pd.DataFrame, out: Path, sav
              f"policy beyond seed noise{' or no simple policy was run to judge it' if unjudged else ''}: "
              f"{', '.join(_md(t) + (' (not judged)' if t in unjudged else '') for t in learned)}; each task weighs "
              "the same whatever its seeds. Median and mean are over task means, the IQM over runs (rliable's). "
-             "Two 95% intervals (percentile bootstrap, 2,000 resamples): **runs** resamples the runs within "
-             "each task with the tasks fixed (what a claim about these tasks needs); **tasks** resamples the tasks, "
-             "then their runs (what a claim about tasks like these needs). The gap is to the anchor, not to an "
-             "optimum. Methods that ran different tasks (the tasks column) are not comparable in this table (the "
-             "tables after it compare them on the tasks they share); the probability of improvement compares each "
-             "pair on the tasks both ran (runs resampled).", "",
+             f"Two 95% intervals (percentile bootstrap, {aggregate.RESAMPLES:,} resamples): **runs** resamples the "
+             "runs within each task with the tasks fixed (what a claim about these tasks needs); **tasks** "
+             "resamples the tasks, then their runs (what a claim about tasks like these needs). The gap is to the "
+             "anchor, not to an optimum. Methods that ran different tasks (the tasks column) are not comparable in "
+             "this table (the tables after it compare them on the tasks they share); the probability of improvement "
+             "compares each pair on the tasks both ran (runs resampled).", "",
              *_aggregate_lines(table), "", *[f"![{Path(p).stem}]({p})" for p in figures if p], "",
              *_difference_lines(differences), *_not_learned_lines(verdicts), ""]
     per_set = []
@@ -848,11 +848,12 @@ def _difference_lines(differences: pd.DataFrame) -> list[str]:
     return ["### Which differences survive which resampling", "",
             "Every pair's IQM difference on the tasks both ran (first minus second), with its intervals, "
             f"simultaneous over the table's {pairs} pair{'s' * (pairs != 1)}: each at {100 * level:.2f}% "
-            "(Bonferroni), so all hold together with at least 95%. **runs** resamples each task's runs of both "
-            "methods (a claim about these tasks), **tasks** resamples the shared tasks, one draw for both methods, "
-            "then their runs (a claim about tasks like these). A difference survives an interval that excludes 0; "
-            "n/a (and no interval) where it cannot vary (one run of each method on every shared task, or a single "
-            "shared task). iqm_differences.csv has them.", "",
+            f"(Bonferroni), so all hold together with at least 95%, each from {aggregate.RESAMPLES * pairs:,} "
+            f"resamples (the tails hold as many draws as a lone 95% interval's at {aggregate.RESAMPLES:,}). "
+            "**runs** resamples each task's runs of both methods (a claim about these tasks), **tasks** resamples "
+            "the shared tasks, one draw for both methods, then their runs (a claim about tasks like these). A "
+            "difference survives an interval that excludes 0; n/a (and no interval) where it cannot vary (one run "
+            "of each method on every shared task, or a single shared task). iqm_differences.csv has them.", "",
             *markdown_table(["method", "versus", "tasks", "IQM difference", "runs interval", "tasks interval",
                              "excludes 0"],
                             body), ""]

@@ -185,6 +185,56 @@ def test_the_stratified_interval_of_one_task_is_scipys_bootstrap():
     assert float(point[0]) == float(point[1]) == 2.0  # nothing to resample: the interval is the point
 
 
+def _unequal_tasks(seed: int = 3) -> list[np.ndarray]:
+    """Two methods' runs on five tasks of 3, 5 and 10 runs (X's then Y's on each task)."""
+    rng = np.random.default_rng(seed)
+    return [rng.normal(20.0 * task + shift, 5.0, runs) for task, runs in enumerate((3, 5, 10, 5, 3))
+            for shift in (4.0, 0.0)]
+
+
+def _iqm_difference(drawn):
+    return iqm(drawn[0::2]) - iqm(drawn[1::2])
+
+
+@pytest.mark.parametrize("statistic", [_iqm_difference, weighted_mean, median_of_task_means, gap_to_anchor])
+def test_the_batched_run_interval_is_the_one_by_one_interval(statistic):
+    # the statistics take all resamples at once; scipy draws the same resamples either way, so the intervals
+    # agree to rounding (every task a different number of runs: the weighted IQM; one task of a single run)
+    samples = [*_unequal_tasks(), np.array([33.0]), np.array([31.0])]
+    one_by_one = aggregate.stratified_interval(samples, statistic, n_resamples=500, seed=7)
+    batched = aggregate.stratified_interval(samples, statistic, n_resamples=500, seed=7, batched=True)
+    assert np.allclose(one_by_one, batched, rtol=1e-12, atol=1e-12)
+
+
+def test_the_batched_task_interval_draws_from_the_same_distribution_as_the_loop():
+    # the batched task bootstrap groups resamples by the runs' counts of the drawn tasks; its draws differ from
+    # the loop's, their distribution must not: compare both with 20,000 resamples each, paired by task
+    samples = _unequal_tasks()
+    rng = np.random.default_rng(11)
+    batched = aggregate._task_draws(samples, _iqm_difference, 5, 2, 20000, rng)
+    loop = []
+    for _ in range(20000):
+        drawn = []
+        for task in rng.integers(0, 5, 5):
+            drawn += [values[rng.integers(0, len(values), len(values))] for values in samples[2 * task:2 * task + 2]]
+        loop.append(_iqm_difference(drawn))
+    loop = np.asarray(loop)
+    spread = loop.std()
+    assert abs(batched.mean() - loop.mean()) < 0.05 * spread  # about 3.5 standard errors of the difference
+    assert batched.std() == pytest.approx(spread, rel=0.05)
+    assert np.percentile(batched, [5, 50, 95]) == pytest.approx(np.percentile(loop, [5, 50, 95]), abs=0.1 * spread)
+
+
+def test_the_batched_task_interval_keeps_each_task_whole_and_paired():
+    # X scores 7 above Y on every task, tasks far apart, runs alike within a task: any draw of whole tasks,
+    # the same for X and Y, gives exactly 7 (drawn apart, the tasks' spread would show)
+    base = [np.full(n, 40.0 * n) for n in (2, 4, 7)]
+    samples = [values for task in base for values in (task + 7.0, task)]
+    low, high = aggregate.task_interval(samples, lambda d: weighted_mean(d[0::2]) - weighted_mean(d[1::2]),
+                                        n_resamples=300, per_task=2, batched=True)
+    assert float(low) == pytest.approx(7.0) and float(high) == pytest.approx(7.0)
+
+
 def test_performance_profiles_weigh_tasks_equally():
     frame = raw([("t1", "x", "x", 0, 10.0), ("t1", "x", "x", 1, 50.0), ("t2", "x", "x", 0, 90.0)])
     profile = aggregate.performance_profiles(frame, taus=[0, 40, 60, 95], n_resamples=200).set_index("tau")
