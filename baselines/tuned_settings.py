@@ -31,6 +31,8 @@ File format (TOML)::
     tuned_with = { backend = "torch", network = "mlp" }   # a run using the entry must have these
     env_config = { invalid_action = "noop" }               # the env settings the trials changed from the
                                                            # env's defaults: a run using the entry has the same
+    env_version = 0                   # the env's version the trials ran (EnvCore.version): the defaults above
+                                      # are that version's, and a run of another version is refused
     trials = 8                        # configs tried
     steps_per_trial = 200000
     tuning_seeds = [100, 101]
@@ -70,7 +72,7 @@ _DEBUGGING = ("strict",)
 TRAINING_TASK_KEYS = ("train_env_config",)
 _PROVENANCE = ("name", "study", "made", "commit")
 _ENTRY_KEYS = {"algo", "env", "settings", "trials", "steps_per_trial", "tuning_seeds", "score", "env_config",
-               "tuned_with"}
+               "env_version", "tuned_with"}
 
 
 def known_names() -> list[str]:
@@ -118,6 +120,11 @@ def _load(path: Path, mtime_ns: int) -> dict[str, Any]:
                             "make the file again (python -m suite.tuning ... --overwrite)")
         elif not isinstance(entry["env_config"], dict):
             problems.append(f"entry {number}: env_config must be a table of env settings")
+        version = entry.get("env_version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            problems.append(f"entry {number}: " + ("env_version must be a non-negative integer" if "env_version" in entry
+                            else "no env_version (the env's version its trials ran, which files made before it was "
+                                 "recorded lack); make the file again (python -m suite.tuning ... --overwrite)"))
     if problems:
         raise ConfigError(f"tuned settings {path.name}: {problems[0]}")
     return data
@@ -159,12 +166,18 @@ def tuned_entry(name: str, algo: str, env: str) -> tuple[dict[str, Any], dict[st
     return _typed(entry["settings"]), _typed(entry.get("tuned_with", {}))
 
 
-def check_tuned_env(name: str, algo: str, env: str, env_overrides: Mapping[str, Any]) -> None:
-    """Refuse (one line) a run whose env settings differ from those ``name``'s entry for ``algo`` on ``env`` was
-    tuned under (its ``env_config``: the settings the trials changed from the env's defaults; none recorded =
-    the defaults). A choice made under ``invalid_action=noop`` says nothing about the env's own default."""
-    tuned_under = {key: value for key, value in _typed(_entry(name, algo, env)["env_config"]).items()
-                   if key not in _DEBUGGING}
+def check_tuned_env(name: str, algo: str, env: str, env_overrides: Mapping[str, Any], env_version: int) -> None:
+    """Refuse (one line) a run whose env differs from the one ``name``'s entry for ``algo`` on ``env`` was tuned
+    on: another version of the env (``env_version``: its dynamics, reward, mask or defaults changed since), or
+    other env settings (its ``env_config``: the settings the trials changed from that version's defaults; none
+    recorded = the defaults). A choice made under ``invalid_action=noop`` says nothing about the env's own
+    default."""
+    entry = _entry(name, algo, env)
+    if entry["env_version"] != env_version:
+        raise ConfigError(f"algo config: settings={name} was tuned for {algo} on version {entry['env_version']} of "
+                          f"{env}; this run's {env} is version {env_version} (its dynamics, reward, mask or defaults "
+                          "changed since): tune it again on this version")
+    tuned_under = {key: value for key, value in _typed(entry["env_config"]).items() if key not in _DEBUGGING}
     run = {key: value for key, value in _typed(env_overrides).items() if key not in _DEBUGGING}
     if tuned_under != run:
         def shown(settings: Mapping[str, Any]) -> str:

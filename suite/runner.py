@@ -101,7 +101,7 @@ class RunRequest:
             training_env_config(env, full_env_config, tuple(full_algo_config["train_env_config"]))
         env_overrides = envs.config_overrides(env, full_env_config)
         if full_algo_config.get("settings"):  # a tuned entry holds only under the env settings it was tuned under
-            check_tuned_env(full_algo_config["settings"], algo, env, env_overrides)
+            check_tuned_env(full_algo_config["settings"], algo, env, env_overrides, envs.spec(env).load().version)
         variant = results.variant_label(env_overrides | _algo_overrides(entry, algo, env, full_algo_config))
         directory = results.run_dir(Path(out).absolute(), env, algo, seed, variant)
         noise = tuple(sorted({float(p) for p in eval_mask_noise}))

@@ -110,6 +110,7 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
                      "tuned_with": json.dumps(_tuned_with(env, method, config), sort_keys=True),
                      "env_overrides": json.dumps(_env_overrides(env, records[0].get("env_config", {})),
                                                  sort_keys=True),
+                     "env_version": ",".join(sorted({str(r.get("env_version")) for r in records})),
                      "commits": ",".join(sorted({str(r.get("git_commit")) for r in records}))})
     if not rows:
         return pd.DataFrame()
@@ -159,6 +160,12 @@ def _refusals(table: pd.DataFrame) -> list[str]:
         algo, env = tasks[tasks > 1].index[0]
         problems.append(f"{algo} was tuned on {env} under {tasks[(algo, env)]} env configs; a settings file has one "
                         "entry per method and env: tune each env config in a study (and a file) of its own")
+    versions = table.groupby(["algo", "env"])["env_version"].agg(lambda column: ",".join(sorted(set(column))))
+    mixed = versions[~versions.str.fullmatch(r"\d+")]
+    if len(mixed):
+        (algo, env), seen = mixed.index[0], mixed.iloc[0]
+        problems.append(f"{algo} was tuned on {env} at env versions {seen.replace('None', 'unknown')}; an entry holds "
+                        "for one version of its env: tune on one version (its runs' config.json say which)")
     default = table[table["eval_seed_base"] == EVAL_SEED_BASE]
     if len(default):
         problems.append(f"{len(default)} trial(s) (e.g. {default['algo'].iloc[0]} on {default['env'].iloc[0]}) were "
@@ -190,7 +197,7 @@ def chosen_settings(table: pd.DataFrame) -> list[dict[str, Any]]:
         best = group.sort_values("rank").iloc[0]
         entries.append({"algo": algo, "env": env, "settings": json.loads(best["settings"]),
                         "tuned_with": json.loads(best["tuned_with"]), "env_config": json.loads(best["env_overrides"]),
-                        "trials": len(group),
+                        "env_version": int(best["env_version"]), "trials": len(group),
                         "steps_per_trial": int(best["steps"]),
                         "tuning_seeds": [int(s) for s in best["seed_list"].split(",")],
                         "score": round(float(best["return_mean"]), 6)})
@@ -269,7 +276,7 @@ def build_parser() -> Parser:
 
 
 #: What an entry means to a run that uses it: an extension may not change any of these.
-_MEANING = ("settings", "tuned_with", "env_config")
+_MEANING = ("settings", "tuned_with", "env_config", "env_version")
 #: What makes two entries tuned alike.
 _ALIKE = ("trials", "steps_per_trial", "tuning_seeds")
 

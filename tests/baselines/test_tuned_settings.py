@@ -14,9 +14,9 @@ from suite.runner import RunRequest
 PROVENANCE = {"name": "t1", "study": "tuning", "made": "2026-12-05T07:00:00+0000", "commit": "abc1234",
               "protocol": "random search, 4 trials"}
 ENTRIES = [{"algo": "penalty_ppo", "env": "portfolio", "settings": {"lr": 0.002, "hidden": [64, 64], "penalty": 0.5},
-            "env_config": {}, "trials": 4, "steps_per_trial": 20000, "tuning_seeds": [100, 101], "score": 12.5},
+            "env_config": {}, "env_version": 0, "trials": 4, "steps_per_trial": 20000, "tuning_seeds": [100, 101], "score": 12.5},
            {"algo": "masked_ppo", "env": "portfolio-m", "settings": {"entropy_coeff": 0.0}, "env_config": {},
-            "trials": 4}]
+            "env_version": 0, "trials": 4}]
 
 
 @pytest.fixture
@@ -90,7 +90,8 @@ def test_an_old_config_json_without_the_key_reads_as_no_file():
        st.lists(st.integers(1, 1024), min_size=1, max_size=3), st.text(min_size=0, max_size=30))
 def test_a_written_file_reads_back_as_written(tmp_path_factory, settings, hidden, note):
     folder = tmp_path_factory.mktemp("tuned")
-    entry = {"algo": "penalty_ppo", "env": "portfolio", "settings": {**settings, "hidden": hidden}, "env_config": {}}
+    entry = {"algo": "penalty_ppo", "env": "portfolio", "settings": {**settings, "hidden": hidden}, "env_config": {},
+             "env_version": 0}
     text = tuned_settings.tuned_toml({**PROVENANCE, "name": "rt", "protocol": note}, [entry])
     (folder / "rt.toml").write_text(text)
     data = tuned_settings._load(folder / "rt.toml", 0)
@@ -109,6 +110,27 @@ def test_a_file_made_before_the_env_settings_were_recorded_says_so(tuned, env_co
                                           r"ran under were recorded have it; make the file again") as error:
         load_algo("penalty_ppo").make_config("portfolio", {"settings": "t3"}, owner="t")
     assert "\n" not in str(error.value)
+
+
+def test_an_entry_holds_only_on_the_env_version_its_trials_ran(tuned, tmp_path, monkeypatch):
+    # the entry's env_config is relative to its env version's defaults: a run of another version is refused, and a
+    # file without the version (made before entries recorded it) says to make it again
+    from envs.portfolio import PortfolioCore
+
+    with monkeypatch.context() as patch, pytest.raises(ConfigError) as error:
+        patch.setattr(PortfolioCore, "version", 1)
+        RunRequest.build("portfolio", "penalty_ppo", 0, out=tmp_path / "r", algo_config={"settings": "t1"})
+    assert str(error.value) == ("algo config: settings=t1 was tuned for penalty_ppo on version 0 of portfolio; this "
+                                "run's portfolio is version 1 (its dynamics, reward, mask or defaults changed since): "
+                                "tune it again on this version")
+    assert RunRequest.build("portfolio", "penalty_ppo", 0, out=tmp_path / "r",
+                            algo_config={"settings": "t1"}).algo_config["penalty"] == 0.5  # its own version
+    unversioned = {key: value for key, value in ENTRIES[0].items() if key != "env_version"}
+    for name, entry, problem in (("t8", unversioned, "no env_version"),
+                                 ("t9", {**ENTRIES[0], "env_version": -1}, "env_version must be a non-negative")):
+        (tuned / f"{name}.toml").write_text(tuned_settings.tuned_toml({**PROVENANCE, "name": name}, [entry]))
+        with pytest.raises(ConfigError, match=f"tuned settings {name}.toml: entry 1: {problem}"):
+            load_algo("penalty_ppo").make_config("portfolio", {"settings": name}, owner="t")
 
 
 def test_an_entry_holds_only_on_the_training_task_its_trials_trained_on(tuned, tmp_path):

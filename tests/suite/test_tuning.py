@@ -194,7 +194,7 @@ def test_trials_on_the_reported_episodes_or_two_env_configs_of_one_env_are_refus
 def test_a_run_using_an_entry_must_have_the_network_it_was_tuned_with(tmp_path, monkeypatch):
     monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
     entry = {"algo": "masked_ppo", "env": "sum_to_zero-m", "settings": {"hidden": [32, 32]},
-             "tuned_with": {"backend": "torch", "network": "per_entry"}, "env_config": {}}
+             "tuned_with": {"backend": "torch", "network": "per_entry"}, "env_config": {}, "env_version": 0}
     (tmp_path / "t6.toml").write_text(tuned_settings.tuned_toml(
         {"name": "t6", "study": "s", "made": "m", "commit": "c"}, [entry]))
     method = load_algo("masked_ppo")
