@@ -122,9 +122,10 @@ def _load(path: Path, mtime_ns: int) -> dict[str, Any]:
             problems.append(f"entry {number}: env_config must be a table of env settings")
         version = entry.get("env_version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            problems.append(f"entry {number}: " + ("env_version must be a non-negative integer" if "env_version" in entry
-                            else "no env_version (the env's version its trials ran, which files made before it was "
-                                 "recorded lack); make the file again (python -m suite.tuning ... --overwrite)"))
+            problems.append(f"entry {number}: " + (
+                "env_version must be a non-negative integer" if "env_version" in entry
+                else "no env_version (the env's version its trials ran, which files made before it was recorded "
+                     "lack); make the file again (python -m suite.tuning ... --overwrite)"))
     if problems:
         raise ConfigError(f"tuned settings {path.name}: {problems[0]}")
     return data

@@ -16,9 +16,13 @@ evaluated during training (``--eval-every``, ``eval_return_mean`` in ``progress.
 - ``p_still_improving``: one-sided one-sample t-test over seeds that ``late_gain`` is above 0
   (``scipy.stats.ttest_1samp``; NaN with one seed), and ``verdict``: ``still improving`` when that p is below
   0.05 and the gain is at least :data:`MIN_LATE_GAIN_SHARE` of the curve's gain (``creeping`` when it is
-  smaller: the seeds agree the curve still rises, by too little to matter), else ``plateau`` (``plateau?`` with
-  two seeds: the test has little power there; ``one seed: not tested``). A
-  ``plateau`` says the last quarter of the budget bought nothing the seeds agree on, not that more would not.
+  smaller: the seeds agree the curve still rises, by too little to matter), ``declining`` when the opposite
+  one-sided test is below 0.05 and the loss is at least that share (the seeds agree the last quarter lost what
+  the one before had: a final-iterate score then understates what the method reached), else ``plateau``
+  (``plateau?`` with two seeds: the test has little power there; ``one seed: not tested``). A ``plateau`` says
+  the last quarter of the budget bought nothing the seeds agree on, not that more would not;
+- ``below_best``: per seed, its best periodic evaluation minus its last, averaged over seeds (0 for a curve
+  that ends at its best): what a score taken at the end leaves out of what the seeds had reached.
 
 Seeds are put on one grid: the evaluation steps of the seed with the fewest, each other seed's curve
 interpolated onto them (``numpy.interp``; runs of one config evaluate at the same iterations, so this is
@@ -75,6 +79,16 @@ def _late_gains(returns: np.ndarray) -> np.ndarray:
     return returns[:, -quarter:].mean(axis=1) - returns[:, -2 * quarter:-quarter].mean(axis=1)
 
 
+def _one_sided_p(late: np.ndarray, alternative: str) -> float:
+    """One-sided one-sample t-test over seeds that the late gain is above (``greater``) or below (``less``) 0;
+    NaN with one seed."""
+    if len(late) < 2:
+        return math.nan
+    if np.ptp(late) == 0:  # every seed gained exactly the same: no spread to test against
+        return 0.0 if (late[0] > 0 if alternative == "greater" else late[0] < 0) else 1.0
+    return float(stats.ttest_1samp(late, 0.0, alternative=alternative).pvalue)
+
+
 def _curve_row(curves: list[pd.DataFrame]) -> dict[str, float | int | str]:
     grid, returns, seconds = _on_grid(curves)
     mean = returns.mean(axis=0)
@@ -86,23 +100,23 @@ def _curve_row(curves: list[pd.DataFrame]) -> dict[str, float | int | str]:
         steps_to = seconds_to = math.nan
     late = _late_gains(returns)
     _, low, high = mean_ci(late)
-    p = float(stats.ttest_1samp(late, 0.0, alternative="greater").pvalue) \
-        if len(late) > 1 and np.ptp(late) > 0 else math.nan
-    if len(late) > 1 and np.ptp(late) == 0:  # every seed gained exactly the same: no spread to test against
-        p = 0.0 if late[0] > 0 else 1.0
+    p, p_decline = _one_sided_p(late, "greater"), _one_sided_p(late, "less")
     if len(late) < 2:
         verdict = "one seed: not tested"
     elif p < 0.05 and late.mean() >= MIN_LATE_GAIN_SHARE * gain:
         verdict = "still improving"
     elif p < 0.05:
         verdict = "creeping"  # the seeds agree it still rises, by less than MIN_LATE_GAIN_SHARE of its gain
+    elif p_decline < 0.05 and -late.mean() >= MIN_LATE_GAIN_SHARE * gain:
+        verdict = "declining"
     else:
         verdict = "plateau" if len(late) >= 3 else "plateau?"
     return {"seeds": len(curves), "budget": float(grid[-1]), "evaluations": len(grid),
             "first_return": float(mean[0]), "final_return": float(mean[-1]),
             "steps_to_95pct": steps_to, "seconds_to_95pct": seconds_to,
             "late_gain": float(late.mean()), "late_gain_ci_low": low, "late_gain_ci_high": high,
-            "p_still_improving": p, "verdict": verdict}
+            "p_still_improving": p, "verdict": verdict,
+            "below_best": float((returns.max(axis=1) - returns[:, -1]).mean())}
 
 
 def budget_table(loaded: results.Results, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -148,16 +162,20 @@ def budget_markdown(table: pd.DataFrame) -> list[str]:
         seconds_to_95pct=table["seconds_to_95pct"].map(lambda s: "–" if math.isnan(s) else f"{s:,.0f}"),
         late_gain=[f"{g:+.2f} ({lo:+.2f} to {hi:+.2f})" if not math.isnan(lo) else f"{g:+.2f}"
                    for g, lo, hi in zip(table["late_gain"], table["late_gain_ci_low"], table["late_gain_ci_high"])],
-        p_still_improving=table["p_still_improving"].map(lambda p: "–" if math.isnan(p) else f"{p:.3f}"))
+        p_still_improving=table["p_still_improving"].map(lambda p: "–" if math.isnan(p) else f"{p:.3f}"),
+        below_best=table["below_best"].map(lambda d: f"{d:,.2f}"))
     columns = {"env": "env", "algo": "algo", "config": "config", "seeds": "seeds", "budget": "budget (env steps)",
                "final_return": "final return", "steps_to_95pct": "steps to 95% of gain",
                "seconds_to_95pct": "seconds to 95%", "late_gain": "last-quarter gain (95% CI over seeds)",
-               "p_still_improving": "p (still improving)", "verdict": "verdict"}
+               "p_still_improving": "p (still improving)", "verdict": "verdict",
+               "below_best": "final below its best (mean over seeds)"}
     body = shown[list(columns)].rename(columns=columns).to_markdown(index=False, floatfmt=".2f")
     return ["## Where learning stops", "",
             "From the periodic evaluations (`--eval-every`): the first evaluation at which the mean curve made 95% "
             "of its gain, and the gain of each seed's last quarter of evaluations over the quarter before, with "
             "its interval over seeds and a one-sided t-test (\"still improving\" at p < 0.05 and a gain of at least "
-            f"{MIN_LATE_GAIN_SHARE:.0%} of the curve's, \"creeping\" at p < 0.05 with less; \"plateau?\" with "
-            "two seeds; one seed is not tested). A plateau says the last quarter of the budget bought nothing the "
-            "seeds agree on.", "", body, ""]
+            f"{MIN_LATE_GAIN_SHARE:.0%} of the curve's, \"creeping\" at p < 0.05 with less, \"declining\" when the "
+            "opposite test finds a loss of that size; \"plateau?\" with two seeds; one seed is not tested). A plateau "
+            "says the last quarter of the budget bought nothing the seeds agree on. The last column is how far each "
+            "seed's final evaluation lies below its best one, averaged: what a score taken at the end leaves out.",
+            "", body, ""]

@@ -14,7 +14,8 @@ from suite.runner import RunRequest
 PROVENANCE = {"name": "t1", "study": "tuning", "made": "2026-12-05T07:00:00+0000", "commit": "abc1234",
               "protocol": "random search, 4 trials"}
 ENTRIES = [{"algo": "penalty_ppo", "env": "portfolio", "settings": {"lr": 0.002, "hidden": [64, 64], "penalty": 0.5},
-            "env_config": {}, "env_version": 0, "trials": 4, "steps_per_trial": 20000, "tuning_seeds": [100, 101], "score": 12.5},
+            "env_config": {}, "env_version": 0, "trials": 4, "steps_per_trial": 20000, "tuning_seeds": [100, 101],
+            "score": 12.5},
            {"algo": "masked_ppo", "env": "portfolio-m", "settings": {"entropy_coeff": 0.0}, "env_config": {},
             "env_version": 0, "trials": 4}]
 

@@ -102,3 +102,20 @@ def test_the_chosen_budget_is_where_the_best_config_stopped_or_all_of_it_while_s
         {"env": "b", "final_return": 3.0, "verdict": "still improving", "steps_to_95pct": 7000.0, "budget": 8000.0},
         {"env": "c", "final_return": 1.0, "verdict": "plateau", "steps_to_95pct": math.nan, "budget": 6000.0}])
     assert chosen_budgets(table) == {"a": 4000, "b": 8000, "c": 6000}
+
+
+def test_a_fall_the_seeds_agree_on_is_declining_and_the_final_score_says_how_far_below_its_best():
+    # every seed rises to 100 and falls in the last quarter (to 80, 70, 90): the last quarter lost about 20 of the
+    # curve's gain of 100, the seeds agree (one-sided p < 0.05 the other way), and the final evaluation lies 20,
+    # 30 and 10 below each seed's best
+    base = [0, 50, 90, 100, 100, 100]
+    falling = {"a": base + [90, 80], "b": base + [80, 70], "c": base + [95, 90]}
+    (row,) = budget_table(_loaded(falling, STEPS)).to_dict("records")
+    gains = np.array([85 - 100, 75 - 100, 92.5 - 100])
+    assert row["late_gain"] == pytest.approx(gains.mean()) and row["p_still_improving"] > 0.95
+    assert stats.ttest_1samp(gains, 0, alternative="less").pvalue < 0.05
+    assert row["verdict"] == "declining" and row["below_best"] == pytest.approx((20 + 30 + 10) / 3)
+    assert "declining" in "\n".join(budget_markdown(pd.DataFrame([row])))
+    # a curve that ends at its best has nothing below it
+    (flat,) = budget_table(_loaded({"a": base + [100, 100], "b": base + [100, 100]}, STEPS)).to_dict("records")
+    assert flat["below_best"] == 0 and flat["verdict"] == "plateau?"
