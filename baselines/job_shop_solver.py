@@ -39,10 +39,15 @@ score built on them says "best known". See :mod:`baselines.references.job_shop_o
 ``$XDG_CACHE_HOME/maskbench/job_shop``, else ``~/.cache/maskbench/job_shop``), keyed by a hash of the
 instance. A proven optimum is reused whatever the time limit; an unproven result only for a time limit no
 longer than the one it was solved with (a longer limit solves again and keeps the better answer).
+Processes that ask for one instance at once solve it once: each holds the instance's lock file (``flock``)
+from reading the cache to writing it, so the second reads the first's answer instead of solving again (two
+reference seeds evaluate the same instances, usually side by side). Where the file system has no locks, each
+solves on its own, as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -369,6 +374,31 @@ def _write_cache(path: Path, entry: dict) -> None:
         pass  # a read-only cache only costs time
 
 
+@contextlib.contextmanager
+def _solving(path: Path | None):
+    """Hold ``path``'s instance lock (``<key>.lock`` beside its cache entry) while solving it; nothing without a
+    cache, a lockable file system or ``fcntl`` (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None
+    handle = None
+    if path is not None and fcntl is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path.with_suffix(".lock"), "a")  # held across the yield
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # read-only cache, or no locks here: solve without
+            if handle is not None:
+                handle.close()
+            handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # releases the lock
+
+
 def solve(machines: np.ndarray, durations: np.ndarray, *, time_limit: float = 60.0, threads: int = 1,
           cache: bool | str | Path = True) -> Solution:
     """Solve one instance (see the module docstring).
@@ -388,6 +418,13 @@ def solve(machines: np.ndarray, durations: np.ndarray, *, time_limit: float = 60
     if cache is not False:
         folder = cache_dir() if cache is True else Path(cache)
         path = folder / f"{instance_key(machines, durations)}.json"
+    with _solving(path):
+        return _solve_cached(machines, durations, time_limit, threads, path)
+
+
+def _solve_cached(machines: np.ndarray, durations: np.ndarray, time_limit: float, threads: int,
+                  path: Path | None) -> Solution:
+    if path is not None:
         entry = _read_cache(path)
         if entry is not None and (entry["optimal"] or entry["time_limit"] >= time_limit):
             starts = np.array(entry["starts"], dtype=np.int64)

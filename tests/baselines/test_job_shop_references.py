@@ -243,6 +243,36 @@ def test_an_unproven_result_is_cached_and_solved_again_with_a_longer_limit(tmp_p
     assert len(list(tmp_path.glob("*.json"))) == 1
 
 
+def test_processes_asking_for_one_instance_at_once_solve_it_once(tmp_path):
+    # two reference seeds evaluate the same instances side by side: the instance's lock makes the second wait for
+    # the first's answer and read it from the cache. A fork of this process solves slowly (the MIP sleeps first),
+    # holding the lock; this process asks meanwhile and must get the child's answer, cached.
+    import multiprocessing
+    import time
+
+    instance = load_instance("la03")
+    ready = multiprocessing.get_context("fork").Event()
+
+    def slow_solver():
+        real = job_shop_solver._solve_mip
+
+        def slowly(*args):
+            ready.set()
+            time.sleep(1.0)
+            return real(*args)
+        job_shop_solver._solve_mip = slowly
+        solve(instance.machines, instance.durations, time_limit=0.01, cache=tmp_path)
+
+    child = multiprocessing.get_context("fork").Process(target=slow_solver)
+    child.start()
+    try:
+        assert ready.wait(60), "the child never started solving"
+        mine = solve(instance.machines, instance.durations, time_limit=0.01, cache=tmp_path)
+    finally:
+        child.join(60)
+    assert child.exitcode == 0 and mine.cached  # solved once, by the child
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
 def test_a_proven_result_is_reused_whatever_the_limit(tmp_path, monkeypatch):
     solution = solve(MACHINES, DURATIONS, cache=tmp_path)
     assert solution.optimal and not solution.cached
