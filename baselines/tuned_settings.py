@@ -125,7 +125,8 @@ def _load(path: Path, mtime_ns: int) -> dict[str, Any]:
             problems.append(f"entry {number}: " + (
                 "env_version must be a non-negative integer" if "env_version" in entry
                 else "no env_version (the env's version its trials ran, which files made before it was recorded "
-                     "lack); make the file again (python -m suite.tuning ... --overwrite)"))
+                     "lack); make the file again from its trials (python -m suite.tuning ... --overwrite), or add "
+                     "env_version = N by hand where the trials' config.json say N, as v3.toml's amended line did"))
     if problems:
         raise ConfigError(f"tuned settings {path.name}: {problems[0]}")
     return data

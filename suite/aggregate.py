@@ -200,7 +200,7 @@ def gap_to_anchor(samples: Sequence[np.ndarray], gamma: float = GAMMA) -> float 
     return weighted_mean([np.maximum(gamma - s, 0.0) for s in _floats(samples)])
 
 
-METRICS: dict[str, Callable[[Sequence[np.ndarray]], float]] = {
+METRICS: dict[str, Callable[[Sequence[np.ndarray]], float | np.ndarray]] = {
     "median": median_of_task_means, "iqm": iqm, "mean": weighted_mean, "gap_to_anchor": gap_to_anchor}
 
 
@@ -217,7 +217,8 @@ def stratified_interval(samples: Sequence[np.ndarray], statistic: Callable[[Sequ
     A task with one run has nothing to resample and contributes its run every time. Returns (low, high),
     arrays shaped like the statistic. ``batched``: the statistic takes every resample at once (each task's
     array shaped (resamples, runs), the result (resamples, ...)), like this module's; the draws, and so the
-    interval, are the same as without, in a fraction of the time.
+    interval, are the same as without, in a fraction of the time. Resamples are drawn :data:`RESAMPLES` at a
+    time (memory).
     """
     samples = _floats(samples)
     varying = [i for i, s in enumerate(samples) if len(s) > 1]
@@ -233,13 +234,13 @@ def stratified_interval(samples: Sequence[np.ndarray], statistic: Callable[[Sequ
             return np.asarray(statistic(full), dtype=np.float64)
         shape = drawn[0].shape[:-1]
         full = [values if values.ndim > 1 else np.broadcast_to(values, (*shape, len(values))) for values in full]
-        return np.moveaxis(np.asarray(statistic(full), dtype=np.float64), 0, -1)  # scipy's resamples come last
+        return np.moveaxis(_per_resample(statistic(full), shape[0]), 0, -1)  # scipy's resamples come last
 
     with warnings.catch_warnings():  # a task whose runs all score alike makes scipy warn about degenerate data
         warnings.simplefilter("ignore")
         result = stats.bootstrap([samples[i] for i in varying], resampled, vectorized=batched, paired=False,
                                  confidence_level=confidence, n_resamples=n_resamples, method="percentile",
-                                 rng=np.random.default_rng(seed))
+                                 batch=RESAMPLES, rng=np.random.default_rng(seed))
     return np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
 
 
@@ -263,8 +264,8 @@ def task_interval(samples: Sequence[np.ndarray], statistic: Callable[[Sequence[n
     n_tasks = len(samples) // per_task
     rng = np.random.default_rng(seed)
     tail = 100 * (1 - confidence) / 2
-    if batched:
-        draws = _task_draws(samples, statistic, n_tasks, per_task, n_resamples, rng)
+    draws = _task_draws(samples, statistic, n_tasks, per_task, n_resamples, rng) if batched else None
+    if draws is not None:
         low, high = np.percentile(draws, [tail, 100 - tail], axis=0)
         return np.asarray(low), np.asarray(high)
     draws = []
@@ -279,36 +280,49 @@ def task_interval(samples: Sequence[np.ndarray], statistic: Callable[[Sequence[n
     return np.asarray(low), np.asarray(high)
 
 
+def _per_resample(result: object, resamples: int) -> np.ndarray:
+    """A batched statistic's result, checked to hold one value (or row) per resample."""
+    result = np.asarray(result, dtype=np.float64)
+    if result.ndim == 0 or result.shape[0] != resamples:
+        raise ValueError(f"batched=True needs a statistic of the last axis that keeps the resamples' axis first; "
+                         f"for {resamples} resamples it returned shape {result.shape}")
+    return result
+
+
 def _task_draws(samples: list[np.ndarray], statistic: Callable[[Sequence[np.ndarray]], object], n_tasks: int,
-                per_task: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """The task bootstrap's statistics, (resamples, ...), computed a batch at a time. Tasks' runs differ in
-    number, so a drawn task's arrays differ in length from resample to resample; sorting each resample's drawn
-    tasks by their runs' counts (the statistic does not depend on task order) makes every resample with the
-    same counts the same shape: one batch per such group (a handful: as many as the ways to draw the counts)."""
+                per_task: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray | None:
+    """The task bootstrap's statistics, (resamples, ...), computed a batch at a time; None where batches would
+    not pay (the caller loops). Tasks' runs differ in number, so a drawn task's arrays differ in length from
+    resample to resample; sorting each resample's drawn tasks by their runs' counts (the statistic does not
+    depend on task order) makes every resample with the same counts the same shape: one batch per such group,
+    as many as the multisets of the tasks' kinds of counts (7 for 6 tasks of two kinds), in chunks of at most
+    :data:`RESAMPLES` resamples (memory). Where the groups could be more than a tenth of the resamples (many
+    tasks of many different counts), most batches would hold one resample: None."""
     lengths = np.array([[len(samples[task * per_task + j]) for j in range(per_task)] for task in range(n_tasks)])
     _, kind = np.unique(lengths, axis=0, return_inverse=True)  # tasks alike in their runs' counts
     kind = kind.ravel()
+    if math.comb(int(kind.max()) + n_tasks, n_tasks) > n_resamples / 10:
+        return None
     tasks = rng.integers(0, n_tasks, (n_resamples, n_tasks))
     tasks = np.take_along_axis(tasks, np.argsort(kind[tasks], axis=1, kind="stable"), axis=1)
-    longest = lengths.max()
-    padded = np.full((len(samples), longest), np.nan)
+    padded = np.full((len(samples), lengths.max()), np.nan)
     for i, values in enumerate(samples):
         padded[i, :len(values)] = values
-    groups, group_of = np.unique(kind[tasks], axis=0, return_inverse=True)
-    results: list[np.ndarray | None] = [None] * len(groups)
-    for g in range(len(groups)):
-        rows = np.flatnonzero(group_of.ravel() == g)
-        drawn = []
-        for slot in range(n_tasks):
-            for j in range(per_task):
-                arrays = tasks[rows, slot] * per_task + j
-                length = lengths[tasks[rows[0], slot], j]
-                runs = rng.integers(0, length, (len(rows), length))
-                drawn.append(np.take_along_axis(padded[arrays, :length], runs, axis=1))
-        results[g] = np.asarray(statistic(drawn), dtype=np.float64)
-    out = np.empty((n_resamples, *results[0].shape[1:]))
-    for g, values in enumerate(results):
-        out[group_of.ravel() == g] = values
+    _, group_of, sizes = np.unique(kind[tasks], axis=0, return_inverse=True, return_counts=True)
+    by_group = np.argsort(group_of.ravel(), kind="stable")
+    out = None
+    for group in np.split(by_group, np.cumsum(sizes)[:-1]):
+        for rows in np.array_split(group, -(-len(group) // RESAMPLES)):
+            drawn = []
+            for slot in range(n_tasks):
+                for j in range(per_task):
+                    length = lengths[tasks[rows[0], slot], j]
+                    runs = rng.integers(0, length, (len(rows), length))
+                    drawn.append(np.take_along_axis(padded[tasks[rows, slot] * per_task + j, :length], runs, axis=1))
+            values = _per_resample(statistic(drawn), len(rows))
+            if out is None:
+                out = np.empty((n_resamples, *values.shape[1:]))
+            out[rows] = values
     return out
 
 

@@ -160,12 +160,18 @@ def _refusals(table: pd.DataFrame) -> list[str]:
         algo, env = tasks[tasks > 1].index[0]
         problems.append(f"{algo} was tuned on {env} under {tasks[(algo, env)]} env configs; a settings file has one "
                         "entry per method and env: tune each env config in a study (and a file) of its own")
-    versions = table.groupby(["algo", "env"])["env_version"].agg(lambda column: ",".join(sorted(set(column))))
-    mixed = versions[~versions.str.fullmatch(r"\d+")]
-    if len(mixed):
-        (algo, env), seen = mixed.index[0], mixed.iloc[0]
-        problems.append(f"{algo} was tuned on {env} at env versions {seen.replace('None', 'unknown')}; an entry holds "
-                        "for one version of its env: tune on one version (its runs' config.json say which)")
+    for (algo, env), column in table.groupby(["algo", "env"])["env_version"]:
+        versions = {version for joined in column for version in str(joined).split(",")}
+        if not all(version.isdigit() for version in versions):
+            problems.append(f"some trials of {algo} on {env} do not record their env's version (env_version in "
+                            "config.json: runs made before it was recorded); an entry holds for one version of its "
+                            "env: tune again")
+            break
+        if len(versions) > 1:
+            problems.append(f"{algo} was tuned on {env} at env versions {', '.join(sorted(versions, key=int))}; an "
+                            "entry holds for one version of its env: tune on one version (its runs' config.json say "
+                            "which)")
+            break
     default = table[table["eval_seed_base"] == EVAL_SEED_BASE]
     if len(default):
         problems.append(f"{len(default)} trial(s) (e.g. {default['algo'].iloc[0]} on {default['env'].iloc[0]}) were "

@@ -139,6 +139,7 @@ def test_the_best_trial_per_method_and_task_becomes_the_settings_file(tmp_path, 
     assert by_algo["penalty_ppo"]["settings"]["lr"] == 0.0005
     assert by_algo["masked_ppo"]["tuned_with"] == {"backend": "torch", "network": "mlp"}
     assert by_algo["masked_ppo"]["env_config"] == {}  # the trials ran on portfolio's defaults
+    assert by_algo["masked_ppo"]["env_version"] == 0  # ... of the version their config.json record
     trials = pd.read_csv(folder / "trials.csv")
     assert len(trials) == 4 and "random_valid" not in set(trials["algo"])
     text = (folder / "tuning.md").read_text()
@@ -188,6 +189,23 @@ def test_trials_on_the_reported_episodes_or_two_env_configs_of_one_env_are_refus
         (directory / "config.json").write_text(json.dumps(record))
     assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t7"]) == 2
     assert "masked_ppo was tuned on portfolio under 2 env configs" in capsys.readouterr().err
+    assert not (tmp_path / "t7.toml").exists()
+    # an entry holds for one version of its env: trials of two versions, or of none recorded, are refused
+    for case, version, message in (("two-versions", 10, "masked_ppo was tuned on portfolio at env versions 9, 10"),
+                                   ("no-version", None, "some trials of masked_ppo on portfolio do not record their "
+                                                        "env's version")):
+        folder = tmp_path / case
+        for seed in (100, 101):
+            for name, trial_version in (("a", 9), ("b", version)):
+                directory = _trial(folder, name, "masked_ppo", seed, 0.001 if name == "a" else 0.002, [10.0])
+                record = json.loads((directory / "config.json").read_text())
+                record["env_version"] = trial_version
+                if trial_version is None:
+                    del record["env_version"]
+                (directory / "config.json").write_text(json.dumps(record))
+        assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t7", "--partial"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "t7.toml").exists()
 
 
@@ -313,6 +331,7 @@ def test_extend_adds_a_task_tuned_later_and_keeps_every_entry_the_file_has(tmp_p
 
 @pytest.mark.parametrize("case, message", [
     ("changed", "--extend would change the entry for masked_ppo on portfolio"),
+    ("version", "--extend would change the entry for masked_ppo on portfolio"),
     ("unlike", "masked_ppo on portfolio-m was not tuned like the file's entries"),
     ("protocol", "--extend keeps the file's protocol"),
     ("both", "--extend keeps the file's entries and --overwrite replaces them"),
@@ -331,6 +350,12 @@ def test_extend_refuses_what_would_change_the_files_meaning(tmp_path, monkeypatc
     if case == "changed":  # trial a wins now: the study would choose another lr for an entry the file has
         for seed in (100, 101):
             _trial(folder, "a2", "masked_ppo", seed, 0.0011, [30.0])
+    elif case == "version":  # the same choice on another version of the env: it holds there, not on the file's
+        trials = list(folder.glob("*/portfolio/masked_ppo/seed*"))
+        assert len(trials) == 4
+        for directory in trials:
+            record = json.loads((directory / "config.json").read_text())
+            (directory / "config.json").write_text(json.dumps({**record, "env_version": 1}))
     elif case == "unlike":  # a new task with one trial, not the file's two
         other = tmp_path / "later"
         for seed in (100, 101):
