@@ -3,7 +3,8 @@
 Writes ``summary.csv`` (one row per env, algo and config), ``agents.csv`` (multi-agent runs: one row
 per agent too), ``violations.csv`` (per constraint, :mod:`suite.violations`), ``mask_noise.csv``
 (runs evaluated under corrupted masks, :mod:`suite.mask_noise_report`), ``scaling.csv`` (runs on two
-or more levels of an env: score by level and method, :mod:`suite.scaling`), ``job_shop_gaps.csv`` (job-shop
+or more levels of an env: score by level and method, :mod:`suite.scaling`), ``scaling_edges.csv`` (masked
+PPO's edge over the best penalty and the Lagrangian per level, with Welch's interval), ``job_shop_gaps.csv`` (job-shop
 tasks with the solver's optimum run: the mean optimality gap on the held-out instances per method and rule,
 beside Zhang et al.'s, :mod:`suite.job_shop_gaps`), ``budgets.csv`` (configs evaluated during training:
 where their learning stopped, or that it had not, :mod:`suite.budgets`), ``separation.csv`` and
@@ -420,6 +421,18 @@ def scaling_markdown(table: pd.DataFrame, plots: Mapping[str, str]) -> list[str]
                              f"{_fixed(row['score_ci_high'].iloc[0])})")
             body.append([method, *cells])
         lines += [*markdown_table(["method", *header], body), ""]
+        edges = scaling.edge_table(rows)
+        if not edges.empty:
+            lines += ["Masking's edge: masked_ppo's score minus the best config of each method that handles the "
+                      "constraint by a cost, level by level (Welch's 95% interval over seeds; scaling_edges.csv):", "",
+                      *markdown_table(["level", "versus", "masked_ppo", "versus scores", "edge (95% CI)",
+                                       "beyond seed noise"],
+                                      [[f"{r['env']} ({r['x']:.1%})" if "distance" not in str(r["x_label"])
+                                        else f"{r['env']} (distance {r['x']:.3g})", r["versus"],
+                                        _fixed(r["masked"]), _fixed(r["other"]),
+                                        f"{_fixed(r['edge'])} ({_fixed(r['ci_low'])} to {_fixed(r['ci_high'])})",
+                                        "–" if r["beyond_noise"] is None else ("yes" if r["beyond_noise"] else "no")]
+                                       for _, r in edges.sort_values(["algo", "x"]).iterrows()]), ""]
     return lines
 
 
@@ -689,6 +702,7 @@ def write_report(path: str | Path, out: str | Path | None = None, thresholds: Ma
         table = scaling.scaling_table(summary)
         if not table.empty:
             files.atomic_write_csv(out / "scaling.csv", table, root=out)
+            files.atomic_write_csv(out / "scaling_edges.csv", scaling.edge_table(table), root=out)
             figures = {family: save(f"scaling_{family}", scaling.plot_scaling(table, family))
                        for family in scaling.families(table)}
             scaling_lines = scaling_markdown(table, {family: path for family, path in figures.items() if path})

@@ -9,25 +9,40 @@ method (an algo with its config, e.g. ``penalty_ppo [penalty=0.1]``) is one line
 score (0 = random_valid, 100 = the level's anchor, its best non-clairvoyant reference) with its 95%
 confidence band over seeds, beside the level's best simple policy.
 
+Huang & Ontañón's question, whether masking's edge over a penalty grows with the inadmissible share, is
+answered by :func:`edge_table`: at every level, masked PPO's score minus that of the best config of each
+method that handles the constraint by a cost (penalty PPO's best penalty size there; the Lagrangian), with
+Welch's 95% interval over seeds, and :func:`edge_change`: the edge at the largest level minus the edge at
+the smallest, with its interval, so "it grows" is said only beyond seed noise. Scores are in points of each
+level's own range (0 = random_valid, 100 = the level's anchor).
+
 Pure functions of :func:`suite.report.summarize`'s summary (bsuite's style): :func:`scaling_table`
 selects and places the rows, :func:`describe` writes the paragraph, :func:`plot_scaling` draws one
-family. :mod:`suite.report` calls them when a results folder holds at least two levels of a family.
+family. :mod:`suite.report` calls them when a results folder holds at least two levels of a family. The
+intervals of differences use each row's standard error, recovered from its Student-t interval over seeds
+(the same numbers a Welch test of the seeds' scores would use).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
+from scipy import stats
 
 import envs
 from envs.config import ConfigError
 from suite.aggregate import is_reference
 from suite.levels import inadmissible_share
 
-__all__ = ["scaling_table", "families", "describe", "plot_scaling", "is_method"]
+__all__ = ["scaling_table", "families", "describe", "plot_scaling", "is_method", "edge_table", "edge_change",
+           "COSTED"]
 MASKED, NAIVE, PENALTY = "masked_ppo", "naive_masked_ppo", "penalty_ppo"
+#: The methods that handle the constraint by a cost: masking's edge is measured over the best config of each.
+COSTED = (PENALTY, "lagrangian_ppo")
+_CONFIDENCE = 0.95
 
 
 def is_method(rows: pd.DataFrame, method: str) -> bool:
@@ -82,12 +97,114 @@ def _score(table: pd.DataFrame, method: str, level: int) -> float:
     return float(row["score"].iloc[0]) if len(row) else math.nan
 
 
+def _best_of(table: pd.DataFrame, algo: str, level: int) -> pd.Series | None:
+    """The row of ``algo``'s best-scoring config at ``level`` (None where it did not run there)."""
+    rows = table[(table["algo"] == algo) & (table["level"] == level)].dropna(subset=["score"])
+    return None if rows.empty else rows.loc[rows["score"].idxmax()]
+
+
 def _best_penalty(table: pd.DataFrame, level: int) -> tuple[str | None, float]:
-    rows = table[(table["algo"] == PENALTY) & (table["level"] == level)].dropna(subset=["score"])
-    if rows.empty:
-        return None, math.nan
-    best = rows.loc[rows["score"].idxmax()]
-    return str(best["method"]), float(best["score"])
+    best = _best_of(table, PENALTY, level)
+    return (None, math.nan) if best is None else (str(best["method"]), float(best["score"]))
+
+
+def _variance_of_mean(row: pd.Series) -> tuple[float, int]:
+    """The squared standard error of a row's mean score and its seeds, from its Student-t interval (NaN where
+    there is none: one seed, or no interval columns)."""
+    seeds = int(row.get("seeds", 1) or 1)
+    low, high = row.get("score_ci_low", math.nan), row.get("score_ci_high", math.nan)
+    if seeds < 2 or pd.isna(low) or pd.isna(high):
+        return math.nan, seeds
+    half = (high - low) / 2
+    return (half / stats.t.ppf(0.5 + _CONFIDENCE / 2, seeds - 1)) ** 2, seeds
+
+
+def _welch(estimate: float, parts: Sequence[tuple[float, int]]) -> tuple[float, float]:
+    """Welch's interval of a sum or difference of independent means, each given as (variance of its mean,
+    seeds): Welch-Satterthwaite degrees of freedom. (estimate, estimate) where no part varies; NaN where a
+    part has no variance (one seed)."""
+    if any(math.isnan(v) for v, _ in parts):
+        return math.nan, math.nan
+    total = sum(v for v, _ in parts)
+    if total == 0:
+        return estimate, estimate
+    dof = total ** 2 / sum(v ** 2 / (n - 1) for v, n in parts if v > 0)
+    half = stats.t.ppf(0.5 + _CONFIDENCE / 2, dof) * math.sqrt(total)
+    return estimate - half, estimate + half
+
+
+#: ``*_var``: the squared standard error of each side's mean score; ``*_seeds``: its seeds.
+_EDGE_COLUMNS = ["family", "level", "env", "x", "x_label", "algo", "versus", "masked", "other", "edge", "ci_low",
+                 "ci_high", "beyond_noise", "masked_var", "masked_seeds", "other_var", "other_seeds"]
+
+
+def edge_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per family, level and method that handles the constraint by a cost (:data:`COSTED`): masked PPO's score
+    minus the best-scoring config of that method at the level (``versus``: which), with Welch's 95% interval
+    over seeds (``ci_low``, ``ci_high``; NaN with one seed) and whether it excludes 0 (``beyond_noise``). The
+    best config is picked on the scores it is compared with: with several penalty sizes the edge is, if
+    anything, understated."""
+    rows = []
+    for family in families(table):
+        family_rows = table[table["family"] == family]
+        for level in sorted(family_rows["level"].unique()):
+            masked = family_rows[(family_rows["method"] == MASKED) & (family_rows["level"] == level)]
+            for algo in COSTED:
+                other = _best_of(family_rows, algo, level)
+                if masked.empty or other is None or pd.isna(masked["score"].iloc[0]):
+                    continue
+                mine = masked.iloc[0]
+                edge = float(mine["score"] - other["score"])
+                (masked_var, masked_seeds), (other_var, other_seeds) = _variance_of_mean(mine), _variance_of_mean(other)
+                low, high = _welch(edge, [(masked_var, masked_seeds), (other_var, other_seeds)])
+                rows.append({"family": family, "level": int(level), "env": mine["env"], "x": float(mine["x"]),
+                             "x_label": mine.get("x_label", "inadmissible share"),
+                             "algo": algo, "versus": str(other["method"]), "masked": float(mine["score"]),
+                             "other": float(other["score"]), "edge": edge, "ci_low": low, "ci_high": high,
+                             "beyond_noise": None if math.isnan(low) else bool(low > 0 or high < 0),
+                             "masked_var": masked_var, "masked_seeds": masked_seeds, "other_var": other_var,
+                             "other_seeds": other_seeds})
+    return pd.DataFrame(rows, columns=_EDGE_COLUMNS)
+
+
+def edge_change(edges: pd.DataFrame, family: str, algo: str = PENALTY) -> dict[str, object] | None:
+    """Masking's edge over ``algo`` at the largest level it has in ``family`` minus the edge at the smallest,
+    with Welch's interval (all four seeds' groups independent) and a verdict: ``grows`` / ``shrinks`` where
+    the interval excludes 0, ``no change beyond seed noise`` where it does not, ``no interval`` with one seed.
+    None with fewer than two levels."""
+    rows = edges[(edges["family"] == family) & (edges["algo"] == algo)].sort_values("x")
+    if len(rows) < 2:
+        return None
+    first, last = rows.iloc[0], rows.iloc[-1]
+    change = float(last["edge"] - first["edge"])
+    low, high = _welch(change, [(row[f"{side}_var"], int(row[f"{side}_seeds"])) for row in (first, last)
+                                for side in ("masked", "other")])
+    verdict = ("no interval" if math.isnan(low) else "grows" if low > 0 else "shrinks" if high < 0
+               else "no change beyond seed noise")
+    return {"first": first, "last": last, "change": change, "ci_low": low, "ci_high": high, "verdict": verdict}
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return f"{value:+.1f}" + ("" if math.isnan(low) else f" ({low:+.1f} to {high:+.1f})")
+
+
+def _edge_sentence(change: Mapping[str, Any], name: str, which: bool) -> str:
+    """Masking's edge over ``name`` at the two ends, and whether it changed beyond seed noise."""
+    first, last = change["first"], change["last"]
+    versus = f" ({first['versus']} at {first['env']}, {last['versus']} at {last['env']})" if which else ""
+    def place(row: Mapping[str, Any]) -> str:
+        return f"mean distance {row['x']:.3g}" if "distance" in str(row["x_label"]) else f"{row['x']:.1%} inadmissible"
+
+    ends = (f"{_interval(first['edge'], first['ci_low'], first['ci_high'])} points at {first['env']} "
+            f"({place(first)}), {_interval(last['edge'], last['ci_low'], last['ci_high'])} at "
+            f"{last['env']} ({place(last)})")
+    if change["verdict"] == "no interval":
+        return (f"Masking's edge over {name}{versus}: {ends}; it changes by {change['change']:+.1f} points, with no "
+                "interval (one seed).")
+    verdict = {"grows": "it grows", "shrinks": "it shrinks",
+               "no change beyond seed noise": "no change beyond seed noise"}[change["verdict"]]
+    return (f"Masking's edge over {name}{versus}: {ends}; {verdict}: "
+            f"{_interval(change['change'], change['ci_low'], change['ci_high'])} points (95%, Welch).")
 
 
 def describe(table: pd.DataFrame, family: str) -> str:
@@ -108,15 +225,16 @@ def describe(table: pd.DataFrame, family: str) -> str:
              f"{place.loc[last, 'env']} ({place.loc[last, 'actions']:,} actions, {ends[last]}), at a fixed budget:"]
     moves = []
     for method in methods:
-        a, b = _score(rows, method, first), _score(rows, method, last)
-        if not math.isnan(a) and not math.isnan(b):
-            moves.append(f"{method} {a:.0f} → {b:.0f}")
-        elif not (math.isnan(a) and math.isnan(b)):  # run at some levels only so far: say which it reached
-            run = [level for level in levels if not math.isnan(_score(rows, method, level))]
+        run = [level for level in levels if not math.isnan(_score(rows, method, level))]
+        if not run:
+            continue
+        if run == [first, last] or (run[0] == first and run[-1] == last):
+            moves.append(f"{method} {_score(rows, method, first):.0f} → {_score(rows, method, last):.0f}")
+        elif len(run) > 1:  # run at some levels only so far: say which it reached
             moves.append(f"{method} {_score(rows, method, run[0]):.0f} → {_score(rows, method, run[-1]):.0f} "
-                         f"(at {place.loc[run[0], 'env']} → {place.loc[run[-1], 'env']} only)"
-                         if len(run) > 1 else f"{method} {_score(rows, method, run[0]):.0f} "
-                         f"(at {place.loc[run[0], 'env']} only)")
+                         f"(at {place.loc[run[0], 'env']} → {place.loc[run[-1], 'env']} only)")
+        else:
+            moves.append(f"{method} {_score(rows, method, run[0]):.0f} (at {place.loc[run[0], 'env']} only)")
     parts.append("; ".join(moves) + " (normalised score, 0 = random_valid, 100 = the level's anchor).")
     simple = [_score(rows, rows.loc[rows["level"] == level, "best_simple"].iloc[0], level)
               if "best_simple" in rows and rows.loc[rows["level"] == level, "best_simple"].iloc[0] else math.nan
@@ -125,12 +243,11 @@ def describe(table: pd.DataFrame, family: str) -> str:
         parts.append(f"The best simple policy scores {simple[0]:.0f} → {simple[1]:.0f}.")
     masked_ends = [_score(rows, MASKED, level) for level in (first, last)]
     penalty_ends = [_best_penalty(rows, level) for level in (first, last)]
-    if not any(math.isnan(v) for v in masked_ends) and all(name for name, _ in penalty_ends):
-        edges = [m - p for m, (_, p) in zip(masked_ends, penalty_ends)]
-        trend = "grows" if edges[1] > edges[0] + 5 else "shrinks" if edges[1] < edges[0] - 5 else \
-            "stays about the same (within 5 points)"
-        parts.append(f"Masking's edge over the best penalty ({penalty_ends[0][0]} at the smallest level, "
-                     f"{penalty_ends[1][0]} at the largest) {trend}: {edges[0]:+.0f} → {edges[1]:+.0f} points.")
+    edges = edge_table(rows)
+    for algo, name in ((PENALTY, "the best penalty"), ("lagrangian_ppo", "the Lagrangian")):
+        change = edge_change(edges, family, algo)
+        if change is not None:
+            parts.append(_edge_sentence(change, name, algo == PENALTY))
     naive_ends = [_score(rows, NAIVE, level) for level in (first, last)]
     if not any(math.isnan(v) for v in naive_ends + masked_ends):
         best_penalty_last = penalty_ends[1][1]

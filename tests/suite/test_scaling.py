@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from suite import report, results, scaling
 from tests.helpers import unpadded, write_synthetic_run
@@ -49,9 +50,18 @@ def test_the_paragraph_says_what_the_numbers_show(scaling_runs):
     text = scaling.describe(scaling.scaling_table(summary), "portfolio")
     assert "from portfolio (33 actions" in text and "to portfolio-m (210 actions" in text
     assert "masked_ppo 80 → 70" in text and "naive_masked_ppo 60 → 40" in text
-    # The best penalty is 0.1 at the smallest level, 1.0 at the largest: edges 80 - 70 and 70 - 30.
-    assert ("Masking's edge over the best penalty (penalty_ppo [penalty=0.1 (10x default)] at the smallest level, "
-            "penalty_ppo [penalty=1.0 (100x default)] at the largest) grows: +10 → +40 points.") in text
+    # The best penalty is 0.1 at the smallest level, 1.0 at the largest: edges 80 - 70 and 70 - 30. Every method's
+    # seeds score its value -1, +0 and +1: the variance of each mean is 1/3, so each edge's Welch interval has
+    # 4 degrees of freedom, +-t(4) sqrt(2/3), and the change of edge 8, +-t(8) sqrt(4/3)
+    half, change_half = stats.t.ppf(0.975, 4) * (2 / 3) ** 0.5, stats.t.ppf(0.975, 8) * (4 / 3) ** 0.5
+    assert ("Masking's edge over the best penalty (penalty_ppo [penalty=0.1 (10x default)] at portfolio, "
+            "penalty_ppo [penalty=1.0 (100x default)] at portfolio-m): "
+            f"+10.0 ({10 - half:+.1f} to {10 + half:+.1f}) points at portfolio (43.8% inadmissible), "
+            f"+40.0 ({40 - half:+.1f} to {40 + half:+.1f}) at portfolio-m (90.1% inadmissible); it grows: "
+            f"+30.0 ({30 - change_half:+.1f} to {30 + change_half:+.1f}) points (95%, Welch).") in text
+    edges = scaling.edge_table(scaling.scaling_table(summary)).set_index("env")
+    assert edges.loc["portfolio-m", "ci_low"] == pytest.approx(40 - half)
+    assert edges.loc["portfolio-m", "ci_high"] == pytest.approx(40 + half) and edges["beyond_noise"].all()
     assert "Naive masking ends between the best penalty and masking at the largest level (40)." in text
 
 
@@ -71,7 +81,19 @@ def test_an_edge_that_does_not_grow_is_said_plainly():
                          "x_label": "inadmissible share", "method": method, "algo": method.split(" ")[0],
                          "score": score})
     text = scaling.describe(pd.DataFrame(rows), "speed_limit")
-    assert "stays about the same (within 5 points): +1 → +1 points" in text
+    assert "it changes by +0.0 points, with no interval (one seed)" in text  # no seeds' spread to judge it by
+
+
+def test_an_edge_within_seed_noise_is_said_to_be_so():
+    # masked 80 and penalty 70 at both levels, seeds 10 apart: the edges agree and the change's interval holds 0
+    rows = []
+    for level, env, x in ((1, "portfolio", 0.4), (2, "portfolio-m", 0.9)):
+        for method, score in (("masked_ppo", 80.0), ("penalty_ppo", 70.0)):
+            rows.append({"family": "portfolio", "level": level, "env": env, "actions": 10 * level, "x": x,
+                         "x_label": "inadmissible share", "method": method, "algo": method, "score": score,
+                         "seeds": 5, "score_ci_low": score - 12.4, "score_ci_high": score + 12.4})
+    text = scaling.describe(pd.DataFrame(rows), "portfolio")
+    assert "no change beyond seed noise: +0.0 (" in text and "(95%, Welch)" in text
 
 
 def test_the_report_writes_the_scaling_table_figure_and_section(scaling_runs, tmp_path):
@@ -82,6 +104,9 @@ def test_the_report_writes_the_scaling_table_figure_and_section(scaling_runs, tm
     assert "## Scaling with the level" in text and "### portfolio" in text
     assert "![scaling portfolio](plots/scaling_portfolio.png)" in text
     assert "| masked_ppo | 80.0 (" in unpadded(text)
+    edges = pd.read_csv(tmp_path / "scaling_edges.csv")
+    assert set(edges["env"]) == {"portfolio", "portfolio-m"} and set(edges["algo"]) == {"penalty_ppo"}
+    assert "| portfolio-m (90.1%) | penalty_ppo [penalty=1.0 (100x default)] | 70.0 | 30.0 | 40.0 (" in unpadded(text)
 
 
 def test_runs_on_one_level_make_no_scaling_section(tmp_path):
