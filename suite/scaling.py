@@ -36,6 +36,7 @@ import envs
 from envs.config import ConfigError
 from suite.aggregate import is_reference
 from suite.levels import inadmissible_share
+from suite.stats import welch_interval
 
 __all__ = ["scaling_table", "families", "describe", "plot_scaling", "is_method", "edge_table", "edge_change",
            "COSTED"]
@@ -119,20 +120,6 @@ def _variance_of_mean(row: pd.Series) -> tuple[float, int]:
     return (half / stats.t.ppf(0.5 + _CONFIDENCE / 2, seeds - 1)) ** 2, seeds
 
 
-def _welch(estimate: float, parts: Sequence[tuple[float, int]]) -> tuple[float, float]:
-    """Welch's interval of a sum or difference of independent means, each given as (variance of its mean,
-    seeds): Welch-Satterthwaite degrees of freedom. (estimate, estimate) where no part varies; NaN where a
-    part has no variance (one seed)."""
-    if any(math.isnan(v) for v, _ in parts):
-        return math.nan, math.nan
-    total = sum(v for v, _ in parts)
-    if total == 0:
-        return estimate, estimate
-    dof = total ** 2 / sum(v ** 2 / (n - 1) for v, n in parts if v > 0)
-    half = stats.t.ppf(0.5 + _CONFIDENCE / 2, dof) * math.sqrt(total)
-    return estimate - half, estimate + half
-
-
 #: ``*_var``: the squared standard error of each side's mean score; ``*_seeds``: its seeds.
 _EDGE_COLUMNS = ["family", "level", "env", "x", "x_label", "algo", "versus", "masked", "other", "edge", "ci_low",
                  "ci_high", "beyond_noise", "masked_var", "masked_seeds", "other_var", "other_seeds"]
@@ -156,7 +143,7 @@ def edge_table(table: pd.DataFrame) -> pd.DataFrame:
                 mine = masked.iloc[0]
                 edge = float(mine["score"] - other["score"])
                 (masked_var, masked_seeds), (other_var, other_seeds) = _variance_of_mean(mine), _variance_of_mean(other)
-                low, high = _welch(edge, [(masked_var, masked_seeds), (other_var, other_seeds)])
+                low, high = welch_interval(edge, [(masked_var, masked_seeds), (other_var, other_seeds)])
                 rows.append({"family": family, "level": int(level), "env": mine["env"], "x": float(mine["x"]),
                              "x_label": mine.get("x_label", "inadmissible share"),
                              "algo": algo, "versus": str(other["method"]), "masked": float(mine["score"]),
@@ -177,7 +164,7 @@ def edge_change(edges: pd.DataFrame, family: str, algo: str = PENALTY) -> dict[s
         return None
     first, last = rows.iloc[0], rows.iloc[-1]
     change = float(last["edge"] - first["edge"])
-    low, high = _welch(change, [(row[f"{side}_var"], int(row[f"{side}_seeds"])) for row in (first, last)
+    low, high = welch_interval(change, [(row[f"{side}_var"], int(row[f"{side}_seeds"])) for row in (first, last)
                                 for side in ("masked", "other")])
     verdict = ("no interval" if math.isnan(low) else "grows" if low > 0 else "shrinks" if high < 0
                else "no change beyond seed noise")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["mean_ci", "median_with_failures", "ratio_of_medians_ci", "p_greater", "p_differ"]
+__all__ = ["mean_ci", "median_with_failures", "ratio_of_medians_ci", "p_greater", "p_differ", "welch_interval"]
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -113,3 +113,18 @@ def p_differ(values: Sequence[float] | np.ndarray, other: Sequence[float] | np.n
     if not x_varies:
         return float(stats.ttest_1samp(y, x.mean()).pvalue)
     return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+
+
+def welch_interval(estimate: float, parts: Sequence[tuple[float, int]],
+                   confidence: float = 0.95) -> tuple[float, float]:
+    """Welch's interval of a sum or difference of independent means, each given as (variance of its mean,
+    seeds): Welch-Satterthwaite degrees of freedom. (estimate, estimate) where no part varies; NaN where a
+    part has no variance (one seed)."""
+    if any(math.isnan(v) for v, _ in parts):
+        return math.nan, math.nan
+    total = sum(v for v, _ in parts)
+    if total == 0:
+        return estimate, estimate
+    dof = total ** 2 / sum(v ** 2 / (n - 1) for v, n in parts if v > 0)
+    half = stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(total)
+    return estimate - half, estimate + half
