@@ -23,6 +23,7 @@ TINY_STUDY = textwrap.dedent('''
     envs = ["portfolio", "portfolio-m"]
     algos = ["random_valid", "relaxed_heuristic"]
     steps = 1000
+    seeds = 1  # a group's own number of seeds
 
     [[group]]
     envs = ["sum_to_zero"]
@@ -48,10 +49,10 @@ def write(tmp_path, text, name="tiny.toml"):
 
 def test_entries_are_the_cross_product_in_file_order_seeds_innermost(tmp_path):
     entries = study.study_entries(study.load_study(write(tmp_path, TINY_STUDY)))
-    assert len(entries) == 2 * 2 * 2 + 1 * 2 * 2 * 2
+    assert len(entries) == 2 * 2 * 1 + 1 * 2 * 2 * 2
     assert [(e.env, e.algo, e.seed) for e in entries[:3]] == [("portfolio", "random_valid", 0),
-                                                               ("portfolio", "random_valid", 1),
-                                                               ("portfolio", "relaxed_heuristic", 0)]
+                                                               ("portfolio", "relaxed_heuristic", 0),
+                                                               ("portfolio-m", "random_valid", 0)]
     last = entries[-1]
     assert (last.env, last.algo, last.seed, dict(last.algo_config)["penalty"], dict(last.env_config), last.steps) == \
         ("sum_to_zero", "naive_masked_ppo", 1, 1.0, {"max_steps": 10}, 1000)
@@ -81,9 +82,9 @@ def test_a_study_runs_from_its_file_and_a_rerun_starts_nothing(tmp_path, capsys)
     assert_ray_is_gone()
     printed = capsys.readouterr()
     # runs that differ only in config are counted apart (they were once counted by env, algo and seed)
-    assert "sweep: 12 of 12 run(s) complete, 0 failed, 0 unfinished" in printed.out, printed.out
+    assert "sweep: 8 of 8 run(s) complete, 0 failed, 0 unfinished" in printed.out, printed.out
     loaded = results.load(out)
-    assert len(loaded.runs) == 8 + 4 and set(loaded.runs["status"]) == {"complete"}
+    assert len(loaded.runs) == 4 + 4 and set(loaded.runs["status"]) == {"complete"}
     assert set(loaded.runs["env"]) == {"portfolio", "portfolio-m", "sum_to_zero"}
     penalties = loaded.runs.loc[loaded.runs["algo"] == "penalty_ppo", "algo.penalty"]
     assert sorted(penalties) == [0.1, 0.1, 1.0, 1.0]  # a folder per penalty (config variants)
