@@ -46,7 +46,7 @@ AREAS: dict[str, tuple[int, tuple[str, ...]]] = {
                      "tests/suite/test_sweep.py::test_a_failed_trial_is_one_line")),
     "leftovers": (15, ("tests/robustness/test_leftovers.py::",
                        "tests/suite/test_run_safety.py::test_resume_finishes_an_interrupted_checkpoint_swap",
-                       "tests/suite/test_sweep.py::test_a_sweep_leaves_other_files_in_out_alone",
+                       "tests/suite/test_sweep.py::test_a_failed_trial_is_reported_the_others_finish_and_other_files_in_out",
                        "tests/suite/test_sweep.py::test_ctrl_c_on_a_sweep")),
     "security": (13, ("tests/suite/test_trust.py::", "tests/suite/test_hostile_folders.py::",
                       "tests/suite/test_race.py::test_the_race_trains_each_contender")),

@@ -73,7 +73,8 @@ def test_a_sweep_runs_the_grid_leaves_out_what_cannot_run_and_skips_what_is_done
     assert not (out_dir / ".tune").exists()
 
 
-def test_a_failed_trial_is_reported_and_the_others_finish(tmp_path, monkeypatch, capsys):
+def test_a_failed_trial_is_reported_the_others_finish_and_other_files_in_out_are_left_alone(tmp_path, monkeypatch,
+                                                                                              capsys):
     (tmp_path / "failing_algo.py").write_text(textwrap.dedent('''
         from baselines import register_algo
         from baselines.random_valid import RandomValid
