@@ -143,7 +143,7 @@ def edge_table(table: pd.DataFrame) -> pd.DataFrame:
                 mine = masked.iloc[0]
                 edge = float(mine["score"] - other["score"])
                 (masked_var, masked_seeds), (other_var, other_seeds) = _variance_of_mean(mine), _variance_of_mean(other)
-                low, high = welch_interval(edge, [(masked_var, masked_seeds), (other_var, other_seeds)])
+                low, high = welch_interval(edge, [(masked_var, masked_seeds), (other_var, other_seeds)], _CONFIDENCE)
                 rows.append({"family": family, "level": int(level), "env": mine["env"], "x": float(mine["x"]),
                              "x_label": mine.get("x_label", "inadmissible share"),
                              "algo": algo, "versus": str(other["method"]), "masked": float(mine["score"]),
@@ -165,7 +165,7 @@ def edge_change(edges: pd.DataFrame, family: str, algo: str = PENALTY) -> dict[s
     first, last = rows.iloc[0], rows.iloc[-1]
     change = float(last["edge"] - first["edge"])
     low, high = welch_interval(change, [(row[f"{side}_var"], int(row[f"{side}_seeds"])) for row in (first, last)
-                                for side in ("masked", "other")])
+                                        for side in ("masked", "other")], _CONFIDENCE)
     verdict = ("no interval" if math.isnan(low) else "grows" if low > 0 else "shrinks" if high < 0
                else "no change beyond seed noise")
     return {"first": first, "last": last, "change": change, "ci_low": low, "ci_high": high, "verdict": verdict}
