@@ -130,6 +130,10 @@ class LookaheadPlanner:
         for j in range(S - 1, -1, -1):  # the recurrence of SpeedLimitCore.optimal_values, on the band
             progress = np.minimum(j + self.levels[:, None], left) - j                     # (a, n)
             ahead = values[j + self.levels, self.levels]                                  # (a, n): V[j + a, a]
+            # a = 0 reads V[j, 0], which this step has not computed yet (``values`` is uninitialised memory,
+            # possibly NaN): its gains are masked out of the stop and replaced for the stay, so any finite
+            # number does; 0, never what the allocator left there (that read made the plan process-dependent).
+            ahead[0] = 0.0
             gain = (progress - c.time_cost + ahead)[band] - band_change                   # (k, v, n)
             stop = (gain[:, 0] + stop_penalty[j]).max(axis=0)                              # V[j, 0]: move on
             gain = np.where(stays, -c.time_cost - stay_change + stop, gain)                # stop, then V[j, 0]
