@@ -65,9 +65,9 @@ from suite.mask_noise_report import mask_noise_table, plot_mask_noise
 from suite.stats import mean_ci
 from suite.violations import violation_markdown, violation_table
 
-__all__ = ["env_target", "env_bound", "headline_evals", "run_scores", "references", "summarize", "config_notes",
-           "agent_summary", "markdown", "markdown_table", "scaling_markdown", "plot_penalty_sweep", "write_report",
-           "main"]
+__all__ = ["env_target", "env_bound", "headline_evals", "run_scores", "env_config_key", "references", "summarize",
+           "config_notes", "agent_summary", "markdown", "markdown_table", "scaling_markdown", "plot_penalty_sweep",
+           "write_report", "main"]
 
 #: Envs without a target return of their own are timed to the return at this score.
 THRESHOLD_SCORE = 80.0
@@ -134,7 +134,7 @@ def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataF
         info, progress, evals = runs.loc[run], progress_of[run], evals_of[run]
         off = evals[(evals["policy"] == group["policy"].iloc[0]) & (evals["mask"] == "off")]
         row = {"env": info["env"], "algo": info["algo"], "seed": int(info["seed"]), "config_id": info["config_id"],
-               "env_config": _env_config_key(info, env_columns),
+               "env_config": env_config_key(info, env_columns),
                "run": run, "policy": f"{group['policy'].iloc[0]}, mask {group['mask'].iloc[0]}",
                "return": float(group["return"].mean()),
                "eval_invalid_rate": float(group["invalid_steps"].sum() / group["length"].sum()),
@@ -205,7 +205,7 @@ def named_settings(env_names: Sequence[str]) -> dict[str, dict[str, str]]:
     return named
 
 
-def _env_config_key(info: pd.Series, env_columns: Sequence[str]) -> str:
+def env_config_key(info: pd.Series, env_columns: Sequence[str]) -> str:
     """The run's env config as one comparable string (runs on different env configs play different games)."""
     return ",".join(f"{c[4:]}={info[c]}" for c in env_columns if not pd.isna(info[c]))
 

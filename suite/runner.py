@@ -44,8 +44,8 @@ from suite.cli import MAX_INT64, CommandFailed, UsageError
 from suite.stats import mean_ci
 from suite.trust import sign, untrusted_reason
 
-__all__ = ["RunRequest", "IDENTITY_KEYS", "NEW", "RESUME", "COMPLETE", "RunFailed", "prepare_directory", "execute",
-           "summary"]
+__all__ = ["RunRequest", "IDENTITY_KEYS", "NEW", "RESUME", "COMPLETE", "RunFailed", "DIVERGED", "prepare_directory",
+           "execute", "summary"]
 
 #: Keys of config.json that must match for ``--resume`` to continue a run.
 IDENTITY_KEYS = ("env", "env_version", "env_config", "algo", "algo_config", "seed")
@@ -522,11 +522,16 @@ def _save_checkpoint(algo: Algorithm, directory: Path, iteration: int, wall_seco
 _LOSS_COLUMNS = ("policy_loss", "vf_loss", "entropy")
 
 
+#: How the message of a run stopped for non-finite losses begins: a tuning trial that failed so counts as a trial
+#: of its setting (:mod:`suite.tuning`), one that failed otherwise does not.
+DIVERGED = "training diverged"
+
+
 def _check_finite(row: dict[str, Any], episodes_before: int) -> None:
     """Stop a run whose training diverged or whose env produced non-finite returns."""
     bad = [c for c in _LOSS_COLUMNS if c in row and not np.isfinite(row[c])]
     if bad:
-        raise RunFailed(f"training diverged at iteration {row['iteration']}: {', '.join(bad)} "
+        raise RunFailed(f"{DIVERGED} at iteration {row['iteration']}: {', '.join(bad)} "
                         f"{'is' if len(bad) == 1 else 'are'} {row[bad[0]]}; lower the learning rate (lr) or the "
                         "reward scale")
     if row["episodes"] > episodes_before and not np.isfinite(row["episode_return_mean"]):

@@ -8,7 +8,11 @@ its own (``eval_seed_base``), so that a reference set run on other seeds and the
 is scored on nothing the choice saw. Every (method, task) gets the same trials and env steps per trial.
 
 This command reads the study's complete runs and, per task (env and env config) and method, scores each trial
-config by the mean over its seeds of the headline policy's mean evaluation return, and chooses the best. It
+config by the mean over its seeds of the headline policy's mean evaluation return, and chooses the best. A run
+stopped because its training diverged (non-finite losses: :data:`suite.runner.DIVERGED`) is an outcome of its
+setting, not a missing run: its trial counts, is marked diverged and ranks below every trial whose seeds all
+finished, so a method whose search meets unstable settings keeps its number of trials. A run that failed in any
+other way (or is unfinished) is missing: finish it. It
 refuses (one line) a study whose (method, task) pairs had different numbers of complete trials, seeds or budgets
 unless ``--partial``, which writes what there is and says so in the file; and, always, trials evaluated on the
 default evaluation episodes (the reported runs') and a method tuned on one env under two env configs (a file has
@@ -39,7 +43,7 @@ from baselines.method import Method
 from baselines.search_spaces import at_edge, sample_trials, search_space, searched_keys
 from baselines.tuned_settings import NAME_PATTERN, TRAINING_TASK_KEYS, tuned_toml
 from envs.config import ConfigError
-from suite import files, report, results
+from suite import files, report, results, runner
 from suite.cli import Parser, UsageError, folder, markdown_table, markdown_text, run_cli
 
 __all__ = ["trial_configs", "trial_table", "chosen_settings", "main"]
@@ -85,7 +89,7 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
     """One row per trial (task, algo, config) of a learning method: its searched settings (``settings``, JSON,
     read from its runs' config.json under ``root``), seeds, per-seed headline returns, their mean, the budget,
     the commits its runs were made at, and its rank within its (task, algo), 1 = chosen."""
-    scores = report.run_scores(loaded)
+    scores = pd.concat([frame for frame in (report.run_scores(loaded), _diverged_runs(loaded)) if len(frame)])
     if scores.empty:
         return pd.DataFrame()
     rows = []
@@ -103,8 +107,9 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
                      "settings": json.dumps(settings, sort_keys=True),
                      "at_edge": "; ".join(_edges(env, method, config, records[0].get("env_config", {}), settings)),
                      "seeds": len(group), "seed_list": ",".join(str(s) for s in group["seed"]),
-                     "returns": ",".join(f"{r:.6g}" for r in group["return"]),
-                     "return_mean": float(group["return"].mean()),
+                     "returns": ",".join("diverged" if pd.isna(r) else f"{r:.6g}" for r in group["return"]),
+                     "diverged": int(group["return"].isna().sum()),
+                     "return_mean": float(group["return"].mean(skipna=False)),  # NaN: some seed diverged
                      "steps": int(min(int(r.get("steps", 0)) for r in records)),
                      "eval_seed_base": min(results.eval_seed_base(r) for r in records),
                      "tuned_with": json.dumps(_tuned_with(env, method, config), sort_keys=True),
@@ -115,8 +120,23 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows)
-    table["rank"] = table.groupby(["env", "env_config", "algo"])["return_mean"].rank(ascending=False, method="first")
+    table["rank"] = table.groupby(["env", "env_config", "algo"])["return_mean"].rank(
+        ascending=False, method="first", na_option="bottom")
     return table.sort_values(["env", "env_config", "algo", "rank"]).reset_index(drop=True)
+
+
+def _diverged_runs(loaded: results.Results) -> pd.DataFrame:
+    """The runs of learning methods stopped because their training diverged, as :func:`report.run_scores` rows
+    with a NaN return (the columns :func:`trial_table` reads)."""
+    runs = loaded.runs
+    if runs.empty:
+        return pd.DataFrame()
+    failed = runs[(runs["status"] == "failed") & runs["problem"].str.contains(runner.DIVERGED, regex=False)]
+    failed = failed[[isinstance(load_algo(algo), Method) for algo in failed["algo"]]]
+    env_columns = sorted(c for c in runs.columns if c.startswith("env."))
+    return pd.DataFrame([{"env": info["env"], "algo": info["algo"], "seed": int(info["seed"]),
+                          "config_id": info["config_id"], "env_config": report.env_config_key(info, env_columns),
+                          "run": info["run"], "return": float("nan")} for _, info in failed.iterrows()])
 
 
 def _tuned_with(env: str, method: Method, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,6 +192,11 @@ def _refusals(table: pd.DataFrame) -> list[str]:
                             "entry holds for one version of its env: tune on one version (its runs' config.json say "
                             "which)")
             break
+    for (env, _, algo), group in table.groupby(["env", "env_config", "algo"]):
+        if group["return_mean"].isna().all():
+            problems.append(f"every trial of {algo} on {env} diverged (a seed of each stopped with non-finite "
+                            "losses): there is no setting to choose; widen or move its search space")
+            break
     default = table[table["eval_seed_base"] == EVAL_SEED_BASE]
     if len(default):
         problems.append(f"{len(default)} trial(s) (e.g. {default['algo'].iloc[0]} on {default['env'].iloc[0]}) were "
@@ -220,10 +245,20 @@ def _task(env: str, env_overrides: str) -> str:
     return f"{env} [{', '.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]" if overrides else env
 
 
+def _mean_text(value: float) -> str:
+    return "diverged" if pd.isna(value) else f"{value:.4g}"
+
+
 def _markdown(table: pd.DataFrame, name: str, partial: list[str]) -> str:
     lines = [f"# Tuning: settings file {name}", ""]
     if partial:
         lines += ["**Partial**: " + "; ".join(partial), ""]
+    diverged = table[table["diverged"] > 0]
+    if len(diverged):
+        lines += [f"**Diverged** (a seed stopped with non-finite losses; the trial counts and ranks last): "
+                  f"{len(diverged)} of {len(table)} trials: "
+                  + "; ".join(f"{r['algo']} on {r['env']}: {markdown_text(r['settings'])}"
+                              for _, r in diverged.iterrows()), ""]
     edged = _chosen_at_edge(table)
     if len(edged):
         lines += [f"**At an edge of the search space** (the best may lie outside it): {len(edged)} of "
@@ -235,8 +270,8 @@ def _markdown(table: pd.DataFrame, name: str, partial: list[str]) -> str:
         ranked = group.sort_values("rank")
         best = ranked.iloc[0]
         chosen.append([markdown_text(_task(env, best["env_overrides"])), markdown_text(algo),
-                       markdown_text(best["settings"]), f"{best['return_mean']:.4g}",
-                       f"{ranked.iloc[1]['return_mean']:.4g}" if len(ranked) > 1 else "–",
+                       markdown_text(best["settings"]), _mean_text(best["return_mean"]),
+                       _mean_text(ranked.iloc[1]["return_mean"]) if len(ranked) > 1 else "–",
                        markdown_text(best["at_edge"]) or "–"])
     lines += ["## Chosen settings", "",
               "Per task and method, the trial with the best mean return over the tuning seeds' evaluation "
@@ -251,7 +286,7 @@ def _markdown(table: pd.DataFrame, name: str, partial: list[str]) -> str:
                     if best["at_edge"] else []),
                   *markdown_table(["rank", "settings", "seeds", "returns", "mean return", "steps"],
                                   [[int(r["rank"]), markdown_text(r["settings"]), r["seed_list"], r["returns"],
-                                    f"{r['return_mean']:.4g}", f"{r['steps']:,}"] for _, r in group.iterrows()]),
+                                    _mean_text(r["return_mean"]), f"{r['steps']:,}"] for _, r in group.iterrows()]),
                   ""]
     return "\n".join(lines)
 

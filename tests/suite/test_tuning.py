@@ -173,6 +173,50 @@ def test_methods_tuned_unequally_are_refused_unless_partial_which_the_file_says(
     assert tuning.main([str(folder), "--name", "t8", "--partial", "--overwrite"]) == 0
 
 
+def _failed(directory, last_line):
+    """Turn a trial's run into one stopped by an error: error.txt (the traceback's last line), no eval.csv."""
+    (directory / "eval.csv").unlink()
+    (directory / "error.txt").write_text(f"Traceback (most recent call last):\n  ...\n{last_line}\n")
+
+
+DIVERGED_LINE = ("suite.runner.RunFailed: training diverged at iteration 25: policy_loss, vf_loss, entropy are nan; "
+                 "lower the learning rate (lr) or the reward scale")
+
+
+def test_a_diverged_trial_counts_ranks_last_and_is_named_but_a_run_failed_otherwise_is_missing(
+        tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "tuning"
+    for seed in (100, 101):
+        _trial(folder, "a", "masked_ppo", seed, 0.001, [10.0])
+        unstable = _trial(folder, "b", "masked_ppo", seed, 0.002, [50.0])  # the best seed, then a divergence
+        _trial(folder, "c", "penalty_ppo", seed, 0.0005, [8.0])
+        _trial(folder, "d", "penalty_ppo", seed, 0.003, [1.0])
+    _failed(unstable, DIVERGED_LINE)  # seed 101 of lr 0.002
+    monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
+    assert tuning.main([str(folder), "--name", "t7"]) == 0  # not partial: every pair had 2 trials of 2 seeds
+    data = tuned_settings.load_tuned("t7")
+    masked, = [entry for entry in data["entry"] if entry["algo"] == "masked_ppo"]
+    assert "partial" not in data and masked["trials"] == 2
+    assert masked["settings"]["lr"] == 0.001 and masked["score"] == 10.0  # not the trial that scored 50 once
+    trials = pd.read_csv(folder / "trials.csv").set_index(["algo", "rank"])
+    assert trials.loc[("masked_ppo", 2), "returns"] == "50,diverged" and trials.loc[("masked_ppo", 2), "diverged"] == 1
+    assert pd.isna(trials.loc[("masked_ppo", 2), "return_mean"])
+    text = (folder / "tuning.md").read_text()
+    assert "**Diverged**" in text and "1 of 4 trials: masked_ppo on portfolio" in text
+    assert "50,diverged | diverged" in text
+
+    # a run that failed otherwise (here: out of memory) says nothing about its setting: the trial is short a seed
+    _failed(folder / "c" / "portfolio" / "penalty_ppo" / "seed101", "MemoryError")
+    capsys.readouterr()
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t6"]) == 2
+    assert "seeds per (method, task) differ: 1 for penalty_ppo on portfolio" in capsys.readouterr().err
+
+    # every trial of a method diverged: nothing to choose
+    _failed(folder / "a" / "portfolio" / "masked_ppo" / "seed100", DIVERGED_LINE)
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t5", "--partial"]) == 2
+    assert "every trial of masked_ppo on portfolio diverged" in capsys.readouterr().err
+
+
 def test_trials_on_the_reported_episodes_or_two_env_configs_of_one_env_are_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
     folder = tmp_path / "default-episodes"
