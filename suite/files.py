@@ -524,6 +524,13 @@ class RunLock:
             f"{holder.get('host')}, since {holder.get('started')}); wait for it to finish, or if it is gone "
             f"remove {self.path}")
 
+    def refuse_if_held(self) -> None:
+        """Raise :class:`FolderLocked` now if a live writer holds the folder: a cheap look before costly work
+        (building an algo takes seconds), not a lock; :meth:`acquire` still decides."""
+        holder = _read_lock(self.path)
+        if holder and not _is_stale(self.path, holder, socket.gethostname()):
+            raise self._refusal(holder)
+
     def acquire(self) -> None:
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)

@@ -588,6 +588,11 @@ def execute(request: RunRequest, *, overwrite: bool = False, resume: bool = Fals
     """
     directory = request.directory
     prepare_directory(request, overwrite=overwrite, resume=resume, trust=trust)  # cheap checks before anything starts
+    lock = files.RunLock(directory, request.command or "")
+    try:
+        lock.refuse_if_held()  # before the seconds an algo takes to build; the lock below decides
+    except files.FolderLocked as error:
+        raise UsageError(str(error)) from None
     entry = load_algo(request.algo)
     algo_config = build_config(entry.Config, request.algo_config, owner=f"algo {request.algo!r}")
     try:
@@ -596,7 +601,7 @@ def execute(request: RunRequest, *, overwrite: bool = False, resume: bool = Fals
     except EnvFailure as error:
         raise RunFailed(str(error)) from error
     try:
-        with files.RunLock(directory, request.command or "") as lock:
+        with lock:
             state = prepare_directory(request, overwrite=overwrite, resume=resume, recover=True, trust=trust)  # alone
             if state == COMPLETE:
                 return pd.read_csv(directory / results.EVAL_FILE)

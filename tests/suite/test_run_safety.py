@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from suite import files, results
+from suite import files, results, runner
 from tests.helpers import TIMING, TINY, assert_ray_is_gone, default_sigint, run_folder, run_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +31,12 @@ def snapshot(directory):
     return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
 
 
-def test_a_folder_being_written_is_refused_to_a_second_writer_even_with_overwrite(tmp_path, capsys):
+def test_a_folder_being_written_is_refused_to_a_second_writer_even_with_overwrite(tmp_path, capsys, monkeypatch):
     assert run_main(*small(tmp_path, "--checkpoint-every", "1")) == 0
     (folder(tmp_path) / "eval.csv").unlink()  # an unfinished run ...
-    with files.RunLock(folder(tmp_path), "another suite.run"):  # ... that another process is writing
+    with files.RunLock(folder(tmp_path), "another suite.run"), monkeypatch.context() as patched:  # ... being written
+        # ... refused before the second writer spends seconds building its algo
+        patched.setattr(runner, "build_config", lambda *a, **k: pytest.fail("built an algo for a held folder"))
         before = snapshot(folder(tmp_path))
         for extra in (["--resume"], ["--overwrite"]):
             capsys.readouterr()
