@@ -89,9 +89,10 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
     """One row per trial (task, algo, config) of a learning method: its searched settings (``settings``, JSON,
     read from its runs' config.json under ``root``), seeds, per-seed headline returns, their mean, the budget,
     the commits its runs were made at, and its rank within its (task, algo), 1 = chosen."""
-    scores = pd.concat([frame for frame in (report.run_scores(loaded), _diverged_runs(loaded)) if len(frame)])
-    if scores.empty:
+    frames = [frame for frame in (report.run_scores(loaded), _diverged_runs(loaded)) if len(frame)]
+    if not frames:
         return pd.DataFrame()
+    scores = pd.concat(frames)
     rows = []
     for (env, env_config, algo, cid), group in scores.groupby(["env", "env_config", "algo", "config_id"]):
         if not isinstance(load_algo(algo), Method):

@@ -217,6 +217,17 @@ def test_a_diverged_trial_counts_ranks_last_and_is_named_but_a_run_failed_otherw
     assert "every trial of masked_ppo on portfolio diverged" in capsys.readouterr().err
 
 
+def test_a_folder_without_a_finished_trial_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "tuning"
+    write_synthetic_run(folder / "refs", "portfolio", "random_valid", 100, returns=[0.0], evaluated=False)
+    write_synthetic_run(folder / "a", "portfolio", "masked_ppo", 100, evaluated=False)  # unfinished runs only
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t4"]) == 2
+    assert "no complete run of a learning method" in capsys.readouterr().err
+    _failed(_trial(folder, "b", "masked_ppo", 100, 0.001, [10.0]), DIVERGED_LINE)  # and a diverged trial
+    assert run_cli(tuning.main, "python -m suite.tuning", [str(folder), "--name", "t4"]) == 2
+    assert "every trial of masked_ppo on portfolio diverged" in capsys.readouterr().err
+
+
 def test_trials_on_the_reported_episodes_or_two_env_configs_of_one_env_are_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tuned_settings, "TUNED_FOLDER", tmp_path)
     folder = tmp_path / "default-episodes"
