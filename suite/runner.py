@@ -522,8 +522,8 @@ def _save_checkpoint(algo: Algorithm, directory: Path, iteration: int, wall_seco
 _LOSS_COLUMNS = ("policy_loss", "vf_loss", "entropy")
 
 
-#: How the message of a run stopped for non-finite losses begins: a tuning trial that failed so counts as a trial
-#: of its setting (:mod:`suite.tuning`), one that failed otherwise does not.
+#: What the message of a run stopped for non-finite losses says (error.txt's last line holds it): a tuning trial
+#: that failed so counts as a trial of its setting (:mod:`suite.tuning`), one that failed otherwise does not.
 DIVERGED = "training diverged"
 
 

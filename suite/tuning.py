@@ -218,7 +218,7 @@ def _unequal(table: pd.DataFrame) -> list[str]:
                             f"{low[0]}, {shapes.loc[high, column]} for {high[2]} on {high[0]}")
     if (shapes["seeds"] != shapes["seeds_max"]).any():
         pair = shapes.index[(shapes["seeds"] != shapes["seeds_max"]).argmax()]
-        problems.append(f"some trials of {pair[2]} on {pair[0]} have fewer complete seeds than others")
+        problems.append(f"some trials of {pair[2]} on {pair[0]} have fewer seeds (complete or diverged) than others")
     return problems
 
 
