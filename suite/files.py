@@ -527,9 +527,12 @@ class RunLock:
     def refuse_if_held(self) -> None:
         """Raise :class:`FolderLocked` now if a live writer holds the folder: a cheap look before costly work
         (building an algo takes seconds), not a lock; :meth:`acquire` still decides."""
-        holder = _read_lock(self.path)
-        if holder and not _is_stale(self.path, holder, socket.gethostname()):
-            raise self._refusal(holder)
+        self._refuse_live(_read_lock(self.path), socket.gethostname())
+
+    def _refuse_live(self, holder: dict[str, Any] | None, host: str) -> None:
+        """Raise :class:`FolderLocked` naming ``holder`` if it is a live writer (not None, damaged or stale)."""
+        if holder and not _is_stale(self.path, holder, host):
+            raise self._refusal(holder) from None
 
     def acquire(self) -> None:
         directory = self.path.parent
@@ -547,12 +550,10 @@ class RunLock:
                 holder = _read_lock(self.path)
             if holder is None:  # released meanwhile
                 continue
-            if holder and not _is_stale(self.path, holder, host):
-                raise self._refusal(holder) from None
+            self._refuse_live(holder, host)
             with _takeover_lock(directory):  # its writer is gone: one taker at a time
                 holder = _read_lock(self.path)  # again, alone now: another taker may have been first
-                if holder and not _is_stale(self.path, holder, host):
-                    raise self._refusal(holder) from None
+                self._refuse_live(holder, host)
                 if holder is not None:
                     self.path.unlink(missing_ok=True)
                 if self._create(me):

@@ -127,13 +127,12 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
 
 
 def _diverged_runs(loaded: results.Results) -> pd.DataFrame:
-    """The runs of learning methods stopped because their training diverged, as :func:`report.run_scores` rows
-    with a NaN return (the columns :func:`trial_table` reads)."""
+    """The runs stopped because their training diverged, as :func:`report.run_scores` rows with a NaN return
+    (the columns :func:`trial_table` reads; it keeps the learning methods')."""
     runs = loaded.runs
     if runs.empty:
         return pd.DataFrame()
     failed = runs[(runs["status"] == "failed") & runs["problem"].str.contains(runner.DIVERGED, regex=False)]
-    failed = failed[[isinstance(load_algo(algo), Method) for algo in failed["algo"]]]
     env_columns = sorted(c for c in runs.columns if c.startswith("env."))
     return pd.DataFrame([{"env": info["env"], "algo": info["algo"], "seed": int(info["seed"]),
                           "config_id": info["config_id"], "env_config": report.env_config_key(info, env_columns),
