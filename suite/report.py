@@ -155,6 +155,20 @@ def run_scores(loaded: results.Results, metrics: Sequence[str] = ()) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def diverged_runs(loaded: results.Results) -> pd.DataFrame:
+    """The runs stopped because their training diverged (:data:`suite.results.DIVERGED`), as :func:`run_scores`
+    rows with a NaN return: the keys that place each beside its method's finished seeds, nothing measured."""
+    runs = loaded.runs
+    if runs.empty:
+        return pd.DataFrame(columns=["env", "algo", "seed", "config_id", "env_config", "run", "return"])
+    env_columns = sorted(c for c in runs.columns if c.startswith("env."))
+    return pd.DataFrame([{"env": info["env"], "algo": info["algo"], "seed": int(info["seed"]),
+                          "config_id": info["config_id"], "env_config": env_config_key(info, env_columns),
+                          "run": info["run"], "return": math.nan}
+                         for _, info in runs[results.diverged(runs)].iterrows()],
+                        columns=["env", "algo", "seed", "config_id", "env_config", "run", "return"])
+
+
 #: The eval.csv column of an ``optimum`` reference: 1 where the schedule it replayed is proven optimal.
 PROVEN = "proven_optimal"
 
@@ -323,6 +337,7 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
     progress_of = dict(tuple(loaded.complete().progress.groupby("run", sort=False)))
     role_of = roles()
     seeds_of = {key: group["return"].to_numpy() for key, group in scores.groupby(["env", "env_config", "algo"])}
+    diverged_of = diverged_runs(loaded).groupby(_KEYS).size().to_dict()
     rows = []
     for (env, algo, cid), group in scores.groupby(_KEYS, sort=False):
         ref = refs.loc[(env, group["env_config"].iloc[0])]
@@ -334,7 +349,8 @@ def summarize(loaded: results.Results, thresholds: Mapping[str, float] | None = 
         score = separation.task_score(group["return"], ref, simple, algo not in role_of)
         row = {"env": env, "env_config": group["env_config"].iloc[0], "algo": algo,
                "role": role_of.get(algo, "method"), "config": labels.get(cid, ""),
-               "config_id": cid, "seeds": len(group), "policy": group["policy"].iloc[0],
+               "config_id": cid, "seeds": len(group), "diverged": int(diverged_of.get((env, algo, cid), 0)),
+               "policy": group["policy"].iloc[0],
                **{key: score[key] for key in ("return_mean", "return_ci_low", "return_ci_high", "score",
                                               "score_ci_low", "score_ci_high", "anchor", "bound_share")},
                "bound": ref["bound_source"], "bound_return": ref["bound"], "best_simple": score["best_simple"],
@@ -480,7 +496,7 @@ def _task_lines(group: pd.DataFrame) -> list[str]:
             beats = "–" if math.isnan(r["p_beats_best_simple_holm"]) else \
                 f"{'**yes**' if r['beats_best_simple'] else 'no'} ({r['p_beats_best_simple_holm']:.2g})"
             body.append([
-                _md(r["algo"]), _md(r["config"]) or "–", r["seeds"], _md(r["policy"]),
+                _md(r["algo"]), _md(r["config"]) or "–", _seeds(r), _md(r["policy"]),
                 f"{_fmt(r['return_mean'])}{ci}", f"{_fixed(r['score'])}{score_ci}", beats, _share(r["bound_share"]),
                 f"{100 * r['train_invalid_rate']:.2f}% / {100 * r['eval_invalid_rate']:.2f}%",
                 _fixed(r["mask_off_score"]), _reaching(r),
@@ -490,6 +506,10 @@ def _task_lines(group: pd.DataFrame) -> list[str]:
                                  "beats simple (p, Holm)", "share of the bound", "invalid: train / eval",
                                  "score, mask off", "seeds reaching", "env steps / seconds to threshold",
                                  "env steps/s"], body)
+        if methods["diverged"].fillna(0).any():
+            lines += ["", "\"+k diverged\": k more seeds whose training diverged (non-finite losses; the run stopped, "
+                          "its weights gone): they have no policy to evaluate, so the return, score and tests are over "
+                          "the finished seeds alone, a mean conditional on not diverging."]
         winners = methods[methods["beats_best_simple"]]
         lines += ["", f"**Learned at this budget**: {', '.join(_method_names(winners))} beat "
                       f"{_md(simple)} beyond seed noise." if len(winners) else
@@ -497,6 +517,12 @@ def _task_lines(group: pd.DataFrame) -> list[str]:
                   "beyond seed noise; the task is left out of the headline aggregate."
                   if simple else "No simple policy was run here: whether a method learned the task is not judged."]
     return lines
+
+
+def _seeds(row: Mapping[str, Any]) -> str:
+    """A method's seeds as the task table shows them: the finished ones, and those that diverged."""
+    diverged = row.get("diverged", 0)
+    return f"{row['seeds']} (+{int(diverged)} diverged)" if diverged and not pd.isna(diverged) else str(row["seeds"])
 
 
 def _share(value: float) -> str:

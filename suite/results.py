@@ -66,6 +66,15 @@ RUN_COLUMNS = ["env", "algo", "seed", "status", "config_id", "run"]
 #: ``complete``: eval.csv written; ``unfinished``: interrupted or still running (resumable);
 #: ``failed``: stopped by an error (error.txt); ``corrupt``: a file is missing, unreadable or truncated.
 RUN_STATUSES = ("complete", "unfinished", "failed", "corrupt")
+#: What the error line of a run stopped for non-finite losses says (:mod:`suite.runner` writes it): an outcome of
+#: the method and its setting, not of the machine. :mod:`suite.tuning` ranks such a trial last; :mod:`suite.report`
+#: counts such a run beside its method's finished seeds. A run that failed any other way is neither.
+DIVERGED = "training diverged"
+
+
+def diverged(runs: pd.DataFrame) -> pd.Series:
+    """Which of :attr:`Results.runs` stopped because their training diverged (:data:`DIVERGED`)."""
+    return (runs["status"] == "failed") & runs["problem"].str.contains(DIVERGED, regex=False)
 
 
 #: The longest readable variant folder name; longer ones are a hash of what differs.

@@ -41,6 +41,7 @@ from envs.config import ConfigError, available_memory, build_config, config_to_d
 from envs.core import EnvFailure
 from suite import files, results
 from suite.cli import MAX_INT64, CommandFailed, UsageError
+from suite.results import DIVERGED
 from suite.stats import mean_ci
 from suite.trust import sign, untrusted_reason
 
@@ -521,10 +522,6 @@ def _save_checkpoint(algo: Algorithm, directory: Path, iteration: int, wall_seco
 #: Learner statistics that must stay finite: NaN or inf there means the weights are gone.
 _LOSS_COLUMNS = ("policy_loss", "vf_loss", "entropy")
 
-
-#: What the message of a run stopped for non-finite losses says (error.txt's last line holds it): a tuning trial
-#: that failed so counts as a trial of its setting (:mod:`suite.tuning`), one that failed otherwise does not.
-DIVERGED = "training diverged"
 
 
 def _check_finite(row: dict[str, Any], episodes_before: int) -> None:

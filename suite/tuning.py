@@ -9,7 +9,7 @@ is scored on nothing the choice saw. Every (method, task) gets the same trials a
 
 This command reads the study's complete runs and, per task (env and env config) and method, scores each trial
 config by the mean over its seeds of the headline policy's mean evaluation return, and chooses the best. A run
-stopped because its training diverged (non-finite losses: :data:`suite.runner.DIVERGED`) is an outcome of its
+stopped because its training diverged (non-finite losses: :data:`suite.results.DIVERGED`) is an outcome of its
 setting, not a missing run: its trial counts, is marked diverged and ranks below every trial whose seeds all
 finished, so a method whose search meets unstable settings keeps its number of trials. A run that failed in any
 other way (or is unfinished) is missing: finish it. It
@@ -43,7 +43,7 @@ from baselines.method import Method
 from baselines.search_spaces import at_edge, sample_trials, search_space, searched_keys
 from baselines.tuned_settings import NAME_PATTERN, TRAINING_TASK_KEYS, tuned_toml
 from envs.config import ConfigError
-from suite import files, report, results, runner
+from suite import files, report, results
 from suite.cli import Parser, UsageError, folder, markdown_table, markdown_text, run_cli
 
 __all__ = ["trial_configs", "trial_table", "chosen_settings", "main"]
@@ -89,7 +89,7 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
     """One row per trial (task, algo, config) of a learning method: its searched settings (``settings``, JSON,
     read from its runs' config.json under ``root``), seeds, per-seed headline returns, their mean, the budget,
     the commits its runs were made at, and its rank within its (task, algo), 1 = chosen."""
-    frames = [frame for frame in (report.run_scores(loaded), _diverged_runs(loaded)) if len(frame)]
+    frames = [frame for frame in (report.run_scores(loaded), report.diverged_runs(loaded)) if len(frame)]
     if not frames:
         return pd.DataFrame()
     scores = pd.concat(frames)
@@ -124,19 +124,6 @@ def trial_table(loaded: results.Results, root: Path) -> pd.DataFrame:
     table["rank"] = table.groupby(["env", "env_config", "algo"])["return_mean"].rank(
         ascending=False, method="first", na_option="bottom")
     return table.sort_values(["env", "env_config", "algo", "rank"]).reset_index(drop=True)
-
-
-def _diverged_runs(loaded: results.Results) -> pd.DataFrame:
-    """The runs stopped because their training diverged, as :func:`report.run_scores` rows with a NaN return
-    (the columns :func:`trial_table` reads; it keeps the learning methods')."""
-    runs = loaded.runs
-    if runs.empty:
-        return pd.DataFrame()
-    failed = runs[(runs["status"] == "failed") & runs["problem"].str.contains(runner.DIVERGED, regex=False)]
-    env_columns = sorted(c for c in runs.columns if c.startswith("env."))
-    return pd.DataFrame([{"env": info["env"], "algo": info["algo"], "seed": int(info["seed"]),
-                          "config_id": info["config_id"], "env_config": report.env_config_key(info, env_columns),
-                          "run": info["run"], "return": float("nan")} for _, info in failed.iterrows()])
 
 
 def _tuned_with(env: str, method: Method, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -160,6 +160,28 @@ def test_damaged_and_unfinished_runs_are_listed_not_scored(toy, make_run):
     assert [p.split(":")[0] for p in problems] == ["toy/masked_ppo/seed7", "toy/masked_ppo/seed8"]
 
 
+def test_a_diverged_seed_is_counted_beside_its_method_not_scored_and_another_failure_is_not_counted(
+        toy, make_run, capsys):
+    def failed(seed, last_line):  # the method's config (steps 300), stopped by an error: error.txt, no eval.csv
+        directory = make_run(toy, "toy", "masked_ppo", seed, iterations=3, steps=300, evaluated=False)
+        (directory / "error.txt").write_text(f"Traceback (most recent call last):\n  ...\n{last_line}\n")
+
+    failed(7, f"suite.runner.RunFailed: {results.DIVERGED} at iteration 3: policy_loss, vf_loss, entropy are nan")
+    failed(8, "MemoryError")  # a failure of the machine, not of the method: listed, not counted
+    summary, problems = report.summarize(results.load(toy))
+    masked = row(summary, "masked_ppo")
+    assert masked["seeds"] == 3 and masked["diverged"] == 1
+    assert masked["return_mean"] == 15.0  # the finished seeds' mean, as before
+    assert row(summary, "random_valid")["diverged"] == 0
+    assert [p.split(":")[0] for p in problems] == ["toy/masked_ppo/seed7", "toy/masked_ppo/seed8"]
+    out = toy / "report"
+    assert run_cli(report.main, "python -m suite.report", [str(toy), "--out", str(out)]) == 0
+    text = unpadded((out / "report.md").read_text())
+    assert "| masked_ppo | – | 3 (+1 diverged) | greedy, mask on | 15 (12.52 to 17.48) |" in text
+    assert "a mean conditional on not diverging" in text
+    assert pd.read_csv(out / "summary.csv").set_index("algo").loc["masked_ppo", "diverged"] == 1
+
+
 def test_cli_writes_summary_report_and_plots(toy, capsys):
     out = toy / "report"
     assert run_cli(report.main, "python -m suite.report", [str(toy), "--out", str(out)]) == 0
