@@ -122,8 +122,10 @@ def plan_entries(entries: list[SweepEntry], build, *, overwrite: bool, strict_pa
     """Validate ``entries`` into runs; ``build(entry)`` makes its RunRequest.
 
     Pairs an algo cannot run are left out with the reason (refused when ``strict_pairs``: the one pair
-    asked for); complete runs are left out; a folder holding a run of another identity is refused
-    before any trial starts.
+    asked for); complete runs are left out, and so are runs whose training diverged (a result of their settings,
+    counted as such by :mod:`suite.report` and :mod:`suite.tuning`; a rerun would only repeat it) unless
+    ``overwrite``; a run that failed any other way runs again. A folder holding a run of another identity is
+    refused before any trial starts.
     """
     runs, left_out, reasons = [], [], {}
     for entry in entries:
@@ -147,6 +149,11 @@ def plan_entries(entries: list[SweepEntry], build, *, overwrite: bool, strict_pa
             raise UsageError(f"sweep: {error}") from None
         if state == runner.COMPLETE:
             left_out.append(f"{request.label}: already complete")
+            continue
+        if not overwrite and run_status(request) == "failed" and results.DIVERGED in last_error_line(request):
+            left_out.append(f"{request.label}: its training diverged when it ran ({last_error_line(request)}), an "
+                            "outcome of its settings that running it again repeats; kept as it is (remove its folder "
+                            "to run it again)")
             continue
         runs.append(request)
     return SweepPlan(runs, left_out, overwrite, trust)
