@@ -523,7 +523,6 @@ def _save_checkpoint(algo: Algorithm, directory: Path, iteration: int, wall_seco
 _LOSS_COLUMNS = ("policy_loss", "vf_loss", "entropy")
 
 
-
 def _check_finite(row: dict[str, Any], episodes_before: int) -> None:
     """Stop a run whose training diverged or whose env produced non-finite returns."""
     bad = [c for c in _LOSS_COLUMNS if c in row and not np.isfinite(row[c])]

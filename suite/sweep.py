@@ -150,10 +150,11 @@ def plan_entries(entries: list[SweepEntry], build, *, overwrite: bool, strict_pa
         if state == runner.COMPLETE:
             left_out.append(f"{request.label}: already complete")
             continue
-        if not overwrite and run_status(request) == "failed" and results.DIVERGED in last_error_line(request):
-            left_out.append(f"{request.label}: its training diverged when it ran ({last_error_line(request)}), an "
-                            "outcome of its settings that running it again repeats; kept as it is (remove its folder "
-                            "to run it again)")
+        diverged = None if overwrite else _diverged_before(request)
+        if diverged:
+            left_out.append(f"{request.label}: its training diverged when it ran ({diverged}), an outcome of its "
+                            "settings that running it again repeats; kept as it is (remove its folder to run it "
+                            "again)")
             continue
         runs.append(request)
     return SweepPlan(runs, left_out, overwrite, trust)
@@ -280,6 +281,16 @@ def run_status(request, trial_error: str | None = None) -> str:
     if trial_error is not None and not (request.directory / results.CONFIG_FILE).is_file():
         return "failed"
     return "unfinished"
+
+
+def _diverged_before(request) -> str | None:
+    """The error line of the run's folder if its training diverged (:data:`suite.results.DIVERGED`), else None.
+    Not read through a symbolic link (a received folder's error.txt must not print a file of the user's)."""
+    error_file = request.directory / results.ERROR_FILE
+    if results.is_complete(request.directory) or error_file.is_symlink() or not error_file.is_file():
+        return None
+    line = last_error_line(request)
+    return line if results.DIVERGED in line else None
 
 
 def last_error_line(request, trial_error: str | None = None) -> str:

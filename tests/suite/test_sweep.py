@@ -308,23 +308,26 @@ def test_a_rerun_leaves_a_diverged_run_as_it_is_but_runs_one_that_failed_otherwi
     """A diverged run is a result of its settings (the report and the tuning count it): a study's rerun does not
     repeat it, with a line saying so; a run that failed any other way (here: out of memory) is run again, and
     ``overwrite`` runs everything again."""
-    for seed in (0, 1):
-        assert run_main("--env", "portfolio", "--algo", "random_valid", "--seed", seed, "--out", tmp_path,
-                        *SMALL) == 0
+    out = tmp_path / "out"
+    for seed in (0, 1, 3):
+        assert run_main("--env", "portfolio", "--algo", "random_valid", "--seed", seed, "--out", out, *SMALL) == 0
+        (results.run_dir(out, "portfolio", "random_valid", seed) / results.EVAL_FILE).unlink()  # as a failed run
     last_lines = {0: f"suite.runner.RunFailed: {results.DIVERGED} at iteration 3: policy_loss is nan",
                   1: "MemoryError"}
     for seed, line in last_lines.items():
-        directory = results.run_dir(tmp_path, "portfolio", "random_valid", seed)
-        (directory / results.EVAL_FILE).unlink()  # as a failed run leaves its folder: no eval.csv, an error.txt
-        (directory / results.ERROR_FILE).write_text(f"Traceback (most recent call last):\n  ...\n{line}\n")
+        (results.run_dir(out, "portfolio", "random_valid", seed) / results.ERROR_FILE).write_text(
+            f"Traceback (most recent call last):\n  ...\n{line}\n")
+    outside = tmp_path / "private.txt"  # seed 3: a received folder's error.txt leading out of it is never read
+    outside.write_text(f"{results.DIVERGED} (a line of the user's own file)\n")
+    (results.run_dir(out, "portfolio", "random_valid", 3) / results.ERROR_FILE).symlink_to(outside)
 
     def plan(overwrite):
-        entries = [sweeps.SweepEntry("portfolio", "random_valid", seed) for seed in (0, 1, 2)]
+        entries = [sweeps.SweepEntry("portfolio", "random_valid", seed) for seed in (0, 1, 2, 3)]
         return sweeps.plan_entries(entries, lambda e: runner.RunRequest.build(
-            e.env, e.algo, e.seed, out=tmp_path, steps=2000, episodes=5), overwrite=overwrite)
+            e.env, e.algo, e.seed, out=out, steps=2000, episodes=5), overwrite=overwrite)
 
     kept = plan(overwrite=False)
-    assert [request.seed for request in kept.runs] == [1, 2]
+    assert [request.seed for request in kept.runs] == [1, 2, 3]
     assert len(kept.left_out) == 1 and "seed 0" in kept.left_out[0]
     assert f"its training diverged when it ran ({last_lines[0]})" in kept.left_out[0]
-    assert [request.seed for request in plan(overwrite=True).runs] == [0, 1, 2]
+    assert [request.seed for request in plan(overwrite=True).runs] == [0, 1, 2, 3]
