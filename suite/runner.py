@@ -41,11 +41,10 @@ from envs.config import ConfigError, available_memory, build_config, config_to_d
 from envs.core import EnvFailure
 from suite import files, results
 from suite.cli import MAX_INT64, CommandFailed, UsageError
-from suite.results import DIVERGED
 from suite.stats import mean_ci
 from suite.trust import sign, untrusted_reason
 
-__all__ = ["RunRequest", "IDENTITY_KEYS", "NEW", "RESUME", "COMPLETE", "RunFailed", "DIVERGED", "prepare_directory",
+__all__ = ["RunRequest", "IDENTITY_KEYS", "NEW", "RESUME", "COMPLETE", "RunFailed", "prepare_directory",
            "execute", "summary"]
 
 #: Keys of config.json that must match for ``--resume`` to continue a run.
@@ -527,7 +526,7 @@ def _check_finite(row: dict[str, Any], episodes_before: int) -> None:
     """Stop a run whose training diverged or whose env produced non-finite returns."""
     bad = [c for c in _LOSS_COLUMNS if c in row and not np.isfinite(row[c])]
     if bad:
-        raise RunFailed(f"{DIVERGED} at iteration {row['iteration']}: {', '.join(bad)} "
+        raise RunFailed(f"{results.DIVERGED} at iteration {row['iteration']}: {', '.join(bad)} "
                         f"{'is' if len(bad) == 1 else 'are'} {row[bad[0]]}; lower the learning rate (lr) or the "
                         "reward scale")
     if row["episodes"] > episodes_before and not np.isfinite(row["episode_return_mean"]):

@@ -287,7 +287,7 @@ def _diverged_before(request) -> str | None:
     """The error line of the run's folder if its training diverged (:data:`suite.results.DIVERGED`), else None.
     Not read through a symbolic link (a received folder's error.txt must not print a file of the user's)."""
     error_file = request.directory / results.ERROR_FILE
-    if results.is_complete(request.directory) or error_file.is_symlink() or not error_file.is_file():
+    if error_file.is_symlink() or not error_file.is_file():
         return None
     line = last_error_line(request)
     return line if results.DIVERGED in line else None
